@@ -1,0 +1,60 @@
+# lakejob developer entry points. The first two are all a new machine needs:
+#   make demo   local control plane + CRDs + operator + examples, watched until they settle
+#   make test   unit tests, then e2e tests on the local control plane (builds it once)
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLUSTER := $(PY) hack/cluster/cluster.py
+export LAKEJOB_CACHE ?= $(HOME)/.cache/lakejob
+
+.PHONY: help venv tools cluster cluster-down kubeconfig crds check-crds lint typecheck unit e2e test demo bench clean
+
+help:
+	@grep -E '^#   make' Makefile | sed 's/^#   //'
+
+$(BIN)/lakejob: pyproject.toml
+	@$(PY) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev,spark]'
+	@touch $@
+
+venv: $(BIN)/lakejob
+
+tools:
+	@bash hack/build-tools.sh
+
+cluster: tools
+	@$(CLUSTER) up
+
+cluster-down:
+	@$(CLUSTER) down
+
+kubeconfig:
+	@$(CLUSTER) kubeconfig
+
+crds: venv
+	@$(BIN)/lakejob crds --output crds --chart charts/lakejob/crds
+
+typecheck: venv
+	@$(BIN)/mypy
+
+unit: venv
+	@$(BIN)/pytest -q tests/unit
+
+e2e: venv tools
+	@$(BIN)/pytest -q tests/e2e
+
+# Unit tests, the type check, then the e2e suite on the real local control plane.
+test: venv tools
+	@$(BIN)/mypy
+	@$(BIN)/pytest tests/unit tests/e2e
+
+demo: venv cluster
+	@$(BIN)/python hack/demo.py
+
+bench: venv cluster
+	@$(BIN)/python bench/burst.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Start, inspect and stop lakejob's local Kubernetes control plane on loopback.
+
+Called by the Makefile (`make cluster`, `make kubeconfig`, `make cluster-down`)
+and by the e2e fixtures in tests/e2e/conftest.py. Standard library only, so it
+runs before the project's virtualenv exists.
+
+The control plane is real: etcd, kube-apiserver (TLS, client-certificate admin
+in system:masters, service-account keys, Node,RBAC authorization),
+kube-controller-manager, kube-scheduler, and the KWOK controller simulating
+nodes and pod lifecycles (stages.yaml beside this file). The binaries are built
+from Go modules by hack/build-tools.sh into the cache; this script only runs them.
+
+Every process is started in its own session, its PID written to the run
+directory; `down` stops exactly those PIDs (after checking that each still runs
+a command line that names our run directory, so a recycled PID is never hit).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("LAKEJOB_CACHE", Path.home() / ".cache" / "lakejob"))
+BIN = CACHE / "bin"
+RUN = Path(os.environ.get("LAKEJOB_RUN_DIR", CACHE / "run"))
+PORT_BASE = int(os.environ.get("LAKEJOB_PORT_BASE", "16440"))
+PORTS = {
+    "etcd": PORT_BASE + 1,
+    "etcd-peer": PORT_BASE + 2,
+    "apiserver": PORT_BASE + 3,
+    "controller-manager": PORT_BASE + 4,
+    "scheduler": PORT_BASE + 5,
+    "kwok": PORT_BASE + 6,
+}
+# Node profiles: the default fits many jobs; "small" makes unschedulable pods easy to provoke.
+PROFILES = {
+    "default": {"nodes": 4, "cpu": "32", "memory": "128Gi", "pods": "110"},
+    "small": {"nodes": 2, "cpu": "4", "memory": "16Gi", "pods": "110"},
+}
+COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+# Started later by `make demo` (hack/demo.py) and stopped first by `down`.
+EXTRAS = ["operator"]
+
+
+class ClusterError(Exception):
+    """A problem the user can act on; printed as one line, never as a traceback."""
+
+
+def kubeconfig_path() -> Path:
+    return RUN / "kubeconfig"
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _pidfile(name: str) -> Path:
+    return RUN / "pids" / f"{name}.pid"
+
+
+def _ours(pid: int) -> bool:
+    """True if `pid` is alive and still one of ours: its command line or environment names RUN."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return str(RUN).encode() in cmdline or f"LAKEJOB_RUN_DIR={RUN}".encode() in environ.split(b"\0")
+
+
+def _pids() -> dict[str, int]:
+    found = {}
+    for name in COMPONENTS + EXTRAS:
+        try:
+            found[name] = int(_pidfile(name).read_text())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _stop_all(quiet: bool = False) -> None:
+    """Stop every process recorded in the run directory (reverse start order), by PID."""
+    pids = _pids()
+    for name in EXTRAS + list(reversed(COMPONENTS)):
+        pid = pids.get(name)
+        if pid is None or not _ours(pid):
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + 10
+        while _ours(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _ours(pid):
+            os.kill(pid, signal.SIGKILL)
+        if not quiet:
+            print(f"cluster: stopped {name} (pid {pid})")
+
+
+def _start(name: str, args: list[str]) -> None:
+    log = open(RUN / "logs" / f"{name}.log", "ab")
+    proc = subprocess.Popen(
+        [str(BIN / args[0]), *args[1:]],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # survive the make/pytest process that started us
+        cwd=RUN,
+    )
+    _pidfile(name).write_text(str(proc.pid))
+
+
+def _check_alive(name: str) -> None:
+    pid = _pids().get(name)
+    if pid is None or not _ours(pid):
+        tail = (RUN / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-5:]
+        raise ClusterError(f"{name} exited during start-up; its last log lines: {' | '.join(tail)}")
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _openssl(*args: str) -> None:
+    try:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    except FileNotFoundError:
+        raise ClusterError("openssl is not installed: apt-get install openssl") from None
+    except subprocess.CalledProcessError as e:
+        raise ClusterError(f"openssl {args[0]} failed: {e.stderr.decode().strip()}") from None
+
+
+def _make_pki(pki: Path) -> None:
+    pki.mkdir(parents=True)
+    ca = ("-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "3650")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=lakejob-local-ca",
+             "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"))
+    certs = {
+        "apiserver": ("/CN=kube-apiserver",
+                      "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
+                      "extendedKeyUsage=serverAuth"),
+        "admin": ("/O=system:masters/CN=lakejob-admin", "extendedKeyUsage=clientAuth"),
+    }
+    for name, (subject, ext) in certs.items():
+        key, csr, crt, extfile = (pki / f"{name}.{e}" for e in ("key", "csr", "crt", "ext"))
+        extfile.write_text(ext + "\n")
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key), "-out", str(csr))
+        _openssl("x509", "-req", "-in", str(csr), *ca, "-out", str(crt), "-extfile", str(extfile))
+    _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
+    _openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
+
+
+def _write_kubeconfig(pki: Path) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "lakejob-local", "cluster": {
+            "server": f"https://127.0.0.1:{PORTS['apiserver']}",
+            "certificate-authority": str(pki / "ca.crt")}}],
+        "users": [{"name": "lakejob-admin", "user": {
+            "client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}}],
+        "contexts": [{"name": "lakejob-local", "context": {"cluster": "lakejob-local", "user": "lakejob-admin"}}],
+        "current-context": "lakejob-local",
+    }
+    kubeconfig_path().write_text(json.dumps(config, indent=2))  # JSON is YAML
+
+
+def _ssl_context() -> ssl.SSLContext:
+    pki = RUN / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return ctx
+
+
+def _get(path: str, timeout: float = 2.0) -> str:
+    url = f"https://127.0.0.1:{PORTS['apiserver']}{path}"
+    with urllib.request.urlopen(url, context=_ssl_context(), timeout=timeout) as r:
+        return str(r.read().decode())
+
+
+def _ready() -> bool:
+    try:
+        return _get("/readyz") == "ok"
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def _wait(what: str, check: object, timeout: float, component: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        _check_alive(component)
+        time.sleep(0.2)
+    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}; see {RUN}/logs/{component}.log")
+
+
+def _kubectl(*args: str, stdin: str | None = None) -> str:
+    r = subprocess.run([str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig_path()), *args],
+                       input=stdin, capture_output=True, text=True)
+    if r.returncode:
+        raise ClusterError(f"kubectl {' '.join(args)} failed: {r.stderr.strip()}")
+    return r.stdout
+
+
+def _nodes(profile: str) -> str:
+    p = PROFILES[profile]
+    docs = []
+    for i in range(p["nodes"]):
+        res = {"cpu": p["cpu"], "memory": p["memory"], "pods": p["pods"]}
+        docs.append({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": f"kwok-node-{i}",
+                         "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                         "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-node-{i}",
+                                    "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                                    "lakejob.io/profile": profile}},
+            "status": {"allocatable": res, "capacity": res},
+        })
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+
+
+# --------------------------------------------------------------------------- verbs
+
+
+def running() -> bool:
+    pids = _pids()
+    return bool(pids) and all(name in pids and _ours(pids[name]) for name in COMPONENTS) and _ready()
+
+
+def up(profile: str) -> Path:
+    """Start the control plane unless it already runs; return the admin kubeconfig's path."""
+    if running():
+        return kubeconfig_path()
+    if RUN.exists():
+        print(f"cluster: cleaning a stale run directory {RUN}", file=sys.stderr)
+        _stop_all(quiet=True)
+        shutil.rmtree(RUN)
+    missing = [b for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
+               if not (BIN / b).exists()]
+    if missing:
+        raise ClusterError(f"missing binaries in {BIN}: {', '.join(missing)}; run `make tools` first")
+    busy = [f"{name} port {port}" for name, port in PORTS.items() if not _port_free(port)]
+    if busy:
+        raise ClusterError(f"127.0.0.1 ports in use: {', '.join(busy)}; stop what uses them "
+                           f"or pick another range with LAKEJOB_PORT_BASE=<port>")
+    try:
+        _up(profile)
+    except BaseException:
+        _stop_all(quiet=True)  # never leave half-started processes behind
+        raise
+    return kubeconfig_path()
+
+
+def _up(profile: str) -> None:
+    t0 = time.monotonic()
+    for d in ("pids", "logs", "etcd"):
+        (RUN / d).mkdir(parents=True, exist_ok=True)
+    pki = RUN / "pki"
+    _make_pki(pki)
+    _write_kubeconfig(pki)
+    kcfg = str(kubeconfig_path())
+    (RUN / "profile").write_text(profile)
+
+    _start("etcd", ["etcd", "--name=lakejob", f"--data-dir={RUN}/etcd",
+                    f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+                    f"--advertise-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+                    f"--listen-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
+                    f"--initial-cluster=lakejob=http://127.0.0.1:{PORTS['etcd-peer']}",
+                    "--unsafe-no-fsync", "--quota-backend-bytes=8589934592", "--log-level=warn"])
+    _start("kube-apiserver", [
+        "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}", "--etcd-prefix=/registry",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={PORTS['apiserver']}",
+        f"--cert-dir={pki}", f"--tls-cert-file={pki}/apiserver.crt", f"--tls-private-key-file={pki}/apiserver.key",
+        f"--client-ca-file={pki}/ca.crt",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki}/sa.pub", f"--service-account-signing-key-file={pki}/sa.key",
+        "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+        "--enable-priority-and-fairness=false",  # one admin client on loopback: APF only adds queueing
+        "--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
+        "--endpoint-reconciler-type=none", "--v=1"])
+    _wait("etcd and kube-apiserver /readyz", _ready, 120, "kube-apiserver")
+    _start("kube-controller-manager", [
+        "kube-controller-manager", f"--kubeconfig={kcfg}", f"--authentication-kubeconfig={kcfg}",
+        f"--authorization-kubeconfig={kcfg}", "--leader-elect=false", "--bind-address=127.0.0.1",
+        f"--secure-port={PORTS['controller-manager']}", f"--service-account-private-key-file={pki}/sa.key",
+        f"--root-ca-file={pki}/ca.crt", "--use-service-account-credentials=false",
+        "--kube-api-qps=500", "--kube-api-burst=1000", "--concurrent-gc-syncs=50", "--v=1"])
+    _start("kube-scheduler", [
+        "kube-scheduler", f"--kubeconfig={kcfg}", f"--authentication-kubeconfig={kcfg}",
+        f"--authorization-kubeconfig={kcfg}", "--leader-elect=false", "--bind-address=127.0.0.1",
+        f"--secure-port={PORTS['scheduler']}", "--v=1"])
+    _start("kwok", [
+        "kwok", f"--kubeconfig={kcfg}", "--manage-all-nodes=false",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        f"--config={HERE / 'stages.yaml'}", "--server-address=127.0.0.1:" + str(PORTS["kwok"]),
+        "--node-lease-duration-seconds=40"])
+    _kubectl("apply", "-f", "-", stdin=_nodes(profile))
+
+    def nodes_ready() -> bool:
+        try:
+            out = json.loads(_kubectl("get", "nodes", "-o", "json"))
+        except ClusterError:
+            return False
+        return all(any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+                   for n in out["items"]) and bool(out["items"])
+
+    _wait("the KWOK nodes to become Ready", nodes_ready, 60, "kwok")
+
+    def default_sa() -> bool:  # pods need the default ServiceAccount: proves the controller-manager works
+        try:
+            _kubectl("get", "serviceaccount", "default", "-n", "default")
+            return True
+        except ClusterError:
+            return False
+
+    _wait("the controller-manager to create the default ServiceAccount", default_sa, 60, "kube-controller-manager")
+    for name in COMPONENTS:
+        _check_alive(name)
+    print(f"cluster: up in {time.monotonic() - t0:.1f}s ({profile} profile, "
+          f"apiserver https://127.0.0.1:{PORTS['apiserver']})", file=sys.stderr)
+
+
+def down() -> None:
+    _stop_all()
+    if RUN.exists():
+        shutil.rmtree(RUN)
+    print(f"cluster: down; removed {RUN}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    p_up = sub.add_parser("up", help="start (if not running) and print the kubeconfig path")
+    p_up.add_argument("--profile", choices=sorted(PROFILES), default=os.environ.get("LAKEJOB_NODE_PROFILE", "default"))
+    sub.add_parser("down", help="stop our processes by PID and remove the run directory")
+    sub.add_parser("kubeconfig", help="print the kubeconfig path of the running cluster")
+    sub.add_parser("status", help="exit 0 if the cluster runs")
+    args = parser.parse_args()
+    try:
+        if args.verb == "up":
+            print(up(args.profile))
+        elif args.verb == "down":
+            down()
+        elif args.verb == "kubeconfig":
+            if not running():
+                raise ClusterError("no local cluster is running: start one with `make cluster`")
+            print(kubeconfig_path())
+        elif args.verb == "status":
+            return 0 if running() else 1
+    except ClusterError as e:
+        print(f"cluster: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""SparkBatch's state machine: decide(what we know) → (new status, actions). Pure, no I/O.
+
+Called by lakejob.controllers.sparkbatch after it has observed the driver pod and the executors.
+One function per state, as the Kubeflow Spark Operator does. DLI's states (Table 7) plus `killed`:
+
+    (new) → starting → running → success
+                 │          └──→ dead            (driver failed, no retries left)
+                 ├──→ dead                       (not scheduled/started within schedulingTimeout)
+                 └──→ recovering → starting …    (auto_recovery: a new driver after a backoff)
+    any non-terminal → killed                    (spec.suspend: true)
+
+Status is the write-ahead log: a new attempt is first recorded (attempt, driverPod), then
+created, so a restarted operator continues the same attempt instead of starting another.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal
+
+from lakejob import sizing
+from lakejob.models.common import parse_duration, set_condition
+from lakejob.models.sparkbatch import (
+    TERMINAL_STATES,
+    ExecutorCounts,
+    ResolvedResources,
+    SparkBatchSpec,
+    SparkBatchStatus,
+)
+from lakejob.render.spark import Names, app_id, queue_of
+from lakejob.settings import Settings
+
+LOG_LINES = 10
+
+
+@dataclass(frozen=True)
+class DriverObs:
+    """What the driver pod of the current attempt shows."""
+
+    name: str
+    phase: str  # Pending | Running | Succeeded | Failed | Unknown
+    created_ms: int
+    deleting: bool = False
+    unschedulable: str | None = None  # the PodScheduled=False message (the scheduler's reason)
+    waiting_reason: str | None = None  # e.g. ImagePullBackOff, CreateContainerConfigError
+    waiting_message: str | None = None
+    exit_code: int | None = None
+    term_reason: str | None = None
+    term_message: str | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Meta:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class Observed:
+    now_ms: int
+    driver: DriverObs | None
+    executors: ExecutorCounts
+    log_tail: list[str] | None = None  # the driver's last lines, when the operator could read them
+
+
+Verb = Literal["ensure_children", "create_driver", "delete_driver"]
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: Verb
+    attempt: int = 0
+    pod: str = ""
+
+
+@dataclass
+class Decision:
+    status: SparkBatchStatus
+    actions: list[Action] = field(default_factory=list)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    requeue_after_s: float | None = None
+
+
+def resolve_sizing(spec: SparkBatchSpec) -> sizing.SparkSizing:
+    return sizing.resolve_spark(
+        sc_type=spec.sc_type, driver_cores=spec.driverCores, driver_memory=spec.driverMemory,
+        executor_cores=spec.executorCores, executor_memory=spec.executorMemory,
+        num_executors=spec.numExecutors, conf=spec.conf or {}, python=spec.is_python)
+
+
+def _resources(s: sizing.SparkSizing) -> ResolvedResources:
+    return ResolvedResources(
+        driverCores=s.driver_cores, driverMemory=sizing.spark_memory(s.driver_memory_mib),
+        driverMemoryOverhead=sizing.spark_memory(s.driver_overhead_mib), executorCores=s.executor_cores,
+        executorMemory=sizing.spark_memory(s.executor_memory_mib),
+        executorMemoryOverhead=sizing.spark_memory(s.executor_overhead_mib), numExecutors=s.num_executors)
+
+
+class _Step:
+    """Accumulates one decision: status edits with their condition and Event, and actions."""
+
+    def __init__(self, meta: Meta, status: SparkBatchStatus, obs: Observed):
+        self.meta, self.obs = meta, obs
+        self.d = Decision(status=status.model_copy(deep=True))
+
+    @property
+    def s(self) -> SparkBatchStatus:
+        return self.d.status
+
+    def transition(self, state: str, reason: str, message: str, *, warning: bool = False) -> None:
+        s = self.s
+        if s.state == state and s.reason == reason:
+            return
+        s.state = state
+        s.reason, s.message = reason, message
+        s.update_time = self.obs.now_ms
+        terminal = state in TERMINAL_STATES
+        ready = state in ("running", "success")
+        s.conditions = set_condition(s.conditions, "Ready", ready if not terminal or state == "success" else False,
+                                     reason, message, self.meta.generation, _iso(self.obs.now_ms))
+        s.conditions = set_condition(s.conditions, "Complete", True if terminal else False,
+                                     reason if terminal else "NotFinished", message if terminal else "",
+                                     self.meta.generation, _iso(self.obs.now_ms))
+        self.d.events.append(("Warning" if warning else "Normal", reason, f"{state}: {message}"))
+
+    def act(self, verb: Verb,
+            attempt: int = 0, pod: str = "") -> None:
+        self.d.actions.append(Action(verb, attempt, pod))
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decide(spec: SparkBatchSpec | None, spec_error: str | None, meta: Meta, status: SparkBatchStatus,
+           obs: Observed, settings: Settings) -> Decision:
+    step = _Step(meta, status, obs)
+    s = step.s
+    s.observedGeneration = meta.generation
+    if obs.driver is not None or s.executors is not None:
+        s.executors = obs.executors
+    if s.state is None:
+        _new(step, spec, spec_error, settings)
+    elif s.state in TERMINAL_STATES:
+        pass  # final; executor counts above keep the record honest
+    elif spec is not None and spec.suspend:
+        _kill(step)
+    elif spec is None:
+        step.transition("dead", "InvalidSpec", spec_error or "invalid spec", warning=True)
+    else:
+        {"starting": _starting, "running": _running, "recovering": _recovering}[s.state](step, spec, settings)
+    return step.d
+
+
+def _new(step: _Step, spec: SparkBatchSpec | None, spec_error: str | None, settings: Settings) -> None:
+    s, meta = step.s, step.meta
+    s.id = meta.uid
+    s.create_time = meta.created_ms
+    if spec is None:
+        step.transition("dead", "InvalidSpec", spec_error or "invalid spec", warning=True)
+        return
+    try:
+        sz = resolve_sizing(spec)
+    except ValueError as e:  # e.g. a conf memoryOverhead CEL cannot check
+        step.transition("dead", "InvalidSpec", str(e), warning=True)
+        return
+    s.name = spec.name
+    s.sc_type = sz.sc_type
+    s.queue = queue_of(spec)
+    s.cluster_name = s.queue
+    s.resources = _resources(sz)
+    s.log = []
+    if spec.suspend:
+        step.transition("killed", "Suspended", "created with suspend: true; nothing was started")
+        return
+    _start_attempt(step, 1)
+    step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt 1)")
+
+
+def _start_attempt(step: _Step, attempt: int) -> None:
+    s = step.s
+    s.attempt = attempt
+    s.driverPod = Names.of(step.meta.name).driver_pod(attempt)
+    s.appId = app_id(step.meta.uid, attempt)
+    s.driverStartTime = step.obs.now_ms
+    s.nextAttemptTime = None
+    step.act("ensure_children", attempt)
+    step.act("create_driver", attempt, s.driverPod)
+
+
+def _timeout_s(spec: SparkBatchSpec, settings: Settings) -> int:
+    return parse_duration(spec.schedulingTimeout) if spec.schedulingTimeout else settings.scheduling_timeout_s
+
+
+def _starting(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
+    s, obs, drv = step.s, step.obs, step.obs.driver
+    assert s.attempt is not None and s.driverPod is not None
+    if drv is None:
+        # Recorded but not (yet) seen: create it (idempotent; a lost create after a crash lands here).
+        step.act("ensure_children", s.attempt)
+        step.act("create_driver", s.attempt, s.driverPod)
+        step.d.requeue_after_s = 5
+        return
+    if drv.phase in ("Running", "Succeeded", "Failed"):
+        step.transition("running", "DriverRunning", f"driver pod {drv.name} is running")
+        _running(step, spec, settings)
+        return
+    waited_s = (obs.now_ms - (s.driverStartTime or drv.created_ms)) / 1000
+    timeout = _timeout_s(spec, settings)
+    if waited_s >= timeout:
+        if drv.unschedulable:
+            reason, why = "FailedScheduling", drv.unschedulable
+        elif drv.waiting_reason:
+            reason, why = drv.waiting_reason, drv.waiting_message or drv.waiting_reason
+        else:
+            reason, why = "StartTimeout", "the driver did not start"
+        s.log = [f"{reason}: {why}"]
+        step.act("delete_driver", pod=drv.name)
+        step.transition("dead", reason, f"driver not running after {timeout}s schedulingTimeout: {why}", warning=True)
+        _finish(step)
+        return
+    step.d.requeue_after_s = max(1.0, min(timeout - waited_s + 0.5, settings.resync_interval_s))
+
+
+def _running(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
+    s, obs, drv = step.s, step.obs, step.obs.driver
+    assert s.attempt is not None
+    if drv is None:
+        _failed(step, spec, settings, "DriverPodMissing", f"driver pod {s.driverPod} disappeared", None)
+        return
+    if drv.phase == "Succeeded":
+        step.transition("success", "Completed", f"driver pod {drv.name} succeeded")
+        _finish(step)
+    elif drv.phase == "Failed":
+        why = drv.term_message or drv.term_reason or "the driver failed"
+        _failed(step, spec, settings, drv.term_reason or "DriverFailed",
+                f"driver pod {drv.name} failed with exit code {drv.exit_code}: {why}", drv)
+
+
+def _failed(step: _Step, spec: SparkBatchSpec, settings: Settings, reason: str, message: str,
+            drv: DriverObs | None) -> None:
+    s, obs = step.s, step.obs
+    assert s.attempt is not None
+    lines = list(obs.log_tail or [])
+    if drv is not None:
+        lines.append(f"exit code {drv.exit_code}, reason {drv.term_reason or 'unknown'}"
+                     + (f": {drv.term_message}" if drv.term_message else ""))
+    else:
+        lines.append(message)
+    s.log = lines[-LOG_LINES:]
+    max_retries = spec.max_retry_times if spec.max_retry_times is not None else settings.default_max_retry_times
+    if spec.auto_recovery and s.attempt <= max_retries:
+        delay = min(settings.retry_backoff_s * 2 ** (s.attempt - 1), settings.retry_backoff_max_s)
+        s.nextAttemptTime = obs.now_ms + int(delay * 1000)
+        step.transition("recovering", reason,
+                        f"{message}; retry {s.attempt} of {max_retries} in {delay:.0f}s", warning=True)
+        step.d.requeue_after_s = delay
+    else:
+        retries = f" after {s.attempt - 1} retries" if spec.auto_recovery else ""
+        step.transition("dead", reason, message + retries, warning=True)
+        _finish(step)
+
+
+def _recovering(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
+    s, obs = step.s, step.obs
+    assert s.attempt is not None
+    due = s.nextAttemptTime or obs.now_ms
+    if obs.now_ms < due:
+        step.d.requeue_after_s = (due - obs.now_ms) / 1000
+        return
+    _start_attempt(step, s.attempt + 1)
+    step.transition("starting", "Retrying", f"driver pod {s.driverPod} created (attempt {s.attempt})")
+
+
+def _kill(step: _Step) -> None:
+    s, drv = step.s, step.obs.driver
+    if drv is not None and not drv.deleting and drv.phase in ("Pending", "Running", "Unknown"):
+        step.act("delete_driver", pod=drv.name)
+    step.transition("killed", "Suspended", "stopped by spec.suspend")
+    _finish(step)
+
+
+def _finish(step: _Step) -> None:
+    s = step.s
+    s.nextAttemptTime = None
+    s.duration = step.obs.now_ms - (s.create_time or step.obs.now_ms)

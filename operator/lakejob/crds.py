@@ -1,0 +1,171 @@
+"""Generate the CustomResourceDefinitions from the pydantic models (`make crds`, `lakejob crds`).
+
+pydantic's JSON Schema is turned into a Kubernetes structural schema: `$ref`s inlined, optional
+fields unwrapped from `anyOf [X, null]`, titles and defaults dropped (defaults are applied by the
+operator, so Argo CD never sees the apiserver rewrite an object), each model's `__rules__` added
+as `x-kubernetes-validations`, and every spec field but the model's `__mutable__` ones made
+immutable with transition rules. The output is deterministic, so a test can diff it against
+`crds/` and the chart's copy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from lakejob.models.sparkbatch import SparkBatchSpec, SparkBatchStatus
+
+GROUP = "lakejob.io"
+VERSION = "v1alpha1"
+CATEGORY = "lakejob"
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    plural: str
+    short_names: list[str]
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    columns: list[dict[str, str]]
+    description: str
+    extra_columns: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+
+AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+KINDS: list[Kind] = [
+    Kind(
+        kind="SparkBatch", plural="sparkbatches", short_names=["sb"], spec=SparkBatchSpec, status=SparkBatchStatus,
+        description="A Spark batch job (DLI batch / Livy batch API): the operator runs its driver pod, "
+                    "the driver runs its executors.",
+        columns=[
+            {"name": "State", "type": "string", "jsonPath": ".status.state"},
+            {"name": "Attempt", "type": "integer", "jsonPath": ".status.attempt"},
+            {"name": "AppID", "type": "string", "jsonPath": ".status.appId"},
+            AGE,
+            {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": "1"},
+        ],
+    ),
+]
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    """Rewrite one pydantic JSON Schema node into an OpenAPI v3 structural schema node."""
+    if isinstance(node, list):
+        return [_structural(n, defs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].split("/")[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) == 1:
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            return _structural({**options[0], **rest}, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("title", "default", "$defs"):
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key == "properties":
+            out[key] = {k: _structural(v, defs) for k, v in value.items()}
+        elif key in ("items", "additionalProperties"):
+            out[key] = _structural(value, defs) if isinstance(value, dict) else value
+        elif key == "additionalProperties" and value is False:
+            continue
+        else:
+            out[key] = _structural(value, defs)
+    if out.get("additionalProperties") is False:
+        del out["additionalProperties"]  # structural schemas forbid unknown fields by pruning/strict validation
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    return out
+
+
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(mode="validation")
+    defs = raw.pop("$defs", {})
+    schema: dict[str, Any] = _structural(raw, defs)
+    rules = [r.schema() for r in getattr(model, "__rules__", ())]
+    if rules:
+        schema["x-kubernetes-validations"] = rules
+    return schema
+
+
+def _immutable(spec: dict[str, Any], mutable: frozenset[str]) -> None:
+    """Make every spec field but `mutable` immutable once set, and forbid adding or removing one."""
+    fixed = sorted(k for k in spec["properties"] if k not in mutable)
+    for name in fixed:
+        prop = spec["properties"][name]
+        prop.setdefault("x-kubernetes-validations", []).append(
+            {"rule": "self == oldSelf",
+             "message": f"{name} is immutable once the job exists (only {', '.join(sorted(mutable))} may change); "
+                        "delete and re-create the object to change it"})
+    optional = [k for k in fixed if k not in spec.get("required", [])]
+    spec.setdefault("x-kubernetes-validations", []).append(
+        {"rule": " && ".join(f"has(self.{k}) == has(oldSelf.{k})" for k in optional),
+         "message": f"fields cannot be added to or removed from spec once the job exists "
+                    f"(only {', '.join(sorted(mutable))} may change)"})
+
+
+def crd(kind: Kind) -> dict[str, Any]:
+    spec = _model_schema(kind.spec)
+    _immutable(spec, getattr(kind.spec, "__mutable__", frozenset()))
+    status = _model_schema(kind.status)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": kind.crd_name, "labels": {"app.kubernetes.io/part-of": "lakejob"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {"kind": kind.kind, "plural": kind.plural, "singular": kind.kind.lower(),
+                      "listKind": f"{kind.kind}List", "shortNames": kind.short_names, "categories": [CATEGORY]},
+            "versions": [{
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {**c, "priority": int(c["priority"])} if "priority" in c else c for c in kind.columns],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": kind.description,
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": spec,
+                        "status": status,
+                    },
+                }},
+            }],
+        },
+    }
+
+
+def render_all() -> dict[str, str]:
+    """File name → YAML text for every kind's CRD."""
+    return {f"{GROUP}_{k.plural}.yaml": yaml.safe_dump(crd(k), sort_keys=False, width=120) for k in KINDS}
+
+
+def write(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render_all().items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    return written

@@ -1,0 +1,210 @@
+"""Pieces every kind's model shares: the base model, memory strings, pod customisation, conditions.
+
+The models in this package are the single source of truth: lakejob.crds turns them into the
+CRD schemas (descriptions become `kubectl explain` text; `cel` rules become
+`x-kubernetes-validations`), and the controllers parse every object through them again, so an
+object that slipped past admission (an older CRD, a disabled rule) is still rejected by the
+operator with the same message.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from lakejob import sizing
+
+# Bounds on free-form lists/strings keep the CEL cost estimate of the immutability rules within the
+# apiserver's budget (it rejects a CRD whose rules could cost too much on a worst-case object).
+MAX_LIST = 256
+MAX_STR = 4096
+MAX_MAP = 256
+
+
+class Model(BaseModel):
+    """Base for every spec/status model: unknown fields are errors, as the CRD's structural schema makes them."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _memory(value: str) -> str:
+    sizing.parse_memory_mib(value)  # raises a message that says "must include the unit"
+    return value
+
+
+# A Livy/DLI memory string ("2G", "2048 MB"). The pattern goes into the CRD; the validator gives
+# the friendlier message when the operator sees an object that bypassed admission.
+Memory = Annotated[
+    str,
+    Field(pattern=sizing.MEMORY_PATTERN, max_length=32, json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "!self.matches('^\\\\s*[0-9]+\\\\s*$')",
+        "message": "must include the unit (for example 2048M, 2G or 2 GB)"}]}),
+    AfterValidator(_memory),
+]
+
+Str = Annotated[str, Field(max_length=MAX_STR)]
+StrList = Annotated[list[Str], Field(max_length=MAX_LIST)]
+StrMap = Annotated[dict[str, Str], Field(max_length=MAX_MAP)]
+
+
+# ----------------------------------------------------------------------------- pod customisation
+
+
+class KeyRef(Model):
+    name: Str
+    key: Str
+    optional: bool | None = None
+
+
+class FieldRef(Model):
+    fieldPath: Str
+
+
+class EnvVarSource(Model):
+    secretKeyRef: KeyRef | None = None
+    configMapKeyRef: KeyRef | None = None
+    fieldRef: FieldRef | None = None
+
+
+class EnvVar(Model):
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    value: Str | None = None
+    valueFrom: EnvVarSource | None = None
+
+
+class Toleration(Model):
+    key: Str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: Str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    tolerationSeconds: int | None = None
+
+
+class ConfigMapVolume(Model):
+    name: Str
+    optional: bool | None = None
+
+
+class SecretVolume(Model):
+    secretName: Str
+    optional: bool | None = None
+
+
+class EmptyDirVolume(Model):
+    medium: Literal["", "Memory"] | None = None
+    sizeLimit: Annotated[str, Field(max_length=32)] | None = None
+
+
+class PVCVolume(Model):
+    claimName: Str
+    readOnly: bool | None = None
+
+
+class HostPathVolume(Model):
+    path: Str
+    type: Annotated[str, Field(max_length=64)] | None = None
+
+
+class Volume(Model):
+    """A volume of one of the common kinds (exactly one source)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [{
+            "rule": "[has(self.configMap), has(self.secret), has(self.emptyDir), "
+                    "has(self.persistentVolumeClaim), has(self.hostPath)].filter(x, x).size() == 1",
+            "message": "a volume needs exactly one of configMap, secret, emptyDir, persistentVolumeClaim, hostPath",
+        }]}
+    )
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    configMap: ConfigMapVolume | None = None
+    secret: SecretVolume | None = None
+    emptyDir: EmptyDirVolume | None = None
+    persistentVolumeClaim: PVCVolume | None = None
+    hostPath: HostPathVolume | None = None
+
+
+class VolumeMount(Model):
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    mountPath: Str
+    readOnly: bool | None = None
+    subPath: Str | None = None
+
+
+class PodCustomization(Model):
+    """What users of every Spark operator ask to set on the driver or executor pods."""
+
+    labels: StrMap | None = Field(None, description="Extra labels (lakejob.io/* and spark-* are reserved).")
+    annotations: StrMap | None = None
+    nodeSelector: StrMap | None = None
+    tolerations: Annotated[list[Toleration], Field(max_length=64)] | None = None
+    env: Annotated[list[EnvVar], Field(max_length=MAX_LIST)] | None = None
+    volumes: Annotated[list[Volume], Field(max_length=64)] | None = None
+    volumeMounts: Annotated[list[VolumeMount], Field(max_length=64)] | None = None
+    serviceAccountName: Annotated[str, Field(max_length=253)] | None = Field(
+        None, description="Run the pod as this existing ServiceAccount instead of the one lakejob creates.")
+    priorityClassName: Annotated[str, Field(max_length=253)] | None = None
+
+    def reserved_labels(self) -> list[str]:
+        return [k for k in (self.labels or {}) if k.startswith(("lakejob.io/", "spark-"))]
+
+
+# ----------------------------------------------------------------------------- status pieces
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    lastTransitionTime: str | None = None
+    observedGeneration: int | None = None
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(conditions: list[Condition] | None, type_: str, status: bool | None, reason: str,
+                  message: str, generation: int | None, now: str) -> list[Condition]:
+    """Return `conditions` with `type_` set; lastTransitionTime moves only when the status flips."""
+    value: Literal["True", "False", "Unknown"] = "Unknown" if status is None else ("True" if status else "False")
+    out: list[Condition] = []
+    found = False
+    for c in conditions or []:
+        if c.type == type_:
+            found = True
+            c = Condition(type=type_, status=value, reason=reason, message=message, observedGeneration=generation,
+                          lastTransitionTime=now if c.status != value else (c.lastTransitionTime or now))
+        out.append(c)
+    if not found:
+        out.append(Condition(type=type_, status=value, reason=reason, message=message,
+                             observedGeneration=generation, lastTransitionTime=now))
+    return out
+
+
+DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+
+
+def parse_duration(value: str) -> int:
+    """Seconds in a duration such as "3h", "90s" or "1h30m" (the CRD's pattern checks the form)."""
+    m = re.fullmatch(DURATION_PATTERN, value)
+    if not value or m is None:
+        raise ValueError(f"{value!r} is not a duration such as 3h, 10m, 90s or 1h30m")
+    h, mi, s = (int(g[:-1]) if g else 0 for g in m.groups())
+    return h * 3600 + mi * 60 + s
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, min_length=2, max_length=32), AfterValidator(_duration)]
+
+
+def label_value(value: str) -> str:
+    """A string made safe as a label value (≤ 63, alphanumeric ends): queue names such as ' test'."""
+    v = re.sub(r"[^A-Za-z0-9._-]+", "-", value.strip())[:63].strip("-._")
+    return v

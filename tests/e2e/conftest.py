@@ -1,0 +1,63 @@
+"""Fixtures for the end-to-end tests: the real local control plane, a namespace per test, the operator.
+
+The control plane (hack/cluster/cluster.py) is started once per session if it is not already
+running and left running afterwards (a warm cluster makes the next `make test` fast; `make
+cluster-down` stops it). The binaries must have been built (`make tools`, which `make test` runs).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.kubectl import Kubectl, Operator
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster" / "cluster.py")]
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    r = subprocess.run([*CLUSTER, "up"], capture_output=True, text=True)
+    if r.returncode:
+        pytest.fail(f"could not start the local control plane: {r.stderr.strip()}", pytrace=False)
+    return r.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: str) -> Kubectl:
+    return Kubectl(kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def crds_installed(kubectl: Kubectl) -> None:
+    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, named after it, deleted afterwards (without waiting)."""
+    prefix = os.environ.get("LAKEJOB_E2E_NS_PREFIX", "e2e")
+    name = f"{prefix}-{request.node.name.lower().replace('_', '-')[:40].strip('-[]')}-{uuid.uuid4().hex[:5]}"
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    kubectl.run("create", "namespace", name)
+    # The controller-manager's ServiceAccount controller must be there before pods can be made.
+    kubectl.wait_for(lambda: kubectl.ok("get", "serviceaccount", "default", "-n", name), "default ServiceAccount",
+                     timeout=30)
+    yield name
+    kubectl.ok("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig: str, crds_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    """One operator for the session, watching the e2e-* namespaces, as `lakejob run` (a subprocess)."""
+    op = Operator(kubeconfig, ["--namespace", "e2e-*"], tmp_path_factory.mktemp("operator") / "operator.log")
+    op.start()
+    yield op
+    op.stop()
