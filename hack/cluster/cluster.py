@@ -89,10 +89,10 @@ def _pids() -> dict[str, int]:
     return found
 
 
-def _stop_all(quiet: bool = False) -> None:
+def _stop_all(quiet: bool = False, only: list[str] | None = None) -> None:
     """Stop every process recorded in the run directory (reverse start order), by PID."""
     pids = _pids()
-    for name in EXTRAS + list(reversed(COMPONENTS)):
+    for name in only if only is not None else EXTRAS + list(reversed(COMPONENTS)):
         pid = pids.get(name)
         if pid is None or not _ours(pid):
             continue
@@ -358,6 +358,7 @@ def main() -> int:
     sub.add_parser("down", help="stop our processes by PID and remove the run directory")
     sub.add_parser("kubeconfig", help="print the kubeconfig path of the running cluster")
     sub.add_parser("status", help="exit 0 if the cluster runs")
+    sub.add_parser("stop-operator", help="stop the operator `make demo` left running (tests run their own)")
     args = parser.parse_args()
     try:
         if args.verb == "up":
@@ -370,6 +371,8 @@ def main() -> int:
             print(kubeconfig_path())
         elif args.verb == "status":
             return 0 if running() else 1
+        elif args.verb == "stop-operator":
+            _stop_all(only=EXTRAS)
     except ClusterError as e:
         print(f"cluster: {e}", file=sys.stderr)
         return 1

@@ -26,6 +26,8 @@ def kubeconfig() -> str:
     r = subprocess.run([*CLUSTER, "up"], capture_output=True, text=True)
     if r.returncode:
         pytest.fail(f"could not start the local control plane: {r.stderr.strip()}", pytrace=False)
+    # A demo operator watching every namespace would race the operators the tests start.
+    subprocess.run([*CLUSTER, "stop-operator"], check=True, capture_output=True)
     return r.stdout.strip()
 
 
