@@ -97,9 +97,6 @@ def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(mode="validation")
     defs = raw.pop("$defs", {})
     schema: dict[str, Any] = _structural(raw, defs)
-    rules = [r.schema() for r in getattr(model, "__rules__", ())]
-    if rules:
-        schema["x-kubernetes-validations"] = rules
     return schema
 
 

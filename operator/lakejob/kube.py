@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import time
 import uuid
@@ -75,7 +76,9 @@ class Kube:
             k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
             token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
         except k8s_config.ConfigException:
-            await k8s_config.load_kube_config(client_configuration=cfg)
+            # Read $KUBECONFIG now, not at import (the loader's default is frozen when imported).
+            await k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None,
+                                              client_configuration=cfg)
         ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
         if cfg.cert_file:
             ctx.load_cert_chain(cfg.cert_file, cfg.key_file)

@@ -151,7 +151,10 @@ def decide(spec: SparkBatchSpec | None, spec_error: str | None, meta: Meta, stat
     elif spec is not None and spec.suspend:
         _kill(step)
     elif spec is None:
+        # Only reachable if admission was bypassed (e.g. the CRD was replaced): stop, don't guess.
+        _stop_driver(step)
         step.transition("dead", "InvalidSpec", spec_error or "invalid spec", warning=True)
+        _finish(step)
     else:
         {"starting": _starting, "running": _running, "recovering": _recovering}[s.state](step, spec, settings)
     return step.d
@@ -177,6 +180,7 @@ def _new(step: _Step, spec: SparkBatchSpec | None, spec_error: str | None, setti
     s.log = []
     if spec.suspend:
         step.transition("killed", "Suspended", "created with suspend: true; nothing was started")
+        _finish(step)
         return
     _start_attempt(step, 1)
     step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt 1)")
@@ -200,27 +204,31 @@ def _timeout_s(spec: SparkBatchSpec, settings: Settings) -> int:
 def _starting(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
     s, obs, drv = step.s, step.obs, step.obs.driver
     assert s.attempt is not None and s.driverPod is not None
-    if drv is None:
+    waited_s = (obs.now_ms - (s.driverStartTime or (drv.created_ms if drv else obs.now_ms))) / 1000
+    timeout = _timeout_s(spec, settings)
+    if drv is None and waited_s < timeout:
         # Recorded but not (yet) seen: create it (idempotent; a lost create after a crash lands here).
         step.act("ensure_children", s.attempt)
         step.act("create_driver", s.attempt, s.driverPod)
         step.d.requeue_after_s = 5
         return
-    if drv.phase in ("Running", "Succeeded", "Failed"):
+    if drv is not None and drv.phase == "Running":
         step.transition("running", "DriverRunning", f"driver pod {drv.name} is running")
-        _running(step, spec, settings)
         return
-    waited_s = (obs.now_ms - (s.driverStartTime or drv.created_ms)) / 1000
-    timeout = _timeout_s(spec, settings)
+    if drv is not None and drv.phase in ("Succeeded", "Failed"):
+        _running(step, spec, settings)  # it ran and ended between two looks
+        return
     if waited_s >= timeout:
-        if drv.unschedulable:
+        if drv is None:
+            reason, why = "StartTimeout", f"driver pod {s.driverPod} could not be created"
+        elif drv.unschedulable:
             reason, why = "FailedScheduling", drv.unschedulable
         elif drv.waiting_reason:
             reason, why = drv.waiting_reason, drv.waiting_message or drv.waiting_reason
         else:
             reason, why = "StartTimeout", "the driver did not start"
         s.log = [f"{reason}: {why}"]
-        step.act("delete_driver", pod=drv.name)
+        _stop_driver(step)
         step.transition("dead", reason, f"driver not running after {timeout}s schedulingTimeout: {why}", warning=True)
         _finish(step)
         return
@@ -239,7 +247,7 @@ def _running(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
     elif drv.phase == "Failed":
         why = drv.term_message or drv.term_reason or "the driver failed"
         _failed(step, spec, settings, drv.term_reason or "DriverFailed",
-                f"driver pod {drv.name} failed with exit code {drv.exit_code}: {why}", drv)
+                f"driver pod {drv.name} failed with exit code {_code(drv)}: {why}", drv)
 
 
 def _failed(step: _Step, spec: SparkBatchSpec, settings: Settings, reason: str, message: str,
@@ -248,7 +256,7 @@ def _failed(step: _Step, spec: SparkBatchSpec, settings: Settings, reason: str, 
     assert s.attempt is not None
     lines = list(obs.log_tail or [])
     if drv is not None:
-        lines.append(f"exit code {drv.exit_code}, reason {drv.term_reason or 'unknown'}"
+        lines.append(f"exit code {_code(drv)}, reason {drv.term_reason or 'unknown'}"
                      + (f": {drv.term_message}" if drv.term_message else ""))
     else:
         lines.append(message)
@@ -277,10 +285,18 @@ def _recovering(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
     step.transition("starting", "Retrying", f"driver pod {s.driverPod} created (attempt {s.attempt})")
 
 
-def _kill(step: _Step) -> None:
-    s, drv = step.s, step.obs.driver
+def _code(drv: DriverObs) -> str:
+    return "unknown" if drv.exit_code is None else str(drv.exit_code)
+
+
+def _stop_driver(step: _Step) -> None:
+    drv = step.obs.driver
     if drv is not None and not drv.deleting and drv.phase in ("Pending", "Running", "Unknown"):
         step.act("delete_driver", pod=drv.name)
+
+
+def _kill(step: _Step) -> None:
+    _stop_driver(step)
     step.transition("killed", "Suspended", "stopped by spec.suspend")
     _finish(step)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from lakejob import sizing
+from lakejob.models.rules import Rule, run_rules
 
 # Bounds on free-form lists/strings keep the CEL cost estimate of the immutability rules within the
 # apiserver's budget (it rejects a CRD whose rules could cost too much on a worst-case object).
@@ -23,25 +24,39 @@ MAX_STR = 4096
 MAX_MAP = 256
 
 
+def _rules_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """Put a model's `__rules__` into its JSON schema as x-kubernetes-validations (pydantic hook)."""
+    rules = [r.schema() for r in cls.__dict__.get("__rules__", ())]
+    if rules:
+        schema.setdefault("x-kubernetes-validations", []).extend(rules)
+
+
 class Model(BaseModel):
-    """Base for every spec/status model: unknown fields are errors, as the CRD's structural schema makes them."""
+    """Base for every spec/status model: unknown fields are errors, as the CRD's structural schema
+    makes them, and the model's `__rules__` are both its CEL rules and its Python checks."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_rules_schema)
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        run_rules(self)
+        return self
 
 
-def _memory(value: str) -> str:
-    sizing.parse_memory_mib(value)  # raises a message that says "must include the unit"
+def _memory(value: object) -> object:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        sizing.parse_memory_mib(value)  # type: ignore[arg-type]  # says "must include the unit" for 2048
     return value
 
 
-# A Livy/DLI memory string ("2G", "2048 MB"). The pattern goes into the CRD; the validator gives
-# the friendlier message when the operator sees an object that bypassed admission.
+# A Livy/DLI memory string ("2G", "2048 MB"). The pattern and the CEL rule go into the CRD; the
+# Python check runs first so that the operator gives the same "must include the unit" message.
 Memory = Annotated[
     str,
-    Field(pattern=sizing.MEMORY_PATTERN, max_length=32, json_schema_extra={"x-kubernetes-validations": [{
+    BeforeValidator(_memory),
+    Field(max_length=32, json_schema_extra={"pattern": sizing.MEMORY_PATTERN, "x-kubernetes-validations": [{
         "rule": "!self.matches('^\\\\s*[0-9]+\\\\s*$')",
         "message": "must include the unit (for example 2048M, 2G or 2 GB)"}]}),
-    AfterValidator(_memory),
 ]
 
 Str = Annotated[str, Field(max_length=MAX_STR)]
@@ -110,12 +125,12 @@ class HostPathVolume(Model):
 class Volume(Model):
     """A volume of one of the common kinds (exactly one source)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"x-kubernetes-validations": [{
-            "rule": "[has(self.configMap), has(self.secret), has(self.emptyDir), "
-                    "has(self.persistentVolumeClaim), has(self.hostPath)].filter(x, x).size() == 1",
-            "message": "a volume needs exactly one of configMap, secret, emptyDir, persistentVolumeClaim, hostPath",
-        }]}
+    __rules__: ClassVar[tuple[Rule, ...]] = (
+        Rule("[has(self.configMap), has(self.secret), has(self.emptyDir), "
+             "has(self.persistentVolumeClaim), has(self.hostPath)].filter(x, x).size() == 1",
+             "a volume needs exactly one of configMap, secret, emptyDir, persistentVolumeClaim, hostPath",
+             lambda v: sum(x is not None for x in (v.configMap, v.secret, v.emptyDir, v.persistentVolumeClaim,
+                                                  v.hostPath)) == 1),
     )
     name: Annotated[str, Field(min_length=1, max_length=63)]
     configMap: ConfigMapVolume | None = None
@@ -132,10 +147,19 @@ class VolumeMount(Model):
     subPath: Str | None = None
 
 
+RESERVED_LABEL_PREFIXES = ("lakejob.io/", "spark-")
+
+
 class PodCustomization(Model):
     """What users of every Spark operator ask to set on the driver or executor pods."""
 
-    labels: StrMap | None = Field(None, description="Extra labels (lakejob.io/* and spark-* are reserved).")
+    __rules__: ClassVar[tuple[Rule, ...]] = (
+        Rule("!has(self.labels) || self.labels.all(k, !k.startsWith('lakejob.io/') && !k.startsWith('spark-'))",
+             "labels under lakejob.io/ and spark- are set by lakejob and Spark, not by users",
+             lambda p: not any(k.startswith(RESERVED_LABEL_PREFIXES) for k in (p.labels or {})), field="labels"),
+    )
+
+    labels: StrMap | None = Field(None, description="Extra labels (keys under lakejob.io/ and spark- are reserved).")
     annotations: StrMap | None = None
     nodeSelector: StrMap | None = None
     tolerations: Annotated[list[Toleration], Field(max_length=64)] | None = None
@@ -145,9 +169,6 @@ class PodCustomization(Model):
     serviceAccountName: Annotated[str, Field(max_length=253)] | None = Field(
         None, description="Run the pod as this existing ServiceAccount instead of the one lakejob creates.")
     priorityClassName: Annotated[str, Field(max_length=253)] | None = None
-
-    def reserved_labels(self) -> list[str]:
-        return [k for k in (self.labels or {}) if k.startswith(("lakejob.io/", "spark-"))]
 
 
 # ----------------------------------------------------------------------------- status pieces

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from lakejob.models.common import (
     Condition,
@@ -22,7 +22,7 @@ from lakejob.models.common import (
     StrList,
     StrMap,
 )
-from lakejob.models.rules import SPARK_3_3_OR_LATER, Rule, run_rules, spark_at_least_3_3
+from lakejob.models.rules import SPARK_3_3_OR_LATER, Rule, spark_at_least_3_3
 
 STATES = ("starting", "running", "recovering", "success", "dead", "killed")
 TERMINAL_STATES = ("success", "dead", "killed")
@@ -125,11 +125,6 @@ class SparkBatchSpec(Model):
     schedulingTimeout: Duration | None = Field(
         None, description="How long a driver may wait to be scheduled and started (e.g. 3h, 10m, 90s) "
                           "before the job is dead. Default: the operator's (3h, as DLI).")
-
-    @model_validator(mode="after")
-    def _rules(self) -> SparkBatchSpec:
-        run_rules(self)
-        return self
 
     @property
     def is_python(self) -> bool:

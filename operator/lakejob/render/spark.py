@@ -10,6 +10,7 @@ is idempotent, and every object carries `lakejob.io/*` labels and an ownerRefere
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +32,17 @@ LOCAL_DIR = "/var/data/spark-local"
 DRIVER_CONTAINER = "spark-kubernetes-driver"
 EXECUTOR_CONTAINER = "spark-kubernetes-executor"
 
-# Keys that wire the driver to its own pod, Service and template: the user's conf cannot move them.
+# Keys the user's conf cannot move: they wire the driver to its pod, Service and template, or they
+# size the pods (the typed fields driverMemory/executorCores/… and sc_type decide those, so the JVM
+# never gets a heap larger than its container). `properties()` sets exactly these last.
 OWNED_CONF_KEYS = frozenset({
     "spark.master", "spark.submit.deployMode", "spark.kubernetes.namespace", "spark.kubernetes.driver.pod.name",
     "spark.driver.host", "spark.driver.port", "spark.driver.blockManager.port", "spark.app.id",
     "spark.kubernetes.submitInDriver", "spark.kubernetes.executor.podTemplateFile",
     "spark.kubernetes.executor.podTemplateContainerName", "spark.kubernetes.executor.podNamePrefix",
+    "spark.driver.cores", "spark.driver.memory", "spark.driver.memoryOverhead", "spark.executor.instances",
+    "spark.executor.cores", "spark.executor.memory", "spark.executor.memoryOverhead",
+    "spark.kubernetes.executor.request.cores",
 })
 
 
@@ -56,11 +62,19 @@ class Owner:
 
 
 def short_name(name: str, limit: int = 40) -> str:
-    """`name` if short enough, else a prefix plus a hash of the whole name (stable, unique)."""
-    if len(name) <= limit:
+    """A DNS-1035 label from a CR name: as it is when short and already one, else a cleaned prefix
+    plus a hash of the whole name (stable, and distinct for names that clean to the same prefix).
+
+    Service names must be DNS-1035 labels (no dots, a letter first) and Spark's executor name
+    prefix a DNS label, while a CR name may contain dots and start with a digit.
+    """
+    clean = re.sub(r"[^a-z0-9-]", "-", name.lower())
+    if not clean[:1].isalpha():
+        clean = "j" + clean
+    if clean == name and len(name) <= limit:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[:limit - 9].rstrip('-.')}-{digest}"
+    return f"{clean[:limit - 9].rstrip('-')}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -128,16 +142,7 @@ def properties(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
     names = Names.of(owner.name)
     ours: dict[str, str] = {
         "spark.app.name": spec.name or owner.name,
-        "spark.submit.deployMode": "cluster",
         "spark.kubernetes.container.image": image_for(spec, settings),
-        "spark.driver.cores": str(sizing_.driver_cores),
-        "spark.driver.memory": sizing.spark_memory(sizing_.driver_memory_mib),
-        "spark.driver.memoryOverhead": sizing.spark_memory(sizing_.driver_overhead_mib),
-        "spark.executor.instances": str(sizing_.num_executors),
-        "spark.executor.cores": str(sizing_.executor_cores),
-        "spark.executor.memory": sizing.spark_memory(sizing_.executor_memory_mib),
-        "spark.executor.memoryOverhead": sizing.spark_memory(sizing_.executor_overhead_mib),
-        "spark.kubernetes.executor.request.cores": str(sizing_.executor_cores),
         "spark.dynamicAllocation.enabled": "false",
         # Polling with a resourceVersion keeps the driver's executor LISTs off etcd (the Kubeflow
         # benchmark's 600 ms API latency came from these LISTs).
@@ -157,9 +162,9 @@ def properties(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
         ours["spark.executorEnv.HADOOP_USER_NAME"] = spec.proxyUser
     if spec.catalog_name:
         ours["lakejob.catalog"] = spec.catalog_name
-    merged = {**ours, **(spec.conf or {})}
-    merged.update({
+    owned = {
         "spark.master": "k8s://https://kubernetes.default.svc:443",
+        "spark.submit.deployMode": "cluster",
         "spark.kubernetes.namespace": owner.namespace,
         "spark.kubernetes.submitInDriver": "true",
         "spark.kubernetes.driver.pod.name": names.driver_pod(attempt),
@@ -170,8 +175,16 @@ def properties(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
         "spark.kubernetes.executor.podTemplateFile": EXECUTOR_TEMPLATE_FILE,
         "spark.kubernetes.executor.podTemplateContainerName": EXECUTOR_CONTAINER,
         "spark.kubernetes.executor.podNamePrefix": names.executor_prefix(attempt),
-    })
-    return dict(sorted(merged.items()))
+        "spark.driver.cores": str(sizing_.driver_cores),
+        "spark.driver.memory": sizing.spark_memory(sizing_.driver_memory_mib),
+        "spark.driver.memoryOverhead": sizing.spark_memory(sizing_.driver_overhead_mib),
+        "spark.executor.instances": str(sizing_.num_executors),
+        "spark.executor.cores": str(sizing_.executor_cores),
+        "spark.executor.memory": sizing.spark_memory(sizing_.executor_memory_mib),
+        "spark.executor.memoryOverhead": sizing.spark_memory(sizing_.executor_overhead_mib),
+        "spark.kubernetes.executor.request.cores": str(sizing_.executor_cores),
+    }
+    return dict(sorted({**ours, **(spec.conf or {}), **owned}.items()))
 
 
 def _escape(text: str, key: bool) -> str:
@@ -179,6 +192,8 @@ def _escape(text: str, key: bool) -> str:
     out = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     if key:
         out = out.replace("=", "\\=").replace(":", "\\:").replace(" ", "\\ ")
+        if out[:1] in ("#", "!"):  # else the whole line is a comment to java.util.Properties
+            out = "\\" + out
     elif out.startswith(" "):
         out = "\\" + out
     return out
