@@ -30,6 +30,9 @@ def _run(args: argparse.Namespace) -> int:
     operator.configure(settings)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # kopf logs every handler call at INFO: per object and event, too much at thousands of jobs.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(
         clusterwide=args.all_namespaces,
         namespaces=list(args.namespace),

@@ -160,13 +160,14 @@ class Kube:
         return payload  # type: ignore[no-any-return]
 
     async def patch_status(self, api_version: str, kind: str, namespace: str, name: str,
-                           status_patch: dict[str, Any]) -> None:
-        """Merge-patch the status subresource (None values delete keys, as merge patch says)."""
+                           status_patch: dict[str, Any]) -> int:
+        """Merge-patch the status subresource (None values delete keys); returns the new resourceVersion."""
         status, payload = await self.request(
             "PATCH", path(api_version, kind, namespace, name, "status"), {"status": status_patch},
             content_type="application/merge-patch+json")
         if status >= 300:
             self._raise(status, payload)
+        return int(payload["metadata"]["resourceVersion"])
 
     async def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Post a core/v1 Event about `obj` (best effort: an Event is never worth failing a reconcile)."""

@@ -71,8 +71,9 @@ def _controller() -> sb.SparkBatchController:
 # ------------------------------------------------------------------------------------ SparkBatch
 
 
+# async: kopf runs sync handlers in a thread pool, which costs more than this whole function.
 @kopf.index("pods", labels={"lakejob.io/kind": sb.KIND})
-def sparkbatch_pods(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+async def sparkbatch_pods(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     return {sb.pod_key(dict(body)): sb.summarize_pod(dict(body))}
 
 

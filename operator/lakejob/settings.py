@@ -14,6 +14,13 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"LAKEJOB_{name}", default)
 
 
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default)
+    if value not in allowed:
+        raise ValueError(f"LAKEJOB_{name}={value!r}: must be one of {', '.join(allowed)}")
+    return value
+
+
 def _parse_map(text: str) -> dict[str, str]:
     """"3.5=apache/spark:3.5.7,3.4=..." → dict; empty entries ignored."""
     out = {}
@@ -38,7 +45,11 @@ class Settings:
     retry_backoff_max_s: float = 300.0
     driver_logs: bool = True  # fetch the driver's last log lines on failure (needs a reachable kubelet)
     driver_log_timeout_s: float = 3.0
+    # per-job: a ServiceAccount/Role/RoleBinding owned by each job (deleted with it);
+    # per-namespace: one shared set per namespace (three writes fewer per job, outlives jobs).
+    driver_rbac: str = "per-job"
     # Housekeeping
+    max_concurrent_reconciles: int = 64  # bounded: a burst is worked through in order, not all at once
     resync_interval_s: float = 10.0  # timer that re-checks time-based transitions (timeouts, backoff)
 
     def spark_image(self, version: str) -> str:
@@ -60,4 +71,6 @@ class Settings:
             driver_logs=_env("DRIVER_LOGS", "true").lower() in ("1", "true", "yes"),
             driver_log_timeout_s=float(_env("DRIVER_LOG_TIMEOUT_SECONDS", str(cls.driver_log_timeout_s))),
             resync_interval_s=float(_env("RESYNC_INTERVAL_SECONDS", str(cls.resync_interval_s))),
+            driver_rbac=_choice("DRIVER_RBAC", cls.driver_rbac, ("per-job", "per-namespace")),
+            max_concurrent_reconciles=int(_env("MAX_CONCURRENT_RECONCILES", str(cls.max_concurrent_reconciles))),
         )

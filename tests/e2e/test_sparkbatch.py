@@ -247,3 +247,25 @@ def test_invalid_manifests_are_rejected_at_admission_naming_the_field(
     assert not failures, "\n".join(failures)
     assert len(INVALID) >= 20
     assert kubectl.list("sparkbatches", namespace) == []
+
+
+def test_per_namespace_driver_rbac_shares_one_account(kubectl: Kubectl, kubeconfig: str, tmp_path: Path) -> None:
+    ns = f"solo-{uuid.uuid4().hex[:6]}"
+    kubectl.run("create", "namespace", ns)
+    kubectl.wait_for(lambda: kubectl.ok("get", "serviceaccount", "default", "-n", ns), "default ServiceAccount")
+    op = Operator(kubeconfig, ["--namespace", ns], tmp_path / "op.log", env={"LAKEJOB_DRIVER_RBAC": "per-namespace"})
+    try:
+        op.start()
+        for name in ("one", "two"):
+            kubectl.apply(batch(name, "succeed"), ns)
+        for name in ("one", "two"):
+            wait_state(kubectl, name, ns, "success")
+            pod = kubectl.get("pod", f"{name}-driver-1", ns)
+            assert pod is not None and pod["spec"]["serviceAccountName"] == "lakejob-spark-driver"
+            assert kubectl.get("serviceaccount", f"{name}-spark", ns) is None
+        for kind in ("serviceaccount", "role", "rolebinding"):
+            shared = kubectl.get(kind, "lakejob-spark-driver", ns)
+            assert shared is not None and not shared["metadata"].get("ownerReferences")
+    finally:
+        op.stop()
+        kubectl.ok("delete", "namespace", ns, "--wait=false")

@@ -655,3 +655,12 @@ def test_driver_rbac() -> None:
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pi-spark", "namespace": NS}]
     # the driver pod runs as this ServiceAccount by default
     assert driver(spec_of(), sa=sa["metadata"]["name"])["spec"]["serviceAccountName"] == "pi-spark"
+
+
+def test_shared_driver_rbac_is_namespace_wide_and_unowned() -> None:
+    sa, role, binding = r.shared_driver_rbac("team-a")
+    assert [o["kind"] for o in (sa, role, binding)] == ["ServiceAccount", "Role", "RoleBinding"]
+    assert all(o["metadata"]["name"] == r.SHARED_DRIVER_ACCOUNT and o["metadata"]["namespace"] == "team-a"
+               and "ownerReferences" not in o["metadata"] for o in (sa, role, binding))
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": r.SHARED_DRIVER_ACCOUNT, "namespace": "team-a"}]
+    assert role["rules"] == r.DRIVER_RULES

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -132,6 +132,13 @@ class SparkBatchController:
     _written: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _requeues: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _shared_rbac_done: set[str] = field(default_factory=set)  # namespaces (per-namespace RBAC mode)
+    _slots: asyncio.Semaphore | None = None
+
+    def _slot(self) -> asyncio.Semaphore:
+        if self._slots is None:  # made lazily: it must belong to the running loop
+            self._slots = asyncio.Semaphore(self.settings.max_concurrent_reconciles)
+        return self._slots
 
     # ------------------------------------------------------------------ inputs from kopf
 
@@ -202,7 +209,7 @@ class SparkBatchController:
             return
         uid = body["metadata"]["uid"]
         lock = self._locks.setdefault(uid, asyncio.Lock())
-        async with lock:
+        async with lock, self._slot():
             body = self.bodies.get(key)
             if body is None or body["metadata"]["uid"] != uid:
                 return
@@ -238,42 +245,47 @@ class SparkBatchController:
         owner = render.Owner(API_VERSION, KIND, meta["name"], meta["namespace"], meta["uid"])
         new_status = decision.status.model_dump(exclude_none=True, mode="json")
         old_status = self._status(body)
+        first: list[Awaitable[Any]] = []
         if new_status != old_status:
-            # Write-ahead: record the attempt before creating its driver, so a crash in between
-            # resumes this attempt instead of starting another.
-            new_status["update_time"] = new_status.get("update_time") or self.now_ms()
-            rv = await self._patch_status(owner, old_status, new_status)
-            self._written[meta["uid"]] = (rv, new_status)
+            # Write-ahead: the attempt is recorded before its driver is created (below), so a crash
+            # in between resumes this attempt instead of starting another.
+            first.append(self._write_status(owner, old_status, new_status))
+        # Children are idempotent and harmless without a driver: create them alongside the status write.
+        first += [self._ensure_children(spec, owner, a.attempt) for a in decision.actions
+                  if a.verb == "ensure_children" and spec is not None]
+        await asyncio.gather(*first)
+        then: list[Awaitable[Any]] = [
+            self.kube.event({"apiVersion": API_VERSION, "kind": KIND, "metadata": meta}, type_, reason, message)
+            for type_, reason, message in decision.events]
         for action in decision.actions:
-            if action.verb == "ensure_children" and spec is not None:
-                await self._ensure_children(spec, owner, action.attempt)
-            elif action.verb == "create_driver" and spec is not None:
-                pod = render.driver_pod(spec, owner, resolve_sizing(spec), action.attempt, self.settings,
-                                        self._service_account(spec, owner))
-                if await self.kube.create(pod):
-                    # Seen before its watch event arrives: no second create on the next pass.
-                    self._created.setdefault(key, {})[pod["metadata"]["name"]] = summarize_pod(pod)
+            if action.verb == "create_driver" and spec is not None:
+                then.append(self._create_driver(key, spec, owner, action.attempt))
             elif action.verb == "delete_driver":
-                await self.kube.delete("v1", "Pod", meta["namespace"], action.pod)
-        for type_, reason, message in decision.events:
-            await self.kube.event({"apiVersion": API_VERSION, "kind": KIND, "metadata": meta}, type_, reason, message)
+                then.append(self.kube.delete("v1", "Pod", meta["namespace"], action.pod))
+        await asyncio.gather(*then)
         if decision.requeue_after_s is not None:
             self.requeue(key, meta["uid"], decision.requeue_after_s)
 
-    async def _patch_status(self, owner: render.Owner, old: dict[str, Any], new: dict[str, Any]) -> int:
+    async def _write_status(self, owner: render.Owner, old: dict[str, Any], new: dict[str, Any]) -> None:
         # A merge patch deletes keys by sending null.
         patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
         patch.update({k: None for k in old if k not in new})
-        status, payload = await self.kube.request(
-            "PATCH", kubemod.path(API_VERSION, KIND, owner.namespace, owner.name, "status"), {"status": patch},
-            content_type="application/merge-patch+json")
-        if status >= 300:
-            raise kubemod.KubeError(status, payload.get("message", "") if isinstance(payload, dict) else str(payload))
-        return int(payload["metadata"]["resourceVersion"])
+        rv = await self.kube.patch_status(API_VERSION, KIND, owner.namespace, owner.name, patch)
+        self._written[owner.uid] = (rv, new)
+
+    async def _create_driver(self, key: tuple[str, str], spec: SparkBatchSpec, owner: render.Owner,
+                             attempt: int) -> None:
+        pod = render.driver_pod(spec, owner, resolve_sizing(spec), attempt, self.settings,
+                                self._service_account(spec, owner))
+        if await self.kube.create(pod):
+            # Seen before its watch event arrives: no second create on the next pass.
+            self._created.setdefault(key, {})[pod["metadata"]["name"]] = summarize_pod(pod)
 
     def _service_account(self, spec: SparkBatchSpec, owner: render.Owner) -> str:
         if spec.driver and spec.driver.serviceAccountName:
             return spec.driver.serviceAccountName
+        if self.settings.driver_rbac == "per-namespace":
+            return render.SHARED_DRIVER_ACCOUNT
         return render.Names.of(owner.name).rbac
 
     async def _ensure_children(self, spec: SparkBatchSpec, owner: render.Owner, attempt: int) -> None:
@@ -284,11 +296,17 @@ class SparkBatchController:
         sz = resolve_sizing(spec)
         cm = render.configmap(spec, owner, sz, attempt, self.settings)
         objects = [render.driver_service(spec, owner)]
-        if not (spec.driver and spec.driver.serviceAccountName):
+        if spec.driver and spec.driver.serviceAccountName:
+            pass  # the user's own account
+        elif self.settings.driver_rbac == "per-job":
             objects += render.driver_rbac(spec, owner)
+        elif owner.namespace not in self._shared_rbac_done:
+            objects += render.shared_driver_rbac(owner.namespace)
         results = await asyncio.gather(self.kube.create(cm), *(self.kube.create(o) for o in objects))
         if attempt > 1 and not results[0]:
             status, payload = await self.kube.request(
                 "PUT", kubemod.path("v1", "ConfigMap", owner.namespace, cm["metadata"]["name"]), cm)
             if status >= 300:
                 raise kubemod.KubeError(status, str(payload))
+        if self.settings.driver_rbac == "per-namespace":
+            self._shared_rbac_done.add(owner.namespace)

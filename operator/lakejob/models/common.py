@@ -169,6 +169,8 @@ class PodCustomization(Model):
     serviceAccountName: Annotated[str, Field(max_length=253)] | None = Field(
         None, description="Run the pod as this existing ServiceAccount instead of the one lakejob creates.")
     priorityClassName: Annotated[str, Field(max_length=253)] | None = None
+    schedulerName: Annotated[str, Field(max_length=253)] | None = Field(
+        None, description="Scheduler for the pod, e.g. volcano or yunikorn for gang scheduling.")
 
 
 # ----------------------------------------------------------------------------- status pieces

@@ -10,12 +10,11 @@ is idempotent, and every object carries `lakejob.io/*` labels and an ownerRefere
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from lakejob import sizing
 from lakejob.models.common import PodCustomization, label_value
@@ -229,6 +228,8 @@ def _customize(pod: dict[str, Any], container: dict[str, Any], custom: PodCustom
         spec["tolerations"] = [t.model_dump(exclude_none=True) for t in custom.tolerations]
     if custom.priorityClassName:
         spec["priorityClassName"] = custom.priorityClassName
+    if custom.schedulerName:
+        spec["schedulerName"] = custom.schedulerName
     if custom.serviceAccountName:
         spec["serviceAccountName"] = custom.serviceAccountName
     if custom.volumes:
@@ -327,7 +328,8 @@ def configmap(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, a
         "metadata": _meta(names.configmap, owner, labels(owner, names, "conf", queue_of(spec))),
         "data": {
             "spark.properties": properties_text(properties(spec, owner, sizing_, attempt, settings)),
-            "executor-pod-template.yaml": yaml.safe_dump(executor_template(spec, owner, settings), sort_keys=True),
+            # JSON is YAML (Spark's client reads it as such) and is ten times cheaper to write.
+            "executor-pod-template.yaml": json.dumps(executor_template(spec, owner, settings), sort_keys=True),
         },
     }
 
@@ -357,16 +359,29 @@ DRIVER_RULES = [
 ]
 
 
-def driver_rbac(spec: SparkBatchSpec, owner: Owner) -> list[dict[str, Any]]:
-    """ServiceAccount + Role + RoleBinding for the driver, owned by the CR (the GC removes them)."""
-    names = Names.of(owner.name)
-    lbls = labels(owner, names, "rbac", queue_of(spec))
+SHARED_DRIVER_ACCOUNT = "lakejob-spark-driver"
+
+
+def _rbac(name: str, namespace: str, meta_extra: dict[str, Any]) -> list[dict[str, Any]]:
+    meta = {"name": name, "namespace": namespace, **meta_extra}
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(names.rbac, owner, lbls)},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(names.rbac, owner, lbls),
-         "rules": DRIVER_RULES},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": _meta(names.rbac, owner, lbls),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.rbac},
-         "subjects": [{"kind": "ServiceAccount", "name": names.rbac, "namespace": owner.namespace}]},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": DRIVER_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
     ]
+
+
+def driver_rbac(spec: SparkBatchSpec, owner: Owner) -> list[dict[str, Any]]:
+    """ServiceAccount + Role + RoleBinding for one job's driver, owned by the CR (the GC removes them)."""
+    names = Names.of(owner.name)
+    meta = _meta(names.rbac, owner, labels(owner, names, "rbac", queue_of(spec)))
+    return _rbac(names.rbac, owner.namespace, {k: v for k, v in meta.items() if k not in ("name", "namespace")})
+
+
+def shared_driver_rbac(namespace: str) -> list[dict[str, Any]]:
+    """The namespace-wide alternative (LAKEJOB_DRIVER_RBAC=per-namespace): one account for every
+    driver in the namespace, owned by nobody, so bursts cost three fewer writes per job."""
+    return _rbac(SHARED_DRIVER_ACCOUNT, namespace,
+                 {"labels": {"app.kubernetes.io/managed-by": "lakejob", "lakejob.io/role": "rbac"}})
