@@ -139,6 +139,14 @@ class Kube:
             self._raise(status, payload)
         return True
 
+    async def replace(self, obj: dict[str, Any]) -> None:
+        """PUT `obj` over the existing one (no resourceVersion: last writer wins, as we own it)."""
+        meta = obj["metadata"]
+        status, payload = await self.request("PUT", path(obj["apiVersion"], obj["kind"], meta["namespace"],
+                                                         meta["name"]), obj)
+        if status >= 300:
+            self._raise(status, payload)
+
     async def delete(self, api_version: str, kind: str, namespace: str, name: str,
                      propagation: str = "Background") -> bool:
         """Delete; True if it was there. Background propagation lets the GC take dependents."""

@@ -6,7 +6,6 @@ cluster-down` stops it). The binaries must have been built (`make tools`, which 
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -42,11 +41,14 @@ def crds_installed(kubectl: Kubectl) -> None:
     kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
 
 
+# Unique per pytest session, so two sessions on one cluster never share an operator's namespaces.
+PREFIX = f"e2e{uuid.uuid4().hex[:4]}"
+
+
 @pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, named after it, deleted afterwards (without waiting)."""
-    prefix = os.environ.get("LAKEJOB_E2E_NS_PREFIX", "e2e")
-    name = f"{prefix}-{request.node.name.lower().replace('_', '-')[:40].strip('-[]')}-{uuid.uuid4().hex[:5]}"
+    name = f"{PREFIX}-{request.node.name.lower().replace('_', '-')[:40].strip('-[]')}-{uuid.uuid4().hex[:5]}"
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
     kubectl.run("create", "namespace", name)
     # The controller-manager's ServiceAccount controller must be there before pods can be made.
@@ -58,8 +60,8 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
 
 @pytest.fixture(scope="session")
 def operator(kubeconfig: str, crds_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    """One operator for the session, watching the e2e-* namespaces, as `lakejob run` (a subprocess)."""
-    op = Operator(kubeconfig, ["--namespace", "e2e-*"], tmp_path_factory.mktemp("operator") / "operator.log")
+    """One operator for the session, watching this session's namespaces, as `lakejob run` (a subprocess)."""
+    op = Operator(kubeconfig, ["--namespace", f"{PREFIX}-*"], tmp_path_factory.mktemp("operator") / "operator.log")
     op.start()
     yield op
     op.stop()

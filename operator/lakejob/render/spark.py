@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lakejob import sizing
-from lakejob.models.common import PodCustomization, label_value
+from lakejob.models.common import PodCustomization
 from lakejob.models.sparkbatch import SparkBatchSpec
+from lakejob.render import common
+from lakejob.render.common import Owner, short_name
 from lakejob.settings import Settings
 
 DRIVER_PORT = 7078
@@ -43,37 +44,6 @@ OWNED_CONF_KEYS = frozenset({
     "spark.executor.cores", "spark.executor.memory", "spark.executor.memoryOverhead",
     "spark.kubernetes.executor.request.cores",
 })
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The custom resource that owns what we render."""
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str
-    uid: str
-
-    def reference(self) -> dict[str, Any]:
-        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
-                "controller": True, "blockOwnerDeletion": True}
-
-
-def short_name(name: str, limit: int = 40) -> str:
-    """A DNS-1035 label from a CR name: as it is when short and already one, else a cleaned prefix
-    plus a hash of the whole name (stable, and distinct for names that clean to the same prefix).
-
-    Service names must be DNS-1035 labels (no dots, a letter first) and Spark's executor name
-    prefix a DNS label, while a CR name may contain dots and start with a digit.
-    """
-    clean = re.sub(r"[^a-z0-9-]", "-", name.lower())
-    if not clean[:1].isalpha():
-        clean = "j" + clean
-    if clean == name and len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{clean[:limit - 9].rstrip('-')}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -111,15 +81,7 @@ def app_id(uid: str, attempt: int) -> str:
 
 
 def labels(owner: Owner, names: Names, role: str, queue: str | None) -> dict[str, str]:
-    out = {
-        "app.kubernetes.io/managed-by": "lakejob",
-        "lakejob.io/kind": owner.kind,
-        "lakejob.io/name": names.base,
-        "lakejob.io/role": role,
-    }
-    if queue and label_value(queue):
-        out["lakejob.io/queue"] = label_value(queue)
-    return out
+    return common.labels(owner, names.base, role, queue)
 
 
 def image_for(spec: SparkBatchSpec, settings: Settings) -> str:
@@ -315,17 +277,13 @@ def driver_pod(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
 # ------------------------------------------------------------------------------------ the rest
 
 
-def _meta(name: str, owner: Owner, lbls: dict[str, str]) -> dict[str, Any]:
-    return {"name": name, "namespace": owner.namespace, "labels": lbls, "ownerReferences": [owner.reference()]}
-
-
 def configmap(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
               settings: Settings) -> dict[str, Any]:
     """spark.properties + executor pod template; rewritten per attempt (its names change)."""
     names = Names.of(owner.name)
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": _meta(names.configmap, owner, labels(owner, names, "conf", queue_of(spec))),
+        "metadata": common.meta(names.configmap, owner, labels(owner, names, "conf", queue_of(spec))),
         "data": {
             "spark.properties": properties_text(properties(spec, owner, sizing_, attempt, settings)),
             # JSON is YAML (Spark's client reads it as such) and is ten times cheaper to write.
@@ -339,7 +297,7 @@ def driver_service(spec: SparkBatchSpec, owner: Owner) -> dict[str, Any]:
     names = Names.of(owner.name)
     return {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": _meta(names.service, owner, labels(owner, names, "driver-service", queue_of(spec))),
+        "metadata": common.meta(names.service, owner, labels(owner, names, "driver-service", queue_of(spec))),
         "spec": {
             "clusterIP": "None",
             "selector": {"lakejob.io/kind": owner.kind, "lakejob.io/name": names.base, "lakejob.io/role": "driver"},
@@ -376,7 +334,7 @@ def _rbac(name: str, namespace: str, meta_extra: dict[str, Any]) -> list[dict[st
 def driver_rbac(spec: SparkBatchSpec, owner: Owner) -> list[dict[str, Any]]:
     """ServiceAccount + Role + RoleBinding for one job's driver, owned by the CR (the GC removes them)."""
     names = Names.of(owner.name)
-    meta = _meta(names.rbac, owner, labels(owner, names, "rbac", queue_of(spec)))
+    meta = common.meta(names.rbac, owner, labels(owner, names, "rbac", queue_of(spec)))
     return _rbac(names.rbac, owner.namespace, {k: v for k, v in meta.items() if k not in ("name", "namespace")})
 
 

@@ -1,0 +1,61 @@
+"""Rendering pieces every kind shares: the owner reference, child names, lakejob labels, metadata.
+
+Pure. Used by render/spark.py and the other kinds' renderers, and by controllers.base (to key a
+CR by the short name its children carry in their `lakejob.io/name` label).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lakejob.models.common import label_value
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The custom resource that owns what we render."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
+                "controller": True, "blockOwnerDeletion": True}
+
+
+def short_name(name: str, limit: int = 40) -> str:
+    """A DNS-1035 label from a CR name: as it is when short and already one, else a cleaned prefix
+    plus a hash of the whole name (stable, and distinct for names that clean to the same prefix).
+
+    Service names must be DNS-1035 labels (no dots, a letter first) and label values ≤ 63
+    characters, while a CR name may contain dots, start with a digit and be 253 characters long.
+    """
+    clean = re.sub(r"[^a-z0-9-]", "-", name.lower())
+    if not clean[:1].isalpha():
+        clean = "j" + clean
+    if clean == name and len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{clean[:limit - 9].rstrip('-')}-{digest}"
+
+
+def labels(owner: Owner, base: str, role: str, queue: str | None = None) -> dict[str, str]:
+    """The labels of every child: how the operator finds them (kind + name) and what they are."""
+    out = {
+        "app.kubernetes.io/managed-by": "lakejob",
+        "lakejob.io/kind": owner.kind,
+        "lakejob.io/name": base,
+        "lakejob.io/role": role,
+    }
+    if queue and label_value(queue):
+        out["lakejob.io/queue"] = label_value(queue)
+    return out
+
+
+def meta(name: str, owner: Owner, lbls: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "namespace": owner.namespace, "labels": lbls, "ownerReferences": [owner.reference()]}
