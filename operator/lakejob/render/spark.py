@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakejob import sizing
-from lakejob.models.common import PodCustomization
 from lakejob.models.sparkbatch import SparkBatchSpec
 from lakejob.render import common
 from lakejob.render.common import Owner, short_name
@@ -167,51 +166,16 @@ def properties_text(props: Mapping[str, str]) -> str:
 # ------------------------------------------------------------------------------------ pods
 
 
-def _security_context(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
-    uid = settings.spark_uid
-    pod = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
-           "seccompProfile": {"type": "RuntimeDefault"}}
-    container = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    return pod, container
-
-
-def _customize(pod: dict[str, Any], container: dict[str, Any], custom: PodCustomization | None) -> None:
-    """Apply the user's typed driver:/executor: block to a pod and its Spark container."""
-    if custom is None:
-        return
-    meta, spec = pod["metadata"], pod["spec"]
-    # Reserved label keys are ours; the user's extras never overwrite them.
-    meta["labels"] = {**(custom.labels or {}), **meta.get("labels", {})}
-    if custom.annotations:
-        meta["annotations"] = {**meta.get("annotations", {}), **custom.annotations}
-    if custom.nodeSelector:
-        spec["nodeSelector"] = dict(custom.nodeSelector)
-    if custom.tolerations:
-        spec["tolerations"] = [t.model_dump(exclude_none=True) for t in custom.tolerations]
-    if custom.priorityClassName:
-        spec["priorityClassName"] = custom.priorityClassName
-    if custom.schedulerName:
-        spec["schedulerName"] = custom.schedulerName
-    if custom.serviceAccountName:
-        spec["serviceAccountName"] = custom.serviceAccountName
-    if custom.volumes:
-        spec.setdefault("volumes", []).extend(v.model_dump(exclude_none=True) for v in custom.volumes)
-    if custom.volumeMounts:
-        container.setdefault("volumeMounts", []).extend(m.model_dump(exclude_none=True) for m in custom.volumeMounts)
-    if custom.env:
-        container.setdefault("env", []).extend(e.model_dump(exclude_none=True) for e in custom.env)
-
-
 def executor_template(spec: SparkBatchSpec, owner: Owner, settings: Settings) -> dict[str, Any]:
     """The pod template Spark's driver starts every executor from."""
-    pod_sc, container_sc = _security_context(settings)
+    pod_sc, container_sc = common.security_context(settings.spark_uid)
     container: dict[str, Any] = {"name": EXECUTOR_CONTAINER, "securityContext": container_sc}
     pod: dict[str, Any] = {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"labels": labels(owner, Names.of(owner.name), "executor", queue_of(spec))},
         "spec": {"enableServiceLinks": False, "securityContext": pod_sc, "containers": [container]},
     }
-    _customize(pod, container, spec.executor)
+    common.customize(pod, container, spec.executor)
     return pod
 
 
@@ -219,7 +183,7 @@ def driver_pod(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
                settings: Settings, service_account: str) -> dict[str, Any]:
     names = Names.of(owner.name)
     app = app_id(owner.uid, attempt)
-    pod_sc, container_sc = _security_context(settings)
+    pod_sc, container_sc = common.security_context(settings.spark_uid)
     args = ["driver", "--properties-file", PROPERTIES_FILE]
     if spec.className and not spec.is_python:
         args += ["--class", spec.className]
@@ -270,7 +234,7 @@ def driver_pod(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
                         {"name": "spark-local-dir", "emptyDir": {}}],
         },
     }
-    _customize(pod, container, spec.driver)
+    common.customize(pod, container, spec.driver)
     return pod
 
 
