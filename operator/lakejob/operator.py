@@ -16,7 +16,9 @@ import kopf
 
 from lakejob.controllers import base
 from lakejob.controllers import sparkbatch  # noqa: F401  (registers the SparkBatch handlers)
+from lakejob.http import Http
 from lakejob.kube import Kube
+from lakejob.notify import Notifier
 from lakejob.settings import Settings
 
 log = logging.getLogger("lakejob")
@@ -25,6 +27,7 @@ log = logging.getLogger("lakejob")
 class _State:
     settings: Settings = Settings()
     kube: Kube | None = None
+    http: Http | None = None
     reconcilers: dict[str, base.Reconciler] = {}
     background: list[asyncio.Task[None]] = []
 
@@ -54,7 +57,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.batching.worker_limit = None  # one worker per object, as many as there are objects
     kube = await Kube.connect()
     STATE.kube = kube
-    STATE.reconcilers = {kind: cls(STATE.settings, kube, _now_ms) for kind, cls in base.REGISTRY.items()}
+    http = STATE.http = Http()
+    notifier = Notifier(http, retries=STATE.settings.notify_retries, timeout_s=STATE.settings.notify_timeout_s)
+    STATE.reconcilers = {kind: cls(STATE.settings, kube, _now_ms, http, notifier)
+                         for kind, cls in base.REGISTRY.items()}
     loop = asyncio.get_running_loop()
     STATE.background = [loop.create_task(r.resync()) for r in STATE.reconcilers.values()]
     log.info("lakejob operator started: %s", ", ".join(sorted(STATE.reconcilers)))
@@ -66,3 +72,5 @@ async def cleanup(**_: Any) -> None:
         task.cancel()
     if STATE.kube is not None:
         await STATE.kube.close()
+    if STATE.http is not None:
+        await STATE.http.close()

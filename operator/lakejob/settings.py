@@ -48,6 +48,10 @@ class Settings:
     # per-job: a ServiceAccount/Role/RoleBinding owned by each job (deleted with it);
     # per-namespace: one shared set per namespace (three writes fewer per job, outlives jobs).
     driver_rbac: str = "per-job"
+    # Notifications: topic name → URL (FlinkJarJob smn_topic; DagJob topics may give a URL directly)
+    notification_topics: dict[str, str] = field(default_factory=dict)
+    notify_retries: int = 3
+    notify_timeout_s: float = 5.0
     # Housekeeping
     max_concurrent_reconciles: int = 64  # bounded: a burst is worked through in order, not all at once
     resync_interval_s: float = 10.0  # timer that re-checks time-based transitions (timeouts, backoff)
@@ -71,6 +75,9 @@ class Settings:
             driver_logs=_env("DRIVER_LOGS", "true").lower() in ("1", "true", "yes"),
             driver_log_timeout_s=float(_env("DRIVER_LOG_TIMEOUT_SECONDS", str(cls.driver_log_timeout_s))),
             resync_interval_s=float(_env("RESYNC_INTERVAL_SECONDS", str(cls.resync_interval_s))),
+            notification_topics=_parse_map(_env("NOTIFICATION_TOPICS", "")),
+            notify_retries=int(_env("NOTIFY_RETRIES", str(cls.notify_retries))),
+            notify_timeout_s=float(_env("NOTIFY_TIMEOUT_SECONDS", str(cls.notify_timeout_s))),
             driver_rbac=_choice("DRIVER_RBAC", cls.driver_rbac, ("per-job", "per-namespace")),
             max_concurrent_reconciles=int(_env("MAX_CONCURRENT_RECONCILES", str(cls.max_concurrent_reconciles))),
         )

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ValidationError
 
 from lakejob import kube as kubemod
 from lakejob.crds import GROUP, VERSION
+from lakejob.http import Http
+from lakejob.notify import Notifier
 from lakejob.render.common import short_name
 from lakejob.settings import Settings
 
@@ -81,8 +83,10 @@ class Reconciler(ABC):
     plural: ClassVar[str]
     terminal_states: ClassVar[frozenset[str]]
 
-    def __init__(self, settings: Settings, kube: kubemod.Kube, now_ms: Callable[[], int]):
+    def __init__(self, settings: Settings, kube: kubemod.Kube, now_ms: Callable[[], int], http: Http,
+                 notifier: Notifier):
         self.settings, self.kube, self.now_ms = settings, kube, now_ms
+        self.http, self.notifier = http, notifier  # REST polls / notifications: one pool for the operator
         self.bodies: dict[Key, dict[str, Any]] = {}
         self.indexes: dict[str, Mapping[Key, Iterable[dict[str, Any]]]] = {}
         self._created: dict[Key, dict[str, dict[str, Any]]] = {}
