@@ -122,7 +122,8 @@ async def run(n: int, concurrency: int, driver_rbac: str) -> dict[str, Any]:
         # 2. the operator
         log = open(cluster.RUN / "logs" / "bench-operator.log", "wb")
         op = subprocess.Popen([str(Path(sys.executable).parent / "lakejob"), "run", "--namespace", op_ns],
-                              env={**os.environ, "LAKEJOB_DRIVER_LOGS": "false", "LAKEJOB_DRIVER_RBAC": driver_rbac}, stdout=log,
+                              env={**os.environ, "LAKEJOB_DRIVER_LOGS": "false", "LAKEJOB_DRIVER_RBAC": driver_rbac,
+                                   "LAKEJOB_METRICS_PORT": "0"}, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
         try:
             await asyncio.sleep(3)  # the operator's watches are up

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import kopf
+import prometheus_client
 
 from lakejob.controllers import base
 from lakejob.controllers import sparkbatch  # noqa: F401  (registers the SparkBatch handlers)
@@ -61,6 +62,11 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     notifier = Notifier(http, retries=STATE.settings.notify_retries, timeout_s=STATE.settings.notify_timeout_s)
     STATE.reconcilers = {kind: cls(STATE.settings, kube, _now_ms, http, notifier)
                          for kind, cls in base.REGISTRY.items()}
+    if STATE.settings.metrics_port:
+        try:
+            prometheus_client.start_http_server(STATE.settings.metrics_port)
+        except OSError as e:  # a busy port must not stop the operator from running jobs
+            log.error("metrics disabled: cannot listen on port %d: %s", STATE.settings.metrics_port, e)
     loop = asyncio.get_running_loop()
     STATE.background = [loop.create_task(r.resync()) for r in STATE.reconcilers.values()]
     log.info("lakejob operator started: %s", ", ".join(sorted(STATE.reconcilers)))

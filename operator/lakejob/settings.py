@@ -52,6 +52,7 @@ class Settings:
     notification_topics: dict[str, str] = field(default_factory=dict)
     notify_retries: int = 3
     notify_timeout_s: float = 5.0
+    metrics_port: int = 9090  # 0 disables the metrics endpoint
     # Housekeeping
     max_concurrent_reconciles: int = 64  # bounded: a burst is worked through in order, not all at once
     resync_interval_s: float = 10.0  # timer that re-checks time-based transitions (timeouts, backoff)
@@ -78,6 +79,7 @@ class Settings:
             notification_topics=_parse_map(_env("NOTIFICATION_TOPICS", "")),
             notify_retries=int(_env("NOTIFY_RETRIES", str(cls.notify_retries))),
             notify_timeout_s=float(_env("NOTIFY_TIMEOUT_SECONDS", str(cls.notify_timeout_s))),
+            metrics_port=int(_env("METRICS_PORT", str(cls.metrics_port))),
             driver_rbac=_choice("DRIVER_RBAC", cls.driver_rbac, ("per-job", "per-namespace")),
             max_concurrent_reconciles=int(_env("MAX_CONCURRENT_RECONCILES", str(cls.max_concurrent_reconciles))),
         )

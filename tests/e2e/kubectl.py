@@ -77,7 +77,8 @@ class Operator:
     def __init__(self, kubeconfig: str, args: list[str], log: Path, env: dict[str, str] | None = None):
         self.kubeconfig, self.args, self.log = kubeconfig, args, log
         self.env = {**os.environ, "KUBECONFIG": kubeconfig, "LAKEJOB_DRIVER_LOGS": "false",
-                    "LAKEJOB_RETRY_BACKOFF_SECONDS": "1", **(env or {})}
+                    "LAKEJOB_RETRY_BACKOFF_SECONDS": "1",
+                    "LAKEJOB_METRICS_PORT": "0", **(env or {})}  # many operators run at once in tests
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -27,6 +28,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from lakejob import kube as kubemod
+from lakejob import metrics
 from lakejob.crds import GROUP, VERSION
 from lakejob.http import Http
 from lakejob.notify import Notifier
@@ -82,6 +84,10 @@ class Reconciler(ABC):
     kind: ClassVar[str]
     plural: ClassVar[str]
     terminal_states: ClassVar[frozenset[str]]
+    # For metrics (lakejob_failures_total, lakejob_retries_total): states that mean "failed for
+    # good" and "a new attempt is coming".
+    failed_states: ClassVar[frozenset[str]] = frozenset()
+    retry_states: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: Settings, kube: kubemod.Kube, now_ms: Callable[[], int], http: Http,
                  notifier: Notifier):
@@ -95,6 +101,8 @@ class Reconciler(ABC):
         self._requeues: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots: asyncio.Semaphore | None = None
+        self._first_pod_seen: set[str] = set()  # uids whose first-pod latency was recorded
+        metrics.STATES.sources[self.kind] = lambda: list(self.bodies.values())
 
     # ------------------------------------------------------------------ inputs from kopf
 
@@ -128,10 +136,17 @@ class Reconciler(ABC):
 
     def note_created(self, key: Key, index: str, summary: dict[str, Any]) -> None:
         self._created.setdefault(key, {})[summary["name"]] = {**summary, "index": index}
+        body = self.bodies.get(key)
+        if body is not None and body["metadata"]["uid"] not in self._first_pod_seen:
+            self._first_pod_seen.add(body["metadata"]["uid"])
+            created = ms(body["metadata"].get("creationTimestamp"))
+            if created is not None:
+                metrics.FIRST_POD_SECONDS.labels(self.kind).observe(max(0.0, (self.now_ms() - created) / 1000))
 
     def forget(self, key: Key, uid: str) -> None:
         self.bodies.pop(key, None)
         self._created.pop(key, None)
+        self._first_pod_seen.discard(uid)
         self._written.pop(uid, None)
         self._locks.pop(uid, None)
         handle = self._requeues.pop(uid, None)
@@ -174,12 +189,15 @@ class Reconciler(ABC):
             body = self.bodies.get(key)
             if body is None or body["metadata"]["uid"] != uid:
                 return
+            started = time.monotonic()
             try:
                 await self.reconcile_one(key, body)
             except (kubemod.KubeError, OSError, asyncio.TimeoutError) as e:
                 # Transient API trouble: say so, and try again soon (all the work is idempotent).
                 log.warning("reconcile %s %s/%s failed, retrying: %s", self.kind, *key, e)
                 self.requeue(key, uid, 2.0)
+            finally:
+                metrics.RECONCILE_SECONDS.labels(self.kind).observe(time.monotonic() - started)
 
     @abstractmethod
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
@@ -206,6 +224,18 @@ class Reconciler(ABC):
         patch.update({k: None for k in old if k not in new})
         rv = await self.kube.patch_status(API_VERSION, self.kind, meta["namespace"], meta["name"], patch)
         self._written[meta["uid"]] = (rv, new)
+        self._count_transition(old.get("state"), new.get("state"), new.get("reason"))
+
+    def _count_transition(self, old: str | None, new: str | None, reason: str | None) -> None:
+        if new is None or new == old:
+            return
+        if old is None:
+            metrics.SUBMISSIONS.labels(self.kind).inc()
+        metrics.TRANSITIONS.labels(self.kind, new).inc()
+        if new in self.failed_states:
+            metrics.FAILURES.labels(self.kind, reason or "unknown").inc()
+        if new in self.retry_states:
+            metrics.RETRIES.labels(self.kind).inc()
 
     async def post_events(self, body: Mapping[str, Any], events: Iterable[tuple[str, str, str]]) -> None:
         obj = {"apiVersion": API_VERSION, "kind": self.kind, "metadata": body["metadata"]}

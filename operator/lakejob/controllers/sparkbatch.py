@@ -79,6 +79,8 @@ class SparkBatchReconciler(base.Reconciler):
     kind = KIND
     plural = "sparkbatches"
     terminal_states = frozenset(TERMINAL_STATES)
+    failed_states = frozenset({"dead"})
+    retry_states = frozenset({"recovering"})
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -1,0 +1,47 @@
+"""Prometheus metrics of the operator (names and labels: docs/metrics.md).
+
+controllers.base records transitions, reconcile durations and first-pod latencies as they happen;
+the per-state object counts are computed at scrape time from the reconcilers' in-memory view of
+the CRs, so they never drift from what the operator sees. lakejob.operator serves them on
+LAKEJOB_METRICS_PORT.
+"""
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+SUBMISSIONS = Counter("lakejob_submissions_total", "Custom resources the operator started working on.", ["kind"])
+FAILURES = Counter("lakejob_failures_total", "Transitions into a failed terminal state.", ["kind", "reason"])
+RETRIES = Counter("lakejob_retries_total", "Transitions into a retrying state (a new attempt is coming).", ["kind"])
+TRANSITIONS = Counter("lakejob_transitions_total", "State transitions.", ["kind", "state"])
+RECONCILE_SECONDS = Histogram(
+    "lakejob_reconcile_duration_seconds", "Time of one reconcile pass (observe, decide, apply).", ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+FIRST_POD_SECONDS = Histogram(
+    "lakejob_first_pod_latency_seconds",
+    "From the custom resource's creationTimestamp to the operator's create of its first pod.", ["kind"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
+
+
+class _StateCollector(Collector):
+    """lakejob_objects{kind,state}: counted at scrape time from the operator's view of the CRs."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, Callable[[], Iterable[Mapping[str, Any]]]] = {}
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("lakejob_objects", "Custom resources by kind and state.", labels=["kind", "state"])
+        for kind, bodies in sorted(self.sources.items()):
+            counts = Tally(((b.get("status") or {}).get("state") or "none") for b in bodies())
+            for state, n in sorted(counts.items()):
+                family.add_metric([kind, state], n)
+        yield family
+
+
+STATES = _StateCollector()
+REGISTRY.register(STATES)

@@ -1,0 +1,53 @@
+"""The operator's Prometheus endpoint reports what it did (docs/metrics.md)."""
+from __future__ import annotations
+
+import socket
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.kubectl import Kubectl, Operator
+from tests.e2e.test_sparkbatch import batch, wait_state
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}}") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_objects_transitions_and_latencies(kubectl: Kubectl, kubeconfig: str, tmp_path: Path) -> None:
+    ns = f"solo-{uuid.uuid4().hex[:6]}"
+    kubectl.run("create", "namespace", ns)
+    kubectl.wait_for(lambda: kubectl.ok("get", "serviceaccount", "default", "-n", ns), "default ServiceAccount")
+    port = _free_port()
+    op = Operator(kubeconfig, ["--namespace", ns], tmp_path / "op.log", env={"LAKEJOB_METRICS_PORT": str(port)})
+    try:
+        op.start()
+        kubectl.apply(batch("good", "succeed"), ns)
+        kubectl.apply(batch("bad", "fail", auto_recovery=True, max_retry_times=1), ns)
+        wait_state(kubectl, "good", ns, "success")
+        wait_state(kubectl, "bad", ns, "dead")
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert _sample(text, "lakejob_objects", kind="SparkBatch", state="success") == 1
+        assert _sample(text, "lakejob_objects", kind="SparkBatch", state="dead") == 1
+        assert _sample(text, "lakejob_submissions_total", kind="SparkBatch") == 2
+        assert _sample(text, "lakejob_retries_total", kind="SparkBatch") == 1
+        assert _sample(text, "lakejob_failures_total", kind="SparkBatch", reason="Error") == 1
+        assert _sample(text, "lakejob_reconcile_duration_seconds_count", kind="SparkBatch") >= 4
+        assert _sample(text, "lakejob_first_pod_latency_seconds_count", kind="SparkBatch") == 2
+    finally:
+        op.stop()
+        kubectl.ok("delete", "namespace", ns, "--wait=false")
