@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 CLUSTER := $(PY) hack/cluster/cluster.py
 export LAKEJOB_CACHE ?= $(HOME)/.cache/lakejob
 
-.PHONY: help venv tools cluster cluster-down kubeconfig crds check-crds lint typecheck unit e2e test demo bench clean
+
+.PHONY: help venv tools cluster cluster-down kubeconfig crds deploy check-crds lint typecheck unit e2e test demo bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -35,6 +36,10 @@ kubeconfig:
 
 crds: venv
 	@$(BIN)/lakejob crds --output crds --chart charts/lakejob/crds
+
+# deploy/ (kustomize) is rendered from the Helm chart; a test fails when it drifts.
+deploy: venv tools
+	@$(BIN)/python hack/render_deploy.py
 
 typecheck: venv
 	@$(BIN)/mypy

@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"lakejob run: bad LAKEJOB_* setting: {e}", file=sys.stderr)
         return 2
-    operator.configure(settings)
+    operator.configure(settings, peering=args.peering, namespaces=list(args.namespace))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
         clusterwide=args.all_namespaces,
         namespaces=list(args.namespace),
         standalone=args.standalone,
-        priority=args.priority,
+        priority=args.priority if args.priority is not None else settings.peering_priority(),
         peering_name=args.peering,
         liveness_endpoint=args.liveness,
     )
@@ -47,7 +47,9 @@ def _run(args: argparse.Namespace) -> int:
 def _crds(args: argparse.Namespace) -> int:
     from lakejob import crds
 
-    for directory in [args.output, *args.chart]:
+    for path in crds.write(Path(args.output), with_kustomization=True):
+        print(path)
+    for directory in args.chart:  # Helm's crds/ takes every file: no kustomization.yaml there
         for path in crds.write(Path(directory)):
             print(path)
     return 0
@@ -62,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--standalone", action="store_true", default=True,
                      help="no peering with other replicas (default)")
     run.add_argument("--peering", default=None, help="kopf peering object name (replicas > 1); disables --standalone")
-    run.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    run.add_argument("--priority", type=int, default=None,
+                     help="peering priority of this replica (default: LAKEJOB_PEERING_PRIORITY, or derived from "
+                          "LAKEJOB_PEERING_PRIORITY_FROM, e.g. the pod name, so replicas differ)")
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)

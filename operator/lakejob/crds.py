@@ -158,10 +158,19 @@ def render_all() -> dict[str, str]:
     return {f"{GROUP}_{k.plural}.yaml": yaml.safe_dump(crd(k), sort_keys=False, width=120) for k in KINDS}
 
 
-def write(directory: Path) -> list[Path]:
+def kustomization() -> str:
+    """crds/kustomization.yaml, so that deploy/'s kustomize base can include the CRDs directory."""
+    return yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                           "resources": sorted(render_all())}, sort_keys=False)
+
+
+def write(directory: Path, with_kustomization: bool = False) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
+    files = dict(render_all())
+    if with_kustomization:
+        files["kustomization.yaml"] = kustomization()
     written = []
-    for name, text in render_all().items():
+    for name, text in files.items():
         path = directory / name
         path.write_text(text)
         written.append(path)

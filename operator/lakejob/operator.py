@@ -27,6 +27,8 @@ log = logging.getLogger("lakejob")
 
 class _State:
     settings: Settings = Settings()
+    peering: str | None = None
+    namespaces: list[str] = []
     kube: Kube | None = None
     http: Http | None = None
     reconcilers: dict[str, base.Reconciler] = {}
@@ -36,8 +38,10 @@ class _State:
 STATE = _State()
 
 
-def configure(settings: Settings) -> None:
+def configure(settings: Settings, peering: str | None = None, namespaces: list[str] | None = None) -> None:
     STATE.settings = settings
+    STATE.peering = peering
+    STATE.namespaces = namespaces or []
 
 
 def reconciler(kind: str) -> base.Reconciler:
@@ -58,6 +62,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.batching.worker_limit = None  # one worker per object, as many as there are objects
     kube = await Kube.connect()
     STATE.kube = kube
+    if STATE.peering:
+        settings.peering.lifetime = STATE.settings.peering_lifetime_s
+        await _ensure_peering(kube, STATE.peering, STATE.namespaces)
     http = STATE.http = Http()
     notifier = Notifier(http, retries=STATE.settings.notify_retries, timeout_s=STATE.settings.notify_timeout_s)
     STATE.reconcilers = {kind: cls(STATE.settings, kube, _now_ms, http, notifier)
@@ -70,6 +77,21 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     loop = asyncio.get_running_loop()
     STATE.background = [loop.create_task(r.resync()) for r in STATE.reconcilers.values()]
     log.info("lakejob operator started: %s", ", ".join(sorted(STATE.reconcilers)))
+
+
+async def _ensure_peering(kube: Kube, name: str, namespaces: list[str]) -> None:
+    """kopf needs its peering object to exist before replicas can see each other: create it."""
+    if not namespaces:
+        obj = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+        status, payload = await kube.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", obj)
+        if status >= 300 and status != 409:
+            raise kopf.PermanentError(f"cannot create ClusterKopfPeering {name}: {status} {payload}")
+        return
+    for ns in namespaces:
+        obj = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name, "namespace": ns}}
+        status, payload = await kube.request("POST", f"/apis/kopf.dev/v1/namespaces/{ns}/kopfpeerings", obj)
+        if status >= 300 and status != 409:
+            raise kopf.PermanentError(f"cannot create KopfPeering {ns}/{name}: {status} {payload}")
 
 
 @kopf.on.cleanup()

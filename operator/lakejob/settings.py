@@ -6,6 +6,7 @@ base can set it without rewriting the command line.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -52,10 +53,24 @@ class Settings:
     notification_topics: dict[str, str] = field(default_factory=dict)
     notify_retries: int = 3
     notify_timeout_s: float = 5.0
+    # Peering between replicas (lakejob run --peering NAME): a standby replica takes over when the
+    # active one has not renewed its entry for this long.
+    peering_lifetime_s: int = 60
+    peering_priority_value: int | None = None
+    peering_priority_from: str = ""
     metrics_port: int = 9090  # 0 disables the metrics endpoint
     # Housekeeping
     max_concurrent_reconciles: int = 64  # bounded: a burst is worked through in order, not all at once
     resync_interval_s: float = 10.0  # timer that re-checks time-based transitions (timeouts, backoff)
+
+    def peering_priority(self) -> int:
+        """This replica's peering priority: set, or a stable number from e.g. the pod name, so that
+        replicas of one Deployment differ (kopf pauses replicas whose priority is not the highest)."""
+        if self.peering_priority_value is not None:
+            return self.peering_priority_value
+        if self.peering_priority_from:
+            return int(hashlib.sha256(self.peering_priority_from.encode()).hexdigest()[:6], 16)
+        return 0
 
     def spark_image(self, version: str) -> str:
         major_minor = ".".join(version.split(".")[:2])
@@ -79,6 +94,9 @@ class Settings:
             notification_topics=_parse_map(_env("NOTIFICATION_TOPICS", "")),
             notify_retries=int(_env("NOTIFY_RETRIES", str(cls.notify_retries))),
             notify_timeout_s=float(_env("NOTIFY_TIMEOUT_SECONDS", str(cls.notify_timeout_s))),
+            peering_lifetime_s=int(_env("PEERING_LIFETIME_SECONDS", str(cls.peering_lifetime_s))),
+            peering_priority_value=int(p) if (p := _env("PEERING_PRIORITY", "")) else None,
+            peering_priority_from=_env("PEERING_PRIORITY_FROM", ""),
             metrics_port=int(_env("METRICS_PORT", str(cls.metrics_port))),
             driver_rbac=_choice("DRIVER_RBAC", cls.driver_rbac, ("per-job", "per-namespace")),
             max_concurrent_reconciles=int(_env("MAX_CONCURRENT_RECONCILES", str(cls.max_concurrent_reconciles))),
