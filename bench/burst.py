@@ -166,7 +166,7 @@ def main() -> int:
     if not cluster.running():
         print("bench: no local cluster runs (make cluster)", file=sys.stderr)
         return 1
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
     result = asyncio.run(run(args.n, args.concurrency, args.driver_rbac))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

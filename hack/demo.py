@@ -45,8 +45,9 @@ def main() -> int:
     if not cluster.running():
         print("demo: no local cluster runs; `make demo` starts one (or run `make cluster`)", file=sys.stderr)
         return 1
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
+                "-l", "app.kubernetes.io/part-of=lakejob")
     print("demo: CRDs installed:", ", ".join(kubectl("get", "crd", "-o", "name").split()))
     start_operator()
     print(kubectl("apply", "-n", "default", "-f", str(ROOT / "examples")), end="")

@@ -38,6 +38,7 @@ def render() -> dict[str, str]:
     base = helm_template()
     namespaced = helm_template(f"watchNamespaces={{{JOBS_NAMESPACE}}}")
     roles = [d for d in namespaced if d["kind"] in ("Role", "RoleBinding")]
+    framework = next(d for d in namespaced if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "lakejob-framework")
     files = {
         "base/namespace.yaml": HEADER + yaml.safe_dump(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, sort_keys=False),
@@ -56,7 +57,12 @@ def render() -> dict[str, str]:
                    "patch": yaml.safe_dump({"$patch": "delete", "apiVersion": "rbac.authorization.k8s.io/v1",
                                             "kind": kind, "metadata": {"name": name}}, sort_keys=False)}
                   for kind in ("ClusterRole", "ClusterRoleBinding")
-                  for name in ("lakejob-application", "lakejob-framework")),
+                  for name in ("lakejob-application",)),
+                # Namespaced mode needs less of the framework (no namespace watching).
+                {"target": {"kind": "ClusterRole", "name": "lakejob-framework"},
+                 "patch": yaml.safe_dump({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                                          "metadata": {"name": "lakejob-framework"}, "rules": framework["rules"]},
+                                         sort_keys=False)},
                 {"target": {"kind": "Deployment", "name": "lakejob"},
                  "patch": yaml.safe_dump([{"op": "replace", "path": "/spec/template/spec/containers/0/args",
                                            "value": ["run", f"--namespace={JOBS_NAMESPACE}",

@@ -37,8 +37,9 @@ def kubectl(kubeconfig: str) -> Kubectl:
 
 @pytest.fixture(scope="session")
 def crds_installed(kubectl: Kubectl) -> None:
-    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+    kubectl.run("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd",
+                "-l", "app.kubernetes.io/part-of=lakejob")
 
 
 # Unique per pytest session, so two sessions on one cluster never share an operator's namespaces.
