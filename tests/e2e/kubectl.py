@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,14 @@ class Kubectl:
     def list(self, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
         args = ["get", kind, "-n", namespace, "-o", "json"] + (["-l", selector] if selector else [])
         return list(json.loads(self.run(*args))["items"])
+
+    def fresh_namespace(self, prefix: str = "solo") -> str:
+        """A new namespace with its default ServiceAccount in place (pods need it). `solo-*` ones are
+        outside the session operator's namespaces: for tests that run an operator of their own."""
+        ns = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        self.run("create", "namespace", ns)
+        self.wait_for(lambda: self.ok("get", "serviceaccount", "default", "-n", ns), "default ServiceAccount")
+        return ns
 
     def events(self, namespace: str) -> str:
         return self.result("get", "events", "-n", namespace, "--sort-by=.lastTimestamp").stdout[-3000:]

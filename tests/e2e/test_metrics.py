@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import socket
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,7 @@ def _sample(text: str, name: str, **labels: str) -> float:
 
 
 def test_metrics_count_objects_transitions_and_latencies(kubectl: Kubectl, kubeconfig: str, tmp_path: Path) -> None:
-    ns = f"solo-{uuid.uuid4().hex[:6]}"
-    kubectl.run("create", "namespace", ns)
-    kubectl.wait_for(lambda: kubectl.ok("get", "serviceaccount", "default", "-n", ns), "default ServiceAccount")
+    ns = kubectl.fresh_namespace()  # outside the session operator's namespaces
     port = _free_port()
     op = Operator(kubeconfig, ["--namespace", ns], tmp_path / "op.log", env={"LAKEJOB_METRICS_PORT": str(port)})
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +176,7 @@ def test_the_vendor_examples_pasted_unchanged_are_accepted_and_run(
 
 def test_operator_killed_mid_flight_neither_duplicates_nor_loses_the_job(
         kubectl: Kubectl, kubeconfig: str, tmp_path: Path) -> None:
-    ns = f"solo-{uuid.uuid4().hex[:6]}"  # outside the session operator's e2e-* namespaces
-    kubectl.run("create", "namespace", ns)
-    kubectl.wait_for(lambda: kubectl.ok("get", "serviceaccount", "default", "-n", ns), "default ServiceAccount")
+    ns = kubectl.fresh_namespace()  # outside the session operator's namespaces
     op = Operator(kubeconfig, ["--namespace", ns], tmp_path / "op1.log")
     try:
         op.start()
@@ -250,9 +247,7 @@ def test_invalid_manifests_are_rejected_at_admission_naming_the_field(
 
 
 def test_per_namespace_driver_rbac_shares_one_account(kubectl: Kubectl, kubeconfig: str, tmp_path: Path) -> None:
-    ns = f"solo-{uuid.uuid4().hex[:6]}"
-    kubectl.run("create", "namespace", ns)
-    kubectl.wait_for(lambda: kubectl.ok("get", "serviceaccount", "default", "-n", ns), "default ServiceAccount")
+    ns = kubectl.fresh_namespace()  # outside the session operator's namespaces
     op = Operator(kubeconfig, ["--namespace", ns], tmp_path / "op.log", env={"LAKEJOB_DRIVER_RBAC": "per-namespace"})
     try:
         op.start()
