@@ -125,8 +125,9 @@ def _start(name: str, args: list[str]) -> None:
 def _check_alive(name: str) -> None:
     pid = _pids().get(name)
     if pid is None or not _ours(pid):
-        tail = (RUN / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-5:]
-        raise ClusterError(f"{name} exited during start-up; its last log lines: {' | '.join(tail)}")
+        log = RUN / "logs" / f"{name}.log"
+        tail = [line[:300] for line in log.read_text(errors="replace").splitlines() if line.strip()][-3:]
+        raise ClusterError(f"{name} exited during start-up; {log}: {' | '.join(tail) or '(empty)'}")
 
 
 # --------------------------------------------------------------------------- pieces
@@ -197,6 +198,14 @@ def _get(path: str, timeout: float = 2.0) -> str:
     url = f"https://127.0.0.1:{PORTS['apiserver']}{path}"
     with urllib.request.urlopen(url, context=_ssl_context(), timeout=timeout) as r:
         return str(r.read().decode())
+
+
+def _etcd_healthy() -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{PORTS['etcd']}/health", timeout=2) as r:
+            return bool(json.loads(r.read()).get("health") == "true")
+    except (OSError, ValueError):
+        return False
 
 
 def _ready() -> bool:
@@ -290,6 +299,8 @@ def _up(profile: str) -> None:
                     f"--initial-advertise-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
                     f"--initial-cluster=lakejob=http://127.0.0.1:{PORTS['etcd-peer']}",
                     "--unsafe-no-fsync", "--quota-backend-bytes=8589934592", "--log-level=warn"])
+    # The apiserver gives up on etcd after ~20 s; on a loaded machine etcd can take longer to come up.
+    _wait("etcd /health", _etcd_healthy, 120, "etcd")
     _start("kube-apiserver", [
         "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}", "--etcd-prefix=/registry",
         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={PORTS['apiserver']}",
