@@ -9,7 +9,7 @@ CLUSTER := $(PY) hack/cluster/cluster.py
 export LAKEJOB_CACHE ?= $(HOME)/.cache/lakejob
 
 
-.PHONY: help venv tools cluster cluster-down kubeconfig crds deploy check-crds lint typecheck unit e2e test demo bench clean
+.PHONY: help venv tools cluster cluster-down kubeconfig crds deploy argocd typecheck unit e2e test demo bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -18,6 +18,9 @@ $(BIN)/lakejob: pyproject.toml
 	@$(PY) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -q -e '.[dev,spark]'
+	@# The Flink distribution for the real-Flink test: jars and scripts only (its Python API's
+	@# dependencies would pin apache-beam and an old pandas), hence --no-deps.
+	@$(BIN)/pip install -q --no-deps 'apache-flink>=2.0,<3' 'apache-flink-libraries>=2.0,<3'
 	@touch $@
 
 venv: $(BIN)/lakejob
@@ -36,6 +39,10 @@ kubeconfig:
 
 crds: venv
 	@$(BIN)/lakejob crds --output crds --chart charts/lakejob/crds
+
+# Argo CD health checks, one per kind, from one template; a test fails when they drift.
+argocd:
+	@$(PY) hack/render_argocd.py
 
 # deploy/ (kustomize) is rendered from the Helm chart; a test fails when it drifts.
 deploy: venv tools
@@ -60,6 +67,8 @@ demo: venv cluster
 
 bench: venv cluster
 	@$(BIN)/python bench/burst.py
+	@$(BIN)/python bench/dag.py
+	@$(BIN)/python bench/sparksession_poll.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -4,6 +4,11 @@
 Runs after `make cluster` (the Makefile orders it). The operator is left running in the
 background with its PID in the cluster's run directory, so `make cluster-down` stops it too;
 the cluster is left up and the last line says how to point kubectl at it.
+
+KWOK's pods run no code, so the demo stands in for the one thing they cannot answer: a Spark
+driver's REST API, which SparkSession reads idle/busy from. A static server in the run directory
+answers "no running job" (the payload recorded from a real Spark Connect server, tests/e2e/data).
+Flink JobManagers are read from their pods' phases instead of their REST API, as documented.
 """
 from __future__ import annotations
 
@@ -19,7 +24,10 @@ sys.path.insert(0, str(ROOT / "hack" / "cluster"))
 import cluster  # noqa: E402  (hack/cluster/cluster.py)
 
 KUBECTL = str(cluster.BIN / "kubectl")
-SETTLED = {"running", "success", "dead", "killed"}
+sys.path.insert(0, str(ROOT / "hack"))
+import render_argocd  # noqa: E402  (the state → health table of every kind)
+
+REST_PORT = cluster.PORT_BASE + 9
 
 
 def kubectl(*args: str) -> str:
@@ -27,18 +35,38 @@ def kubectl(*args: str) -> str:
                           env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())}).stdout
 
 
-def start_operator() -> None:
-    pidfile = cluster.RUN / "pids" / "operator.pid"
+def _background(name: str, cmd: list[str], env: dict[str, str]) -> None:
+    """Start a process that outlives the demo; its PID goes where `make cluster-down` finds it."""
+    pidfile = cluster.RUN / "pids" / f"{name}.pid"
     if pidfile.exists() and cluster._ours(int(pidfile.read_text())):
-        print(f"demo: the operator already runs (pid {pidfile.read_text()})")
+        print(f"demo: {name} already runs (pid {pidfile.read_text()})")
         return
-    log = open(cluster.RUN / "logs" / "operator.log", "ab")
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path()), "LAKEJOB_RUN_DIR": str(cluster.RUN),
-           "LAKEJOB_DRIVER_LOGS": "false"}  # fake KWOK pods have no kubelet to read logs from
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "lakejob"), "run", "--all-namespaces"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(cluster.RUN / "logs" / f"{name}.log", "ab")
+    proc = subprocess.Popen(cmd, env={**os.environ, **env, "LAKEJOB_RUN_DIR": str(cluster.RUN)}, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True, cwd=cluster.RUN)
     pidfile.write_text(str(proc.pid))
-    print(f"demo: operator started (pid {proc.pid}, log {cluster.RUN / 'logs' / 'operator.log'})")
+    print(f"demo: {name} started (pid {proc.pid}, log {cluster.RUN / 'logs' / f'{name}.log'})")
+
+
+def start_operator() -> None:
+    recorded = json.loads((ROOT / "tests" / "e2e" / "data" / "sparksession_rest.json").read_text())
+    rest = cluster.RUN / "spark-rest"
+    rest.mkdir(exist_ok=True)
+    (rest / "jobs.json").write_text(json.dumps(recorded["jobs_idle"]))
+    _background("spark-rest", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(rest),
+                               str(REST_PORT)], {})
+    _background("operator", [str(Path(sys.executable).parent / "lakejob"), "run", "--all-namespaces"], {
+        "KUBECONFIG": str(cluster.kubeconfig_path()),
+        "LAKEJOB_DRIVER_LOGS": "false",  # fake KWOK pods have no kubelet to read logs from
+        "LAKEJOB_SPARK_REST_URL_TEMPLATE": f"http://127.0.0.1:{REST_PORT}/jobs.json",
+        "LAKEJOB_FLINK_REST_URL_TEMPLATE": f"http://127.0.0.1:{REST_PORT}/no-flink-here",
+    })
+
+
+def health(item: dict[str, object]) -> str:
+    field, table, _ = render_argocd.HEALTH[str(item["kind"])]
+    state = ((item.get("status") or {}) or {}).get(field)  # type: ignore[union-attr]
+    return table.get(str(state), "Progressing") if state else "Progressing"
 
 
 def main() -> int:
@@ -51,27 +79,27 @@ def main() -> int:
     print("demo: CRDs installed:", ", ".join(kubectl("get", "crd", "-o", "name").split()))
     start_operator()
     print(kubectl("apply", "-n", "default", "-f", str(ROOT / "examples")), end="")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
+    calm = 0  # settled means: nothing Progressing (Argo CD's view) three looks in a row
     while True:
         items = json.loads(kubectl("get", "lakejob", "-n", "default", "-o", "json"))["items"]
-        states = {i["metadata"]["name"]: (i.get("status") or {}).get("state") for i in items}
         print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
         print(time.strftime("%H:%M:%S"), "kubectl get lakejob -n default")
         print(kubectl("get", "lakejob", "-n", "default"), end="")
-        print(kubectl("get", "pods", "-n", "default", "-l", "app.kubernetes.io/managed-by=lakejob"), end="")
-        if items and all(s in SETTLED for s in states.values()):
-            # the retrying example ends dead; wait for it, the others settle earlier
-            if all(s in {"success", "dead", "killed"} for n, s in states.items() if n in ("pyspark-pi", "flaky-etl")):
-                break
+        print(kubectl("get", "pods,jobs", "-n", "default", "-l", "app.kubernetes.io/managed-by=lakejob"), end="")
+        calm = calm + 1 if items and all(health(i) != "Progressing" for i in items) else 0
+        if calm >= 3:
+            break
         if time.monotonic() > deadline:
-            print("demo: not every example settled within 120s; see `kubectl describe lakejob -n default`")
+            print("demo: not every example settled within 180s; see `kubectl describe lakejob -n default`")
             break
         time.sleep(2)
     print("\ndemo: the examples settled; events:")
-    print(kubectl("get", "events", "-n", "default", "--field-selector", "involvedObject.kind=SparkBatch",
-                  "--sort-by=.lastTimestamp"), end="")
+    events = kubectl("get", "events", "-n", "default", "--sort-by=.lastTimestamp")
+    print("\n".join(line for line in events.splitlines() if "lakejob" in line or "LAST SEEN" in line
+                     or any(k in line for k in ("sparkbatch/", "sparksession/", "flinkjarjob/", "dagjob/")))[-6000:])
     print(f"\nThe cluster and the operator keep running (`make cluster-down` stops both). Try:\n"
-          f"  export KUBECONFIG={cluster.kubeconfig_path()}\n  kubectl get sb -o wide")
+          f"  export KUBECONFIG={cluster.kubeconfig_path()}\n  kubectl get lakejob -o wide")
     return 0
 
 

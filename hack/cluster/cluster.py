@@ -44,6 +44,7 @@ PORTS = {
     "scheduler": PORT_BASE + 5,
     "kwok": PORT_BASE + 6,
 }
+# PORT_BASE + 9: the demo's stand-in Spark REST server (hack/demo.py).
 # Node profiles: the default fits many jobs; "small" makes unschedulable pods easy to provoke.
 PROFILES = {
     "default": {"nodes": 4, "cpu": "32", "memory": "128Gi", "pods": "110"},
@@ -51,7 +52,7 @@ PROFILES = {
 }
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 # Started later by `make demo` (hack/demo.py) and stopped first by `down`.
-EXTRAS = ["operator"]
+EXTRAS = ["operator", "spark-rest"]
 
 
 class ClusterError(Exception):

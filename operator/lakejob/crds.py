@@ -16,7 +16,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from lakejob.models.dagjob import DagJobSpec, DagJobStatus
+from lakejob.models.flinkjarjob import FlinkJarJobSpec, FlinkJarJobStatus
 from lakejob.models.sparkbatch import SparkBatchSpec, SparkBatchStatus
+from lakejob.models.sparksession import SparkSessionSpec, SparkSessionStatus
 
 GROUP = "lakejob.io"
 VERSION = "v1alpha1"
@@ -51,6 +54,45 @@ KINDS: list[Kind] = [
             {"name": "Attempt", "type": "integer", "jsonPath": ".status.attempt"},
             {"name": "AppID", "type": "string", "jsonPath": ".status.appId"},
             AGE,
+            {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": "1"},
+        ],
+    ),
+    Kind(
+        kind="SparkSession", plural="sparksessions", short_names=["ss"], spec=SparkSessionSpec,
+        status=SparkSessionStatus,
+        description="An interactive Spark session (DLI / Livy session API): a Spark Connect server that clients "
+                    "attach to at status.connectUrl, shut down when idle for heartbeatTimeoutInSecond.",
+        columns=[
+            {"name": "State", "type": "string", "jsonPath": ".status.state"},
+            {"name": "URL", "type": "string", "jsonPath": ".status.connectUrl"},
+            AGE,
+            {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": "1"},
+            {"name": "Idle-Since", "type": "string", "jsonPath": ".status.idleSince", "priority": "1"},
+        ],
+    ),
+    Kind(
+        kind="DagJob", plural="dagjobs", short_names=["dag"], spec=DagJobSpec, status=DagJobStatus,
+        description="A BatchCompute DAG job: tasks (commands as Indexed Jobs, SparkBatch and FlinkJarJob "
+                    "children) run in dependency order.",
+        columns=[
+            {"name": "State", "type": "string", "jsonPath": ".status.State"},
+            {"name": "Tasks", "type": "string", "jsonPath": ".status.TaskProgress"},
+            AGE,
+            {"name": "Priority", "type": "integer", "jsonPath": ".spec.Priority", "priority": "1"},
+            {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": "1"},
+        ],
+    ),
+    Kind(
+        kind="FlinkJarJob", plural="flinkjarjobs", short_names=["fjj"], spec=FlinkJarJobSpec,
+        status=FlinkJarJobStatus,
+        description="A Flink JAR job (DLI Flink JAR job API) as a standalone application cluster: one "
+                    "JobManager pod, a TaskManager Deployment, sized in CUs.",
+        columns=[
+            {"name": "Status", "type": "string", "jsonPath": ".status.status_name"},
+            {"name": "Parallelism", "type": "integer", "jsonPath": ".status.resources.parallelism"},
+            {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts"},
+            AGE,
+            {"name": "JobID", "type": "string", "jsonPath": ".status.job_id", "priority": "1"},
             {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": "1"},
         ],
     ),

@@ -16,7 +16,10 @@ import kopf
 import prometheus_client
 
 from lakejob.controllers import base
+from lakejob.controllers import dagjob  # noqa: F401  (registers the DagJob handlers)
+from lakejob.controllers import flinkjarjob  # noqa: F401  (registers the FlinkJarJob handlers)
 from lakejob.controllers import sparkbatch  # noqa: F401  (registers the SparkBatch handlers)
+from lakejob.controllers import sparksession  # noqa: F401  (registers the SparkSession handlers)
 from lakejob.http import Http
 from lakejob.kube import Kube
 from lakejob.notify import Notifier

@@ -33,6 +33,17 @@ def _parse_map(text: str) -> dict[str, str]:
     return out
 
 
+def _priority_classes(text: str) -> tuple[tuple[int, str], ...]:
+    """"0=low,500=high" → ((0, "low"), (500, "high")): bands by their lowest Priority, sorted."""
+    try:
+        bands = sorted((int(lo), name) for lo, name in _parse_map(text).items())
+    except ValueError as e:
+        raise ValueError(f"DAG_PRIORITY_CLASSES: expected LOWEST_PRIORITY=CLASS,…: {e}") from e
+    if bands and bands[0][0] != 0:
+        raise ValueError("DAG_PRIORITY_CLASSES: the first band must start at priority 0")
+    return tuple(bands)
+
+
 @dataclass(frozen=True)
 class Settings:
     # Spark
@@ -53,12 +64,51 @@ class Settings:
     notification_topics: dict[str, str] = field(default_factory=dict)
     notify_retries: int = 3
     notify_timeout_s: float = 5.0
+    # SparkSession: where the operator reads idle/busy (the driver's Spark REST jobs list). {service}
+    # (the driver's Service), {namespace}, {name} (the CR), {appId}. Tests point it at a local server.
+    spark_rest_url_template: str = "http://{service}.{namespace}.svc:4040/api/v1/applications/{appId}/jobs"
+    session_poll_interval_s: float = 5.0  # REST poll period of a live session
+    session_poll_timeout_s: float = 2.0
+    session_poll_concurrency: int = 32  # polls in flight at once, operator-wide
+    session_poll_backoff_max_s: float = 60.0  # an unreachable driver is polled ever less often, up to this
+    session_idle_timeout_s: int = 3600  # heartbeatTimeoutInSecond's default (Livy's session timeout, 1h); 0: never
+    # FlinkJarJob
+    default_flink_version: str = "2.3.0"
+    flink_image_template: str = "flink:{version}-java17"
+    flink_images: dict[str, str] = field(default_factory=dict)  # "2.3" or "2.3.0" → image
+    flink_uid: int = 9999  # the user of the official flink images
+    flink_cu_millicpu: int = 1000  # one CU: DLI's 1 vCPU + 4 GiB
+    flink_cu_memory_mib: int = 4096
+    # Where the operator reads a job's state: the JobManager's REST API. {name} (the CR), {namespace},
+    # {service} (the JobManager Service). Tests point it at a local Flink.
+    flink_rest_url_template: str = "http://{service}.{namespace}.svc:8081"
+    flink_rest_timeout_s: float = 2.0
+    flink_poll_interval_s: float = 5.0  # REST poll period of a running job
+    flink_restart_delay_s: float = 10.0  # restart_when_exception: wait this long before redeploying
+    flink_resource_dir: str = "/opt/flink/usrlib"  # where DLI package names (myGroup/a.jar) are found in pods
     # Peering between replicas (lakejob run --peering NAME): a standby replica takes over when the
     # active one has not renewed its entry for this long.
     peering_lifetime_s: int = 60
     peering_priority_value: int | None = None
     peering_priority_from: str = ""
     metrics_port: int = 9090  # 0 disables the metrics endpoint
+    # DagJob: images, node selection, PriorityClasses, queueing and BatchCompute's quotas
+    dag_fetcher_image: str = "ghcr.io/lakejob/oss-fetcher:0.1.0"  # init container fetching oss:// inputs
+    dag_default_image: str = "python:3.12-slim"  # runs CommandLine when no ImageId maps to an image
+    dag_images: dict[str, str] = field(default_factory=dict)  # BatchCompute ImageId → container image
+    dag_uid: int = 1000  # command pods run as this non-root user
+    dag_cluster_label: str = ""  # node label holding a ClusterId (empty: ClusterId selects no nodes)
+    dag_instance_type_label: str = ""  # node label for AutoCluster.InstanceType (empty: not used)
+    # Priority 0..1000 → PriorityClass: (lowest priority of the band, class name), ascending; the chart
+    # installs the classes. Empty: pods get no priorityClassName.
+    dag_priority_classes: tuple[tuple[int, str], ...] = (
+        (0, "lakejob-priority-low"), (250, "lakejob-priority-medium"), (500, "lakejob-priority-high"),
+        (750, "lakejob-priority-urgent"))
+    dag_max_running: int = 100  # DagJobs Running at once, operator-wide; the rest wait, higher Priority first
+    dag_max_job_task_count: int = 16  # QuotaExhausted.MaxJobTaskCount
+    dag_max_task_instance_count: int = 1000  # QuotaExhausted.MaxTaskInstanceCount
+    dag_max_instance_timeout: int = 7 * 86400  # QuotaExhausted.MaxInstanceTimeout (seconds)
+    dag_max_job_count: int = 10000  # QuotaExhausted.MaxJobCount: DagJobs per namespace
     # Housekeeping
     max_concurrent_reconciles: int = 64  # bounded: a burst is worked through in order, not all at once
     resync_interval_s: float = 10.0  # timer that re-checks time-based transitions (timeouts, backoff)
@@ -94,10 +144,42 @@ class Settings:
             notification_topics=_parse_map(_env("NOTIFICATION_TOPICS", "")),
             notify_retries=int(_env("NOTIFY_RETRIES", str(cls.notify_retries))),
             notify_timeout_s=float(_env("NOTIFY_TIMEOUT_SECONDS", str(cls.notify_timeout_s))),
+            spark_rest_url_template=_env("SPARK_REST_URL_TEMPLATE", cls.spark_rest_url_template),
+            session_poll_interval_s=float(_env("SESSION_POLL_INTERVAL_SECONDS", str(cls.session_poll_interval_s))),
+            session_poll_timeout_s=float(_env("SESSION_POLL_TIMEOUT_SECONDS", str(cls.session_poll_timeout_s))),
+            session_poll_concurrency=int(_env("SESSION_POLL_CONCURRENCY", str(cls.session_poll_concurrency))),
+            session_poll_backoff_max_s=float(_env("SESSION_POLL_BACKOFF_MAX_SECONDS",
+                                                  str(cls.session_poll_backoff_max_s))),
+            session_idle_timeout_s=int(_env("SESSION_IDLE_TIMEOUT_SECONDS", str(cls.session_idle_timeout_s))),
+            default_flink_version=_env("DEFAULT_FLINK_VERSION", cls.default_flink_version),
+            flink_image_template=_env("FLINK_IMAGE_TEMPLATE", cls.flink_image_template),
+            flink_images=_parse_map(_env("FLINK_IMAGES", "")),
+            flink_uid=int(_env("FLINK_UID", str(cls.flink_uid))),
+            flink_cu_millicpu=int(_env("FLINK_CU_MILLICPU", str(cls.flink_cu_millicpu))),
+            flink_cu_memory_mib=int(_env("FLINK_CU_MEMORY_MIB", str(cls.flink_cu_memory_mib))),
+            flink_rest_url_template=_env("FLINK_REST_URL_TEMPLATE", cls.flink_rest_url_template),
+            flink_rest_timeout_s=float(_env("FLINK_REST_TIMEOUT_SECONDS", str(cls.flink_rest_timeout_s))),
+            flink_poll_interval_s=float(_env("FLINK_POLL_INTERVAL_SECONDS", str(cls.flink_poll_interval_s))),
+            flink_restart_delay_s=float(_env("FLINK_RESTART_DELAY_SECONDS", str(cls.flink_restart_delay_s))),
+            flink_resource_dir=_env("FLINK_RESOURCE_DIR", cls.flink_resource_dir),
             peering_lifetime_s=int(_env("PEERING_LIFETIME_SECONDS", str(cls.peering_lifetime_s))),
             peering_priority_value=int(p) if (p := _env("PEERING_PRIORITY", "")) else None,
             peering_priority_from=_env("PEERING_PRIORITY_FROM", ""),
             metrics_port=int(_env("METRICS_PORT", str(cls.metrics_port))),
             driver_rbac=_choice("DRIVER_RBAC", cls.driver_rbac, ("per-job", "per-namespace")),
             max_concurrent_reconciles=int(_env("MAX_CONCURRENT_RECONCILES", str(cls.max_concurrent_reconciles))),
+            dag_fetcher_image=_env("DAG_FETCHER_IMAGE", cls.dag_fetcher_image),
+            dag_default_image=_env("DAG_DEFAULT_IMAGE", cls.dag_default_image),
+            dag_images=_parse_map(_env("DAG_IMAGES", "")),
+            dag_uid=int(_env("DAG_UID", str(cls.dag_uid))),
+            dag_cluster_label=_env("DAG_CLUSTER_LABEL", cls.dag_cluster_label),
+            dag_instance_type_label=_env("DAG_INSTANCE_TYPE_LABEL", cls.dag_instance_type_label),
+            dag_priority_classes=_priority_classes(_env("DAG_PRIORITY_CLASSES", ",".join(
+                f"{lo}={name}" for lo, name in cls.dag_priority_classes))),
+            dag_max_running=int(_env("DAG_MAX_RUNNING", str(cls.dag_max_running))),
+            dag_max_job_task_count=int(_env("DAG_MAX_JOB_TASK_COUNT", str(cls.dag_max_job_task_count))),
+            dag_max_task_instance_count=int(_env("DAG_MAX_TASK_INSTANCE_COUNT",
+                                                 str(cls.dag_max_task_instance_count))),
+            dag_max_instance_timeout=int(_env("DAG_MAX_INSTANCE_TIMEOUT", str(cls.dag_max_instance_timeout))),
+            dag_max_job_count=int(_env("DAG_MAX_JOB_COUNT", str(cls.dag_max_job_count))),
         )

@@ -27,6 +27,17 @@ __all__ = [
     "parse_spark_mib",
     "resolve_spark",
     "spark_memory",
+    "CU_MEMORY_MIB",
+    "CU_MILLICPU",
+    "DEFAULT_CU_NUMBER",
+    "DEFAULT_MANAGER_CU_NUMBER",
+    "DEFAULT_PARALLEL_NUMBER",
+    "DEFAULT_TM_CUS",
+    "FlinkSizing",
+    "flink_default_slots",
+    "flink_problems",
+    "k8s_millicpu",
+    "resolve_flink",
 ]
 
 # ---------------------------------------------------------------------------
@@ -283,3 +294,92 @@ def resolve_spark(
         ),
         num_executors=row.num_executors if num_executors is None else num_executors,
     )
+
+
+# ---------------------------------------------------------------------------
+# Flink CUs (FlinkJarJob)
+# ---------------------------------------------------------------------------
+
+# DLI's defaults for a Flink JAR job. cu_number and parallel_number have no documented API default;
+# these are the DLI console's (2 CUs, parallelism 1), which also make its example request work.
+DEFAULT_CU_NUMBER = 2
+DEFAULT_MANAGER_CU_NUMBER = 1
+DEFAULT_TM_CUS = 1
+DEFAULT_PARALLEL_NUMBER = 1
+# One CU is 1 vCPU and 4 GiB (DLI's definition); Settings.flink_cu_* may redefine it.
+CU_MILLICPU = 1000
+CU_MEMORY_MIB = 4096
+
+
+def flink_default_slots(parallel_number: int, tm_cus: int, cu_number: int, manager_cu_number: int) -> int:
+    """DLI's default tm_slot_num, (parallel_number × tm_cus) / (cu_number − manager_cu_number),
+    rounded up so that the TaskManagers the CUs pay for offer at least parallel_number slots.
+
+    The caller checks cu_number − manager_cu_number ≥ tm_cus first (flink_problems)."""
+    left = cu_number - manager_cu_number
+    return max(1, -(-(parallel_number * tm_cus) // left))
+
+
+def flink_problems(cu_number: int, manager_cu_number: int, tm_cus: int, parallel_number: int,
+                   tm_slot_num: int | None) -> list[str]:
+    """Why these numbers cannot make a Flink cluster, each message showing its arithmetic (empty: fine).
+
+    The same checks are CEL rules in lakejob.models.flinkjarjob, so admission says the same thing."""
+    left = cu_number - manager_cu_number
+    if left < tm_cus:
+        return [f"cu_number − manager_cu_number = {cu_number} − {manager_cu_number} = {left} CU(s) left for "
+                f"TaskManagers, fewer than one TaskManager of tm_cus = {tm_cus}"]
+    taskmanagers = left // tm_cus
+    slots = tm_slot_num if tm_slot_num is not None else flink_default_slots(
+        parallel_number, tm_cus, cu_number, manager_cu_number)
+    if parallel_number > taskmanagers * slots:
+        return [f"parallel_number = {parallel_number} needs {parallel_number} slots, but "
+                f"(cu_number − manager_cu_number) / tm_cus = ({cu_number} − {manager_cu_number}) / {tm_cus} = "
+                f"{taskmanagers} TaskManager(s) × {slots} slot(s) = {taskmanagers * slots} slot(s)"]
+    return []
+
+
+@dataclass(frozen=True)
+class FlinkSizing:
+    """A Flink JAR job's resolved cluster: what the CUs buy and what each pod requests."""
+
+    cu_number: int
+    manager_cu_number: int
+    tm_cus: int
+    parallelism: int
+    slots: int  # taskmanager.numberOfTaskSlots
+    taskmanagers: int
+    jobmanager_millicpu: int
+    jobmanager_memory_mib: int
+    taskmanager_millicpu: int
+    taskmanager_memory_mib: int
+
+    @property
+    def unused_cus(self) -> int:
+        """CUs paid for but in no pod: (cu_number − manager_cu_number) is not a multiple of tm_cus."""
+        return self.cu_number - self.manager_cu_number - self.taskmanagers * self.tm_cus
+
+
+def resolve_flink(*, cu_number: int | None, manager_cu_number: int | None, tm_cus: int | None,
+                  parallel_number: int | None, tm_slot_num: int | None, cu_millicpu: int = CU_MILLICPU,
+                  cu_memory_mib: int = CU_MEMORY_MIB) -> FlinkSizing:
+    """DLI's CU arithmetic: the JobManager gets manager_cu_number CUs, then as many TaskManagers of
+    tm_cus CUs as the remaining CUs allow. Raises ValueError (with the arithmetic) when impossible."""
+    cu = DEFAULT_CU_NUMBER if cu_number is None else cu_number
+    manager = DEFAULT_MANAGER_CU_NUMBER if manager_cu_number is None else manager_cu_number
+    tm = DEFAULT_TM_CUS if tm_cus is None else tm_cus
+    parallel = DEFAULT_PARALLEL_NUMBER if parallel_number is None else parallel_number
+    problems = flink_problems(cu, manager, tm, parallel, tm_slot_num)
+    if problems:
+        raise ValueError("; ".join(problems))
+    slots = tm_slot_num if tm_slot_num is not None else flink_default_slots(parallel, tm, cu, manager)
+    return FlinkSizing(
+        cu_number=cu, manager_cu_number=manager, tm_cus=tm, parallelism=parallel, slots=slots,
+        taskmanagers=(cu - manager) // tm,
+        jobmanager_millicpu=manager * cu_millicpu, jobmanager_memory_mib=manager * cu_memory_mib,
+        taskmanager_millicpu=tm * cu_millicpu, taskmanager_memory_mib=tm * cu_memory_mib)
+
+
+def k8s_millicpu(millicpu: int) -> str:
+    """Kubernetes CPU quantity: whole cores as "2", fractions as "1500m"."""
+    return str(millicpu // 1000) if millicpu % 1000 == 0 else f"{millicpu}m"

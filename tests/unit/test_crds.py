@@ -58,7 +58,7 @@ def schema_nodes(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any
 
 def test_render_all_is_deterministic() -> None:
     assert crds.render_all() == RENDERED
-    assert list(RENDERED) == [FILE]
+    assert FILE in RENDERED  # one file per kind; the other kinds' CRDs are checked in their own tests
 
 
 @pytest.mark.parametrize("directory", CRD_DIRS, ids=lambda d: str(d.relative_to(REPO)))

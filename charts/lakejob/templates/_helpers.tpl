@@ -22,18 +22,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Application rules: exactly the verbs lakejob's code uses on the objects it manages. */}}
 {{- define "lakejob.appRules" -}}
 - apiGroups: [lakejob.io]
-  resources: [sparkbatches]
+  resources: [sparkbatches, sparksessions, flinkjarjobs, dagjobs]
   verbs: [get, list, watch]
 - apiGroups: [lakejob.io]
-  resources: [sparkbatches/status]
+  resources: [sparkbatches/status, sparksessions/status, flinkjarjobs/status, dagjobs/status]
   verbs: [patch]
 # ownerReferences with blockOwnerDeletion on the children need update on the owners' finalizers.
 - apiGroups: [lakejob.io]
-  resources: [sparkbatches/finalizers]
+  resources: [sparkbatches/finalizers, sparksessions/finalizers, flinkjarjobs/finalizers, dagjobs/finalizers]
   verbs: [update]
-# Driver pods (and their log tail). The delete/deletecollection/patch/get/list/watch verbs on pods,
-# configmaps, services and persistentvolumeclaims are also what the per-job driver Role grants,
-# and RBAC lets the operator grant only what it holds itself.
+# A DagJob's sparkBatch/flinkJarJob tasks (stopped through spec.suspend), and AutoRelease.
+- apiGroups: [lakejob.io]
+  resources: [sparkbatches, flinkjarjobs]
+  verbs: [create, patch]
+- apiGroups: [lakejob.io]
+  resources: [dagjobs]
+  verbs: [delete]
+# Driver, JobManager pods (and a failed driver's log tail). The pod/configmap/service/PVC verbs are
+# also what the per-job Spark driver Role grants: RBAC lets the operator grant only what it holds.
 - apiGroups: [""]
   resources: [pods]
   verbs: [create, get, list, watch, delete, deletecollection, patch]
@@ -45,10 +51,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [create, get, list, watch, update, delete, deletecollection]
 - apiGroups: [""]
   resources: [serviceaccounts]
+  verbs: [create, delete]
+# DagJob OSS credentials, handed to its task pods: created, never read back.
+- apiGroups: [""]
+  resources: [secrets]
   verbs: [create]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [create]
+  verbs: [create, delete]
+# FlinkJarJob TaskManagers.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [create, delete]
+# DagJob command tasks (Indexed Jobs), suspended and resumed through spec.suspend.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, list, watch, patch]
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create]
@@ -59,6 +77,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $out := list -}}
 {{- range $k, $v := . -}}
 {{- $out = append $out (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
+
+{{/* DagJob priority bands as the operator's LOWEST_PRIORITY=CLASS,… setting. */}}
+{{- define "lakejob.priorityBands" -}}
+{{- $out := list -}}
+{{- range .Values.dag.priorityClasses.classes -}}
+{{- $out = append $out (printf "%d=%s" (int .minPriority) .name) -}}
 {{- end -}}
 {{- join "," $out -}}
 {{- end -}}

@@ -1,5 +1,9 @@
 """SparkBatch: kopf handlers (thin) and the reconciler's observe and apply steps.
 
+`SparkReconciler` here is what every Spark kind's reconciler shares (the driver's ServiceAccount
+and the children each driver needs); controllers.sparksession subclasses it as well, and reuses
+`summarize_pod`.
+
 The loop is controllers.base's; decide is controllers.sparkbatch_decide (pure). Here:
 - observe: the spec through the model, the status, the driver and executor pods from the pod
   index (no LIST calls), and the failed driver's log tail;
@@ -16,7 +20,8 @@ import kopf
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.sparkbatch_decide import Decision, DriverObs, Meta, Observed, decide, resolve_sizing
-from lakejob.models.sparkbatch import TERMINAL_STATES, ExecutorCounts, SparkBatchSpec, SparkBatchStatus
+from lakejob.models.spark import ExecutorCounts, SparkAppSpec
+from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
 from lakejob.crds import GROUP, VERSION
 from lakejob.render import spark as render
 from lakejob.render.common import Owner
@@ -74,17 +79,53 @@ def parse_spec(body: Mapping[str, Any]) -> tuple[SparkBatchSpec | None, str | No
     return base.parse_spec(SparkBatchSpec, body)
 
 
+class SparkReconciler(base.Reconciler):
+    """The driver plumbing every Spark kind shares: which ServiceAccount its driver runs as, and
+    creating the ConfigMap, the Service and the RBAC it needs (idempotently)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._shared_rbac_done: set[str] = set()  # namespaces (LAKEJOB_DRIVER_RBAC=per-namespace)
+
+    def service_account(self, spec: SparkAppSpec, owner: Owner) -> str:
+        if spec.driver and spec.driver.serviceAccountName:
+            return spec.driver.serviceAccountName
+        if self.settings.driver_rbac == "per-namespace":
+            return render.SHARED_DRIVER_ACCOUNT
+        return render.Names.of(owner.name).rbac
+
+    async def ensure_driver_children(self, spec: SparkAppSpec, owner: Owner, attempt: int,
+                                     cm: dict[str, Any], service: dict[str, Any]) -> None:
+        """RBAC, ConfigMap, Service: created if absent, in parallel.
+
+        The ConfigMap names things per attempt (driver pod, executor prefix), so a retry replaces it.
+        """
+        objects = [service]
+        if spec.driver and spec.driver.serviceAccountName:
+            pass  # the user's own account
+        elif self.settings.driver_rbac == "per-job":
+            objects += render.driver_rbac(spec, owner)
+        elif owner.namespace not in self._shared_rbac_done:
+            objects += render.shared_driver_rbac(owner.namespace)
+        # A RoleBinding goes second: the apiserver resolves its Role to check that the operator
+        # holds every right it grants (RBAC escalation check), so the Role must exist first.
+        bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+        results = await asyncio.gather(self.kube.create(cm), *(self.kube.create(o) for o in objects
+                                                               if o["kind"] != "RoleBinding"))
+        await asyncio.gather(*(self.kube.create(o) for o in bindings))
+        if attempt > 1 and not results[0]:
+            await self.kube.replace(cm)
+        if self.settings.driver_rbac == "per-namespace":
+            self._shared_rbac_done.add(owner.namespace)
+
+
 @base.register
-class SparkBatchReconciler(base.Reconciler):
+class SparkBatchReconciler(SparkReconciler):
     kind = KIND
     plural = "sparkbatches"
     terminal_states = frozenset(TERMINAL_STATES)
     failed_states = frozenset({"dead"})
     retry_states = frozenset({"recovering"})
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._shared_rbac_done: set[str] = set()  # namespaces (LAKEJOB_DRIVER_RBAC=per-namespace)
 
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -127,35 +168,13 @@ class SparkBatchReconciler(base.Reconciler):
 
     async def _create_driver(self, key: Key, spec: SparkBatchSpec, owner: Owner, attempt: int) -> None:
         pod = render.driver_pod(spec, owner, resolve_sizing(spec), attempt, self.settings,
-                                self._service_account(spec, owner))
+                                self.service_account(spec, owner))
         if await self.kube.create(pod):
             self.note_created(key, PODS, summarize_pod(pod))
 
-    def _service_account(self, spec: SparkBatchSpec, owner: Owner) -> str:
-        if spec.driver and spec.driver.serviceAccountName:
-            return spec.driver.serviceAccountName
-        if self.settings.driver_rbac == "per-namespace":
-            return render.SHARED_DRIVER_ACCOUNT
-        return render.Names.of(owner.name).rbac
-
     async def _ensure_children(self, spec: SparkBatchSpec, owner: Owner, attempt: int) -> None:
-        """RBAC, ConfigMap, Service: created if absent, in parallel.
-
-        The ConfigMap names things per attempt (driver pod, executor prefix), so a retry replaces it.
-        """
         cm = render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings)
-        objects = [render.driver_service(spec, owner)]
-        if spec.driver and spec.driver.serviceAccountName:
-            pass  # the user's own account
-        elif self.settings.driver_rbac == "per-job":
-            objects += render.driver_rbac(spec, owner)
-        elif owner.namespace not in self._shared_rbac_done:
-            objects += render.shared_driver_rbac(owner.namespace)
-        results = await asyncio.gather(self.kube.create(cm), *(self.kube.create(o) for o in objects))
-        if attempt > 1 and not results[0]:
-            await self.kube.replace(cm)
-        if self.settings.driver_rbac == "per-namespace":
-            self._shared_rbac_done.add(owner.namespace)
+        await self.ensure_driver_children(spec, owner, attempt, cm, render.driver_service(spec, owner))
 
 
 # ------------------------------------------------------------------------------------ kopf

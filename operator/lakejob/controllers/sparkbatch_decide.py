@@ -18,15 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
-from lakejob import sizing
 from lakejob.models.common import parse_duration, set_condition
-from lakejob.models.sparkbatch import (
-    TERMINAL_STATES,
-    ExecutorCounts,
-    ResolvedResources,
-    SparkBatchSpec,
-    SparkBatchStatus,
-)
+from lakejob.models.spark import ExecutorCounts, ResolvedResources
+from lakejob.models.spark import resolve_sizing as resolve_sizing  # re-exported: the sizing decide records
+from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
 from lakejob.render.spark import Names, app_id, queue_of
 from lakejob.settings import Settings
 
@@ -84,21 +79,6 @@ class Decision:
     actions: list[Action] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     requeue_after_s: float | None = None
-
-
-def resolve_sizing(spec: SparkBatchSpec) -> sizing.SparkSizing:
-    return sizing.resolve_spark(
-        sc_type=spec.sc_type, driver_cores=spec.driverCores, driver_memory=spec.driverMemory,
-        executor_cores=spec.executorCores, executor_memory=spec.executorMemory,
-        num_executors=spec.numExecutors, conf=spec.conf or {}, python=spec.is_python)
-
-
-def _resources(s: sizing.SparkSizing) -> ResolvedResources:
-    return ResolvedResources(
-        driverCores=s.driver_cores, driverMemory=sizing.spark_memory(s.driver_memory_mib),
-        driverMemoryOverhead=sizing.spark_memory(s.driver_overhead_mib), executorCores=s.executor_cores,
-        executorMemory=sizing.spark_memory(s.executor_memory_mib),
-        executorMemoryOverhead=sizing.spark_memory(s.executor_overhead_mib), numExecutors=s.num_executors)
 
 
 class _Step:
@@ -176,7 +156,7 @@ def _new(step: _Step, spec: SparkBatchSpec | None, spec_error: str | None, setti
     s.sc_type = sz.sc_type
     s.queue = queue_of(spec)
     s.cluster_name = s.queue
-    s.resources = _resources(sz)
+    s.resources = ResolvedResources.of(sz)
     s.log = []
     if spec.suspend:
         step.transition("killed", "Suspended", "created with suspend: true; nothing was started")

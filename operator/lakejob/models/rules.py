@@ -22,18 +22,27 @@ class Rule:
     message: str
     check: Callable[[Any], bool]
     field: str | None = None  # reported as the CEL fieldPath, so errors name the field
+    # Optional message built from the object (CEL messageExpression + the same text in Python), for
+    # rules whose failure is best explained with the object's own numbers (FlinkJarJob's CU arithmetic).
+    message_expression: str | None = None
+    explain: Callable[[Any], str] | None = None
 
     def schema(self) -> dict[str, str]:
         out = {"rule": self.cel, "message": self.message}
+        if self.message_expression:
+            out["messageExpression"] = self.message_expression
         if self.field:
             out["fieldPath"] = f".{self.field}"
             out["reason"] = "FieldValueInvalid"
         return out
 
+    def text(self, model: Any) -> str:
+        return self.explain(model) if self.explain else self.message
+
 
 def run_rules(model: BaseModel) -> None:
     """Raise ValueError with every broken rule's message (the operator reports them all at once)."""
-    broken = [r.message for r in getattr(type(model), "__rules__", ()) if not r.check(model)]
+    broken = [r.text(model) for r in getattr(type(model), "__rules__", ()) if not r.check(model)]
     if broken:
         raise ValueError("; ".join(broken))
 

@@ -1,6 +1,8 @@
-"""Pure builders: a SparkBatch spec → the manifests the operator creates. No I/O.
+"""Pure builders: a Spark spec → the manifests the operator creates. No I/O.
 
-Called by lakejob.controllers.sparkbatch (and reused by the SparkSession kind). Spark-native:
+Called by lakejob.controllers.sparkbatch, and by render.sparksession, which builds a SparkSession's
+objects from the same pieces (the functions take any models.spark.SparkAppSpec; what the driver
+runs and which extra ports it serves are parameters). Spark-native:
 the driver pod runs the image's entrypoint as Spark's own Kubernetes submission would
 (`driver --properties-file … --class … <file> <args>`), with `spark.kubernetes.submitInDriver`
 so the driver creates its executors from our pod template through the API, as the ServiceAccount
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lakejob import sizing
+from lakejob.models.spark import SparkAppSpec
 from lakejob.models.sparkbatch import SparkBatchSpec
 from lakejob.render import common
 from lakejob.render.common import Owner, short_name
@@ -83,22 +86,23 @@ def labels(owner: Owner, names: Names, role: str, queue: str | None) -> dict[str
     return common.labels(owner, names.base, role, queue)
 
 
-def image_for(spec: SparkBatchSpec, settings: Settings) -> str:
+def image_for(spec: SparkAppSpec, settings: Settings) -> str:
     if spec.feature == "custom" and spec.image:
         return spec.image
     return settings.spark_image(spec.spark_version or settings.default_spark_version)
 
 
-def queue_of(spec: SparkBatchSpec) -> str | None:
+def queue_of(spec: SparkAppSpec) -> str | None:
     return (spec.queue or spec.cluster_name or "").strip() or None
 
 
 # ------------------------------------------------------------------------------------ properties
 
 
-def properties(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
-               settings: Settings) -> dict[str, str]:
-    """The driver's spark.properties: ours, then the user's conf, then the keys we must own."""
+def properties(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
+               settings: Settings, owned_extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The driver's spark.properties: ours, then the user's conf, then the keys we must own
+    (plus `owned_extra`, the keys a kind's driver program needs, e.g. the Connect server's port)."""
     names = Names.of(owner.name)
     ours: dict[str, str] = {
         "spark.app.name": spec.name or owner.name,
@@ -144,7 +148,7 @@ def properties(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
         "spark.executor.memoryOverhead": sizing.spark_memory(sizing_.executor_overhead_mib),
         "spark.kubernetes.executor.request.cores": str(sizing_.executor_cores),
     }
-    return dict(sorted({**ours, **(spec.conf or {}), **owned}.items()))
+    return dict(sorted({**ours, **(spec.conf or {}), **owned, **(owned_extra or {})}.items()))
 
 
 def _escape(text: str, key: bool) -> str:
@@ -166,7 +170,7 @@ def properties_text(props: Mapping[str, str]) -> str:
 # ------------------------------------------------------------------------------------ pods
 
 
-def executor_template(spec: SparkBatchSpec, owner: Owner, settings: Settings) -> dict[str, Any]:
+def executor_template(spec: SparkAppSpec, owner: Owner, settings: Settings) -> dict[str, Any]:
     """The pod template Spark's driver starts every executor from."""
     pod_sc, container_sc = common.security_context(settings.spark_uid)
     container: dict[str, Any] = {"name": EXECUTOR_CONTAINER, "securityContext": container_sc}
@@ -181,13 +185,21 @@ def executor_template(spec: SparkBatchSpec, owner: Owner, settings: Settings) ->
 
 def driver_pod(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
                settings: Settings, service_account: str) -> dict[str, Any]:
+    """A SparkBatch's driver: its main class (JVM files only) and its file with its arguments."""
+    main = ["--class", spec.className] if spec.className and not spec.is_python else []
+    return spark_driver_pod(spec, owner, sizing_, attempt, settings, service_account,
+                            [*main, spec.file, *(spec.args or [])])
+
+
+def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
+                     settings: Settings, service_account: str, main: Sequence[str],
+                     ports: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
+    """The driver pod of any Spark kind: `driver --properties-file … <main>`, serving `ports` besides
+    Spark's own (RPC, block manager, UI)."""
     names = Names.of(owner.name)
     app = app_id(owner.uid, attempt)
     pod_sc, container_sc = common.security_context(settings.spark_uid)
-    args = ["driver", "--properties-file", PROPERTIES_FILE]
-    if spec.className and not spec.is_python:
-        args += ["--class", spec.className]
-    args += [spec.file, *(spec.args or [])]
+    args = ["driver", "--properties-file", PROPERTIES_FILE, *main]
     memory = sizing.k8s_quantity_mib(sizing_.driver_pod_memory_mib)
     env = [
         {"name": "SPARK_USER", "value": spec.proxyUser or "spark"},
@@ -204,7 +216,8 @@ def driver_pod(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
         "env": env,
         "ports": [{"name": "driver-rpc-port", "containerPort": DRIVER_PORT, "protocol": "TCP"},
                   {"name": "blockmanager", "containerPort": BLOCK_MANAGER_PORT, "protocol": "TCP"},
-                  {"name": "spark-ui", "containerPort": UI_PORT, "protocol": "TCP"}],
+                  {"name": "spark-ui", "containerPort": UI_PORT, "protocol": "TCP"},
+                  *({"name": n, "containerPort": p, "protocol": "TCP"} for n, p in ports)],
         # Spark itself sets the memory limit equal to the request: the JVM heap plus overhead.
         "resources": {"requests": {"cpu": sizing.k8s_cpu(sizing_.driver_cores), "memory": memory},
                       "limits": {"memory": memory}},
@@ -241,23 +254,23 @@ def driver_pod(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
 # ------------------------------------------------------------------------------------ the rest
 
 
-def configmap(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
-              settings: Settings) -> dict[str, Any]:
+def configmap(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
+              settings: Settings, owned_extra: Mapping[str, str] | None = None) -> dict[str, Any]:
     """spark.properties + executor pod template; rewritten per attempt (its names change)."""
     names = Names.of(owner.name)
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": common.meta(names.configmap, owner, labels(owner, names, "conf", queue_of(spec))),
         "data": {
-            "spark.properties": properties_text(properties(spec, owner, sizing_, attempt, settings)),
+            "spark.properties": properties_text(properties(spec, owner, sizing_, attempt, settings, owned_extra)),
             # JSON is YAML (Spark's client reads it as such) and is ten times cheaper to write.
             "executor-pod-template.yaml": json.dumps(executor_template(spec, owner, settings), sort_keys=True),
         },
     }
 
 
-def driver_service(spec: SparkBatchSpec, owner: Owner) -> dict[str, Any]:
-    """Headless Service the executors reach the driver through (spark.driver.host)."""
+def driver_service(spec: SparkAppSpec, owner: Owner, ports: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
+    """Headless Service the executors reach the driver through (spark.driver.host), plus `ports`."""
     names = Names.of(owner.name)
     return {
         "apiVersion": "v1", "kind": "Service",
@@ -267,7 +280,8 @@ def driver_service(spec: SparkBatchSpec, owner: Owner) -> dict[str, Any]:
             "selector": {"lakejob.io/kind": owner.kind, "lakejob.io/name": names.base, "lakejob.io/role": "driver"},
             "ports": [{"name": "driver-rpc-port", "port": DRIVER_PORT, "targetPort": DRIVER_PORT},
                       {"name": "blockmanager", "port": BLOCK_MANAGER_PORT, "targetPort": BLOCK_MANAGER_PORT},
-                      {"name": "spark-ui", "port": UI_PORT, "targetPort": UI_PORT}],
+                      {"name": "spark-ui", "port": UI_PORT, "targetPort": UI_PORT},
+                      *({"name": n, "port": p, "targetPort": p} for n, p in ports)],
         },
     }
 
@@ -295,7 +309,7 @@ def _rbac(name: str, namespace: str, meta_extra: dict[str, Any]) -> list[dict[st
     ]
 
 
-def driver_rbac(spec: SparkBatchSpec, owner: Owner) -> list[dict[str, Any]]:
+def driver_rbac(spec: SparkAppSpec, owner: Owner) -> list[dict[str, Any]]:
     """ServiceAccount + Role + RoleBinding for one job's driver, owned by the CR (the GC removes them)."""
     names = Names.of(owner.name)
     meta = common.meta(names.rbac, owner, labels(owner, names, "rbac", queue_of(spec)))

@@ -1,0 +1,426 @@
+"""DagJob's state machine: decide(what we know) → (new status, actions, Events, notifications). Pure.
+
+Called by lakejob.controllers.dagjob after it has observed the tasks' Jobs and child resources.
+BatchCompute's states, for the job and for every task:
+
+    (new) → Waiting → Running → Finished                 (every task Finished; AutoRelease deletes it)
+       │       │          └──→ Failed                    (a task failed; see JobFailOnInstanceFail)
+       │       └── (waits for a slot: operator-wide limit, higher Priority first)
+       └──→ Failed                                       (invalid spec, QuotaExhausted.*)
+    Waiting/Running ⇄ Stopped                            (spec.suspend true / false)
+
+A task starts when all its upstream tasks are Finished. JobFailOnInstanceFail true: the first
+failed task (an instance out of retries) stops the running tasks and fails the job; false: the
+failed task's downstream tasks are skipped (Stopped), the others run on, and the job ends Failed.
+A task's run and child name are recorded in status with the action that creates it, and the name
+follows from the run alone, so whichever of the two lands first, a restarted operator re-issues
+the same idempotent create instead of starting a new run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal
+
+from lakejob import dag_graph
+from lakejob.models.common import set_condition
+from lakejob.models.dagjob import TERMINAL_STATES, Counts, DagJobSpec, DagJobStatus, TaskStatus
+from lakejob.render.dag import child_name
+from lakejob.settings import Settings
+
+
+@dataclass(frozen=True)
+class JobObs:
+    """A command task's Job, as its status shows it."""
+
+    name: str
+    completions: int
+    active: int = 0
+    completed_indexes: str = ""
+    failed_indexes: str = ""
+    suspended: bool = False
+    outcome: Literal["Complete", "Failed"] | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ChildObs:
+    """A child custom resource (SparkBatch, FlinkJarJob) of a task."""
+
+    name: str
+    state: str | None  # the child's own status.state
+    message: str | None = None
+    suspended: bool = False
+
+
+@dataclass(frozen=True)
+class Meta:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class Observed:
+    now_ms: int
+    jobs: dict[str, JobObs] = field(default_factory=dict)  # by name
+    children: dict[str, ChildObs] = field(default_factory=dict)  # by name
+    admitted: bool = True  # a Running slot is ours (the operator-wide limit)
+    jobs_in_namespace: int = 1  # DagJobs in the namespace created up to this one (MaxJobCount)
+
+
+Verb = Literal["create_job", "create_child", "suspend_job", "stop_child", "delete_self"]
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: Verb
+    task: str = ""
+    run: int = 0
+    name: str = ""
+    value: bool = False
+
+
+@dataclass(frozen=True)
+class Note:
+    """One BatchCompute event (OnTaskRunning, …): a Kubernetes Event, and a CloudEvent when listed."""
+
+    event: str
+    message: str
+    task: str | None = None
+    indexes: tuple[int, ...] = ()
+
+
+@dataclass
+class Decision:
+    status: DagJobStatus
+    actions: list[Action] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    requeue_after_s: float | None = None
+
+
+# A child's own state → BatchCompute's. SparkBatch: starting/running/recovering/success/dead/killed;
+# FlinkJarJob (DLI's job_*): only its end states matter here, the others are Running.
+CHILD_STATES = {"success": "Finished", "dead": "Failed", "killed": "Stopped",
+                "job_finish": "Finished", "job_submit_fail": "Failed", "job_cancel_success": "Stopped"}
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_indexes(text: str | None) -> set[int]:
+    """A Job's index set ("0-2,5") → {0, 1, 2, 5}."""
+    out: set[int] = set()
+    for part in filter(None, (text or "").split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+class _Step:
+    def __init__(self, spec: DagJobSpec | None, meta: Meta, status: DagJobStatus, obs: Observed, settings: Settings):
+        self.spec, self.meta, self.obs, self.settings = spec, meta, obs, settings
+        self.d = Decision(status=status.model_copy(deep=True))
+        self.now = iso(obs.now_ms)
+
+    @property
+    def s(self) -> DagJobStatus:
+        return self.d.status
+
+    @property
+    def tasks(self) -> dict[str, TaskStatus]:
+        if self.s.Tasks is None:
+            self.s.Tasks = {}
+        return self.s.Tasks
+
+    def note(self, event: str, message: str, task: str | None = None, indexes: tuple[int, ...] = ()) -> None:
+        self.d.notes.append(Note(event, message, task, indexes))
+
+    def act(self, verb: Verb, task: str = "", run: int = 0, name: str = "", value: bool = False) -> None:
+        self.d.actions.append(Action(verb, task, run, name, value))
+
+    def job_state(self, state: str, reason: str, message: str) -> None:
+        s = self.s
+        if s.State == state and s.reason == reason:
+            return
+        s.State, s.reason, s.message = state, reason, message
+        if state == "Running" and s.StartTime is None:
+            s.StartTime = self.now
+        if state in TERMINAL_STATES:
+            s.EndTime = self.now
+        terminal = state in TERMINAL_STATES
+        gen = self.meta.generation
+        s.conditions = set_condition(s.conditions, "Ready", state in ("Running", "Finished"), reason, message, gen,
+                                     self.now)
+        s.conditions = set_condition(s.conditions, "Complete", terminal, reason if terminal else "NotFinished",
+                                     message if terminal else "", gen, self.now)
+        self.note(f"OnJob{state}", f"{state}: {message}")
+
+    def task_state(self, name: str, state: str, message: str | None = None) -> None:
+        t = self.tasks[name]
+        if t.State == state:
+            return
+        t.State = state
+        t.Message = message
+        if state == "Running" and t.StartTime is None:
+            t.StartTime = self.now
+        if state in ("Finished", "Failed"):
+            t.EndTime = self.now
+        self.note(f"OnTask{state}", f"task {name} {state}" + (f": {message}" if message else ""), task=name)
+
+
+def decide(spec: DagJobSpec | None, spec_error: str | None, meta: Meta, status: DagJobStatus, obs: Observed,
+           settings: Settings) -> Decision:
+    step = _Step(spec, meta, status, obs, settings)
+    s = step.s
+    s.observedGeneration = meta.generation
+    if s.State is None:
+        _new(step, spec_error)  # → Waiting, Stopped or Failed; a Waiting job may start at once below
+    elif s.State in TERMINAL_STATES:
+        return step.d
+    elif spec is None:
+        # Only reachable if admission was bypassed: stop what runs, don't guess.
+        _stop_running(step, "the spec is invalid")
+        step.job_state("Failed", "InvalidSpec", spec_error or "invalid spec")
+    if spec is not None and s.State not in TERMINAL_STATES:
+        _priority(step, spec)
+        if spec.suspend:
+            _stop(step)
+        elif s.State == "Stopped":
+            _resume(step)
+        if s.State == "Waiting" and obs.admitted and not spec.suspend:
+            step.job_state("Running", "Admitted", "a slot is free; starting the tasks whose upstream tasks finished")
+        if s.State == "Running":
+            _running(step, spec)
+    _metrics(step)
+    return step.d
+
+
+def _quota(spec: DagJobSpec, obs: Observed, settings: Settings) -> tuple[str, str] | None:
+    """The first exhausted quota: (its QuotaExhausted.* name, BatchCompute's message plus detail)."""
+    checks: list[tuple[str, int, int, str]] = [
+        ("MaxJobCount", settings.dag_max_job_count, obs.jobs_in_namespace, "DagJobs in this namespace"),
+        ("MaxJobTaskCount", settings.dag_max_job_task_count, len(spec.DAG.Tasks), "tasks in this job"),
+    ]
+    for name, task in sorted(spec.DAG.Tasks.items()):
+        if task.InstanceCount is not None:
+            checks.append(("MaxTaskInstanceCount", settings.dag_max_task_instance_count, task.InstanceCount,
+                           f"InstanceCount of task {name}"))
+        if task.Timeout is not None:
+            checks.append(("MaxInstanceTimeout", settings.dag_max_instance_timeout, task.Timeout,
+                           f"Timeout of task {name}"))
+    for name, limit, value, what in checks:
+        if value > limit:
+            return f"QuotaExhausted.{name}", f"The {name} ({limit}) quota is exhausted: {what} is {value}."
+    return None
+
+
+def _new(step: _Step, spec_error: str | None) -> None:
+    s, meta, spec = step.s, step.meta, step.spec
+    s.Id = meta.uid
+    s.CreationTime = iso(meta.created_ms)
+    if spec is None:
+        step.job_state("Failed", "InvalidSpec", spec_error or "invalid spec")
+        return
+    s.Name, s.Priority = spec.Name, spec.Priority
+    quota = _quota(spec, step.obs, step.settings)
+    if quota is not None:
+        step.job_state("Failed", *quota)
+        return
+    s.Tasks = {name: TaskStatus(Type=task.kind, InstanceMetrics=Counts(WaitingCount=task.InstanceCount or 1))
+               for name, task in sorted(spec.DAG.Tasks.items())}
+    for name in dag_graph.topological_order(spec.DAG.Dependencies or {}, spec.DAG.Tasks):
+        step.note("OnTaskWaiting", f"task {name} Waiting", task=name)
+    if spec.suspend:
+        step.job_state("Stopped", "Suspended", "created with suspend: true; nothing was started")
+        return
+    step.job_state("Waiting", "Queued", "waiting for a slot (Priority orders the queue)")
+
+
+def _priority(step: _Step, spec: DagJobSpec) -> None:
+    if step.s.Priority != spec.Priority:
+        step.note("OnPriorityChange", f"Priority {step.s.Priority} -> {spec.Priority}")
+        step.s.Priority = spec.Priority
+
+
+def _stop_task(step: _Step, name: str, why: str) -> None:
+    """Stop one running task: suspend its Job (its pods go; finished indexes are kept), or stop its child."""
+    t = step.tasks[name]
+    if t.Child:
+        step.act("suspend_job" if t.Type == "command" else "stop_child", task=name, name=t.Child, value=True)
+    step.task_state(name, "Stopped", why)
+    m = t.InstanceMetrics
+    if m.RunningCount:
+        t.InstanceMetrics = Counts(WaitingCount=m.WaitingCount, StoppedCount=m.RunningCount,
+                                   FinishedCount=m.FinishedCount, FailedCount=m.FailedCount)
+        step.note("OnInstanceStopped", f"task {name}: {m.RunningCount} instance(s) stopped", task=name)
+
+
+def _stop_running(step: _Step, why: str) -> None:
+    for name, t in sorted(step.tasks.items()):
+        if t.State == "Running":
+            _stop_task(step, name, why)
+
+
+def _stop(step: _Step) -> None:
+    if step.s.State == "Stopped":
+        return
+    _stop_running(step, "stopped by spec.suspend")
+    step.job_state("Stopped", "Suspended", "stopped by spec.suspend")
+
+
+def _resume(step: _Step) -> None:
+    """suspend went back to false: the stopped tasks wait again (a Job continues with its remaining
+    instances when it restarts; a child resource runs again as a new run), and so does the job."""
+    for name, t in sorted(step.tasks.items()):
+        if t.State == "Stopped":
+            step.task_state(name, "Waiting", "resumed")
+    step.job_state("Waiting", "Resumed", "resumed; waiting for a slot")
+
+
+def _running(step: _Step, spec: DagJobSpec) -> None:
+    tasks, obs = step.tasks, step.obs
+    for name, t in sorted(tasks.items()):
+        if t.State == "Running":
+            _observe_task(step, spec, name)
+    failed = sorted(n for n, t in tasks.items() if t.State == "Failed")
+    if failed and spec.JobFailOnInstanceFail:
+        _stop_running(step, f"stopped: task {failed[0]} failed (JobFailOnInstanceFail)")
+        for name, t in sorted(tasks.items()):
+            if t.State == "Waiting":
+                step.task_state(name, "Stopped", f"not started: task {failed[0]} failed (JobFailOnInstanceFail)")
+        step.job_state("Failed", "TaskFailed", _summary(tasks))
+        return
+    deps = spec.DAG.Dependencies or {}
+    for f in failed:
+        for name in sorted(dag_graph.descendants(deps, f)):
+            if tasks[name].State == "Waiting":
+                step.task_state(name, "Stopped", f"skipped: upstream task {f} failed")
+    ups = dag_graph.upstream(deps, spec.DAG.Tasks)
+    for name in dag_graph.topological_order(deps, spec.DAG.Tasks):
+        if tasks[name].State == "Waiting" and all(tasks[u].State == "Finished" for u in ups[name]):
+            _start_task(step, spec, name)
+    if any(t.State in ("Running", "Waiting") for t in tasks.values()):
+        if any(t.State == "Running" and t.Child and t.Child not in obs.jobs and t.Child not in obs.children
+               for t in tasks.values()):
+            step.d.requeue_after_s = 5  # created but not seen yet: look again (the create is re-issued)
+        return
+    if all(t.State == "Finished" for t in tasks.values()):
+        step.job_state("Finished", "AllTasksFinished", f"{len(tasks)} tasks finished")
+        if spec.AutoRelease:
+            step.act("delete_self")
+    else:
+        step.job_state("Failed", "TaskFailed", _summary(tasks))
+
+
+def _summary(tasks: dict[str, TaskStatus]) -> str:
+    """Per task, its state (and why): the message of a failed DagJob."""
+    return "; ".join(f"{n}: {t.State}" + (f" ({t.Message})" if t.Message and t.State != "Finished" else "")
+                     for n, t in sorted(tasks.items()))
+
+
+def _start_task(step: _Step, spec: DagJobSpec, name: str) -> None:
+    t = step.tasks[name]
+    task = spec.DAG.Tasks[name]
+    existing = step.obs.jobs.get(t.Child or "")
+    if t.Type == "command" and existing is not None:
+        # A Job stopped by suspend: it continues with the instances that had not finished.
+        step.act("suspend_job", task=name, name=existing.name, value=False)
+    else:
+        t.Run += 1
+        t.Child = child_name(step.meta.name, name, t.Run)
+        if t.Type == "command":
+            step.act("create_job", task=name, run=t.Run, name=t.Child)
+        else:
+            step.act("create_child", task=name, run=t.Run, name=t.Child)
+    count = task.InstanceCount or 1
+    if existing is None:
+        t.InstanceMetrics = Counts(WaitingCount=count)
+        t.FinishedIndexes = t.FailedIndexes = None
+        step.note("OnInstanceWaiting", f"task {name}: {count} instance(s) waiting", task=name,
+                  indexes=tuple(range(count)))
+    step.task_state(name, "Running", f"run {t.Run}: {t.Child}")
+
+
+def _observe_task(step: _Step, spec: DagJobSpec, name: str) -> None:
+    t = step.tasks[name]
+    task = spec.DAG.Tasks[name]
+    if t.Type == "command":
+        job = step.obs.jobs.get(t.Child or "")
+        if job is None:
+            step.act("create_job", task=name, run=t.Run, name=t.Child or "")
+            return
+        if job.suspended:
+            step.act("suspend_job", task=name, name=job.name, value=False)
+        _instances(step, name, job, task.InstanceCount or job.completions)
+        if job.outcome == "Complete":
+            step.task_state(name, "Finished")
+        elif job.outcome == "Failed" or (spec.JobFailOnInstanceFail and job.failed_indexes):
+            why = f"instance(s) {job.failed_indexes} failed after {task.MaxRetryCount or 0} retries"
+            step.task_state(name, "Failed", why + (f" ({job.message})" if job.message else ""))
+        return
+    child = step.obs.children.get(t.Child or "")
+    if child is None:
+        step.act("create_child", task=name, run=t.Run, name=t.Child or "")
+        return
+    state = CHILD_STATES.get(child.state or "", "Running")
+    if state == "Stopped":  # stopped by someone else than us (we mark our stops ourselves)
+        state = "Failed"
+    old = t.InstanceMetrics
+    t.InstanceMetrics = Counts(**{f"{state}Count": 1})
+    if state != "Running" or old.RunningCount == 0:
+        step.note(f"OnInstance{state}", f"task {name}: {t.Child} {child.state or 'created'}", task=name, indexes=(0,))
+    if state in ("Finished", "Failed"):
+        step.task_state(name, state, None if state == "Finished" else f"{t.Child}: {child.message or child.state}")
+
+
+def _instances(step: _Step, name: str, job: JobObs, count: int) -> None:
+    """Instance counts of a command task from its Job, with an event per change."""
+    t = step.tasks[name]
+    done, failed = parse_indexes(job.completed_indexes), parse_indexes(job.failed_indexes)
+    new_done = sorted(done - parse_indexes(t.FinishedIndexes))
+    new_failed = sorted(failed - parse_indexes(t.FailedIndexes))
+    running = 0 if job.suspended else max(0, min(job.active, count - len(done) - len(failed)))
+    before = t.InstanceMetrics
+    t.InstanceMetrics = Counts(WaitingCount=max(0, count - len(done) - len(failed) - running), RunningCount=running,
+                               FinishedCount=len(done), FailedCount=len(failed))
+    t.FinishedIndexes, t.FailedIndexes = job.completed_indexes or None, job.failed_indexes or None
+    if running > before.RunningCount:
+        step.note("OnInstanceRunning", f"task {name}: {running} instance(s) running", task=name)
+    if new_done:
+        step.note("OnInstanceFinished", f"task {name}: instance(s) {_ids(new_done)} finished", task=name,
+                  indexes=tuple(new_done))
+    if new_failed:
+        step.note("OnInstanceFailed", f"task {name}: instance(s) {_ids(new_failed)} failed", task=name,
+                  indexes=tuple(new_failed))
+
+
+def _ids(indexes: list[int]) -> str:
+    return ",".join(str(i) for i in indexes)
+
+
+def _metrics(step: _Step) -> None:
+    s = step.s
+    if s.Tasks is None:
+        return
+    tasks = s.Tasks.values()
+    s.TaskMetrics = Counts(**{f"{st}Count": sum(t.State == st for t in tasks)
+                              for st in ("Waiting", "Running", "Stopped", "Finished", "Failed")})
+    s.InstanceMetrics = Counts(**{k: sum(getattr(t.InstanceMetrics, k) for t in tasks)
+                                  for k in Counts.model_fields})
+    s.TaskProgress = f"{s.TaskMetrics.FinishedCount}/{len(s.Tasks)}"
+
+
+def listed(spec: DagJobSpec | None) -> frozenset[str]:
+    """The events the Topic lists (they are also the instance-level Events worth posting)."""
+    if spec is None or spec.Notification is None or not spec.Notification.Topic.Events:
+        return frozenset()
+    return frozenset(spec.Notification.Topic.Events)
+
+
+def is_instance_event(event: str) -> bool:
+    return event.startswith("OnInstance")
+

@@ -1,0 +1,217 @@
+"""FlinkJarJob: kopf handlers (thin) and the reconciler's observe and apply steps.
+
+The loop is controllers.base's; decide is controllers.flinkjarjob_decide (pure). Here:
+- observe: the spec through the model, the status, the JobManager and TaskManager pods from the
+  pod index (no LIST calls), the JobManager's REST API through the operator's one HTTP client
+  (only while the JobManager pod runs; short timeout; None when it does not answer, e.g. on KWOK),
+  and, for a new job, whether an older FlinkJarJob in the namespace already uses its checkpoint_path
+  (from the bodies the operator holds: admission sees one object at a time, so this cannot be CEL);
+- apply: status (write-ahead) alongside the idempotent children, then the JobManager pod,
+  deletions, Events and CloudEvent notifications (in the background, never awaited here).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+import kopf
+
+from lakejob import kube as kubemod
+from lakejob.controllers import base
+from lakejob.controllers.base import Key, ms
+from lakejob.controllers.flinkjarjob_decide import (
+    EVENT_TYPE,
+    Decision,
+    Meta,
+    Observed,
+    PodObs,
+    RestObs,
+    decide,
+    is_finished,
+)
+from lakejob.controllers.sparkbatch import summarize_pod
+from lakejob.crds import GROUP, VERSION
+from lakejob.models.flinkjarjob import TERMINAL_PHASES, FlinkJarJobSpec, FlinkJarJobStatus, TaskManagerCounts
+from lakejob.notify import cloudevent
+from lakejob.render import flink as render
+from lakejob.render.common import Owner
+
+KIND = "FlinkJarJob"
+PODS = "flinkjarjob_pods"  # the kopf index of this kind's pods (named after its handler)
+
+kubemod.register_kind("apps/v1", "Deployment", "deployments")  # the TaskManagers
+
+
+def parse_spec(body: Mapping[str, Any]) -> tuple[FlinkJarJobSpec | None, str | None]:
+    return base.parse_spec(FlinkJarJobSpec, body)
+
+
+def observe_pods(pods: list[dict[str, Any]], jobmanager: str | None) -> tuple[PodObs | None, TaskManagerCounts]:
+    jm = None
+    counts = TaskManagerCounts()
+    for p in pods:
+        if p["role"] == "jobmanager" and p["name"] == jobmanager:
+            jm = PodObs(**{k: v for k, v in p.items() if k in PodObs.__dataclass_fields__})
+        elif p["role"] == "taskmanager" and not p["deleting"]:
+            phase = p["phase"].lower()
+            if phase in ("pending", "running", "failed"):
+                setattr(counts, phase, getattr(counts, phase) + 1)
+    return jm, counts
+
+
+def _checkpoint_key(path: str | None) -> str | None:
+    return path.rstrip("/") if path else None
+
+
+def checkpoint_conflict(body: Mapping[str, Any], others: list[Mapping[str, Any]]) -> str | None:
+    """The name of an older FlinkJarJob in the same namespace with the same checkpoint_path, if any.
+
+    Older = earlier creationTimestamp (then name), so of two jobs created together the same one
+    wins whichever the operator sees first; a job already rejected for its path holds nothing."""
+    mine = _checkpoint_key((body.get("spec") or {}).get("checkpoint_path"))
+    if mine is None:
+        return None
+    meta = body["metadata"]
+    order = (meta.get("creationTimestamp") or "", meta["name"])
+    for other in others:
+        ometa, ostatus = other["metadata"], other.get("status") or {}
+        if (ometa["namespace"] != meta["namespace"] or ometa["uid"] == meta["uid"]
+                or _checkpoint_key((other.get("spec") or {}).get("checkpoint_path")) != mine
+                or ostatus.get("reason") == "CheckpointPathInUse"
+                or (ometa.get("creationTimestamp") or "", ometa["name"]) >= order):
+            continue
+        return str(ometa["name"])
+    return None
+
+
+def _exception_text(payload: Any) -> str | None:
+    """The newest exception's first line from /jobs/<id>/exceptions (Flink 1.x and 2.x shapes)."""
+    if not isinstance(payload, dict):
+        return None
+    entries = (payload.get("exceptionHistory") or {}).get("entries") or []
+    text = payload.get("root-exception") or (entries[0].get("stacktrace") if entries else None)
+    return str(text).strip().splitlines()[0][:500] if text else None
+
+
+@base.register
+class FlinkJarJobReconciler(base.Reconciler):
+    kind = KIND
+    plural = "flinkjarjobs"
+    terminal_states = frozenset(TERMINAL_PHASES)
+    failed_states = frozenset({"Failed"})
+    retry_states = frozenset({"Restarting"})
+
+    async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        status = FlinkJarJobStatus.model_validate(self.status_of(body))
+        spec, error = parse_spec(body)
+        pods = self.children(PODS, key)
+        jm, tms = observe_pods(pods, status.jobManagerPod)
+        owner = Owner(base.API_VERSION, KIND, meta["name"], meta["namespace"], meta["uid"])
+        rest = None
+        if jm is not None and jm.phase == "Running" and not jm.deleting and not is_finished(status):
+            rest = await self._poll(owner, status, spec)
+        conflict = None
+        if status.status_name is None:
+            conflict = checkpoint_conflict(body, [b for b in list(self.bodies.values()) if b is not body])
+        now = self.now_ms()
+        # Only pods the watch has shown count as left: a create noted but never seen cannot block a cancel.
+        left = len(list(self.indexes.get(PODS, {}).get(key, ())))
+        observed = Observed(now_ms=now, jobmanager=jm, taskmanagers=tms, rest=rest, pods_left=left,
+                            checkpoint_conflict=conflict)
+        m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
+                 generation=meta.get("generation", 1), created_ms=ms(meta.get("creationTimestamp")) or now)
+        await self._apply(key, body, owner, spec, decide(spec, error, m, status, observed, self.settings))
+
+    async def _poll(self, owner: Owner, status: FlinkJarJobStatus, spec: FlinkJarJobSpec | None) -> RestObs | None:
+        """The job's state from the JobManager's REST API, or None when it does not answer."""
+        url, timeout = render.rest_url(owner, self.settings), self.settings.flink_rest_timeout_s
+        overview = await self.http.get_json(f"{url}/jobs/overview", timeout)
+        if not isinstance(overview, dict):
+            return None
+        job = next((j for j in overview.get("jobs") or [] if j.get("jid") == status.job_id), None)
+        if job is None:
+            return RestObs(state="INITIALIZING")  # the application has not submitted its job yet
+        state = str(job.get("state"))
+        checkpoint = exception = None
+        if spec is not None and spec.resume_checkpoint:
+            cps = await self.http.get_json(f"{url}/jobs/{status.job_id}/checkpoints", timeout)
+            if isinstance(cps, dict):
+                checkpoint = ((cps.get("latest") or {}).get("completed") or {}).get("external_path")
+        if state in ("RESTARTING", "FAILING", "FAILED"):
+            exception = _exception_text(await self.http.get_json(
+                f"{url}/jobs/{status.job_id}/exceptions?maxExceptions=1", timeout))
+        return RestObs(state=state, last_checkpoint=checkpoint, exception=exception)
+
+    async def _apply(self, key: Key, body: dict[str, Any], owner: Owner, spec: FlinkJarJobSpec | None,
+                     decision: Decision) -> None:
+        meta = body["metadata"]
+        # Write-ahead: a new attempt is recorded before its JobManager is created (below), so a crash
+        # in between resumes this attempt. Children are idempotent and harmless without a JobManager.
+        first: list[Awaitable[Any]] = [self.write_status(body, decision.status.model_dump(exclude_none=True,
+                                                                                          mode="json"))]
+        if spec is not None and any(a.verb == "ensure_children" for a in decision.actions):
+            first.append(self._ensure_children(spec, owner))
+        await asyncio.gather(*first)
+        then: list[Awaitable[Any]] = [self.post_events(body, decision.events)]
+        for action in decision.actions:
+            if action.verb == "create_jobmanager" and spec is not None:
+                then.append(self._create_jobmanager(key, spec, owner, action.attempt, action.savepoint))
+            elif action.verb == "delete_jobmanager":
+                then.append(self.kube.delete("v1", "Pod", owner.namespace, action.pod))
+            elif action.verb == "cleanup":
+                then.append(self._cleanup(owner))
+        await asyncio.gather(*then)
+        source = f"/apis/{base.API_VERSION}/namespaces/{owner.namespace}/{self.plural}/{owner.name}"
+        for url, data in decision.notifications:
+            self.notifier.send(url, cloudevent(EVENT_TYPE, source, owner.name, data))
+        if decision.requeue_after_s is not None:
+            self.requeue(key, meta["uid"], decision.requeue_after_s)
+
+    async def _ensure_children(self, spec: FlinkJarJobSpec, owner: Owner) -> None:
+        """ConfigMap, Service, TaskManager Deployment: created if absent, in parallel. None of them
+        changes between attempts (the spec is immutable; the savepoint is the JobManager's argument)."""
+        sz = render.resolve_sizing(spec, self.settings)
+        await asyncio.gather(self.kube.create(render.configmap(spec, owner, sz, self.settings)),
+                             self.kube.create(render.service(spec, owner)),
+                             self.kube.create(render.taskmanager_deployment(spec, owner, sz, self.settings)))
+
+    async def _create_jobmanager(self, key: Key, spec: FlinkJarJobSpec, owner: Owner, attempt: int,
+                                 savepoint: str | None) -> None:
+        pod = render.jobmanager_pod(spec, owner, render.resolve_sizing(spec, self.settings), attempt, savepoint,
+                                    self.settings)
+        if await self.kube.create(pod):
+            self.note_created(key, PODS, summarize_pod(pod))
+
+    async def _cleanup(self, owner: Owner) -> None:
+        """Remove what an ended job no longer needs (the GC removes the TaskManager pods with their Deployment)."""
+        names = render.Names.of(owner.name)
+        await asyncio.gather(self.kube.delete("apps/v1", "Deployment", owner.namespace, names.taskmanagers),
+                             self.kube.delete("v1", "Service", owner.namespace, names.service),
+                             self.kube.delete("v1", "ConfigMap", owner.namespace, names.configmap))
+
+
+# ------------------------------------------------------------------------------------ kopf
+
+
+def _reconciler() -> base.Reconciler:
+    from lakejob.operator import reconciler
+
+    return reconciler(KIND)
+
+
+# async: kopf runs sync handlers in a thread pool, which costs more than this whole function.
+@kopf.index("pods", labels={"lakejob.io/kind": KIND})
+async def flinkjarjob_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {base.child_key(body): summarize_pod(body)}
+
+
+@kopf.on.event("pods", labels={"lakejob.io/kind": KIND})
+async def flinkjarjob_pod_event(body: kopf.Body, **kwargs: Any) -> None:
+    _reconciler().child_event(body, {PODS: kwargs[PODS]})
+
+
+@kopf.on.event(GROUP, VERSION, FlinkJarJobReconciler.plural)
+async def flinkjarjob_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+    _reconciler().cr_event(event.get("type"), dict(event.get("object") or body), {PODS: kwargs[PODS]})

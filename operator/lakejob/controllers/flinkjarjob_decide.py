@@ -1,0 +1,435 @@
+"""FlinkJarJob's state machine: decide(what we know) → (new status, actions, Events, notifications).
+
+Pure, no I/O. Called by lakejob.controllers.flinkjarjob after it has observed the JobManager pod,
+the TaskManager pods and (when it answers) the JobManager's REST API. One function per state;
+the states are DLI's Flink job statuses:
+
+    (new) → job_init → job_submitting → job_running → job_finish
+       │                    │   ▲    │       │
+       │                    │   └────┼── job_running_exception (Flink restarting tasks, REST says RESTARTING)
+       │                    ▼        ▼
+       │             job_running_exception ──(restart_when_exception, under resume_max_num/hour)──→ job_submitting
+       │                    └── otherwise terminal: the job failed, status_desc says why
+       ├──→ job_submit_fail  (invalid spec, checkpoint_path already used, JobManager never scheduled)
+    any non-terminal → job_canceling → job_cancel_success   (spec.suspend: true)
+
+What the job is doing comes from the REST API when it answers and from the JobManager pod's phase
+otherwise (a running pod is taken as a running job; the JobManager exits 0 when the job finished
+and 1443 when it failed). Status is the write-ahead log: a new attempt (attempt, jobManagerPod,
+job_id, restart time) is recorded before its JobManager is created, so a crash never repeats it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from lakejob import sizing
+from lakejob.models.common import set_condition
+from lakejob.models.flinkjarjob import (
+    HOUR_MS,
+    TERMINAL_PHASES,
+    FlinkJarJobSpec,
+    FlinkJarJobStatus,
+    FlinkResources,
+    PodResources,
+    TaskManagerCounts,
+    TaskManagerResources,
+)
+from lakejob.render.flink import Names, job_id, resolve_sizing
+from lakejob.settings import Settings
+
+# Flink's exit code for an application whose job FAILED (ApplicationStatus.FAILED).
+FLINK_FAILED_EXIT = 1443
+EVENT_TYPE = "io.lakejob.flinkjarjob.failed"
+
+
+@dataclass(frozen=True)
+class PodObs:
+    """What the JobManager pod of the current attempt shows."""
+
+    name: str
+    phase: str  # Pending | Running | Succeeded | Failed | Unknown
+    created_ms: int
+    deleting: bool = False
+    unschedulable: str | None = None
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+    exit_code: int | None = None
+    term_reason: str | None = None
+    term_message: str | None = None
+
+
+@dataclass(frozen=True)
+class RestObs:
+    """The job as the JobManager's REST API reports it (/jobs/overview, checkpoints, exceptions)."""
+
+    state: str  # Flink's JobStatus: INITIALIZING, CREATED, RUNNING, RESTARTING, FAILING, FAILED, FINISHED, …
+    last_checkpoint: str | None = None
+    exception: str | None = None
+
+
+@dataclass(frozen=True)
+class Meta:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class Observed:
+    now_ms: int
+    jobmanager: PodObs | None
+    taskmanagers: TaskManagerCounts
+    rest: RestObs | None = None  # None: not polled, or the REST API did not answer
+    pods_left: int = 0  # pods of this job that still exist (a cancel is done when none are)
+    checkpoint_conflict: str | None = None  # an older FlinkJarJob here with the same checkpoint_path
+
+
+Verb = Literal["ensure_children", "create_jobmanager", "delete_jobmanager", "cleanup"]
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: Verb
+    attempt: int = 0
+    pod: str = ""
+    savepoint: str | None = None
+
+
+@dataclass
+class Decision:
+    status: FlinkJarJobStatus
+    actions: list[Action] = field(default_factory=list)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    notifications: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (url, CloudEvent data)
+    requeue_after_s: float | None = None
+
+
+def is_finished(status: FlinkJarJobStatus) -> bool:
+    return status.state in TERMINAL_PHASES
+
+
+def phase(status_name: str, final: bool, restart_pending: bool) -> str:
+    """lakejob's lifecycle phase of a DLI status (job_running_exception is three things in DLI)."""
+    if status_name == "job_running_exception":
+        return "Failed" if final else "Restarting" if restart_pending else "Running"
+    return {"job_init": "Pending", "job_submitting": "Pending", "job_running": "Running",
+            "job_submit_fail": "Failed", "job_canceling": "Cancelling", "job_cancel_success": "Cancelled",
+            "job_finish": "Succeeded"}[status_name]
+
+
+def resources(sz: sizing.FlinkSizing) -> FlinkResources:
+    return FlinkResources(
+        parallelism=sz.parallelism,
+        jobManager=PodResources(cus=sz.manager_cu_number, cpu=sizing.k8s_millicpu(sz.jobmanager_millicpu),
+                                memory=sizing.k8s_quantity_mib(sz.jobmanager_memory_mib)),
+        taskManager=TaskManagerResources(cus=sz.tm_cus, cpu=sizing.k8s_millicpu(sz.taskmanager_millicpu),
+                                         memory=sizing.k8s_quantity_mib(sz.taskmanager_memory_mib),
+                                         replicas=sz.taskmanagers, slots=sz.slots),
+        unusedCUs=sz.unused_cus)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Step:
+    """Accumulates one decision: status edits with their conditions and Event, and actions."""
+
+    def __init__(self, meta: Meta, status: FlinkJarJobStatus, obs: Observed, settings: Settings):
+        self.meta, self.obs, self.settings = meta, obs, settings
+        self.d = Decision(status=status.model_copy(deep=True))
+
+    @property
+    def s(self) -> FlinkJarJobStatus:
+        return self.d.status
+
+    def transition(self, state: str, reason: str, desc: str, *, warning: bool = False, final: bool = False) -> None:
+        s, now = self.s, self.obs.now_ms
+        if s.status_name == state and s.reason == reason and s.status_desc == desc:
+            return
+        s.status_name, s.reason, s.status_desc, s.update_time = state, reason, desc, now
+        s.state = phase(state, final, s.nextRestartTime is not None)
+        final = s.state in TERMINAL_PHASES
+        ready = state == "job_running"
+        s.conditions = set_condition(s.conditions, "Ready", ready, reason, desc, self.meta.generation, _iso(now))
+        s.conditions = set_condition(s.conditions, "Complete", final, reason if final else "NotFinished",
+                                     desc if final else "", self.meta.generation, _iso(now))
+        self.d.events.append(("Warning" if warning else "Normal", reason, f"{state}: {desc}" if desc else state))
+
+    def act(self, verb: Verb, attempt: int = 0, pod: str = "", savepoint: str | None = None) -> None:
+        self.d.actions.append(Action(verb, attempt, pod, savepoint))
+
+    def notify(self, spec: FlinkJarJobSpec | None) -> None:
+        """A failure: a CloudEvent to the URL smn_topic maps to (the Event is the transition's own)."""
+        if spec is None or spec.smn_topic is None:
+            return
+        url = self.settings.notification_topics.get(spec.smn_topic)
+        if url is None:
+            self.d.events.append(("Warning", "NotificationTopicUnknown",
+                                  f"smn_topic {spec.smn_topic!r} is not in the operator's LAKEJOB_NOTIFICATION_TOPICS; "
+                                  "no notification sent"))
+            return
+        s = self.s
+        self.d.notifications.append((url, {
+            "name": self.meta.name, "namespace": self.meta.namespace, "job_name": s.name, "job_id": s.job_id,
+            "status_name": s.status_name, "status_desc": s.status_desc, "reason": s.reason,
+            "attempt": s.attempt, "restarts": s.restarts or 0, "final": is_finished(s), "smn_topic": spec.smn_topic}))
+
+
+def decide(spec: FlinkJarJobSpec | None, spec_error: str | None, meta: Meta, status: FlinkJarJobStatus,
+           obs: Observed, settings: Settings) -> Decision:
+    step = _Step(meta, status, obs, settings)
+    s = step.s
+    s.observedGeneration = meta.generation
+    if s.status_name is None:
+        _new(step, spec, spec_error)
+        return step.d
+    if is_finished(s):
+        return step.d  # final
+    s.taskManagers = obs.taskmanagers
+    if obs.rest is not None:
+        s.flinkState = obs.rest.state
+        s.last_checkpoint = obs.rest.last_checkpoint or s.last_checkpoint
+    # Restarts older than an hour no longer count against resume_max_num.
+    if s.restart_times:
+        s.restart_times = [t for t in s.restart_times if t > obs.now_ms - HOUR_MS] or None
+    if s.status_name == "job_canceling" or (spec is not None and spec.suspend):
+        _canceling(step)
+    elif spec is None:
+        # Only reachable if admission was bypassed (e.g. the CRD was replaced): stop, don't guess.
+        _fail_for_good(step, None, "InvalidSpec", spec_error or "invalid spec",
+                       "Fix the spec and re-create the job.")
+    elif s.status_name == "job_running_exception" and s.nextRestartTime is not None:
+        _restarting(step, spec)
+    else:
+        _follow(step, spec)
+    return step.d
+
+
+# ------------------------------------------------------------------------------------ states
+
+
+def _new(step: _Step, spec: FlinkJarJobSpec | None, spec_error: str | None) -> None:
+    s, meta, obs = step.s, step.meta, step.obs
+    s.create_time = meta.created_ms
+    s.restarts = 0
+    if spec is None:
+        step.transition("job_submit_fail", "InvalidSpec", f"{spec_error or 'invalid spec'}. Fix the spec and "
+                        "re-create the job.", warning=True)
+        return
+    s.name, s.queue_name = spec.name, spec.queue_name
+    try:
+        sz = resolve_sizing(spec, step.settings)
+    except ValueError as e:  # the CU rules, had admission been bypassed
+        step.transition("job_submit_fail", "InvalidSpec", f"{e}. Fix the CU numbers and re-create the job.",
+                        warning=True)
+        step.notify(spec)
+        return
+    s.resources = resources(sz)
+    if obs.checkpoint_conflict is not None:
+        step.transition("job_submit_fail", "CheckpointPathInUse",
+                        f"checkpoint_path {spec.checkpoint_path} is already used by FlinkJarJob {obs.checkpoint_conflict} "
+                        "in this namespace; checkpoint paths must be unique. Choose another checkpoint_path and "
+                        "re-create the job.", warning=True)
+        step.notify(spec)
+        return
+    if spec.suspend:
+        step.transition("job_cancel_success", "Suspended", "created with suspend: true; nothing was started")
+        return
+    _start_attempt(step, 1, None)
+    step.transition("job_init", "JobManagerCreated", f"JobManager pod {s.jobManagerPod} created (attempt 1)")
+
+
+def _start_attempt(step: _Step, attempt: int, savepoint: str | None) -> None:
+    s = step.s
+    s.attempt = attempt
+    s.jobManagerPod = Names.of(step.meta.name).jobmanager(attempt)
+    s.job_id = job_id(step.meta.uid, attempt)
+    s.savepointPath = savepoint
+    s.start_time = step.obs.now_ms
+    s.nextRestartTime = None
+    s.flinkState = None
+    step.act("ensure_children", attempt)
+    step.act("create_jobmanager", attempt, s.jobManagerPod, savepoint)
+
+
+View = Literal["pending", "submitting", "running", "restarting", "failed", "finished", "canceled", "missing"]
+
+
+def _view(step: _Step) -> tuple[View, str, str]:
+    """(what the job is doing, reason, description), from the JobManager pod and the REST API."""
+    jm, rest = step.obs.jobmanager, step.obs.rest
+    if jm is None:
+        return "missing", "JobManagerPodMissing", f"JobManager pod {step.s.jobManagerPod} disappeared"
+    if jm.phase == "Failed" or jm.deleting:
+        code = "unknown" if jm.exit_code is None else str(jm.exit_code)
+        if jm.exit_code == FLINK_FAILED_EXIT:
+            why = "the Flink job failed (the JobManager exited with 1443)"
+        elif jm.deleting:
+            why = f"JobManager pod {jm.name} was deleted"
+        else:
+            why = f"JobManager pod {jm.name} failed with exit code {code}"
+        detail = (rest.exception if rest and rest.exception else None) or jm.term_message or jm.term_reason
+        return "failed", jm.term_reason or ("JobManagerDeleted" if jm.deleting else "JobManagerFailed"), \
+            why + (f": {detail}" if detail else "")
+    if jm.phase == "Succeeded":
+        return "finished", "JobFinished", f"the job finished (JobManager pod {jm.name} exited 0)"
+    if jm.phase != "Running":
+        return "pending", "Pending", f"JobManager pod {jm.name} is {jm.phase}"
+    if rest is None:
+        # KWOK, or REST unreachable: a running JobManager is taken as a running job.
+        return "running", "JobManagerRunning", ""
+    state = rest.state
+    if state == "RUNNING":
+        return "running", "JobRunning", ""
+    if state in ("RESTARTING", "FAILING"):
+        return "restarting", "JobRestarting", f"Flink reports the job {state}" + \
+            (f": {rest.exception}" if rest.exception else "") + \
+            ". Flink is recovering it; check the TaskManagers and the job's exception history."
+    if state == "FAILED":
+        return "failed", "JobFailed", "Flink reports the job FAILED" + (f": {rest.exception}" if rest.exception else "")
+    if state == "FINISHED":
+        return "finished", "JobFinished", "the job finished"
+    if state in ("CANCELLING", "CANCELED"):
+        return "canceled", "JobCanceled", f"the job was cancelled in Flink ({state})"
+    return "submitting", "JobSubmitting", f"Flink reports the job {state}"
+
+
+def _follow(step: _Step, spec: FlinkJarJobSpec) -> None:
+    """job_init, job_submitting, job_running, and job_running_exception while Flink restarts in place."""
+    s, obs, settings = step.s, step.obs, step.settings
+    view, reason, desc = _view(step)
+    waited_s = (obs.now_ms - (s.start_time or obs.now_ms)) / 1000
+    starting = s.status_name in ("job_init", "job_submitting")
+    if view == "missing" and not starting:
+        _failed(step, spec, reason, desc)
+        return
+    if view == "missing" and waited_s < settings.scheduling_timeout_s:
+        # Recorded but not (yet) seen: create it (idempotent; a lost create after a crash lands here).
+        assert s.attempt is not None
+        step.act("ensure_children", s.attempt)
+        step.act("create_jobmanager", s.attempt, s.jobManagerPod or "", s.savepointPath)
+        step.d.requeue_after_s = 5
+        return
+    if view in ("missing", "pending") and waited_s >= settings.scheduling_timeout_s:
+        jm = obs.jobmanager
+        why = (jm.unschedulable or jm.waiting_message or jm.waiting_reason) if jm else None
+        _submit_fail(step, spec, "FailedScheduling" if jm and jm.unschedulable else "StartTimeout",
+                     f"the JobManager was not running after {settings.scheduling_timeout_s}s"
+                     + (f": {why}" if why else "") + ". Free resources in the namespace or lower cu_number.")
+        return
+    if view in ("pending", "missing"):
+        if s.status_name == "job_init":
+            step.transition("job_submitting", "JobManagerPending", desc)
+        step.d.requeue_after_s = max(1.0, min(settings.scheduling_timeout_s - waited_s + 0.5,
+                                              settings.resync_interval_s))
+    elif view == "submitting":
+        step.transition("job_submitting", reason, desc)
+        step.d.requeue_after_s = settings.flink_poll_interval_s
+    elif view == "running":
+        step.transition("job_running", reason, desc)
+        step.d.requeue_after_s = settings.flink_poll_interval_s
+    elif view == "restarting":
+        step.transition("job_running_exception", reason, desc, warning=True)
+        step.d.requeue_after_s = settings.flink_poll_interval_s
+    elif view == "failed":
+        _failed(step, spec, reason, desc)
+    elif view == "finished":
+        step.transition("job_finish", reason, desc)
+        _cleanup(step, keep_ended_jobmanager=True)
+    else:  # canceled in Flink itself
+        step.transition("job_cancel_success", reason, desc)
+        _cleanup(step, keep_ended_jobmanager=True)
+
+
+def _failed(step: _Step, spec: FlinkJarJobSpec, reason: str, desc: str) -> None:
+    """The job failed: restart it if allowed and under resume_max_num in the sliding hour, else end it."""
+    s, obs, settings = step.s, step.obs, step.settings
+    _stop_jobmanager(step)
+    if not spec.restart_when_exception:
+        _fail_for_good(step, spec, reason, desc, "Fix the cause and re-create the job, or set "
+                       "restart_when_exception: true to redeploy it automatically.")
+        return
+    at = obs.now_ms + int(settings.flink_restart_delay_s * 1000)
+    recent = [t for t in s.restart_times or [] if t > at - HOUR_MS]
+    cap = spec.resume_max_num if spec.resume_max_num is not None else -1
+    if cap != -1 and len(recent) >= cap:
+        times = ", ".join(_iso(t) for t in recent)
+        _fail_for_good(step, spec, reason, f"{desc}; not restarted: resume_max_num is {cap} restart(s) per hour and "
+                       f"{len(recent)} were made in the last hour (at {times})",
+                       "Fix the cause and re-create the job, or raise resume_max_num.")
+        return
+    s.nextRestartTime = at
+    limit = "unlimited" if cap == -1 else str(cap)
+    step.transition("job_running_exception", reason,
+                    f"{desc}; restarting in {settings.flink_restart_delay_s:g}s (restart {len(recent) + 1} in the "
+                    f"last hour, resume_max_num {limit})", warning=True)
+    step.notify(spec)
+    step.d.requeue_after_s = settings.flink_restart_delay_s
+
+
+def _restarting(step: _Step, spec: FlinkJarJobSpec) -> None:
+    s, obs = step.s, step.obs
+    assert s.nextRestartTime is not None and s.attempt is not None
+    if obs.now_ms < s.nextRestartTime:
+        step.d.requeue_after_s = (s.nextRestartTime - obs.now_ms) / 1000
+        return
+    # Recorded at the moment of the restart: every restart then has fewer than resume_max_num others
+    # in the hour before it, so no sliding hour holds more than resume_max_num.
+    s.restart_times = [*(s.restart_times or []), obs.now_ms]
+    s.restarts = (s.restarts or 0) + 1
+    savepoint = s.last_checkpoint if spec.resume_checkpoint else None
+    _start_attempt(step, s.attempt + 1, savepoint)
+    if savepoint:
+        how = f", resuming from checkpoint {savepoint}"
+    elif spec.resume_checkpoint:
+        how = ", from the initial state: no completed checkpoint was reported by the REST API"
+    else:
+        how = ""
+    step.transition("job_submitting", "Restarted", f"restart {s.restarts}: JobManager pod {s.jobManagerPod} "
+                    f"created (attempt {s.attempt}){how}")
+
+
+def _canceling(step: _Step) -> None:
+    s, obs = step.s, step.obs
+    if s.status_name != "job_canceling":
+        s.nextRestartTime = None
+        step.transition("job_canceling", "Suspended", "stopping: the JobManager and TaskManagers are being deleted")
+        _cleanup(step, keep_ended_jobmanager=False)
+    if obs.pods_left == 0:
+        step.transition("job_cancel_success", "Suspended", "stopped by spec.suspend; every pod was removed")
+    else:
+        step.d.requeue_after_s = 2
+
+
+def _submit_fail(step: _Step, spec: FlinkJarJobSpec, reason: str, desc: str) -> None:
+    step.transition("job_submit_fail", reason, desc, warning=True)
+    _cleanup(step, keep_ended_jobmanager=False)
+    step.notify(spec)
+
+
+def _fail_for_good(step: _Step, spec: FlinkJarJobSpec | None, reason: str, desc: str, suggestion: str) -> None:
+    step.s.nextRestartTime = None
+    step.transition("job_running_exception", reason, f"{desc}. {suggestion}", warning=True, final=True)
+    _cleanup(step, keep_ended_jobmanager=True)
+    step.notify(spec)
+
+
+def _stop_jobmanager(step: _Step) -> None:
+    jm = step.obs.jobmanager
+    if jm is not None and not jm.deleting and jm.phase in ("Pending", "Running", "Unknown"):
+        step.act("delete_jobmanager", pod=jm.name)
+
+
+def _cleanup(step: _Step, keep_ended_jobmanager: bool) -> None:
+    """Delete what a finished job no longer needs: the TaskManagers, Service and ConfigMap, and the
+    JobManager unless it ended by itself and is kept for its logs."""
+    if keep_ended_jobmanager:
+        _stop_jobmanager(step)
+    elif step.obs.jobmanager is not None and not step.obs.jobmanager.deleting:
+        step.act("delete_jobmanager", pod=step.obs.jobmanager.name)
+    step.act("cleanup")

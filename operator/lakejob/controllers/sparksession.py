@@ -1,0 +1,202 @@
+"""SparkSession: kopf handlers (thin), the reconciler's observe and apply steps, and the REST poller.
+
+The loop is controllers.base's; decide is controllers.sparksession_decide (pure). Here:
+- observe: the spec through the model, the status, the driver and executor pods from the pod
+  index (no LIST calls), the poller's last look at the driver's REST API, the heartbeat annotation;
+- apply: status (write-ahead) alongside the idempotent children, then the driver pod, deletions
+  and Events;
+- the poller: one loop per operator (started with the reconciler's resync) that GETs every live
+  session's Spark REST jobs list through the operator's one HTTP client (`Reconciler.http`), at
+  most `session_poll_concurrency` at once, backing off from drivers that do not answer. It only
+  remembers what it saw and wakes a session's reconcile when that changed, so an idle session
+  costs one small GET per poll period and no API write.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from lakejob.controllers import base
+from lakejob.controllers.base import Key, ms
+from lakejob.controllers.sparkbatch import SparkReconciler, observe_pods, summarize_pod
+from lakejob.controllers.sparkbatch_decide import Meta
+from lakejob.controllers.sparksession_decide import Decision, Observed, RestObs, decide, rest_activity
+from lakejob.crds import GROUP, VERSION
+from lakejob.models.spark import resolve_sizing
+from lakejob.models.sparksession import HEARTBEAT_ANNOTATION, TERMINAL_STATES, SparkSessionSpec, SparkSessionStatus
+from lakejob.render import spark as render_spark
+from lakejob.render import sparksession as render
+from lakejob.render.common import Owner
+
+KIND = "SparkSession"
+PODS = "sparksession_pods"  # the kopf index of this kind's pods (named after its handler)
+POLLED_STATES = ("starting", "idle", "busy")
+
+
+def parse_spec(body: Mapping[str, Any]) -> tuple[SparkSessionSpec | None, str | None]:
+    return base.parse_spec(SparkSessionSpec, body)
+
+
+@dataclass
+class _PollTrack:
+    """Poller bookkeeping for one session: when to look next, and how often it failed in a row."""
+
+    next_at: float = 0.0  # time.monotonic()
+    failures: int = 0
+
+
+@base.register
+class SparkSessionReconciler(SparkReconciler):
+    kind = KIND
+    plural = "sparksessions"
+    terminal_states = frozenset(TERMINAL_STATES)
+    failed_states = frozenset({"error"})
+    retry_states = frozenset({"recovering"})
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.rest: dict[Key, RestObs] = {}  # the poller's last look per session
+        self._tracks: dict[Key, _PollTrack] = {}
+        self._poll_slots: asyncio.Semaphore | None = None
+
+    def forget(self, key: Key, uid: str) -> None:
+        super().forget(key, uid)
+        self.rest.pop(key, None)
+        self._tracks.pop(key, None)
+
+    # ------------------------------------------------------------------ reconcile
+
+    async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        status = SparkSessionStatus.model_validate(self.status_of(body))
+        spec, error = parse_spec(body)
+        now = self.now_ms()
+        pods = observe_pods(self.children(PODS, key), status.driverPod, status.appId, now, None)
+        observed = Observed(now_ms=now, driver=pods.driver, executors=pods.executors, rest=self.rest.get(key),
+                            heartbeat=(meta.get("annotations") or {}).get(HEARTBEAT_ANNOTATION))
+        m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
+                 generation=meta.get("generation", 1), created_ms=ms(meta.get("creationTimestamp")) or now)
+        await self._apply(key, body, spec, decide(spec, error, m, status, observed, self.settings))
+
+    async def _apply(self, key: Key, body: dict[str, Any], spec: SparkSessionSpec | None,
+                     decision: Decision) -> None:
+        meta = body["metadata"]
+        ns = meta["namespace"]
+        owner = Owner(base.API_VERSION, KIND, meta["name"], ns, meta["uid"])
+        # Write-ahead, as SparkBatch: the attempt is recorded before its driver is created.
+        first: list[Awaitable[Any]] = [self.write_status(body, decision.status.model_dump(exclude_none=True,
+                                                                                          mode="json"))]
+        first += [self._ensure_children(spec, owner, a.attempt) for a in decision.actions
+                  if a.verb == "ensure_children" and spec is not None]
+        await asyncio.gather(*first)
+        then: list[Awaitable[Any]] = [self.post_events(body, decision.events)]
+        for action in decision.actions:
+            if action.verb == "create_driver" and spec is not None:
+                then.append(self._create_driver(key, spec, owner, action.attempt))
+            elif action.verb == "delete_driver":
+                then.append(self.kube.delete("v1", "Pod", ns, action.pod))
+            elif action.verb == "delete_children":
+                then.append(self._delete_children(owner, spec))
+        await asyncio.gather(*then)
+        if decision.requeue_after_s is not None:
+            self.requeue(key, meta["uid"], decision.requeue_after_s)
+
+    async def _ensure_children(self, spec: SparkSessionSpec, owner: Owner, attempt: int) -> None:
+        cm = render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings)
+        await self.ensure_driver_children(spec, owner, attempt, cm, render.service(spec, owner))
+
+    async def _create_driver(self, key: Key, spec: SparkSessionSpec, owner: Owner, attempt: int) -> None:
+        pod = render.driver_pod(spec, owner, resolve_sizing(spec), attempt, self.settings,
+                                self.service_account(spec, owner))
+        if await self.kube.create(pod):
+            self.note_created(key, PODS, summarize_pod(pod))
+
+    async def _delete_children(self, owner: Owner, spec: SparkSessionSpec | None) -> None:
+        """What a finished session no longer needs: its Service, ConfigMap and per-session RBAC
+        (the driver, and with it the executors it owns, is gone already)."""
+        names = render_spark.Names.of(owner.name)
+        targets = [("v1", "Service", names.service), ("v1", "ConfigMap", names.configmap)]
+        if self.settings.driver_rbac == "per-job" and not (spec and spec.driver and spec.driver.serviceAccountName):
+            targets += [("v1", "ServiceAccount", names.rbac), ("rbac.authorization.k8s.io/v1", "Role", names.rbac),
+                        ("rbac.authorization.k8s.io/v1", "RoleBinding", names.rbac)]
+        await asyncio.gather(*(self.kube.delete(api, kind, owner.namespace, name) for api, kind, name in targets))
+
+    # ------------------------------------------------------------------ the REST poller
+
+    async def resync(self) -> None:
+        """The base resync (lost-event safety net) and, beside it, the REST poller."""
+        await asyncio.gather(super().resync(), self.poll_forever())
+
+    async def poll_forever(self) -> None:
+        # A tick of a fraction of the period keeps each session's own schedule (and back-off) close.
+        tick = max(0.05, self.settings.session_poll_interval_s / 5)
+        while True:
+            await self.poll_due()
+            await asyncio.sleep(tick)
+
+    async def poll_due(self) -> None:
+        """Poll every live session whose turn it is, bounded, in parallel."""
+        now = time.monotonic()
+        due = []
+        for key, body in list(self.bodies.items()):
+            status = self.status_of(body)
+            if status.get("state") not in POLLED_STATES or not status.get("appId"):
+                self._tracks.pop(key, None)
+                continue
+            track = self._tracks.setdefault(key, _PollTrack())
+            if track.next_at <= now:
+                due.append((key, body["metadata"], status, track))
+        if due:
+            await asyncio.gather(*(self._poll_one(key, meta, status, track) for key, meta, status, track in due))
+
+    async def _poll_one(self, key: Key, meta: Mapping[str, Any], status: Mapping[str, Any],
+                        track: _PollTrack) -> None:
+        if self._poll_slots is None:  # made lazily: it must belong to the running loop
+            self._poll_slots = asyncio.Semaphore(self.settings.session_poll_concurrency)
+        app = status["appId"]
+        url = render.rest_url(self.settings.spark_rest_url_template, meta["name"], meta["namespace"], app)
+        async with self._poll_slots:
+            payload = await self.http.get_json(url, self.settings.session_poll_timeout_s)
+        activity = rest_activity(payload)
+        interval = self.settings.session_poll_interval_s
+        if activity is None:
+            track.failures += 1
+            track.next_at = time.monotonic() + min(interval * 2 ** track.failures,
+                                                   self.settings.session_poll_backoff_max_s)
+        else:
+            track.failures = 0
+            track.next_at = time.monotonic() + interval
+        before = self.rest.get(key)
+        self.rest[key] = RestObs(app=app, at_ms=self.now_ms(), activity=activity)
+        if before is None or before.app != app or before.activity != activity:
+            self._spawn(key)  # something changed: decide again (an unchanged idle poll costs no reconcile)
+
+
+# ------------------------------------------------------------------------------------ kopf
+
+
+def _reconciler() -> base.Reconciler:
+    from lakejob.operator import reconciler
+
+    return reconciler(KIND)
+
+
+# async: kopf runs sync handlers in a thread pool, which costs more than this whole function.
+@kopf.index("pods", labels={"lakejob.io/kind": KIND})
+async def sparksession_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {base.child_key(body): summarize_pod(body)}
+
+
+@kopf.on.event("pods", labels={"lakejob.io/kind": KIND})
+async def sparksession_pod_event(body: kopf.Body, **kwargs: Any) -> None:
+    _reconciler().child_event(body, {PODS: kwargs[PODS]})
+
+
+@kopf.on.event(GROUP, VERSION, SparkSessionReconciler.plural)
+async def sparksession_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+    _reconciler().cr_event(event.get("type"), dict(event.get("object") or body), {PODS: kwargs[PODS]})

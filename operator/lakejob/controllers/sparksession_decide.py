@@ -1,0 +1,436 @@
+"""SparkSession's state machine: decide(what we know) → (new status, actions). Pure, no I/O.
+
+Called by controllers.sparksession after it has observed the driver pod (pod index), the last
+poll of the driver's Spark REST API (its poller) and the heartbeat annotation. DLI's Table 4:
+
+    (new) → not_started → starting → idle ⇄ busy       (driver pod Running → REST answers → jobs)
+    idle for heartbeatTimeoutInSecond → shutting_down → dead      (reason IdleTimeout)
+    spec.suspend: true (any live state) → shutting_down → success (reason Stopped)
+    driver fails → error, or with auto_recovery → recovering → not_started … (a new driver)
+    driver exits by itself with 0 → success
+
+`rest_activity` turns a REST payload (GET /api/v1/applications/<appId>/jobs) into what decide
+needs: running jobs (busy) and the latest job submission/completion time (activity, so a job
+shorter than the poll period still resets the idle clock). When the REST API does not answer,
+the state stays as it was, the RestReachable condition says so, and the idle timeout waits:
+a session whose activity cannot be seen is not shut down for idleness.
+
+Shutting down deletes the driver first (SIGTERM, so Spark stops its executors), then, once the
+driver is gone, its ConfigMap, Service and RBAC: a dead session holds nothing but its record.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from lakejob.controllers.sparkbatch_decide import DriverObs, Meta
+from lakejob.models.common import parse_duration, set_condition
+from lakejob.models.spark import ExecutorCounts, ResolvedResources, resolve_sizing
+from lakejob.models.sparksession import TERMINAL_STATES, SparkSessionSpec, SparkSessionStatus, spark_at_least_3_4
+from lakejob.render.sparksession import connect_url, spark_version
+from lakejob.render.spark import Names, app_id, queue_of
+from lakejob.settings import Settings
+
+LOG_LINES = 10
+LIVE_STATES = ("not_started", "starting", "idle", "busy")
+
+
+@dataclass(frozen=True)
+class RestActivity:
+    """One answer of the driver's REST jobs list."""
+
+    running_jobs: int
+    last_activity_ms: int | None  # the latest job submission or completion
+
+
+@dataclass(frozen=True)
+class RestObs:
+    """The poller's last look at the driver's REST API for one attempt (app)."""
+
+    app: str
+    at_ms: int
+    activity: RestActivity | None  # None: unreachable, or not (yet) a jobs list
+
+
+@dataclass(frozen=True)
+class Observed:
+    now_ms: int
+    driver: DriverObs | None
+    executors: ExecutorCounts
+    rest: RestObs | None = None
+    heartbeat: str | None = None  # the lakejob.io/heartbeat annotation
+
+
+Verb = Literal["ensure_children", "create_driver", "delete_driver", "delete_children"]
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: Verb
+    attempt: int = 0
+    pod: str = ""
+
+
+@dataclass
+class Decision:
+    status: SparkSessionStatus
+    actions: list[Action] = field(default_factory=list)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    requeue_after_s: float | None = None
+
+
+def spark_time_ms(value: str) -> int:
+    """Spark REST's timestamps ("2026-11-22T18:41:06.711GMT") in ms since the epoch."""
+    return int(datetime.fromisoformat(value.removesuffix("GMT") + "+00:00").timestamp() * 1000)
+
+
+def rest_activity(payload: Any) -> RestActivity | None:
+    """The jobs list's meaning, or None when the payload is not a jobs list (e.g. the UI's
+    "Spark is starting up" page)."""
+    if not isinstance(payload, list) or not all(isinstance(j, dict) for j in payload):
+        return None
+    running = sum(1 for j in payload if j.get("status") == "RUNNING")
+    times = [spark_time_ms(j[k]) for j in payload for k in ("submissionTime", "completionTime")
+             if isinstance(j.get(k), str)]
+    return RestActivity(running_jobs=running, last_activity_ms=max(times) if times else None)
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_ms(value: str | None) -> int | None:
+    if not value:
+        return None
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+class _Step:
+    """Accumulates one decision: status edits with their conditions and Events, and actions."""
+
+    def __init__(self, meta: Meta, status: SparkSessionStatus, obs: Observed):
+        self.meta, self.obs = meta, obs
+        self.d = Decision(status=status.model_copy(deep=True))
+
+    @property
+    def s(self) -> SparkSessionStatus:
+        return self.d.status
+
+    def transition(self, state: str, reason: str, message: str, *, warning: bool = False) -> None:
+        s = self.s
+        if s.state == state and s.reason == reason:
+            return
+        s.state = state
+        s.reason, s.message = reason, message
+        s.update_time = self.obs.now_ms
+        terminal = state in TERMINAL_STATES
+        now = iso(self.obs.now_ms)
+        s.conditions = set_condition(s.conditions, "Ready", state in ("idle", "busy"), reason, message,
+                                     self.meta.generation, now)
+        s.conditions = set_condition(s.conditions, "Complete", terminal, reason if terminal else "NotFinished",
+                                     message if terminal else "", self.meta.generation, now)
+        self.d.events.append(("Warning" if warning else "Normal", reason, f"{state}: {message}"))
+
+    def rest_condition(self, reachable: bool, message: str) -> None:
+        """RestReachable, with an Event when it flips (not on every poll)."""
+        s = self.s
+        old = next((c.status for c in s.conditions or [] if c.type == "RestReachable"), None)
+        reason = "RestReachable" if reachable else "RestUnreachable"
+        s.conditions = set_condition(s.conditions, "RestReachable", reachable, reason, message,
+                                     self.meta.generation, iso(self.obs.now_ms))
+        if old != ("True" if reachable else "False") and (old is not None or not reachable):
+            self.d.events.append(("Normal" if reachable else "Warning", reason, message))
+
+    def act(self, verb: Verb, attempt: int = 0, pod: str = "") -> None:
+        self.d.actions.append(Action(verb, attempt, pod))
+
+
+def decide(spec: SparkSessionSpec | None, spec_error: str | None, meta: Meta, status: SparkSessionStatus,
+           obs: Observed, settings: Settings) -> Decision:
+    step = _Step(meta, status, obs)
+    s = step.s
+    s.observedGeneration = meta.generation
+    if obs.driver is not None or s.executors is not None:
+        s.executors = obs.executors
+    if s.state is None:
+        _new(step, spec, spec_error, settings)
+    elif s.state in TERMINAL_STATES:
+        pass  # final
+    elif s.state == "shutting_down":
+        _shutting_down(step)
+    elif spec is None:
+        # Only reachable if admission was bypassed (e.g. the CRD was replaced): stop, don't guess.
+        _shutdown(step, "InvalidSpec", spec_error or "invalid spec", final="error")
+    elif spec.suspend:
+        _shutdown(step, "Stopped", "stopped by spec.suspend", final="success")
+    else:
+        _heartbeat(step)
+        {"not_started": _not_started, "starting": _starting, "idle": _live, "busy": _live,
+         "recovering": _recovering}[s.state](step, spec, settings)
+    return step.d
+
+
+def _new(step: _Step, spec: SparkSessionSpec | None, spec_error: str | None, settings: Settings) -> None:
+    s, meta = step.s, step.meta
+    s.id = meta.uid
+    s.create_time = meta.created_ms
+    if spec is None:
+        step.transition("error", "InvalidSpec", spec_error or "invalid spec", warning=True)
+        return
+    if not spark_at_least_3_4(spark_version(spec, settings)):
+        step.transition("error", "InvalidSpec", f"the operator's default Spark version {settings.default_spark_version} "
+                        "has no Spark Connect: set spark_version 3.4 or later", warning=True)
+        return
+    try:
+        sz = resolve_sizing(spec)
+    except ValueError as e:  # e.g. a conf memoryOverhead CEL cannot check
+        step.transition("error", "InvalidSpec", str(e), warning=True)
+        return
+    s.name = spec.name
+    s.kind = spec.kind
+    s.sc_type = sz.sc_type
+    s.queue = queue_of(spec)
+    s.cluster_name = s.queue
+    s.resources = ResolvedResources.of(sz)
+    s.log = []
+    s.heartbeat = step.obs.heartbeat  # the value at creation is not activity
+    if spec.suspend:
+        step.transition("success", "Stopped", "created with suspend: true; nothing was started")
+        return
+    _start_attempt(step, 1)
+    step.transition("not_started", "DriverCreated", f"driver pod {s.driverPod} created (attempt 1)")
+
+
+def _start_attempt(step: _Step, attempt: int) -> None:
+    s = step.s
+    s.attempt = attempt
+    s.driverPod = Names.of(step.meta.name).driver_pod(attempt)
+    s.appId = app_id(step.meta.uid, attempt)
+    s.driverStartTime = step.obs.now_ms
+    s.nextAttemptTime = None
+    s.connectUrl = connect_url(step.meta.name, step.meta.namespace)
+    s.idleSince = s.runningJobs = None
+    step.act("ensure_children", attempt)
+    step.act("create_driver", attempt, s.driverPod)
+
+
+def _timeout_s(spec: SparkSessionSpec, settings: Settings) -> int:
+    return parse_duration(spec.schedulingTimeout) if spec.schedulingTimeout else settings.scheduling_timeout_s
+
+
+def _waited_s(step: _Step) -> float:
+    return (step.obs.now_ms - (step.s.driverStartTime or step.obs.now_ms)) / 1000
+
+
+def _not_started(step: _Step, spec: SparkSessionSpec, settings: Settings) -> None:
+    s, drv = step.s, step.obs.driver
+    assert s.attempt is not None and s.driverPod is not None
+    waited, timeout = _waited_s(step), _timeout_s(spec, settings)
+    if drv is not None and drv.phase == "Running":
+        step.transition("starting", "DriverRunning", f"driver pod {drv.name} is running; waiting for Spark")
+        _starting(step, spec, settings)
+    elif drv is not None and drv.phase in ("Succeeded", "Failed"):
+        _driver_ended(step, spec, settings, drv)
+    elif waited >= timeout:
+        if drv is None:
+            reason, why = "StartTimeout", f"driver pod {s.driverPod} could not be created"
+        elif drv.unschedulable:
+            reason, why = "FailedScheduling", drv.unschedulable
+        elif drv.waiting_reason:
+            reason, why = drv.waiting_reason, drv.waiting_message or drv.waiting_reason
+        else:
+            reason, why = "StartTimeout", "the driver did not start"
+        s.log = [f"{reason}: {why}"]
+        _shutdown(step, reason, f"driver not running after {timeout}s schedulingTimeout: {why}", final="error")
+    else:
+        if drv is None:
+            # Recorded but not (yet) seen: create it (idempotent; a lost create after a crash lands here).
+            step.act("ensure_children", s.attempt)
+            step.act("create_driver", s.attempt, s.driverPod)
+        step.d.requeue_after_s = max(1.0, min(timeout - waited + 0.5, settings.resync_interval_s))
+
+
+def _rest(step: _Step) -> RestObs | None:
+    """The poller's look at this attempt's driver (an older attempt's does not count)."""
+    rest = step.obs.rest
+    return rest if rest is not None and rest.app == step.s.appId else None
+
+
+def _ended(drv: DriverObs | None) -> bool:
+    return drv is None or drv.phase in ("Succeeded", "Failed")
+
+
+def _starting(step: _Step, spec: SparkSessionSpec, settings: Settings) -> None:
+    s, drv = step.s, step.obs.driver
+    if _ended(drv):
+        _driver_ended(step, spec, settings, drv)
+        return
+    rest = _rest(step)
+    if rest is not None and rest.activity is not None:
+        step.rest_condition(True, "the driver's REST API answers")
+        s.lastActivityTime = iso(max(step.obs.now_ms, rest.activity.last_activity_ms or 0))
+        _apply_activity(step, spec, settings, rest.activity, first=True)
+        return
+    waited, timeout = _waited_s(step), _timeout_s(spec, settings)
+    if waited >= timeout:
+        s.log = [f"StartTimeout: the driver's REST API did not answer within {timeout}s"]
+        _shutdown(step, "StartTimeout", f"Spark did not come up within {timeout}s schedulingTimeout", final="error")
+        return
+    step.d.requeue_after_s = max(1.0, min(timeout - waited + 0.5, settings.resync_interval_s))
+
+
+def _live(step: _Step, spec: SparkSessionSpec, settings: Settings) -> None:
+    s, drv = step.s, step.obs.driver
+    if _ended(drv):
+        _driver_ended(step, spec, settings, drv)
+        return
+    rest = _rest(step)
+    if rest is None:
+        _idle_clock(step, spec, settings)
+        return
+    if rest.activity is None:
+        step.rest_condition(False, f"the driver's REST API did not answer at {iso(rest.at_ms)}; "
+                                   f"the state stays {s.state} until it does")
+        return  # what it is doing cannot be seen: no transition, and no idle timeout
+    step.rest_condition(True, "the driver's REST API answers")
+    _apply_activity(step, spec, settings, rest.activity, first=False)
+
+
+def _apply_activity(step: _Step, spec: SparkSessionSpec, settings: Settings, activity: RestActivity,
+                    first: bool) -> None:
+    s, now = step.s, step.obs.now_ms
+    s.runningJobs = activity.running_jobs
+    if activity.last_activity_ms is not None and activity.last_activity_ms > (iso_ms(s.lastActivityTime) or 0):
+        s.lastActivityTime = iso(activity.last_activity_ms)
+    if activity.running_jobs > 0:
+        s.idleSince = None
+        step.transition("busy", "JobsRunning", f"{activity.running_jobs} Spark job(s) running")
+        return
+    if s.state != "idle" or first:
+        # Idle from the last activity (a job that finished between polls), never earlier than now
+        # minus one poll: a session is not timed out for an idleness we did not see.
+        since = max(iso_ms(s.lastActivityTime) or now, now - int(settings.session_poll_interval_s * 1000))
+        s.idleSince = iso(min(since, now))
+        step.transition("idle", "Idle", "no Spark job running" if not first else "Spark Connect server is up")
+    elif (iso_ms(s.lastActivityTime) or 0) > (iso_ms(s.idleSince) or 0):
+        s.idleSince = s.lastActivityTime  # a job ran and finished between two polls
+    _idle_clock(step, spec, settings)
+
+
+def _heartbeat(step: _Step) -> None:
+    """A changed lakejob.io/heartbeat annotation is activity: it resets the idle clock."""
+    s, hb = step.s, step.obs.heartbeat
+    if hb is None or hb == s.heartbeat:
+        return
+    s.heartbeat = hb
+    s.lastActivityTime = iso(step.obs.now_ms)
+    if s.state == "idle":
+        s.idleSince = s.lastActivityTime
+
+
+def _idle_timeout_s(spec: SparkSessionSpec, settings: Settings) -> int:
+    return spec.heartbeatTimeoutInSecond if spec.heartbeatTimeoutInSecond is not None \
+        else settings.session_idle_timeout_s
+
+
+def _idle_clock(step: _Step, spec: SparkSessionSpec, settings: Settings) -> None:
+    """Shut an idle session down once its idle time passes heartbeatTimeoutInSecond (0: never)."""
+    s, now = step.s, step.obs.now_ms
+    timeout = _idle_timeout_s(spec, settings)
+    since = iso_ms(s.idleSince)
+    if s.state != "idle" or timeout == 0 or since is None:
+        return
+    unreachable = any(c.type == "RestReachable" and c.status == "False" for c in s.conditions or [])
+    if unreachable:
+        return
+    due = since + timeout * 1000
+    if now >= due:
+        _shutdown(step, "IdleTimeout", f"idle since {s.idleSince}, longer than heartbeatTimeoutInSecond "
+                                       f"({timeout}s)", final="dead")
+    else:
+        step.d.requeue_after_s = (due - now) / 1000 + 0.1
+
+
+def _driver_ended(step: _Step, spec: SparkSessionSpec, settings: Settings, drv: DriverObs | None) -> None:
+    s, obs = step.s, step.obs
+    assert s.attempt is not None
+    if drv is not None and drv.phase == "Succeeded":
+        _shutdown(step, "DriverExited", f"the Spark Connect server in {drv.name} exited with code 0", final="success")
+        return
+    if drv is None:
+        reason, message = "DriverPodMissing", f"driver pod {s.driverPod} disappeared"
+        s.log = [message]
+    else:
+        why = drv.term_message or drv.term_reason or "the driver failed"
+        code = "unknown" if drv.exit_code is None else str(drv.exit_code)
+        reason, message = drv.term_reason or "DriverFailed", f"driver pod {drv.name} failed with exit code {code}: {why}"
+        s.log = [f"exit code {code}, reason {drv.term_reason or 'unknown'}"
+                 + (f": {drv.term_message}" if drv.term_message else "")][-LOG_LINES:]
+    s.idleSince = s.runningJobs = None
+    max_retries = spec.max_retry_times if spec.max_retry_times is not None else settings.default_max_retry_times
+    if spec.auto_recovery and s.attempt <= max_retries:
+        delay = min(settings.retry_backoff_s * 2 ** (s.attempt - 1), settings.retry_backoff_max_s)
+        s.nextAttemptTime = obs.now_ms + int(delay * 1000)
+        step.transition("recovering", reason, f"{message}; new driver {s.attempt} of {max_retries} in {delay:.0f}s",
+                        warning=True)
+        step.d.requeue_after_s = delay
+    else:
+        retries = f" after {s.attempt - 1} recoveries" if spec.auto_recovery else ""
+        s.connectUrl = None
+        step.transition("error", reason, message + retries, warning=True)
+
+
+def _recovering(step: _Step, spec: SparkSessionSpec, settings: Settings) -> None:
+    s, obs = step.s, step.obs
+    assert s.attempt is not None
+    due = s.nextAttemptTime or obs.now_ms
+    if obs.now_ms < due:
+        step.d.requeue_after_s = (due - obs.now_ms) / 1000
+        return
+    _start_attempt(step, s.attempt + 1)
+    step.transition("not_started", "Recovering", f"driver pod {s.driverPod} created (attempt {s.attempt})")
+
+
+# ------------------------------------------------------------------------------------ shutdown
+
+# The state a shutdown ends in, by the reason it was started for (kept in status.reason meanwhile).
+_FINAL_BY_REASON = {"IdleTimeout": "dead", "Stopped": "success", "DriverExited": "success"}
+
+
+def _shutdown(step: _Step, reason: str, message: str, final: str) -> None:
+    """Stop the driver (gracefully: Spark stops its executors), then finish in `final`."""
+    s, drv = step.s, step.obs.driver
+    s.idleSince = None
+    if drv is not None and not drv.deleting and drv.phase in ("Pending", "Running", "Unknown"):
+        step.act("delete_driver", pod=drv.name)
+        if final == "error":  # errors are not a request to stop: no shutting_down
+            s.connectUrl = None
+            step.transition("error", reason, message, warning=True)
+            return
+        step.transition("shutting_down", reason, message, warning=reason == "IdleTimeout")
+        step.d.requeue_after_s = 2
+        return
+    _finish(step, final, reason, message)
+
+
+def _shutting_down(step: _Step) -> None:
+    s, drv = step.s, step.obs.driver
+    if drv is not None and drv.phase in ("Pending", "Running", "Unknown"):
+        if not drv.deleting:
+            step.act("delete_driver", pod=drv.name)
+        step.d.requeue_after_s = 2
+        return
+    reason = s.reason or "Stopped"
+    _finish(step, _FINAL_BY_REASON.get(reason, "success"), reason, s.message or "")
+
+
+def _finish(step: _Step, final: str, reason: str, message: str) -> None:
+    s = step.s
+    s.connectUrl = s.idleSince = s.runningJobs = None
+    s.nextAttemptTime = None
+    if final != "error" and s.attempt is not None:
+        # A session that ended as asked for holds nothing; one in error keeps its objects for inspection.
+        step.act("delete_children", attempt=s.attempt)
+    step.transition(final, reason, message, warning=final == "error")
+

@@ -1,0 +1,311 @@
+"""FlinkJarJob: the DLI "create a Flink JAR job" request as a spec, DLI's Flink job statuses as status.
+
+Field names are DLI's own, so DLI's example request body pasted under `spec:` is accepted. What we
+add for Kubernetes is small and typed: `image`/`flink_version`, `jobManager`/`taskManager` pod
+customisation (the block SparkBatch has), and `suspend` (DLI's "stop job"). The CU arithmetic
+(lakejob.sizing.flink_*) is checked at admission by CEL rules whose messages show the numbers, and
+again here by the same rules in Python.
+
+Used by lakejob.crds (schema), lakejob.controllers.flinkjarjob (parse + decide) and render.flink.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from lakejob import sizing
+from lakejob.models.common import Condition, Model, PodCustomization
+from lakejob.models.rules import Rule
+
+# DLI's Flink job statuses (the ones this operator can reach).
+STATES = ("job_init", "job_submitting", "job_submit_fail", "job_running", "job_running_exception",
+          "job_canceling", "job_cancel_success", "job_finish")
+# job_running_exception is both "failing, a restart is coming" and "failed for good" in DLI, so the
+# lifecycle `state` (what controllers.base's resync and the metrics read) tells them apart.
+PHASES = ("Pending", "Running", "Restarting", "Failed", "Cancelling", "Cancelled", "Succeeded")
+TERMINAL_PHASES = ("Failed", "Cancelled", "Succeeded")
+HOUR_MS = 3_600_000
+
+# A jar Flink can put on pipeline.classpaths (java.net.URLClassLoader): a DLI package name relative
+# to the operator's resource directory, an absolute path, local:// or file:// (in the image or a
+# volume), or http(s)://. Object stores (obs://, s3://) are not URLs a class loader can read.
+JAR_PATTERN = r"^((https?|file|local)://[^\s]+|[^\s:]+)$"
+# A dependency file is copied into the pods, so it must be local to the image or a volume.
+FILE_PATTERN = r"^((file|local)://[^\s]+|[^\s:]+)$"
+CHECKPOINT_PATTERN = r"^[a-z][a-z0-9+.-]*://[^\s]+$"
+# runtime_config: Flink `key: value` lines; blank lines and # comments allowed.
+RUNTIME_CONFIG_PATTERN = r"^([ \t]*(#[^\n]*)?(\n|$)|[ \t]*[A-Za-z0-9_.\-]+:[ \t][^\n]*(\n|$))*$"
+# entrypoint_args: balanced quotes and no dangling backslash, so shlex.split (POSIX rules) cannot fail.
+ARGS_PATTERN = r"""^([^'"\\]|\\[\s\S]|'[^']*'|"([^"\\]|\\[\s\S])*")*$"""
+TAG_KEY_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+TAG_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+
+# Keys of the Flink configuration the typed fields decide (sizing) or that wire the pods together.
+# runtime_config may set any other key; these are rejected with the field to use instead.
+OWNED_KEYS = {
+    "taskmanager.numberOfTaskSlots": "tm_slot_num",
+    "parallelism.default": "parallel_number",
+    "jobmanager.memory.process.size": "manager_cu_number",
+    "taskmanager.memory.process.size": "tm_cus",
+    "taskmanager.cpu.cores": "tm_cus",
+    "jobmanager.rpc.address": "(set by lakejob: the JobManager Service)",
+    "jobmanager.rpc.port": "(set by lakejob: 6123)",
+    "blob.server.port": "(set by lakejob: 6124)",
+    "rest.port": "(set by lakejob: 8081)",
+    "pipeline.classpaths": "entrypoint and dependency_jars",
+    "execution.savepoint.path": "resume_checkpoint",
+}
+_OWNED_RE = r"(^|\n)[ \t]*(" + "|".join(re.escape(k) for k in OWNED_KEYS) + r")[ \t]*:"
+
+
+def _cel(regex: str) -> str:
+    """A regex as the body of a single-quoted CEL string literal."""
+    return regex.replace("\\", "\\\\")
+
+
+def _has(field: str, default: int) -> str:
+    return f"(has(self.{field}) ? self.{field} : {default})"
+
+
+# The CU numbers with DLI's defaults, as CEL: `_cu("{LEFT} >= {T}")` spells out every name
+# (CRD validation has no cel.bind, so each use repeats its expression).
+def _cu(expr: str) -> str:
+    c = _has("cu_number", sizing.DEFAULT_CU_NUMBER)
+    m = _has("manager_cu_number", sizing.DEFAULT_MANAGER_CU_NUMBER)
+    t = _has("tm_cus", sizing.DEFAULT_TM_CUS)
+    p = _has("parallel_number", sizing.DEFAULT_PARALLEL_NUMBER)
+    left = f"({c} - {m})"
+    slots = f"(has(self.tm_slot_num) ? self.tm_slot_num : ({p} * {t} + {left} - 1) / {left})"
+    return expr.format(C=c, M=m, T=t, P=p, LEFT=left, SLOTS=slots, TMS=f"({left} / {t})", NEG=f"({m} - {c})")
+
+
+_DIGITS = "['0','1','2','3','4','5','6','7','8','9']"
+
+
+def _str(expr: str, digits: int) -> str:
+    """CEL for the decimal text of a non-negative int below 10**digits.
+
+    string(int) would do, but the apiserver's cost estimator cannot bound its length, and rejects a
+    messageExpression that concatenates a few; digits picked from a literal list it can bound."""
+    parts = [f"({expr} >= {10 ** i} ? {_DIGITS}[{expr} / {10 ** i} % 10] : '')" for i in range(digits - 1, 0, -1)]
+    return "(" + " + ".join([*parts, f"{_DIGITS}[{expr} % 10]"]) + ")"
+
+
+def _numbers(s: FlinkJarJobSpec) -> tuple[int, int, int, int]:
+    return s.cu(), s.manager_cus(), s.tm_cu(), s.parallelism()
+
+
+def _enough_cus(s: FlinkJarJobSpec) -> bool:
+    cu, mgr, tm, _ = _numbers(s)
+    return cu - mgr >= tm
+
+
+def _enough_slots(s: FlinkJarJobSpec) -> bool:
+    return not _enough_cus(s) or not sizing.flink_problems(*_numbers(s), s.tm_slot_num)
+
+
+def _explain(s: FlinkJarJobSpec) -> str:
+    return "; ".join(sizing.flink_problems(*_numbers(s), s.tm_slot_num))
+
+
+class Tag(Model):
+    """A DLI tag; it becomes a label on every object the job makes."""
+
+    key: Annotated[str, Field(min_length=1, max_length=63, pattern=TAG_KEY_PATTERN)] = Field(
+        description="Tag key: a label name without prefix (letters, digits, -_., at most 63).")
+    value: Annotated[str, Field(max_length=63, pattern=TAG_VALUE_PATTERN)] = Field(
+        description="Tag value: a label value (letters, digits, -_., at most 63).")
+
+
+Jar = Annotated[str, Field(min_length=1, max_length=1024, pattern=JAR_PATTERN)]
+DepFile = Annotated[str, Field(min_length=1, max_length=1024, pattern=FILE_PATTERN)]
+Count = Annotated[int, Field(ge=1, le=10000)]
+
+
+class FlinkJarJobSpec(Model):
+    """A Flink JAR job, as DLI's "create a Flink JAR job" API defines it, run as a standalone
+    application cluster (one JobManager pod, a TaskManager Deployment)."""
+
+    __rules__: ClassVar[tuple[Rule, ...]] = (
+        Rule(_cu("{LEFT} >= {T}"),
+             "cu_number − manager_cu_number must leave at least tm_cus CUs for one TaskManager",
+             _enough_cus, field="cu_number",
+             message_expression=_cu(
+                 f"'cu_number − manager_cu_number = ' + {_str('{C}', 5)} + ' − ' + {_str('{M}', 5)} + ' = ' + "
+                 f"({{LEFT}} < 0 ? '-' + {_str('{NEG}', 5)} : {_str('{LEFT}', 5)}) + "
+                 f"' CU(s) left for TaskManagers, fewer than one TaskManager of tm_cus = ' + {_str('{T}', 5)}"),
+             explain=_explain),
+        Rule(_cu("{LEFT} < {T} || {P} <= {TMS} * {SLOTS}"),
+             "parallel_number exceeds the slots of the TaskManagers the CUs allow",
+             _enough_slots, field="parallel_number",
+             message_expression=_cu(
+                 f"'parallel_number = ' + {_str('{P}', 5)} + ' needs ' + {_str('{P}', 5)} + ' slots, but "
+                 f"(cu_number − manager_cu_number) / tm_cus = (' + {_str('{C}', 5)} + ' − ' + {_str('{M}', 5)} + "
+                 f"') / ' + {_str('{T}', 5)} + ' = ' + {_str('{TMS}', 5)} + ' TaskManager(s) × ' + "
+                 f"{_str('{SLOTS}', 5)} + ' slot(s) = ' + {_str('({TMS} * {SLOTS})', 9)} + ' slot(s)'"),
+             explain=_explain),
+        Rule("!(has(self.log_enabled) && self.log_enabled) || has(self.obs_bucket)",
+             "obs_bucket is required when log_enabled is true", lambda s: not s.log_enabled or s.obs_bucket is not None,
+             field="obs_bucket"),
+        Rule("!has(self.resume_max_num) || self.resume_max_num == -1 || self.resume_max_num > 0",
+             "resume_max_num must be -1 (unlimited) or greater than 0",
+             lambda s: s.resume_max_num is None or s.resume_max_num == -1 or s.resume_max_num > 0,
+             field="resume_max_num"),
+        Rule("!(has(self.resume_checkpoint) && self.resume_checkpoint) || "
+             "(has(self.restart_when_exception) && self.restart_when_exception)",
+             "resume_checkpoint needs restart_when_exception: true (it says how a restart resumes)",
+             lambda s: not s.resume_checkpoint or bool(s.restart_when_exception), field="resume_checkpoint"),
+        Rule("!has(self.tags) || self.tags.all(t, self.tags.exists_one(u, u.key == t.key))",
+             "tags must have distinct keys",
+             lambda s: len({t.key for t in s.tags or []}) == len(s.tags or []), field="tags"),
+        Rule(f"!has(self.runtime_config) || !self.runtime_config.matches('{_cel(_OWNED_RE)}')",
+             "runtime_config cannot set " + ", ".join(f"{k} (use {v})" if not v.startswith("(") else f"{k} {v}"
+                                                     for k, v in OWNED_KEYS.items()),
+             lambda s: s.runtime_config is None or re.search(_OWNED_RE, s.runtime_config) is None,
+             field="runtime_config"),
+    )
+    # Every field but these is immutable once the job exists (enforced at admission by lakejob.crds).
+    __mutable__: ClassVar[frozenset[str]] = frozenset({"suspend"})
+
+    name: Annotated[str, Field(min_length=1, max_length=57)] = Field(
+        description="Job name, 1 to 57 characters (DLI). Shown in status; Kubernetes names come from metadata.name.")
+    desc: Annotated[str, Field(max_length=512)] | None = Field(None, description="Job description, at most 512 characters.")
+    queue_name: Annotated[str, Field(max_length=128)] | None = Field(
+        None, description="DLI queue; becomes the lakejob.io/queue label of every pod.")
+    cu_number: Count | None = Field(
+        None, description="CUs of the whole job (1 CU = 1 vCPU + 4 GiB). Default 2.")
+    manager_cu_number: Count | None = Field(None, description="CUs of the JobManager. Default 1.")
+    parallel_number: Count | None = Field(None, description="Job parallelism (parallelism.default). Default 1.")
+    tm_cus: Count | None = Field(None, description="CUs per TaskManager. Default 1.")
+    tm_slot_num: Count | None = Field(
+        None, description="Slots per TaskManager (taskmanager.numberOfTaskSlots). Default "
+                          "(parallel_number × tm_cus) / (cu_number − manager_cu_number), rounded up.")
+    log_enabled: bool | None = Field(None, description="Keep the job's logs in obs_bucket. Default false.")
+    obs_bucket: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None, description="Bucket for the job's logs; required when log_enabled is true. Recorded as the "
+                          "lakejob.io/log-bucket annotation of every pod, for the cluster's log shipper.")
+    smn_topic: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None, description="Notify this topic when the job fails: an Event, and a CloudEvent POSTed to the URL the "
+                          "operator's LAKEJOB_NOTIFICATION_TOPICS maps the topic to.")
+    main_class: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
+        None, description="Job entry class (standalone-job --job-classname). Default: the jar manifest's Main-Class.")
+    entrypoint: Jar | None = Field(
+        None, description="The job's jar: a DLI package name (resolved under the operator's Flink resource "
+                          "directory), an absolute path, local://, file:// or http(s)://.")
+    entrypoint_args: Annotated[str, Field(max_length=4096, pattern=ARGS_PATTERN)] | None = Field(
+        None, description="Arguments of the main class, one string split as a POSIX shell would "
+                          "(quotes group, backslash escapes).")
+    dependency_jars: Annotated[list[Jar], Field(max_length=64)] | None = Field(
+        None, description="More jars on the job's classpath (pipeline.classpaths); same forms as entrypoint.")
+    dependency_files: Annotated[list[DepFile], Field(max_length=64)] | None = Field(
+        None, description="Files copied into every pod and readable as the class path resource userData/<file name>.")
+    restart_when_exception: bool | None = Field(
+        None, description="Redeploy the job when it fails. Default false.")
+    resume_checkpoint: bool | None = Field(
+        None, description="On a restart, resume from the newest completed checkpoint (--fromSavepoint). "
+                          "Needs restart_when_exception.")
+    resume_max_num: Annotated[int, Field(ge=-1, le=10000)] | None = Field(
+        None, description="At most this many restarts in any sliding hour; -1 (default) is unlimited.")
+    checkpoint_path: Annotated[str, Field(max_length=1024, pattern=CHECKPOINT_PATTERN)] | None = Field(
+        None, description="Where checkpoints go (execution.checkpointing.dir), e.g. obs://bucket/ckpt or "
+                          "file:///data/ckpt. Unique per namespace: a second job with the same path is rejected.")
+    tags: Annotated[list[Tag], Field(max_length=20)] | None = Field(
+        None, description="Tags; each becomes a label (key: value) of every object the job makes.")
+    runtime_config: Annotated[str, Field(max_length=16384, pattern=RUNTIME_CONFIG_PATTERN)] | None = Field(
+        None, description="Flink configuration as `key: value` lines, merged over lakejob's (except the keys the "
+                          "typed fields set).")
+    flink_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$", max_length=16)] | None = Field(
+        None, description="Flink version; picks the operator's image for it. Default: the operator's default version.")
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = Field(
+        None, description="Image to run instead of the operator's for flink_version (the official flink image "
+                          "layout: /opt/flink, docker-entrypoint.sh). flink_version still says which configuration "
+                          "file it reads (config.yaml from 2.0, flink-conf.yaml before).")
+    jobManager: PodCustomization | None = Field(None, description="Customisation of the JobManager pod.")
+    taskManager: PodCustomization | None = Field(None, description="Customisation of the TaskManager pods.")
+    suspend: bool | None = Field(
+        None, description="Stop the job (DLI's stop): job_canceling, then job_cancel_success with every pod removed. "
+                          "It cannot be set back.",
+        json_schema_extra={"x-kubernetes-validations": [{
+            "rule": "self || !oldSelf", "message": "a stopped job stays stopped: suspend cannot go back to false"}]})
+
+    def cu(self) -> int:
+        return sizing.DEFAULT_CU_NUMBER if self.cu_number is None else self.cu_number
+
+    def manager_cus(self) -> int:
+        return sizing.DEFAULT_MANAGER_CU_NUMBER if self.manager_cu_number is None else self.manager_cu_number
+
+    def tm_cu(self) -> int:
+        return sizing.DEFAULT_TM_CUS if self.tm_cus is None else self.tm_cus
+
+    def parallelism(self) -> int:
+        return sizing.DEFAULT_PARALLEL_NUMBER if self.parallel_number is None else self.parallel_number
+
+    def args(self) -> list[str]:
+        """entrypoint_args split as a shell would ("-a 'b c'" → ["-a", "b c"])."""
+        return shlex.split(self.entrypoint_args or "")
+
+
+class PodResources(Model):
+    cus: int
+    cpu: str
+    memory: str
+
+
+class TaskManagerResources(PodResources):
+    replicas: int
+    slots: int
+
+
+class FlinkResources(Model):
+    """The resolved cluster: what the CUs bought."""
+
+    parallelism: int
+    jobManager: PodResources
+    taskManager: TaskManagerResources
+    unusedCUs: int = 0
+
+
+class TaskManagerCounts(Model):
+    pending: int = 0
+    running: int = 0
+    failed: int = 0
+
+
+class FlinkJarJobStatus(Model):
+    """DLI's job object (job_id, status_name, status_desc) plus Kubernetes' conditions and the restarts."""
+
+    # Status is ours, not the user's: tolerate fields a newer or older operator wrote.
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str | None = Field(None, description="Flink JobID of the current attempt (32 hex digits).")
+    name: str | None = Field(None, description="spec.name.")
+    status_name: Literal[STATES] | None = Field(  # type: ignore[valid-type]
+        None, description="DLI status: job_init, job_submitting, job_submit_fail, job_running, "
+                          "job_running_exception, job_canceling, job_cancel_success, job_finish.")
+    status_desc: str | None = Field(None, description="Cause and suggestion for an abnormal status.")
+    state: Literal[PHASES] | None = Field(  # type: ignore[valid-type]
+        None, description="Lifecycle phase: Pending, Running, Restarting (a restart is coming), Failed, Cancelling, "
+                          "Cancelled, Succeeded. Failed, Cancelled and Succeeded are final.")
+    reason: str | None = Field(None, description="Why the job is in its status (machine-readable).")
+    queue_name: str | None = None
+    attempt: int | None = Field(None, description="Current deployment, from 1; each restart adds one.")
+    jobManagerPod: str | None = None
+    flinkState: str | None = Field(None, description="The job's state as the JobManager's REST API reported it "
+                                                     "last (RUNNING, RESTARTING, FAILED, …).")
+    restarts: int | None = Field(None, description="Restarts made so far.")
+    restart_times: list[int] | None = Field(
+        None, description="When the restarts of the last hour happened, ms since the epoch (what resume_max_num "
+                          "counts).")
+    nextRestartTime: int | None = Field(None, description="When the pending restart happens, ms since the epoch.")
+    savepointPath: str | None = Field(None, description="Checkpoint the current attempt resumed from.")
+    last_checkpoint: str | None = Field(None, description="Newest completed checkpoint the REST API reported.")
+    create_time: int | None = Field(None, description="Creation time, ms since the epoch.")
+    update_time: int | None = Field(None, description="Last status change, ms since the epoch.")
+    start_time: int | None = Field(None, description="When the current attempt's JobManager was created, ms.")
+    resources: FlinkResources | None = None
+    taskManagers: TaskManagerCounts | None = None
+    conditions: list[Condition] | None = None
+    observedGeneration: int | None = None

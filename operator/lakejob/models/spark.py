@@ -1,0 +1,169 @@
+"""What every Spark kind's model shares: the DLI/Livy resource fields, sizing, image and pod customisation.
+
+SparkBatchSpec (models.sparkbatch) and SparkSessionSpec (models.sparksession) subclass
+`SparkAppSpec`; each adds what its API adds (a batch's file/className/args, a session's kind and
+heartbeat) and lists its own rules in front of `SparkAppSpec.__rules__`. The status pieces both
+report (resolved resources, executor counts, the attempt bookkeeping) are `SparkAppStatus`.
+`resolve_sizing` is the one place a Spark spec meets the sc_type table (lakejob.sizing).
+
+Used by the two kinds' models, render.spark, and both kinds' decide modules.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from lakejob import sizing
+from lakejob.models.common import Condition, Memory, Model, PodCustomization, Str, StrList, StrMap
+from lakejob.models.rules import SPARK_3_3_OR_LATER, Rule, spark_at_least_3_3
+
+
+class Resource(Model):
+    """A package in the (deprecated) DLI resources list (Table 4)."""
+
+    name: Str | None = Field(None, description="Resource name, or an OBS path such as obs://bucket/package.")
+    type: Annotated[str, Field(max_length=64)] | None = Field(None, description="Resource type: jar, pyFile, file.")
+
+
+class Group(Model):
+    """A DLI package group (Table 5, deprecated)."""
+
+    name: Str | None = Field(None, description="User group name.")
+    resources: Annotated[list[Resource], Field(max_length=256)] | None = None
+
+
+def cel_regex(pattern: str) -> str:
+    """A regex as a single-quoted CEL string literal's body (backslashes doubled)."""
+    return pattern.replace("\\", "\\\\")
+
+
+class SparkAppSpec(Model):
+    """The fields DLI's batch and session requests (and Livy's) share, with their rules."""
+
+    __rules__: ClassVar[tuple[Rule, ...]] = (
+        Rule("!(has(self.queue) && has(self.cluster_name))",
+             "queue and cluster_name cannot coexist: set queue (cluster_name is its older name)",
+             lambda s: not (s.queue is not None and s.cluster_name is not None), field="cluster_name"),
+        Rule("!has(self.image) || (has(self.feature) && self.feature == 'custom')",
+             "image is valid only when feature is custom",
+             lambda s: s.image is None or s.feature == "custom", field="image"),
+        Rule(f"!(has(self.resources) || has(self.groups)) || !has(self.spark_version) "
+             f"|| !self.spark_version.matches('{cel_regex(SPARK_3_3_OR_LATER)}')",
+             "resources and groups are not supported by spark_version 3.3 or later: "
+             "list the packages in jars, pyFiles and files",
+             lambda s: not (s.resources is not None or s.groups is not None) or not spark_at_least_3_3(s.spark_version),
+             field="resources"),
+    )
+
+    jars: StrList | None = Field(None, description="JARs put on the driver and executor classpath (spark.jars).")
+    pyFiles: StrList | None = Field(None, description="Files put on the PYTHONPATH (spark.submit.pyFiles).")
+    files: StrList | None = Field(None, description="Files placed in the working directory of each executor (spark.files).")
+    archives: StrList | None = Field(None, description="Archives uncompressed in each executor's working directory (spark.archives).")
+    modules: StrList | None = Field(None, description="DLI dependency system modules (e.g. sys.datasource.rds); recorded as the "
+                                                      "lakejob.io/modules annotation for images that resolve them.")
+    resources: Annotated[list[Resource], Field(max_length=256)] | None = Field(
+        None, description="Deprecated DLI resource packages (Table 4). Rejected for spark_version 3.3 or later.")
+    groups: Annotated[list[Group], Field(max_length=64)] | None = Field(
+        None, description="Deprecated DLI package groups (Table 5). Rejected for spark_version 3.3 or later.")
+    conf: StrMap | None = Field(None, description="Spark configuration (spark.* keys, string values); wins over what lakejob sets, "
+                                                  "except the keys that wire the driver to its pods.")
+    name: Annotated[str, Field(max_length=128)] | None = Field(None, description="Name (spark.app.name), at most 128 characters.")
+    queue: Annotated[str, Field(max_length=128)] | None = Field(
+        None, description="DLI queue; becomes the lakejob.io/queue label of every pod. Cannot coexist with cluster_name.")
+    cluster_name: Annotated[str, Field(max_length=128)] | None = Field(
+        None, description="Older name of queue. Cannot coexist with queue.")
+    sc_type: Literal["A", "B", "C"] | None = Field(
+        None, description="Compute resource type (DLI Table 3). A: driver 2 cores/7G, executors 6 x 1 core/4G; "
+                          "B: 2/7G, 7 x 2/8G; C: 4/15G, 14 x 2/8G. Default A. Each override below replaces one value.")
+    driverMemory: Memory | None = Field(None, description="Driver memory with its unit (2G, 2048M, 2 GB). Overrides sc_type.")
+    driverCores: Annotated[int, Field(ge=1, le=256)] | None = Field(None, description="Driver cores. Overrides sc_type.")
+    executorMemory: Memory | None = Field(None, description="Executor memory with its unit (4G, 4096M, 4 GB). Overrides sc_type.")
+    executorCores: Annotated[int, Field(ge=1, le=256)] | None = Field(None, description="Cores per executor. Overrides sc_type.")
+    numExecutors: Annotated[int, Field(ge=1, le=10000)] | None = Field(None, description="Number of executors. Overrides sc_type.")
+    obs_bucket: Annotated[str, Field(max_length=256)] | None = Field(
+        None, description="Bucket for the job's event logs (spark.eventLog.dir = s3a://<bucket>/spark-events when set).")
+    auto_recovery: bool | None = Field(None, description="Retry a failed attempt with a new driver. Default false.")
+    max_retry_times: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        None, description="Retries when auto_recovery is on, 0..100. Default 20.")
+    feature: Literal["basic", "custom", "ai"] | None = Field(
+        None, description="Image type: basic (lakejob's image for spark_version), custom (image below), ai.")
+    spark_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$", max_length=16)] | None = Field(
+        None, description="Spark version; picks the default image. Default: the operator's default version.")
+    execution_agency_urn: Annotated[str, Field(max_length=256)] | None = Field(
+        None, description="DLI agency name; recorded as an annotation (no effect on Kubernetes).")
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = Field(
+        None, description="Custom image (organization/image:tag). Valid only with feature: custom.")
+    catalog_name: Annotated[str, Field(max_length=128)] | None = Field(
+        None, description="Metadata catalog (spark.sql.catalog name); recorded in the driver's properties as lakejob.catalog.")
+    proxyUser: Annotated[str, Field(max_length=256)] | None = Field(
+        None, description="User to impersonate (spark.kubernetes.driverEnv.HADOOP_USER_NAME and SPARK_USER).")
+    driver: PodCustomization | None = Field(None, description="Customisation of the driver pod.")
+    executor: PodCustomization | None = Field(None, description="Customisation of the executor pods.")
+
+    @property
+    @abstractmethod
+    def is_python(self) -> bool:
+        """Whether Python runs beside the JVMs (Spark's 0.4 memory overhead factor instead of 0.1)."""
+
+
+def resolve_sizing(spec: SparkAppSpec) -> sizing.SparkSizing:
+    """The spec's driver/executor sizes: its sc_type row, each override, Spark's overhead."""
+    return sizing.resolve_spark(
+        sc_type=spec.sc_type, driver_cores=spec.driverCores, driver_memory=spec.driverMemory,
+        executor_cores=spec.executorCores, executor_memory=spec.executorMemory,
+        num_executors=spec.numExecutors, conf=spec.conf or {}, python=spec.is_python)
+
+
+class ResolvedResources(Model):
+    driverCores: int
+    driverMemory: str
+    driverMemoryOverhead: str
+    executorCores: int
+    executorMemory: str
+    executorMemoryOverhead: str
+    numExecutors: int
+
+    @classmethod
+    def of(cls, s: sizing.SparkSizing) -> ResolvedResources:
+        return cls(
+            driverCores=s.driver_cores, driverMemory=sizing.spark_memory(s.driver_memory_mib),
+            driverMemoryOverhead=sizing.spark_memory(s.driver_overhead_mib), executorCores=s.executor_cores,
+            executorMemory=sizing.spark_memory(s.executor_memory_mib),
+            executorMemoryOverhead=sizing.spark_memory(s.executor_overhead_mib), numExecutors=s.num_executors)
+
+
+class ExecutorCounts(Model):
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class SparkAppStatus(Model):
+    """The status fields every Spark kind reports (DLI's response fields plus the attempt bookkeeping).
+    Each kind adds its `state` (its own set of states) and what else its API returns."""
+
+    # Status is ours, not the user's: tolerate fields a newer or older operator wrote.
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = Field(None, description="Stable UUID (the CR's uid).")
+    appId: str | None = Field(None, description="Spark application ID (spark-app-selector of the driver).")
+    name: str | None = None
+    attempt: int | None = Field(None, description="Current attempt, from 1; attempt - 1 retries were made.")
+    log: list[str] | None = Field(None, description="Last 10 log lines of the driver, or its termination message.")
+    sc_type: str | None = Field(None, description="A, B, C, or CUSTOMIZED when any override was given.")
+    queue: str | None = None
+    cluster_name: str | None = None
+    create_time: int | None = Field(None, description="Creation time, ms since the epoch.")
+    update_time: int | None = Field(None, description="Last status change, ms since the epoch.")
+    driverPod: str | None = None
+    driverStartTime: int | None = Field(None, description="When the current driver pod was created, ms since the epoch.")
+    nextAttemptTime: int | None = Field(None, description="When the next attempt starts (auto_recovery backoff), ms.")
+    resources: ResolvedResources | None = None
+    executors: ExecutorCounts | None = None
+    reason: str | None = Field(None, description="Why it is in its state (machine-readable).")
+    message: str | None = None
+    conditions: list[Condition] | None = None
+    observedGeneration: int | None = None

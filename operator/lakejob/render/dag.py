@@ -1,0 +1,216 @@
+"""Pure builders: a DagJob's tasks → the objects that run them. No I/O.
+
+Called by lakejob.controllers.dagjob when controllers.dagjob_decide says to start a task.
+- a command task → an Indexed batch/v1 Job: completions = parallelism = InstanceCount,
+  backoffLimitPerIndex = MaxRetryCount, the pod's activeDeadlineSeconds = Timeout, restartPolicy
+  Never, maxFailedIndexes 0 when JobFailOnInstanceFail (the first index out of retries fails the
+  Job at once); an init container (the operator's fetcher image) fetches PackagePath into the
+  working directory and InputMapping / Mounts entries into their local paths;
+- a sparkBatch / flinkJarJob task → a child SparkBatch / FlinkJarJob resource (its own
+  controller runs it);
+- inline OSS keys → one Secret per DagJob that the tasks' fetchers read (never the keys themselves).
+Every object is owned by the DagJob (ownerReference, controller: true), so deleting the DagJob
+removes them all through the garbage collector. Names derive from the DagJob's name, the task and
+its run only, so every create is idempotent.
+"""
+from __future__ import annotations
+
+import posixpath
+import shlex
+from typing import Any
+
+from lakejob.models.dagjob import CHILD_KINDS, DagJobSpec, OSSCredentials, Task
+from lakejob.render import common
+from lakejob.render.common import Owner, short_name
+from lakejob.settings import Settings
+
+API_VERSION = "lakejob.io/v1alpha1"
+WORKDIR = "/lakejob/work"
+FETCHER = "fetch"
+MAIN = "task"
+OSS_KEYS = ("AccessKeyId", "AccessKeySecret", "AccessSecurityToken")
+# The fetcher's environment: the names Alibaba's OSS tools read.
+OSS_ENV = {"AccessKeyId": "OSS_ACCESS_KEY_ID", "AccessKeySecret": "OSS_ACCESS_KEY_SECRET",
+           "AccessSecurityToken": "OSS_SESSION_TOKEN"}
+TASK_ANNOTATION = "lakejob.io/task"
+RUN_ANNOTATION = "lakejob.io/run"
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+# The pod customisation blocks of each embedded kind (where the DagJob's PriorityClass goes).
+POD_ROLES = {"sparkBatch": ("driver", "executor"), "flinkJarJob": ("jobManager", "taskManager")}
+
+
+def child_name(cr_name: str, task: str, run: int) -> str:
+    """The Job or custom resource of a task's run: ≤ 52 characters, so that the pods the Job
+    controller names after it (`<job>-<index>-<random>`) stay within 63."""
+    base = short_name(cr_name)
+    return short_name(f"{base}-{task}" + (f"-r{run}" if run > 1 else ""), limit=52)
+
+
+def secret_name(cr_name: str) -> str:
+    return f"{short_name(cr_name)}-oss"
+
+
+def priority_class(priority: int, settings: Settings) -> str | None:
+    """The PriorityClass of a Priority (0..1000): the band whose lowest priority is the highest ≤ it."""
+    chosen = None
+    for lowest, name in settings.dag_priority_classes:
+        if priority >= lowest:
+            chosen = name
+    return chosen
+
+
+def _labels(owner: Owner) -> dict[str, str]:
+    return common.labels(owner, short_name(owner.name), "task")
+
+
+def _meta(name: str, owner: Owner, task: str, run: int) -> dict[str, Any]:
+    meta = common.meta(name, owner, _labels(owner))
+    meta["annotations"] = {TASK_ANNOTATION: task, RUN_ANNOTATION: str(run)}
+    return meta
+
+
+def oss_credentials(task: Task) -> OSSCredentials | None:
+    """The task's OSS keys: its own Mounts.OSS, else its AutoCluster's."""
+    for mounts in (task.Mounts, task.AutoCluster.Configs.Mounts if task.AutoCluster and task.AutoCluster.Configs
+                   else None):
+        if mounts is not None and mounts.OSS is not None and (
+                mounts.OSS.secretName or any(getattr(mounts.OSS, k) for k in OSS_KEYS)):
+            return mounts.OSS
+    return None
+
+
+def oss_secret(spec: DagJobSpec, owner: Owner) -> dict[str, Any] | None:
+    """The Secret holding the inline OSS keys of every task (`<task>.<key>`), or None if none has any."""
+    data: dict[str, str] = {}
+    for name, task in sorted(spec.DAG.Tasks.items()):
+        creds = oss_credentials(task)
+        if creds is not None and creds.secretName is None:
+            data.update({f"{name}.{k}": getattr(creds, k) for k in OSS_KEYS if getattr(creds, k)})
+    if not data:
+        return None
+    meta = common.meta(secret_name(owner.name), owner, common.labels(owner, short_name(owner.name), "oss-credentials"))
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": data}
+
+
+def _oss_env(cr_name: str, task_name: str, task: Task) -> list[dict[str, Any]]:
+    creds = oss_credentials(task)
+    if creds is None:
+        return []
+    env = []
+    for key in OSS_KEYS:
+        if creds.secretName:
+            ref = {"name": creds.secretName, "key": key, "optional": True}
+        elif getattr(creds, key):
+            ref = {"name": secret_name(cr_name), "key": f"{task_name}.{key}"}
+        else:
+            continue
+        env.append({"name": OSS_ENV[key], "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
+def _directory(local: str, remote: str) -> str:
+    """The directory to mount for a local path of a mapping: itself when it (or its OSS side) is a
+    folder, else its parent (a single file lands in a directory we provide)."""
+    if local.endswith("/") or remote.endswith("/"):
+        return local.rstrip("/") or "/"
+    return posixpath.dirname(local)
+
+
+def image(task: Task, settings: Settings) -> str:
+    """ClusterId wins over AutoCluster (BatchCompute: only one takes effect): a cluster's pods use
+    the default image; an AutoCluster's ImageId is looked up in the operator's image map."""
+    if task.ClusterId is None and task.AutoCluster is not None and task.AutoCluster.ImageId:
+        return settings.dag_images.get(task.AutoCluster.ImageId, settings.dag_default_image)
+    return settings.dag_default_image
+
+
+def node_selector(task: Task, settings: Settings) -> dict[str, str]:
+    if task.ClusterId is not None:
+        return {settings.dag_cluster_label: task.ClusterId} if settings.dag_cluster_label else {}
+    if task.AutoCluster is not None and settings.dag_instance_type_label:
+        return {settings.dag_instance_type_label: task.AutoCluster.InstanceType}
+    return {}
+
+
+def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings, run: int,
+             suspended: bool = False) -> dict[str, Any]:
+    """The Indexed Job of a command task."""
+    task = spec.DAG.Tasks[task_name]
+    assert task.Parameters is not None and task.InstanceCount is not None and task.Timeout is not None
+    command = task.Parameters.Command
+    name = child_name(owner.name, task_name, run)
+    pod_sc, container_sc = common.security_context(settings.dag_uid)
+
+    # Local directories the fetcher fills (inputs) or the command writes (outputs, logs): one
+    # emptyDir each, shared by the init container and the command.
+    fetches = [(src, dst) for src, dst in sorted((task.InputMapping or {}).items())]
+    if task.Mounts and task.Mounts.Entries:
+        fetches += [(e.Source, e.Destination) for e in task.Mounts.Entries]
+    dirs = {_directory(dst, src) for src, dst in fetches}
+    dirs |= {_directory(local, remote) for local, remote in (task.OutputMapping or {}).items()}
+    # A LogMapping key is a log file (BatchCompute names the upload after it) unless it ends with /.
+    dirs |= {_directory(local, "") for local in (task.LogMapping or {})}
+    dirs.discard("/")
+    mounts = [{"name": "work", "mountPath": WORKDIR}] + [
+        {"name": f"dir-{i}", "mountPath": d} for i, d in enumerate(sorted(dirs))]
+    volumes = [{"name": m["name"], "emptyDir": {}} for m in mounts]
+
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted((command.EnvVars or {}).items())]
+    env += [
+        {"name": "BATCH_COMPUTE_DAG_JOB_ID", "value": owner.uid},
+        {"name": "BATCH_COMPUTE_DAG_JOB_NAME", "value": spec.Name},
+        {"name": "BATCH_COMPUTE_DAG_TASK_ID", "value": task_name},
+        {"name": "BATCH_COMPUTE_DAG_INSTANCE_ID",
+         "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}},
+    ]
+    main: dict[str, Any] = {
+        "name": MAIN, "image": image(task, settings), "command": shlex.split(command.CommandLine),
+        "workingDir": WORKDIR, "env": env, "volumeMounts": mounts, "securityContext": container_sc,
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never", "activeDeadlineSeconds": task.Timeout, "containers": [main],
+        "volumes": volumes, "securityContext": pod_sc,
+    }
+    if command.PackagePath or fetches:
+        args = (["--package", command.PackagePath] if command.PackagePath else []) + ["--into", WORKDIR]
+        for src, dst in fetches:
+            args += ["--map", f"{src}={dst}"]
+        pod_spec["initContainers"] = [{
+            "name": FETCHER, "image": settings.dag_fetcher_image, "args": args,
+            "env": _oss_env(owner.name, task_name, task), "volumeMounts": mounts, "securityContext": container_sc,
+        }]
+    pc = priority_class(spec.Priority, settings)
+    if pc:
+        pod_spec["priorityClassName"] = pc
+    selector = node_selector(task, settings)
+    if selector:
+        pod_spec["nodeSelector"] = selector
+    meta = _meta(name, owner, task_name, run)
+    template: dict[str, Any] = {"metadata": {"labels": dict(meta["labels"]), "annotations": dict(meta["annotations"])},
+                                "spec": pod_spec}
+    common.customize(template, main, task.pod)
+    job_spec: dict[str, Any] = {
+        "completionMode": "Indexed", "completions": task.InstanceCount, "parallelism": task.InstanceCount,
+        "backoffLimitPerIndex": task.MaxRetryCount or 0,
+        # A replacement pod only once the failed one is gone: one attempt at a time per index.
+        "podReplacementPolicy": "Failed",
+        "suspend": suspended, "template": template,
+    }
+    if spec.JobFailOnInstanceFail:
+        job_spec["maxFailedIndexes"] = 0
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}
+
+
+def child_resource(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings, run: int) -> dict[str, Any]:
+    """The child custom resource of a task that embeds another lakejob kind."""
+    task = spec.DAG.Tasks[task_name]
+    embedded = task.child_spec()
+    assert embedded is not None
+    body = embedded.model_dump(mode="json", exclude_none=True)
+    pc = priority_class(spec.Priority, settings)
+    if pc:
+        # The DagJob's priority reaches the child's pods unless the task chose a class itself.
+        for role in POD_ROLES[task.kind]:
+            body.setdefault(role, {}).setdefault("priorityClassName", pc)
+    return {"apiVersion": API_VERSION, "kind": CHILD_KINDS[task.kind],
+            "metadata": _meta(child_name(owner.name, task_name, run), owner, task_name, run), "spec": body}

@@ -1,0 +1,352 @@
+"""Pure builders: a FlinkJarJob spec → the manifests of a standalone application cluster. No I/O.
+
+Called by lakejob.controllers.flinkjarjob (and by the real-Flink e2e test, which runs what we render).
+The layout is Flink's own standalone Kubernetes one, with the official image's entrypoint:
+
+- ConfigMap `<base>-flink-config`: the Flink configuration (`config.yaml` from Flink 2.0,
+  `flink-conf.yaml` before) with the user's runtime_config merged over ours, and a console log4j
+  configuration; mounted at /opt/flink/conf as Flink's Kubernetes guide does.
+- Service `<base>-jobmanager`: RPC 6123, blob 6124, REST 8081; jobmanager.rpc.address points at it.
+- JobManager: one pod per attempt, `<base>-jm-<attempt>`, restartPolicy Never, running
+  `standalone-job --job-id <id> [--job-classname C] [--fromSavepoint P] -- <args>`. A bare pod and not a
+  Deployment, because the operator owns every restart: it counts them against resume_max_num and
+  gives the new JobManager the checkpoint to resume from.
+- TaskManagers: a Deployment `<base>-taskmanager` of `taskmanager` pods. They hold no job state and
+  re-register with whichever JobManager answers at the Service, so a Deployment that replaces a
+  lost one is all they need, and it survives the job's restarts unchanged.
+
+Jars go on pipeline.classpaths (file:// or http(s):// URLs a class loader reads); dependency files
+are copied by an init container into <FILES_DIR>/userData/, and FILES_DIR is on the classpath, so
+`getResource("userData/<file>")` finds them as on DLI. Every object carries the lakejob.io/* labels,
+the job's tags as labels, and an ownerReference to the FlinkJarJob.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from lakejob import sizing
+from lakejob.models.flinkjarjob import FlinkJarJobSpec
+from lakejob.render import common
+from lakejob.render.common import Owner, short_name
+from lakejob.settings import Settings
+
+RPC_PORT = 6123
+BLOB_PORT = 6124
+REST_PORT = 8081
+TM_RPC_PORT = 6122
+CONF_DIR = "/opt/flink/conf"
+FILES_DIR = "/opt/flink/lakejob-files"
+CONTAINER = "flink-main-container"
+JAVA17_OPTS = " ".join(
+    [f"--add-exports={m}=ALL-UNNAMED" for m in (
+        "java.rmi/sun.rmi.registry", "jdk.compiler/com.sun.tools.javac.api", "jdk.compiler/com.sun.tools.javac.file",
+        "jdk.compiler/com.sun.tools.javac.parser", "jdk.compiler/com.sun.tools.javac.tree",
+        "jdk.compiler/com.sun.tools.javac.util", "java.security.jgss/sun.security.krb5")]
+    + [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in (
+        "java.lang", "java.net", "java.io", "java.nio", "sun.nio.ch", "java.lang.reflect", "java.text", "java.time",
+        "java.util", "java.util.concurrent", "java.util.concurrent.atomic", "java.util.concurrent.locks")])
+LOG4J = """rootLogger.level = INFO
+rootLogger.appenderRef.console.ref = ConsoleAppender
+appender.console.name = ConsoleAppender
+appender.console.type = CONSOLE
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m%n
+"""
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every child's name, derived from the CR's name only (so a restarted operator finds them)."""
+
+    base: str
+
+    @classmethod
+    def of(cls, cr_name: str) -> Names:
+        return cls(short_name(cr_name))
+
+    def jobmanager(self, attempt: int) -> str:
+        return f"{self.base}-jm-{attempt}"
+
+    @property
+    def service(self) -> str:
+        return f"{self.base}-jobmanager"
+
+    @property
+    def configmap(self) -> str:
+        return f"{self.base}-flink-config"
+
+    @property
+    def taskmanagers(self) -> str:
+        return f"{self.base}-taskmanager"
+
+
+def job_id(uid: str, attempt: int) -> str:
+    """The Flink JobID of an attempt (32 hex digits, Flink's shape): stable across operator restarts,
+    new per attempt, so the REST answer about an earlier attempt is never mistaken for this one's."""
+    return hashlib.sha256(f"{uid}/{attempt}".encode()).hexdigest()[:32]
+
+
+def flink_version(spec: FlinkJarJobSpec, settings: Settings) -> str:
+    return spec.flink_version or settings.default_flink_version
+
+
+def image_for(spec: FlinkJarJobSpec, settings: Settings) -> str:
+    if spec.image:
+        return spec.image
+    version = flink_version(spec, settings)
+    major_minor = ".".join(version.split(".")[:2])
+    return (settings.flink_images.get(version) or settings.flink_images.get(major_minor)
+            or settings.flink_image_template.format(version=version))
+
+
+def config_file(version: str) -> str:
+    """Flink 2.0 reads only config.yaml (standard YAML); 1.x reads flink-conf.yaml."""
+    return "config.yaml" if int(version.split(".")[0]) >= 2 else "flink-conf.yaml"
+
+
+def resolve_sizing(spec: FlinkJarJobSpec, settings: Settings) -> sizing.FlinkSizing:
+    return sizing.resolve_flink(
+        cu_number=spec.cu_number, manager_cu_number=spec.manager_cu_number, tm_cus=spec.tm_cus,
+        parallel_number=spec.parallel_number, tm_slot_num=spec.tm_slot_num,
+        cu_millicpu=settings.flink_cu_millicpu, cu_memory_mib=settings.flink_cu_memory_mib)
+
+
+# ------------------------------------------------------------------------------------ paths
+
+
+def local_path(ref: str, settings: Settings) -> str:
+    """A path inside the pods: local:///x and file:///x are /x; a DLI package name is under the
+    operator's resource directory (LAKEJOB_FLINK_RESOURCE_DIR)."""
+    for scheme in ("local://", "file://"):
+        if ref.startswith(scheme):
+            return ref[len(scheme):]
+    return ref if ref.startswith("/") else posixpath.join(settings.flink_resource_dir, ref)
+
+
+def jar_url(ref: str, settings: Settings) -> str:
+    """A jar as a pipeline.classpaths URL: http(s) as given, anything else a file:// URL."""
+    if ref.startswith(("http://", "https://")):
+        return ref
+    return "file://" + local_path(ref, settings)
+
+
+def classpaths(spec: FlinkJarJobSpec, settings: Settings) -> list[str]:
+    out = [jar_url(j, settings) for j in ([spec.entrypoint] if spec.entrypoint else []) + (spec.dependency_jars or [])]
+    if spec.dependency_files:
+        out.append(f"file://{FILES_DIR}/")  # a directory URL: the class loader finds userData/<file> in it
+    return out
+
+
+# ------------------------------------------------------------------------------------ configuration
+
+
+def parse_runtime_config(text: str | None) -> dict[str, str]:
+    """runtime_config's `key: value` lines (the model's pattern has checked the form)."""
+    out: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(": ")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def configuration(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing, settings: Settings) -> dict[str, str]:
+    """The Flink configuration: ours, then the user's runtime_config over it (the model rejects the
+    keys the typed fields own, so nothing the user writes can resize or unwire the pods)."""
+    names = Names.of(owner.name)
+    major = int(flink_version(spec, settings).split(".")[0])
+    ours: dict[str, str] = {
+        "jobmanager.rpc.address": names.service,
+        "jobmanager.rpc.port": str(RPC_PORT),
+        "blob.server.port": str(BLOB_PORT),
+        "rest.port": str(REST_PORT),
+        "rest.address": names.service,
+        "taskmanager.rpc.port": str(TM_RPC_PORT),
+        # The image's default configuration binds to localhost; ours replaces it, so listen on the pod.
+        "jobmanager.bind-host": "0.0.0.0",
+        "taskmanager.bind-host": "0.0.0.0",
+        "rest.bind-address": "0.0.0.0",
+        "taskmanager.numberOfTaskSlots": str(sz.slots),
+        "parallelism.default": str(sz.parallelism),
+        "jobmanager.memory.process.size": f"{sz.jobmanager_memory_mib}m",
+        "taskmanager.memory.process.size": f"{sz.taskmanager_memory_mib}m",
+        "taskmanager.cpu.cores": f"{sz.taskmanager_millicpu / 1000:g}",
+        # Every failure reaches the operator, which alone restarts (and counts against resume_max_num).
+        "restart-strategy.type": "none",
+        "jobmanager.execution.failover-strategy": "region",
+        # What the image's own configuration sets and ours replaces: Flink on Java 17 needs these module
+        # openings (without them the job fails at start with InaccessibleObjectException).
+        "env.java.opts.all": JAVA17_OPTS,
+    }
+    paths = classpaths(spec, settings)
+    if paths:
+        ours["pipeline.classpaths"] = ";".join(paths)
+    if spec.checkpoint_path:
+        ours["execution.checkpointing.dir" if major >= 2 else "state.checkpoints.dir"] = spec.checkpoint_path
+        # A failed job's checkpoints must outlive it, or there is nothing to resume from.
+        ours["execution.checkpointing.externalized-checkpoint-retention"] = "RETAIN_ON_CANCELLATION"
+    return {**ours, **parse_runtime_config(spec.runtime_config)}
+
+
+def _yaml_safe(value: str) -> bool:
+    """Whether `key: value` reads back in YAML as this very text (else it is written JSON-quoted)."""
+    try:
+        back = yaml.safe_load(f"k: {value}")
+    except yaml.YAMLError:
+        return False
+    if not isinstance(back, dict) or back.get("k") is None or isinstance(back["k"], (bool, dict, list)):
+        return False
+    return str(back["k"]) == value
+
+
+def config_text(conf: dict[str, str], user_keys: frozenset[str] = frozenset(), yaml_file: bool = True) -> str:
+    """`key: value` lines. config.yaml is YAML: our values that YAML would misread are JSON-quoted.
+    flink-conf.yaml is read line by line, raw. The user's values are written as they wrote them
+    (they are Flink syntax for their version already)."""
+    lines = []
+    for key, value in conf.items():
+        quote = yaml_file and key not in user_keys and not _yaml_safe(value)
+        lines.append(f"{key}: {json.dumps(value) if quote else value}")
+    return "\n".join(lines) + "\n"
+
+
+def configmap(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing, settings: Settings) -> dict[str, Any]:
+    names = Names.of(owner.name)
+    conf = configuration(spec, owner, sz, settings)
+    user = frozenset(parse_runtime_config(spec.runtime_config))
+    file = config_file(flink_version(spec, settings))
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": common.meta(names.configmap, owner, labels(spec, owner, "config")),
+        "data": {file: config_text(conf, user, yaml_file=file == "config.yaml"),
+                 "log4j-console.properties": LOG4J},
+    }
+
+
+# ------------------------------------------------------------------------------------ pods
+
+
+def labels(spec: FlinkJarJobSpec, owner: Owner, role: str) -> dict[str, str]:
+    """Tags first, so lakejob's own labels always win (tag keys carry no prefix, they cannot clash)."""
+    tags = {t.key: t.value for t in spec.tags or []}
+    return {**tags, **common.labels(owner, Names.of(owner.name).base, role, spec.queue_name)}
+
+
+def _annotations(spec: FlinkJarJobSpec) -> dict[str, str]:
+    out = {}
+    if spec.log_enabled and spec.obs_bucket:
+        out["lakejob.io/log-bucket"] = spec.obs_bucket  # for the cluster's log shipper; Flink has no uploader
+    return out
+
+
+def _pod(spec: FlinkJarJobSpec, owner: Owner, role: str, args: list[str], millicpu: int, memory_mib: int,
+         settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A JobManager or TaskManager pod (without name) and its main container."""
+    names = Names.of(owner.name)
+    pod_sc, container_sc = common.security_context(settings.flink_uid)
+    memory = sizing.k8s_quantity_mib(memory_mib)
+    mounts: list[dict[str, Any]] = [{"name": "flink-config", "mountPath": CONF_DIR}]
+    volumes: list[dict[str, Any]] = [{"name": "flink-config", "configMap": {"name": names.configmap}}]
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": image_for(spec, settings),
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
+        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        # Requests are the CUs; the memory limit equals the Flink process size, as Flink sizes its JVM to it.
+        "resources": {"requests": {"cpu": sizing.k8s_millicpu(millicpu), "memory": memory},
+                      "limits": {"memory": memory}},
+        "volumeMounts": mounts,
+        "securityContext": container_sc,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    spec_: dict[str, Any] = {"enableServiceLinks": False, "securityContext": pod_sc, "containers": [container],
+                             "volumes": volumes}
+    if spec.dependency_files:
+        volumes.append({"name": "lakejob-files", "emptyDir": {}})
+        mounts.append({"name": "lakejob-files", "mountPath": FILES_DIR, "readOnly": True})
+        sources = " ".join(shlex.quote(local_path(f, settings)) for f in spec.dependency_files)
+        spec_["initContainers"] = [{
+            "name": "dependency-files",
+            "image": container["image"],
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", f"mkdir -p {FILES_DIR}/userData && cp -- {sources} {FILES_DIR}/userData/"],
+            "volumeMounts": [{"name": "lakejob-files", "mountPath": FILES_DIR}],
+            "securityContext": container_sc,
+        }]
+    pod: dict[str, Any] = {"metadata": {"labels": labels(spec, owner, role), "annotations": _annotations(spec)},
+                           "spec": spec_}
+    return pod, container
+
+
+def jobmanager_args(spec: FlinkJarJobSpec, owner: Owner, attempt: int, savepoint: str | None) -> list[str]:
+    """`standalone-job` and its options; "--" ends them, so job arguments such as "-s" stay the job's."""
+    args = ["standalone-job", "--job-id", job_id(owner.uid, attempt)]
+    if spec.main_class:
+        args += ["--job-classname", spec.main_class]
+    if savepoint:
+        args += ["--fromSavepoint", savepoint]
+    user = spec.args()
+    return args + (["--", *user] if user else [])
+
+
+def jobmanager_pod(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing, attempt: int,
+                   savepoint: str | None, settings: Settings) -> dict[str, Any]:
+    names = Names.of(owner.name)
+    pod, container = _pod(spec, owner, "jobmanager", jobmanager_args(spec, owner, attempt, savepoint),
+                          sz.jobmanager_millicpu, sz.jobmanager_memory_mib, settings)
+    container["ports"] = [{"name": "rpc", "containerPort": RPC_PORT}, {"name": "blob", "containerPort": BLOB_PORT},
+                          {"name": "rest", "containerPort": REST_PORT}]
+    pod["metadata"].update(name=names.jobmanager(attempt), namespace=owner.namespace,
+                           ownerReferences=[owner.reference()])
+    pod["metadata"]["labels"]["lakejob.io/attempt"] = str(attempt)
+    pod["metadata"]["annotations"]["lakejob.io/attempt"] = str(attempt)
+    pod["spec"]["restartPolicy"] = "Never"  # the operator decides about restarts (resume_max_num)
+    common.customize(pod, container, spec.jobManager)
+    return {"apiVersion": "v1", "kind": "Pod", **pod}
+
+
+def taskmanager_deployment(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing,
+                           settings: Settings) -> dict[str, Any]:
+    names = Names.of(owner.name)
+    # taskmanager.host: the pod's IP, so the JobManager reaches each TaskManager directly.
+    template, container = _pod(spec, owner, "taskmanager", ["taskmanager", "-Dtaskmanager.host=$(POD_IP)"],
+                               sz.taskmanager_millicpu, sz.taskmanager_memory_mib, settings)
+    container["ports"] = [{"name": "rpc", "containerPort": TM_RPC_PORT}]
+    common.customize(template, container, spec.taskManager)
+    selector = {k: v for k, v in labels(spec, owner, "taskmanager").items() if k.startswith("lakejob.io/")
+                and k != "lakejob.io/queue"}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": common.meta(names.taskmanagers, owner, labels(spec, owner, "taskmanager")),
+        "spec": {"replicas": sz.taskmanagers, "selector": {"matchLabels": selector}, "template": template},
+    }
+
+
+def service(spec: FlinkJarJobSpec, owner: Owner) -> dict[str, Any]:
+    names = Names.of(owner.name)
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": common.meta(names.service, owner, labels(spec, owner, "jobmanager-service")),
+        "spec": {
+            "selector": {"lakejob.io/kind": owner.kind, "lakejob.io/name": names.base, "lakejob.io/role": "jobmanager"},
+            "ports": [{"name": "rpc", "port": RPC_PORT, "targetPort": RPC_PORT},
+                      {"name": "blob", "port": BLOB_PORT, "targetPort": BLOB_PORT},
+                      {"name": "rest", "port": REST_PORT, "targetPort": REST_PORT}],
+        },
+    }
+
+
+def rest_url(owner: Owner, settings: Settings) -> str:
+    """Where the JobManager's REST API answers (LAKEJOB_FLINK_REST_URL_TEMPLATE), without a trailing /."""
+    return settings.flink_rest_url_template.format(
+        name=owner.name, namespace=owner.namespace, service=Names.of(owner.name).service).rstrip("/")

@@ -1,0 +1,126 @@
+"""controllers.dagjob without a cluster: what it keeps of a Job, the queue of slots, endpoints."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lakejob.controllers.dagjob import (
+    DagJobReconciler,
+    _obs,
+    endpoint_of,
+    http_url,
+    summarize_child,
+    summarize_job,
+)
+from lakejob.models.dagjob import DagJobSpec
+from lakejob.controllers.dagjob_decide import ChildObs, JobObs
+from lakejob.settings import Settings
+
+
+def job_body(conditions: list[dict[str, str]], **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "j"}, "spec": {"completions": 3, "suspend": True},
+            "status": {"conditions": conditions, **status}}
+
+
+@pytest.mark.parametrize(("conditions", "outcome"), [
+    ([], None),
+    ([{"type": "SuccessCriteriaMet", "status": "True"}], "Complete"),
+    ([{"type": "Complete", "status": "True"}], "Complete"),
+    ([{"type": "FailureTarget", "status": "True", "message": "index 1 out of retries"}], "Failed"),
+    ([{"type": "Failed", "status": "True", "reason": "FailedIndexes"}], "Failed"),
+    ([{"type": "Suspended", "status": "True"}], None),
+    ([{"type": "Complete", "status": "False"}], None),
+])
+def test_summarize_job_outcome(conditions: list[dict[str, str]], outcome: str | None) -> None:
+    s = summarize_job(job_body(conditions, active=2, completedIndexes="0", failedIndexes="1"))
+    assert s["outcome"] == outcome
+    assert (s["completions"], s["active"], s["completed_indexes"], s["failed_indexes"], s["suspended"]) == \
+        (3, 2, "0", "1", True)
+    if outcome == "Failed":
+        assert s["message"] in ("index 1 out of retries", "FailedIndexes")
+
+
+def test_summarize_child() -> None:
+    assert summarize_child({"metadata": {"name": "c"}, "spec": {}, "status": {"state": "dead", "message": "m"}}) == \
+        {"name": "c", "state": "dead", "message": "m", "suspended": False}
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("http://127.0.0.1:8080/hook", True), ("https://hooks.example.com/x", True),
+    ("http://[UserId].mns.[Region].aliyuncs.com/", False), ("mns://topic", False), ("", False), ("http://", False),
+])
+def test_http_url(url: str, ok: bool) -> None:
+    assert http_url(url) is ok
+
+
+def body(name: str, priority: int, created: str, state: str | None = None, suspend: bool = False) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "uid": name, "resourceVersion": "1",
+                         "creationTimestamp": created},
+            "spec": {"Priority": priority, **({"suspend": True} if suspend else {})},
+            "status": {"State": state} if state else {}}
+
+
+def reconciler(limit: int, *bodies: dict[str, Any]) -> DagJobReconciler:
+    r = DagJobReconciler(Settings(dag_max_running=limit), None, lambda: 0, None, None)  # type: ignore[arg-type]
+    r.bodies = {("ns", b["metadata"]["name"]): b for b in bodies}
+    return r
+
+
+def test_slots_go_to_the_highest_priority_then_the_oldest() -> None:
+    low = body("low", 1, "2026-01-01T00:00:00Z", "Waiting")
+    high_new = body("high-new", 900, "2026-01-01T00:00:09Z", "Waiting")
+    high_old = body("high-old", 900, "2026-01-01T00:00:05Z", "Waiting")
+    r = reconciler(1, low, high_new, high_old)
+    assert not r._admitted("low", low) and not r._admitted("high-new", high_new)
+    assert r._admitted("high-old", high_old)
+    assert not r._admitted("high-new", high_new)  # the one slot is taken
+    assert r._admitted("high-old", high_old)  # and kept by its holder
+
+
+def test_running_jobs_hold_their_slots_after_a_restart() -> None:
+    running = body("running", 0, "2026-01-01T00:00:00Z", "Running")
+    waiting = body("waiting", 1000, "2026-01-01T00:00:01Z", "Waiting")
+    r = reconciler(1, running, waiting)
+    assert not r._admitted("waiting", waiting) and r._admitted("running", running)
+
+
+def test_a_suspended_job_does_not_queue() -> None:
+    stopped = body("stopped", 1000, "2026-01-01T00:00:00Z", "Stopped", suspend=True)
+    other = body("other", 1, "2026-01-01T00:00:01Z", "Waiting")
+    r = reconciler(1, stopped, other)
+    assert not r._admitted("stopped", stopped) and r._admitted("other", other)
+
+
+def test_jobs_in_namespace_counts_those_created_up_to_this_one() -> None:
+    a, b, c = (body(n, 0, f"2026-01-01T00:00:0{i}Z") for i, n in enumerate("abc"))
+    r = reconciler(10, a, b, c)
+    assert [r._jobs_in_namespace(x) for x in (a, b, c)] == [1, 2, 3]
+
+
+def test_summaries_of_children_created_but_not_yet_watched_become_observations() -> None:
+    """children() adds its own bookkeeping ("index") to what the operator created itself."""
+    job = {**summarize_job(job_body([])), "index": "dagjob_jobs"}
+    assert _obs(JobObs, job) == JobObs(name="j", completions=3, suspended=True)
+    child = {**summarize_child({"metadata": {"name": "c"}}), "index": "dagjob_sparkbatches"}
+    assert _obs(ChildObs, child) == ChildObs(name="c", state=None)
+
+
+def spec_with_topic(**topic: Any) -> DagJobSpec:
+    return DagJobSpec.model_validate({"Name": "n", "Priority": 0, "Type": "DAG", "JobFailOnInstanceFail": True,
+                                      "DAG": {"Tasks": {"A": {"sparkBatch": {"file": "local:///a.py"}}}},
+                                      "Notification": {"Topic": topic}})
+
+
+@pytest.mark.parametrize(("topic", "topics", "expected"), [
+    ({"Endpoint": "http://h/x"}, {}, "http://h/x"),
+    ({"Endpoint": "http://h/x", "Name": "t"}, {"t": "http://other/"}, "http://h/x"),
+    # BatchCompute's MNS template is no URL: the operator's mapping of the topic's name decides
+    ({"Endpoint": "http://[UserId].mns.[Region].aliyuncs.com/", "Name": "test-topic"},
+     {"test-topic": "https://hooks.example/dag"}, "https://hooks.example/dag"),
+    ({"Endpoint": "http://[UserId].mns.[Region].aliyuncs.com/", "Name": "test-topic"}, {}, None),
+    ({"Name": "t"}, {"t": "not a url"}, None),
+    ({}, {}, None),
+])
+def test_endpoint_of(topic: dict[str, str], topics: dict[str, str], expected: str | None) -> None:
+    assert endpoint_of(spec_with_topic(**topic), Settings(notification_topics=topics)) == expected

@@ -1,0 +1,180 @@
+"""render.dag: the Indexed Job of a command task, child resources, the OSS Secret, names, priority."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from lakejob.models.dagjob import DagJobSpec
+from lakejob.render import dag
+from lakejob.render.common import Owner
+from lakejob.settings import Settings
+
+OWNER = Owner("lakejob.io/v1alpha1", "DagJob", "etl", "ns", "uid-9")
+SETTINGS = Settings(dag_images={"img-ubuntu": "ubuntu:24.04"})
+
+
+def command(**extra: Any) -> dict[str, Any]:
+    return {"InstanceCount": 3, "MaxRetryCount": 2, "Timeout": 900, "Parameters": {
+        "Command": {"CommandLine": "python 'my worker.py' --n 3", "PackagePath": "oss://bucket/pkg/w.tar.gz",
+                    "EnvVars": {"B": "2", "A": "1"}},
+        "StdoutRedirectPath": "oss://bucket/o/", "StderrRedirectPath": "oss://bucket/o/"}, **extra}
+
+
+def spec(task: dict[str, Any], fail_fast: bool = True, priority: int = 600) -> DagJobSpec:
+    return DagJobSpec.model_validate({"Name": "etl", "Priority": priority, "Type": "DAG",
+                                      "JobFailOnInstanceFail": fail_fast, "DAG": {"Tasks": {"Work": task}}})
+
+
+def job(task: dict[str, Any], settings: Settings = SETTINGS, **kw: Any) -> dict[str, Any]:
+    return dag.task_job(spec(task, **kw), "Work", OWNER, settings, 1)
+
+
+def test_indexed_job_maps_batchcompute_fields() -> None:
+    j = job(command())
+    s = j["spec"]
+    assert (s["completionMode"], s["completions"], s["parallelism"]) == ("Indexed", 3, 3)
+    assert s["backoffLimitPerIndex"] == 2 and s["maxFailedIndexes"] == 0 and s["suspend"] is False
+    pod = s["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["activeDeadlineSeconds"] == 900
+    main = pod["containers"][0]
+    assert main["command"] == ["python", "my worker.py", "--n", "3"] and main["workingDir"] == dag.WORKDIR
+    env = [e["name"] for e in main["env"]]
+    assert env[:2] == ["A", "B"] and "BATCH_COMPUTE_DAG_INSTANCE_ID" in env
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
+
+
+def test_without_fail_fast_every_index_runs_out_its_retries() -> None:
+    assert "maxFailedIndexes" not in job(command(), fail_fast=False)["spec"]
+
+
+def test_metadata_owner_labels_and_name() -> None:
+    j = job(command())
+    meta = j["metadata"]
+    assert meta["name"] == dag.child_name("etl", "Work", 1) and len(meta["name"]) <= 52
+    (ref,) = meta["ownerReferences"]
+    assert ref == {"apiVersion": "lakejob.io/v1alpha1", "kind": "DagJob", "name": "etl", "uid": "uid-9",
+                   "controller": True, "blockOwnerDeletion": True}
+    assert meta["labels"]["lakejob.io/kind"] == "DagJob" and meta["labels"]["lakejob.io/name"] == "etl"
+    assert meta["annotations"] == {"lakejob.io/task": "Work", "lakejob.io/run": "1"}
+    assert j["spec"]["template"]["metadata"]["labels"]["lakejob.io/kind"] == "DagJob"
+
+
+def test_child_names_are_deterministic_distinct_and_short() -> None:
+    names = {dag.child_name("etl", t, r) for t in ("taskA", "taska", "task-a") for r in (1, 2)}
+    assert len(names) == 6
+    assert dag.child_name("etl", "task-a", 1) == "etl-task-a" and dag.child_name("etl", "task-a", 2) == "etl-task-a-r2"
+    long = dag.child_name("x" * 253, "t" * 64, 99)
+    assert len(long) <= 52 and long == dag.child_name("x" * 253, "t" * 64, 99)
+
+
+def test_fetcher_init_container_gets_package_inputs_and_mounts() -> None:
+    j = job(command(InputMapping={"oss://bucket/in/": "/data/in/", "oss://bucket/one.csv": "/data/one.csv"},
+                    OutputMapping={"/data/out": "oss://bucket/out/"},
+                    LogMapping={"/var/log/app/app.log": "oss://bucket/logs/"},
+                    Mounts={"Entries": [{"Source": "oss://bucket/m/", "Destination": "/mnt/m"}]}))
+    pod = j["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]
+    assert fetch["image"] == SETTINGS.dag_fetcher_image
+    assert fetch["args"] == ["--package", "oss://bucket/pkg/w.tar.gz", "--into", dag.WORKDIR,
+                             "--map", "oss://bucket/in/=/data/in/", "--map", "oss://bucket/one.csv=/data/one.csv",
+                             "--map", "oss://bucket/m/=/mnt/m"]
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts == {dag.WORKDIR, "/data/in", "/data", "/data/out", "/var/log/app", "/mnt/m"}
+    assert fetch["volumeMounts"] == pod["containers"][0]["volumeMounts"]
+    assert {v["name"] for v in pod["volumes"]} == {m["name"] for m in fetch["volumeMounts"]}
+
+
+def test_no_package_and_no_inputs_means_no_init_container() -> None:
+    task = command()
+    task["Parameters"]["Command"]["PackagePath"] = ""
+    assert "initContainers" not in job(task)["spec"]["template"]["spec"]
+
+
+def test_inline_keys_live_only_in_the_owned_secret() -> None:
+    task = command(Mounts={"OSS": {"AccessKeyId": "AKID", "AccessKeySecret": "SEKRIT", "AccessSecurityToken": ""}})
+    s = spec(task)
+    secret = dag.oss_secret(s, OWNER)
+    assert secret is not None and secret["metadata"]["name"] == "etl-oss"
+    assert secret["stringData"] == {"Work.AccessKeyId": "AKID", "Work.AccessKeySecret": "SEKRIT"}
+    assert secret["metadata"]["ownerReferences"][0]["controller"] is True
+    j = dag.task_job(s, "Work", OWNER, SETTINGS, 1)
+    assert "SEKRIT" not in json.dumps(j) and "AKID" not in json.dumps(j)
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in j["spec"]["template"]["spec"]["initContainers"][0]["env"]}
+    assert env == {"OSS_ACCESS_KEY_ID": {"name": "etl-oss", "key": "Work.AccessKeyId"},
+                   "OSS_ACCESS_KEY_SECRET": {"name": "etl-oss", "key": "Work.AccessKeySecret"}}
+
+
+def test_a_secret_reference_is_used_as_is_and_makes_no_secret() -> None:
+    s = spec(command(AutoCluster={"InstanceType": "t", "Configs": {"Mounts": {"OSS": {"secretName": "mine"}}}}))
+    assert dag.oss_secret(s, OWNER) is None
+    env = dag.task_job(s, "Work", OWNER, SETTINGS, 1)["spec"]["template"]["spec"]["initContainers"][0]["env"]
+    assert [e["valueFrom"]["secretKeyRef"] for e in env] == [
+        {"name": "mine", "key": k, "optional": True} for k in dag.OSS_KEYS]
+
+
+def test_empty_keys_as_in_the_seed_make_no_secret_and_no_env() -> None:
+    s = spec(command(Mounts={"OSS": {"AccessKeyId": "", "AccessKeySecret": "", "AccessSecurityToken": ""}}))
+    assert dag.oss_secret(s, OWNER) is None
+    assert dag.task_job(s, "Work", OWNER, SETTINGS, 1)["spec"]["template"]["spec"]["initContainers"][0]["env"] == []
+
+
+@pytest.mark.parametrize(("extra", "settings", "image", "selector"), [
+    ({}, SETTINGS, SETTINGS.dag_default_image, None),
+    ({"AutoCluster": {"ImageId": "img-ubuntu", "InstanceType": "bcs.a2.large"}}, SETTINGS, "ubuntu:24.04", None),
+    ({"AutoCluster": {"ImageId": "img-other", "InstanceType": "bcs.a2.large"}}, SETTINGS, SETTINGS.dag_default_image, None),
+    ({"AutoCluster": {"ImageId": "img-ubuntu", "InstanceType": "bcs.a2.large"}},
+     Settings(dag_instance_type_label="node.kubernetes.io/instance-type"), Settings().dag_default_image,
+     {"node.kubernetes.io/instance-type": "bcs.a2.large"}),
+    # ClusterId takes effect, AutoCluster is ignored
+    ({"ClusterId": "cls-1", "AutoCluster": {"ImageId": "img-ubuntu", "InstanceType": "x"}}, SETTINGS,
+     SETTINGS.dag_default_image, None),
+    ({"ClusterId": "cls-1", "AutoCluster": {"ImageId": "img-ubuntu", "InstanceType": "x"}},
+     Settings(dag_cluster_label="lakejob.io/cluster", dag_instance_type_label="it"), Settings().dag_default_image,
+     {"lakejob.io/cluster": "cls-1"}),
+])
+def test_cluster_id_or_auto_cluster_pick_image_and_nodes(extra: dict[str, Any], settings: Settings, image: str,
+                                                         selector: dict[str, str] | None) -> None:
+    pod = job(command(**extra), settings=settings)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == image
+    assert pod.get("nodeSelector") == selector
+
+
+@pytest.mark.parametrize(("priority", "name"), [
+    (0, "lakejob-priority-low"), (249, "lakejob-priority-low"), (250, "lakejob-priority-medium"),
+    (499, "lakejob-priority-medium"), (500, "lakejob-priority-high"), (749, "lakejob-priority-high"),
+    (750, "lakejob-priority-urgent"), (1000, "lakejob-priority-urgent"),
+])
+def test_priority_maps_to_the_documented_classes(priority: int, name: str) -> None:
+    assert dag.priority_class(priority, Settings()) == name
+    assert job(command(), priority=priority)["spec"]["template"]["spec"]["priorityClassName"] == name
+
+
+def test_no_classes_configured_means_no_priority_class() -> None:
+    assert dag.priority_class(500, Settings(dag_priority_classes=())) is None
+    assert "priorityClassName" not in job(command(), settings=Settings(dag_priority_classes=()))["spec"]["template"]["spec"]
+
+
+def test_pod_block_customises_and_can_choose_its_own_class() -> None:
+    pod = job(command(pod={"labels": {"team": "a"}, "priorityClassName": "mine", "tolerations": [
+        {"key": "spot", "operator": "Exists"}]}))["spec"]["template"]
+    assert pod["metadata"]["labels"]["team"] == "a" and pod["metadata"]["labels"]["lakejob.io/kind"] == "DagJob"
+    assert pod["spec"]["priorityClassName"] == "mine" and pod["spec"]["tolerations"][0]["key"] == "spot"
+
+
+def test_child_resources_carry_the_embedded_spec_the_owner_and_the_priority() -> None:
+    s = DagJobSpec.model_validate({"Name": "etl", "Priority": 800, "Type": "DAG", "JobFailOnInstanceFail": True,
+                                   "DAG": {"Tasks": {
+                                       "S": {"sparkBatch": {"file": "local:///a.py", "driver": {"priorityClassName": "x"}}},
+                                       "F": {"flinkJarJob": {"name": "f", "entrypoint": "local:///f.jar"}}}}})
+    sb = dag.child_resource(s, "S", OWNER, SETTINGS, 2)
+    assert sb["kind"] == "SparkBatch" and sb["metadata"]["name"] == "etl-s-r2-" + sb["metadata"]["name"][-8:]
+    assert sb["spec"]["file"] == "local:///a.py"
+    assert sb["spec"]["driver"]["priorityClassName"] == "x"  # the task's own choice wins
+    assert sb["spec"]["executor"]["priorityClassName"] == "lakejob-priority-urgent"
+    assert sb["metadata"]["ownerReferences"][0]["controller"] is True
+    assert sb["metadata"]["annotations"] == {"lakejob.io/task": "S", "lakejob.io/run": "2"}
+    fj = dag.child_resource(s, "F", OWNER, SETTINGS, 1)
+    assert fj["kind"] == "FlinkJarJob" and fj["spec"]["jobManager"]["priorityClassName"] == "lakejob-priority-urgent"
+    assert fj["spec"]["taskManager"]["priorityClassName"] == "lakejob-priority-urgent"
