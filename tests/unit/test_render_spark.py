@@ -14,7 +14,8 @@ from lakejob import sizing
 from lakejob.controllers.sparkbatch_decide import resolve_sizing
 from lakejob.models.sparkbatch import SparkBatchSpec
 from lakejob.render import spark as r
-from lakejob.render.spark import Names, Owner, app_id, short_name
+from lakejob.render.common import Owner, short_name
+from lakejob.render.spark import Names, app_id
 from lakejob.settings import Settings
 
 UID = "0b6f2f9c-6d1e-4a55-9a4f-3f1d2c9e7a10"

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
+import kopf
 from pydantic import BaseModel, ValidationError
 
 from lakejob import kube as kubemod
@@ -67,6 +68,44 @@ def parse_spec(model: type[BaseModel], body: Mapping[str, Any]) -> tuple[Any, st
             msg = str(err["msg"]).removeprefix("Value error, ")
             parts.append(f"spec.{loc}: {msg}" if loc else f"spec: {msg}")
         return None, "; ".join(parts)
+
+
+Summarize = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def watch(kind: str, plural: str, children: Mapping[str, tuple[tuple[str, ...], Summarize]]) -> None:
+    """Register one kind's kopf handlers: per kind of child an index (named as given, e.g.
+    "sparkbatch_pods") and an event handler that wakes the parent, and the CR's own event handler.
+
+    `children` maps index name → (kopf resource spec, e.g. ("pods",) or ("batch", "v1", "jobs"),
+    the summary kept in memory per child). Called once by each kind's module at import.
+    """
+    names = tuple(children)
+    labels = {"lakejob.io/kind": kind}
+
+    def reconciler() -> Reconciler:
+        from lakejob.operator import reconciler
+
+        return reconciler(kind)
+
+    def indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return {n: kwargs[n] for n in names}  # kopf passes each index by its handler id
+
+    for index, (resource, summarize) in children.items():
+        # async: kopf runs sync handlers in a thread pool, which costs more than these functions.
+        async def index_fn(body: kopf.Body, _summarize: Summarize = summarize, **_: Any) -> dict[Key, dict[str, Any]]:
+            return {child_key(body): _summarize(body)}
+
+        async def child_fn(body: kopf.Body, **kwargs: Any) -> None:
+            reconciler().child_event(body, indexes(kwargs))
+
+        kopf.index(*resource, labels=labels, id=index)(index_fn)
+        kopf.on.event(*resource, labels=labels, id=f"{index}_event")(child_fn)
+
+    async def cr_fn(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+        reconciler().cr_event(event.get("type"), dict(event.get("object") or body), indexes(kwargs))
+
+    kopf.on.event(GROUP, VERSION, plural, id=f"{kind.lower()}_event")(cr_fn)
 
 
 def child_key(body: Mapping[str, Any]) -> Key:

@@ -16,7 +16,6 @@ from dataclasses import fields
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import kopf
 
 from lakejob import kube as kubemod
 from lakejob.controllers import base
@@ -292,48 +291,8 @@ def _resolver(future: asyncio.Future[bool]) -> Callable[[bool], None]:
 
 # ------------------------------------------------------------------------------------ kopf
 
-
-def _reconciler() -> base.Reconciler:
-    from lakejob.operator import reconciler
-
-    return reconciler(KIND)
-
-
-def _indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {JOBS: kwargs[JOBS], SPARK: kwargs[SPARK], FLINK: kwargs[FLINK]}
-
-
-# async: kopf runs sync handlers in a thread pool, which costs more than these whole functions.
-@kopf.index("batch", "v1", "jobs", labels={"lakejob.io/kind": KIND})
-async def dagjob_jobs(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {base.child_key(body): summarize_job(body)}
-
-
-@kopf.index(GROUP, VERSION, "sparkbatches", labels={"lakejob.io/kind": KIND})
-async def dagjob_sparkbatches(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {base.child_key(body): summarize_child(body)}
-
-
-@kopf.index(GROUP, VERSION, "flinkjarjobs", labels={"lakejob.io/kind": KIND})
-async def dagjob_flinkjarjobs(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {base.child_key(body): summarize_child(body)}
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={"lakejob.io/kind": KIND})
-async def dagjob_job_event(body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().child_event(body, _indexes(kwargs))
-
-
-@kopf.on.event(GROUP, VERSION, "sparkbatches", labels={"lakejob.io/kind": KIND})
-async def dagjob_sparkbatch_event(body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().child_event(body, _indexes(kwargs))
-
-
-@kopf.on.event(GROUP, VERSION, "flinkjarjobs", labels={"lakejob.io/kind": KIND})
-async def dagjob_flinkjarjob_event(body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().child_event(body, _indexes(kwargs))
-
-
-@kopf.on.event(GROUP, VERSION, DagJobReconciler.plural)
-async def dagjob_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().cr_event(event.get("type"), dict(event.get("object") or body), _indexes(kwargs))
+base.watch(KIND, DagJobReconciler.plural, {
+    JOBS: (("batch", "v1", "jobs"), summarize_job),
+    SPARK: ((GROUP, VERSION, "sparkbatches"), summarize_child),
+    FLINK: ((GROUP, VERSION, "flinkjarjobs"), summarize_child),
+})

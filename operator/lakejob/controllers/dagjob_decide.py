@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from lakejob import dag_graph
-from lakejob.models.common import set_condition
+from lakejob.controllers.decide_common import Meta as Meta  # re-exported
+from lakejob.controllers.decide_common import ready_and_complete
 from lakejob.models.dagjob import TERMINAL_STATES, Counts, DagJobSpec, DagJobStatus, TaskStatus
 from lakejob.render.dag import child_name
 from lakejob.settings import Settings
@@ -51,15 +52,6 @@ class ChildObs:
     state: str | None  # the child's own status.state
     message: str | None = None
     suspended: bool = False
-
-
-@dataclass(frozen=True)
-class Meta:
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-    created_ms: int
 
 
 @dataclass(frozen=True)
@@ -151,12 +143,9 @@ class _Step:
             s.StartTime = self.now
         if state in TERMINAL_STATES:
             s.EndTime = self.now
-        terminal = state in TERMINAL_STATES
-        gen = self.meta.generation
-        s.conditions = set_condition(s.conditions, "Ready", state in ("Running", "Finished"), reason, message, gen,
-                                     self.now)
-        s.conditions = set_condition(s.conditions, "Complete", terminal, reason if terminal else "NotFinished",
-                                     message if terminal else "", gen, self.now)
+        s.conditions = ready_and_complete(s.conditions, ready=state in ("Running", "Finished"),
+                                          complete=state in TERMINAL_STATES, reason=reason, message=message,
+                                          generation=self.meta.generation, now=self.now)
         self.note(f"OnJob{state}", f"{state}: {message}")
 
     def task_state(self, name: str, state: str, message: str | None = None) -> None:

@@ -15,7 +15,6 @@ import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-import kopf
 
 from lakejob import kube as kubemod
 from lakejob.controllers import base
@@ -31,7 +30,6 @@ from lakejob.controllers.flinkjarjob_decide import (
     is_finished,
 )
 from lakejob.controllers.sparkbatch import summarize_pod
-from lakejob.crds import GROUP, VERSION
 from lakejob.models.flinkjarjob import TERMINAL_PHASES, FlinkJarJobSpec, FlinkJarJobStatus, TaskManagerCounts
 from lakejob.notify import cloudevent
 from lakejob.render import flink as render
@@ -194,24 +192,4 @@ class FlinkJarJobReconciler(base.Reconciler):
 
 # ------------------------------------------------------------------------------------ kopf
 
-
-def _reconciler() -> base.Reconciler:
-    from lakejob.operator import reconciler
-
-    return reconciler(KIND)
-
-
-# async: kopf runs sync handlers in a thread pool, which costs more than this whole function.
-@kopf.index("pods", labels={"lakejob.io/kind": KIND})
-async def flinkjarjob_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {base.child_key(body): summarize_pod(body)}
-
-
-@kopf.on.event("pods", labels={"lakejob.io/kind": KIND})
-async def flinkjarjob_pod_event(body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().child_event(body, {PODS: kwargs[PODS]})
-
-
-@kopf.on.event(GROUP, VERSION, FlinkJarJobReconciler.plural)
-async def flinkjarjob_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().cr_event(event.get("type"), dict(event.get("object") or body), {PODS: kwargs[PODS]})
+base.watch(KIND, FlinkJarJobReconciler.plural, {PODS: (("pods",), summarize_pod)})

@@ -21,11 +21,11 @@ job_id, restart time) is recorded before its JobManager is created, so a crash n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Literal
 
 from lakejob import sizing
-from lakejob.models.common import set_condition
+from lakejob.controllers.decide_common import Meta as Meta  # re-exported
+from lakejob.controllers.decide_common import iso, ready_and_complete
 from lakejob.models.flinkjarjob import (
     HOUR_MS,
     TERMINAL_PHASES,
@@ -67,15 +67,6 @@ class RestObs:
     state: str  # Flink's JobStatus: INITIALIZING, CREATED, RUNNING, RESTARTING, FAILING, FAILED, FINISHED, …
     last_checkpoint: str | None = None
     exception: str | None = None
-
-
-@dataclass(frozen=True)
-class Meta:
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-    created_ms: int
 
 
 @dataclass(frozen=True)
@@ -132,10 +123,6 @@ def resources(sz: sizing.FlinkSizing) -> FlinkResources:
         unusedCUs=sz.unused_cus)
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class _Step:
     """Accumulates one decision: status edits with their conditions and Event, and actions."""
 
@@ -153,11 +140,9 @@ class _Step:
             return
         s.status_name, s.reason, s.status_desc, s.update_time = state, reason, desc, now
         s.state = phase(state, final, s.nextRestartTime is not None)
-        final = s.state in TERMINAL_PHASES
-        ready = state == "job_running"
-        s.conditions = set_condition(s.conditions, "Ready", ready, reason, desc, self.meta.generation, _iso(now))
-        s.conditions = set_condition(s.conditions, "Complete", final, reason if final else "NotFinished",
-                                     desc if final else "", self.meta.generation, _iso(now))
+        s.conditions = ready_and_complete(s.conditions, ready=state == "job_running",
+                                          complete=s.state in TERMINAL_PHASES, reason=reason, message=desc,
+                                          generation=self.meta.generation, now=iso(now))
         self.d.events.append(("Warning" if warning else "Normal", reason, f"{state}: {desc}" if desc else state))
 
     def act(self, verb: Verb, attempt: int = 0, pod: str = "", savepoint: str | None = None) -> None:
@@ -358,7 +343,7 @@ def _failed(step: _Step, spec: FlinkJarJobSpec, reason: str, desc: str) -> None:
     recent = [t for t in s.restart_times or [] if t > at - HOUR_MS]
     cap = spec.resume_max_num if spec.resume_max_num is not None else -1
     if cap != -1 and len(recent) >= cap:
-        times = ", ".join(_iso(t) for t in recent)
+        times = ", ".join(iso(t) for t in recent)
         _fail_for_good(step, spec, reason, f"{desc}; not restarted: resume_max_num is {cap} restart(s) per hour and "
                        f"{len(recent)} were made in the last hour (at {times})",
                        "Fix the cause and re-create the job, or raise resume_max_num.")

@@ -15,14 +15,12 @@ import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-import kopf
 
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.sparkbatch_decide import Decision, DriverObs, Meta, Observed, decide, resolve_sizing
 from lakejob.models.spark import ExecutorCounts, SparkAppSpec
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
-from lakejob.crds import GROUP, VERSION
 from lakejob.render import spark as render
 from lakejob.render.common import Owner
 
@@ -179,24 +177,4 @@ class SparkBatchReconciler(SparkReconciler):
 
 # ------------------------------------------------------------------------------------ kopf
 
-
-def _reconciler() -> base.Reconciler:
-    from lakejob.operator import reconciler
-
-    return reconciler(KIND)
-
-
-# async: kopf runs sync handlers in a thread pool, which costs more than this whole function.
-@kopf.index("pods", labels={"lakejob.io/kind": KIND})
-async def sparkbatch_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {base.child_key(body): summarize_pod(body)}
-
-
-@kopf.on.event("pods", labels={"lakejob.io/kind": KIND})
-async def sparkbatch_pod_event(body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().child_event(body, {PODS: kwargs[PODS]})
-
-
-@kopf.on.event(GROUP, VERSION, SparkBatchReconciler.plural)
-async def sparkbatch_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().cr_event(event.get("type"), dict(event.get("object") or body), {PODS: kwargs[PODS]})
+base.watch(KIND, SparkBatchReconciler.plural, {PODS: (("pods",), summarize_pod)})

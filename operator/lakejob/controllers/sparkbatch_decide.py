@@ -14,11 +14,12 @@ created, so a restarted operator continues the same attempt instead of starting 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Literal
 
-from lakejob.models.common import parse_duration, set_condition
+from lakejob.controllers.decide_common import Meta as Meta  # re-exported
+from lakejob.controllers import decide_common
+from lakejob.models.common import parse_duration
 from lakejob.models.spark import ExecutorCounts, ResolvedResources
 from lakejob.models.spark import resolve_sizing as resolve_sizing  # re-exported: the sizing decide records
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
@@ -47,15 +48,6 @@ class DriverObs:
 
 
 @dataclass(frozen=True)
-class Meta:
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-    created_ms: int
-
-
-@dataclass(frozen=True)
 class Observed:
     now_ms: int
     driver: DriverObs | None
@@ -73,48 +65,19 @@ class Action:
     pod: str = ""
 
 
-@dataclass
-class Decision:
-    status: SparkBatchStatus
-    actions: list[Action] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
-    requeue_after_s: float | None = None
+Decision = decide_common.Decision[SparkBatchStatus, Action]
 
 
-class _Step:
-    """Accumulates one decision: status edits with their condition and Event, and actions."""
+class _Step(decide_common.StateStep[SparkBatchStatus, Action]):
+    ready_states = frozenset({"running", "success"})
+    terminal_states = frozenset(TERMINAL_STATES)
 
     def __init__(self, meta: Meta, status: SparkBatchStatus, obs: Observed):
-        self.meta, self.obs = meta, obs
-        self.d = Decision(status=status.model_copy(deep=True))
+        super().__init__(meta, status, obs.now_ms)
+        self.obs = obs
 
-    @property
-    def s(self) -> SparkBatchStatus:
-        return self.d.status
-
-    def transition(self, state: str, reason: str, message: str, *, warning: bool = False) -> None:
-        s = self.s
-        if s.state == state and s.reason == reason:
-            return
-        s.state = state
-        s.reason, s.message = reason, message
-        s.update_time = self.obs.now_ms
-        terminal = state in TERMINAL_STATES
-        ready = state in ("running", "success")
-        s.conditions = set_condition(s.conditions, "Ready", ready if not terminal or state == "success" else False,
-                                     reason, message, self.meta.generation, _iso(self.obs.now_ms))
-        s.conditions = set_condition(s.conditions, "Complete", True if terminal else False,
-                                     reason if terminal else "NotFinished", message if terminal else "",
-                                     self.meta.generation, _iso(self.obs.now_ms))
-        self.d.events.append(("Warning" if warning else "Normal", reason, f"{state}: {message}"))
-
-    def act(self, verb: Verb,
-            attempt: int = 0, pod: str = "") -> None:
-        self.d.actions.append(Action(verb, attempt, pod))
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def act(self, verb: Verb, attempt: int = 0, pod: str = "") -> None:
+        self.add(Action(verb, attempt, pod))
 
 
 def decide(spec: SparkBatchSpec | None, spec_error: str | None, meta: Meta, status: SparkBatchStatus,
@@ -216,7 +179,7 @@ def _starting(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
 
 
 def _running(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
-    s, obs, drv = step.s, step.obs, step.obs.driver
+    s, drv = step.s, step.obs.driver
     assert s.attempt is not None
     if drv is None:
         _failed(step, spec, settings, "DriverPodMissing", f"driver pod {s.driverPod} disappeared", None)

@@ -19,14 +19,12 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import kopf
 
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.sparkbatch import SparkReconciler, observe_pods, summarize_pod
 from lakejob.controllers.sparkbatch_decide import Meta
 from lakejob.controllers.sparksession_decide import Decision, Observed, RestObs, decide, rest_activity
-from lakejob.crds import GROUP, VERSION
 from lakejob.models.spark import resolve_sizing
 from lakejob.models.sparksession import HEARTBEAT_ANNOTATION, TERMINAL_STATES, SparkSessionSpec, SparkSessionStatus
 from lakejob.render import spark as render_spark
@@ -179,24 +177,4 @@ class SparkSessionReconciler(SparkReconciler):
 
 # ------------------------------------------------------------------------------------ kopf
 
-
-def _reconciler() -> base.Reconciler:
-    from lakejob.operator import reconciler
-
-    return reconciler(KIND)
-
-
-# async: kopf runs sync handlers in a thread pool, which costs more than this whole function.
-@kopf.index("pods", labels={"lakejob.io/kind": KIND})
-async def sparksession_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {base.child_key(body): summarize_pod(body)}
-
-
-@kopf.on.event("pods", labels={"lakejob.io/kind": KIND})
-async def sparksession_pod_event(body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().child_event(body, {PODS: kwargs[PODS]})
-
-
-@kopf.on.event(GROUP, VERSION, SparkSessionReconciler.plural)
-async def sparksession_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
-    _reconciler().cr_event(event.get("type"), dict(event.get("object") or body), {PODS: kwargs[PODS]})
+base.watch(KIND, SparkSessionReconciler.plural, {PODS: (("pods",), summarize_pod)})

@@ -20,11 +20,14 @@ driver is gone, its ConfigMap, Service and RBAC: a dead session holds nothing bu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
-from lakejob.controllers.sparkbatch_decide import DriverObs, Meta
+from lakejob.controllers.decide_common import Meta as Meta  # re-exported
+from lakejob.controllers import decide_common
+from lakejob.controllers.decide_common import iso, iso_ms
+from lakejob.controllers.sparkbatch_decide import DriverObs
 from lakejob.models.common import parse_duration, set_condition
 from lakejob.models.spark import ExecutorCounts, ResolvedResources, resolve_sizing
 from lakejob.models.sparksession import TERMINAL_STATES, SparkSessionSpec, SparkSessionStatus, spark_at_least_3_4
@@ -72,12 +75,7 @@ class Action:
     pod: str = ""
 
 
-@dataclass
-class Decision:
-    status: SparkSessionStatus
-    actions: list[Action] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
-    requeue_after_s: float | None = None
+Decision = decide_common.Decision[SparkSessionStatus, Action]
 
 
 def spark_time_ms(value: str) -> int:
@@ -96,41 +94,13 @@ def rest_activity(payload: Any) -> RestActivity | None:
     return RestActivity(running_jobs=running, last_activity_ms=max(times) if times else None)
 
 
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def iso_ms(value: str | None) -> int | None:
-    if not value:
-        return None
-    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-class _Step:
-    """Accumulates one decision: status edits with their conditions and Events, and actions."""
+class _Step(decide_common.StateStep[SparkSessionStatus, Action]):
+    ready_states = frozenset({"idle", "busy"})
+    terminal_states = frozenset(TERMINAL_STATES)
 
     def __init__(self, meta: Meta, status: SparkSessionStatus, obs: Observed):
-        self.meta, self.obs = meta, obs
-        self.d = Decision(status=status.model_copy(deep=True))
-
-    @property
-    def s(self) -> SparkSessionStatus:
-        return self.d.status
-
-    def transition(self, state: str, reason: str, message: str, *, warning: bool = False) -> None:
-        s = self.s
-        if s.state == state and s.reason == reason:
-            return
-        s.state = state
-        s.reason, s.message = reason, message
-        s.update_time = self.obs.now_ms
-        terminal = state in TERMINAL_STATES
-        now = iso(self.obs.now_ms)
-        s.conditions = set_condition(s.conditions, "Ready", state in ("idle", "busy"), reason, message,
-                                     self.meta.generation, now)
-        s.conditions = set_condition(s.conditions, "Complete", terminal, reason if terminal else "NotFinished",
-                                     message if terminal else "", self.meta.generation, now)
-        self.d.events.append(("Warning" if warning else "Normal", reason, f"{state}: {message}"))
+        super().__init__(meta, status, obs.now_ms)
+        self.obs = obs
 
     def rest_condition(self, reachable: bool, message: str) -> None:
         """RestReachable, with an Event when it flips (not on every poll)."""
@@ -143,7 +113,7 @@ class _Step:
             self.d.events.append(("Normal" if reachable else "Warning", reason, message))
 
     def act(self, verb: Verb, attempt: int = 0, pod: str = "") -> None:
-        self.d.actions.append(Action(verb, attempt, pod))
+        self.add(Action(verb, attempt, pod))
 
 
 def decide(spec: SparkSessionSpec | None, spec_error: str | None, meta: Meta, status: SparkSessionStatus,

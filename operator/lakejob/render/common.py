@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from lakejob.models.common import PodCustomization, label_value
 
@@ -42,6 +42,24 @@ def short_name(name: str, limit: int = 40) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{clean[:limit - 9].rstrip('-')}-{digest}"
+
+
+@dataclass(frozen=True)
+class ChildNames:
+    """A kind's child names derive from the CR's name only (so a restarted operator finds them);
+    each kind's renderer subclasses this with its own names."""
+
+    base: str
+
+    @classmethod
+    def of(cls, cr_name: str) -> Self:
+        return cls(short_name(cr_name))
+
+
+def attempt_hash(uid: str, attempt: int) -> str:
+    """32 hex digits, stable for one attempt of one CR and new for the next: Spark application IDs
+    and Flink JobIDs, so an answer about an earlier attempt is never mistaken for this one's."""
+    return hashlib.sha256(f"{uid}/{attempt}".encode()).hexdigest()[:32]
 
 
 def labels(owner: Owner, base: str, role: str, queue: str | None = None) -> dict[str, str]:

@@ -22,11 +22,9 @@ the job's tags as labels, and an ownerReference to the FlinkJarJob.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import shlex
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -34,7 +32,7 @@ import yaml
 from lakejob import sizing
 from lakejob.models.flinkjarjob import FlinkJarJobSpec
 from lakejob.render import common
-from lakejob.render.common import Owner, short_name
+from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
 RPC_PORT = 6123
@@ -61,15 +59,8 @@ appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m
 """
 
 
-@dataclass(frozen=True)
-class Names:
-    """Every child's name, derived from the CR's name only (so a restarted operator finds them)."""
-
-    base: str
-
-    @classmethod
-    def of(cls, cr_name: str) -> Names:
-        return cls(short_name(cr_name))
+class Names(common.ChildNames):
+    """Every child's name, from the CR's name only."""
 
     def jobmanager(self, attempt: int) -> str:
         return f"{self.base}-jm-{attempt}"
@@ -90,7 +81,7 @@ class Names:
 def job_id(uid: str, attempt: int) -> str:
     """The Flink JobID of an attempt (32 hex digits, Flink's shape): stable across operator restarts,
     new per attempt, so the REST answer about an earlier attempt is never mistaken for this one's."""
-    return hashlib.sha256(f"{uid}/{attempt}".encode()).hexdigest()[:32]
+    return common.attempt_hash(uid, attempt)
 
 
 def flink_version(spec: FlinkJarJobSpec, settings: Settings) -> str:

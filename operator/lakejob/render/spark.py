@@ -11,17 +11,15 @@ is idempotent, and every object carries `lakejob.io/*` labels and an ownerRefere
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from lakejob import sizing
 from lakejob.models.spark import SparkAppSpec
 from lakejob.models.sparkbatch import SparkBatchSpec
 from lakejob.render import common
-from lakejob.render.common import Owner, short_name
+from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
 DRIVER_PORT = 7078
@@ -48,15 +46,8 @@ OWNED_CONF_KEYS = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class Names:
-    """Every child's name, derived from the CR's name only (so a restarted operator finds them)."""
-
-    base: str
-
-    @classmethod
-    def of(cls, cr_name: str) -> Names:
-        return cls(short_name(cr_name))
+class Names(common.ChildNames):
+    """Every child's name, from the CR's name only."""
 
     def driver_pod(self, attempt: int) -> str:
         return f"{self.base}-driver-{attempt}"
@@ -79,7 +70,7 @@ class Names:
 
 def app_id(uid: str, attempt: int) -> str:
     """A Spark application ID per attempt (`spark-` + 32 hex, Spark's own shape), stable across restarts."""
-    return "spark-" + hashlib.sha256(f"{uid}/{attempt}".encode()).hexdigest()[:32]
+    return "spark-" + common.attempt_hash(uid, attempt)
 
 
 def labels(owner: Owner, names: Names, role: str, queue: str | None) -> dict[str, str]:
