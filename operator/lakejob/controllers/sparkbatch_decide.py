@@ -20,7 +20,8 @@ from typing import Literal
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers import decide_common
 from lakejob.models.common import parse_duration
-from lakejob.models.spark import ExecutorCounts, ResolvedResources
+from lakejob.models.spark import ExecutorCounts, ResolvedResources, SparkAppSpec, SparkAppStatus
+from lakejob.sizing import SparkSizing
 from lakejob.models.spark import resolve_sizing as resolve_sizing  # re-exported: the sizing decide records
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
 from lakejob.render.spark import Names, app_id, queue_of
@@ -115,18 +116,34 @@ def _new(step: _Step, spec: SparkBatchSpec | None, spec_error: str | None, setti
     except ValueError as e:  # e.g. a conf memoryOverhead CEL cannot check
         step.transition("dead", "InvalidSpec", str(e), warning=True)
         return
-    s.name = spec.name
-    s.sc_type = sz.sc_type
-    s.queue = queue_of(spec)
-    s.cluster_name = s.queue
-    s.resources = ResolvedResources.of(sz)
-    s.log = []
+    record_sizing(s, spec, sz)
     if spec.suspend:
         step.transition("killed", "Suspended", "created with suspend: true; nothing was started")
         _finish(step)
         return
     _start_attempt(step, 1)
     step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt 1)")
+
+
+def record_sizing(s: SparkAppStatus, spec: SparkAppSpec, sz: SparkSizing) -> None:
+    """What a new Spark job's status says of its request (DLI returns sc_type, queue, …)."""
+    s.name = spec.name
+    s.sc_type = sz.sc_type
+    s.queue = queue_of(spec)
+    s.cluster_name = s.queue
+    s.resources = ResolvedResources.of(sz)
+    s.log = []
+
+
+def not_started_reason(drv: DriverObs | None, driver_pod: str | None) -> tuple[str, str]:
+    """Why a driver is not running: the scheduler's reason, the kubelet's, or that it never came."""
+    if drv is None:
+        return "StartTimeout", f"driver pod {driver_pod} could not be created"
+    if drv.unschedulable:
+        return "FailedScheduling", drv.unschedulable
+    if drv.waiting_reason:
+        return drv.waiting_reason, drv.waiting_message or drv.waiting_reason
+    return "StartTimeout", "the driver did not start"
 
 
 def _start_attempt(step: _Step, attempt: int) -> None:
@@ -162,14 +179,7 @@ def _starting(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
         _running(step, spec, settings)  # it ran and ended between two looks
         return
     if waited_s >= timeout:
-        if drv is None:
-            reason, why = "StartTimeout", f"driver pod {s.driverPod} could not be created"
-        elif drv.unschedulable:
-            reason, why = "FailedScheduling", drv.unschedulable
-        elif drv.waiting_reason:
-            reason, why = drv.waiting_reason, drv.waiting_message or drv.waiting_reason
-        else:
-            reason, why = "StartTimeout", "the driver did not start"
+        reason, why = not_started_reason(drv, s.driverPod)
         s.log = [f"{reason}: {why}"]
         _stop_driver(step)
         step.transition("dead", reason, f"driver not running after {timeout}s schedulingTimeout: {why}", warning=True)

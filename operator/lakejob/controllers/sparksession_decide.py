@@ -27,12 +27,12 @@ from typing import Any, Literal
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers import decide_common
 from lakejob.controllers.decide_common import iso, iso_ms
-from lakejob.controllers.sparkbatch_decide import DriverObs
+from lakejob.controllers.sparkbatch_decide import DriverObs, not_started_reason, record_sizing
 from lakejob.models.common import parse_duration, set_condition
-from lakejob.models.spark import ExecutorCounts, ResolvedResources, resolve_sizing
+from lakejob.models.spark import ExecutorCounts, resolve_sizing
 from lakejob.models.sparksession import TERMINAL_STATES, SparkSessionSpec, SparkSessionStatus, spark_at_least_3_4
 from lakejob.render.sparksession import connect_url, spark_version
-from lakejob.render.spark import Names, app_id, queue_of
+from lakejob.render.spark import Names, app_id
 from lakejob.settings import Settings
 
 LOG_LINES = 10
@@ -157,13 +157,8 @@ def _new(step: _Step, spec: SparkSessionSpec | None, spec_error: str | None, set
     except ValueError as e:  # e.g. a conf memoryOverhead CEL cannot check
         step.transition("error", "InvalidSpec", str(e), warning=True)
         return
-    s.name = spec.name
+    record_sizing(s, spec, sz)
     s.kind = spec.kind
-    s.sc_type = sz.sc_type
-    s.queue = queue_of(spec)
-    s.cluster_name = s.queue
-    s.resources = ResolvedResources.of(sz)
-    s.log = []
     s.heartbeat = step.obs.heartbeat  # the value at creation is not activity
     if spec.suspend:
         step.transition("success", "Stopped", "created with suspend: true; nothing was started")
@@ -203,14 +198,7 @@ def _not_started(step: _Step, spec: SparkSessionSpec, settings: Settings) -> Non
     elif drv is not None and drv.phase in ("Succeeded", "Failed"):
         _driver_ended(step, spec, settings, drv)
     elif waited >= timeout:
-        if drv is None:
-            reason, why = "StartTimeout", f"driver pod {s.driverPod} could not be created"
-        elif drv.unschedulable:
-            reason, why = "FailedScheduling", drv.unschedulable
-        elif drv.waiting_reason:
-            reason, why = drv.waiting_reason, drv.waiting_message or drv.waiting_reason
-        else:
-            reason, why = "StartTimeout", "the driver did not start"
+        reason, why = not_started_reason(drv, s.driverPod)
         s.log = [f"{reason}: {why}"]
         _shutdown(step, reason, f"driver not running after {timeout}s schedulingTimeout: {why}", final="error")
     else:
