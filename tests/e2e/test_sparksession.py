@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -191,3 +192,17 @@ def test_invalid_sessions_are_rejected_at_admission(kubectl: Kubectl, ns: str, c
             failures.append(f"{name}: rc={r.returncode} expected {expected!r} in: {r.stderr.strip()}")
     assert not failures, "\n".join(failures)
     assert kubectl.list("sparksessions", ns) == []
+
+
+def test_heartbeat_annotation_keeps_an_idle_session_alive(
+        kubectl: Kubectl, ns: str, session_operator: Operator, rest: FakeRest) -> None:
+    """A client bumps lakejob.io/heartbeat while it works without running Spark jobs: no shutdown;
+    once it stops, the idle clock runs out."""
+    kubectl.apply(session("kept", heartbeatTimeoutInSecond=4), ns)
+    wait_state(kubectl, "kept", ns, "idle")
+    for beat in range(6):  # 6 × 1.5 s = 9 s, over twice the timeout
+        kubectl.run("annotate", "--overwrite", "sparksession", "kept", "-n", ns, f"lakejob.io/heartbeat=beat-{beat}")
+        time.sleep(1.5)
+        assert status(kubectl, "kept", ns)["state"] == "idle", status(kubectl, "kept", ns)
+    st = wait_state(kubectl, "kept", ns, "dead", timeout=30)
+    assert st["reason"] == "IdleTimeout"

@@ -96,8 +96,9 @@ def watch(kind: str, plural: str, children: Mapping[str, tuple[tuple[str, ...], 
         async def index_fn(body: kopf.Body, _summarize: Summarize = summarize, **_: Any) -> dict[Key, dict[str, Any]]:
             return {child_key(body): _summarize(body)}
 
-        async def child_fn(body: kopf.Body, **kwargs: Any) -> None:
-            reconciler().child_event(body, indexes(kwargs))
+        async def child_fn(body: kopf.Body, type: str | None, _summarize: Summarize = summarize,
+                           **kwargs: Any) -> None:
+            reconciler().child_event(body, indexes(kwargs), _summarize(body), deleted=type == "DELETED")
 
         kopf.index(*resource, labels=labels, id=index)(index_fn)
         kopf.on.event(*resource, labels=labels, id=f"{index}_event")(child_fn)
@@ -141,6 +142,7 @@ class Reconciler(ABC):
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots: asyncio.Semaphore | None = None
         self._first_pod_seen: set[str] = set()  # uids whose first-pod latency was recorded
+        self._child_summaries: dict[str, dict[str, Any]] = {}  # child uid → the summary last acted on
         metrics.STATES.sources[self.kind] = lambda: list(self.bodies.values())
 
     # ------------------------------------------------------------------ inputs from kopf
@@ -157,9 +159,20 @@ class Reconciler(ABC):
         self._spawn(key)
 
     def child_event(self, body: Mapping[str, Any],
-                    indexes: Mapping[str, Mapping[Key, Iterable[dict[str, Any]]]]) -> None:
+                    indexes: Mapping[str, Mapping[Key, Iterable[dict[str, Any]]]],
+                    summary: dict[str, Any] | None = None, deleted: bool = False) -> None:
+        """A child changed: reconcile its parent, unless nothing decide reads has changed (most of
+        a pod's or Job's updates: conditions, timestamps, resourceVersion), which spares the parent
+        a pass per child update in a fan-out."""
         self.indexes.update(indexes)
         key = child_key(body)
+        uid = body["metadata"].get("uid", "")
+        if deleted:
+            self._child_summaries.pop(uid, None)
+        elif summary is not None:
+            if self._child_summaries.get(uid) == summary:
+                return
+            self._child_summaries[uid] = summary
         if key in self.bodies:
             self._spawn(key)
 
