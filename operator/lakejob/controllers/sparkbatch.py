@@ -12,13 +12,14 @@ The loop is controllers.base's; decide is controllers.sparkbatch_decide (pure). 
 from __future__ import annotations
 
 import asyncio
+from abc import abstractmethod
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
 
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
-from lakejob.controllers.sparkbatch_decide import Decision, DriverObs, Meta, Observed, decide, resolve_sizing
+from lakejob.controllers.sparkbatch_decide import DriverObs, Meta, Observed, decide, resolve_sizing
 from lakejob.models.spark import ExecutorCounts, SparkAppSpec
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
 from lakejob.render import spark as render
@@ -92,6 +93,53 @@ class SparkReconciler(base.Reconciler):
             return render.SHARED_DRIVER_ACCOUNT
         return render.Names.of(owner.name).rbac
 
+    # The kind says how its driver pod and its ConfigMap/Service are rendered; the rest is shared.
+    pods_index: str = ""
+
+    @abstractmethod
+    def render_driver(self, spec: Any, owner: Owner, attempt: int) -> dict[str, Any]:
+        """The driver pod of one attempt."""
+
+    @abstractmethod
+    def render_children(self, spec: Any, owner: Owner, attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(ConfigMap, Service) of one attempt."""
+
+    def other_action(self, action: Any, owner: Owner, spec: Any) -> Awaitable[Any] | None:
+        """A kind's own action verbs (SparkSession's delete_children); None: not one of them."""
+        return None
+
+    async def apply(self, key: Key, body: dict[str, Any], spec: SparkAppSpec | None, decision: Any) -> None:
+        """Write-ahead: the attempt is recorded before its driver is created, so a crash in between
+        resumes this attempt. Children are idempotent and harmless without a driver, so they are
+        created alongside the status write; then the driver, deletions and the Events."""
+        meta = body["metadata"]
+        owner = Owner(base.API_VERSION, self.kind, meta["name"], meta["namespace"], meta["uid"])
+        first: list[Awaitable[Any]] = [self.write_status(body, decision.status.model_dump(exclude_none=True,
+                                                                                          mode="json"))]
+        first += [self._ensure_children(spec, owner, a.attempt) for a in decision.actions
+                  if a.verb == "ensure_children" and spec is not None]
+        await asyncio.gather(*first)
+        then: list[Awaitable[Any]] = [self.post_events(body, decision.events)]
+        for action in decision.actions:
+            if action.verb == "create_driver" and spec is not None:
+                then.append(self._create_driver(key, spec, owner, action.attempt))
+            elif action.verb == "delete_driver":
+                then.append(self.kube.delete("v1", "Pod", meta["namespace"], action.pod))
+            elif (other := self.other_action(action, owner, spec)) is not None:
+                then.append(other)
+        await asyncio.gather(*then)
+        if decision.requeue_after_s is not None:
+            self.requeue(key, meta["uid"], decision.requeue_after_s)
+
+    async def _create_driver(self, key: Key, spec: SparkAppSpec, owner: Owner, attempt: int) -> None:
+        pod = self.render_driver(spec, owner, attempt)
+        if await self.kube.create(pod):
+            self.note_created(key, self.pods_index, summarize_pod(pod))
+
+    async def _ensure_children(self, spec: SparkAppSpec, owner: Owner, attempt: int) -> None:
+        cm, service = self.render_children(spec, owner, attempt)
+        await self.ensure_driver_children(spec, owner, attempt, cm, service)
+
     async def ensure_driver_children(self, spec: SparkAppSpec, owner: Owner, attempt: int,
                                      cm: dict[str, Any], service: dict[str, Any]) -> None:
         """RBAC, ConfigMap, Service: created if absent, in parallel.
@@ -124,6 +172,7 @@ class SparkBatchReconciler(SparkReconciler):
     terminal_states = frozenset(TERMINAL_STATES)
     failed_states = frozenset({"dead"})
     retry_states = frozenset({"recovering"})
+    pods_index = PODS
 
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -140,39 +189,16 @@ class SparkBatchReconciler(SparkReconciler):
         observed = observe_pods(pods, status.driverPod, status.appId, now, log_tail)
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
                  generation=meta.get("generation", 1), created_ms=ms(meta.get("creationTimestamp")) or now)
-        await self._apply(key, body, spec, decide(spec, error, m, status, observed, self.settings))
+        await self.apply(key, body, spec, decide(spec, error, m, status, observed, self.settings))
 
-    async def _apply(self, key: Key, body: dict[str, Any], spec: SparkBatchSpec | None,
-                     decision: Decision) -> None:
-        meta = body["metadata"]
-        owner = Owner(base.API_VERSION, KIND, meta["name"], meta["namespace"], meta["uid"])
-        # Write-ahead: the attempt is recorded before its driver is created (below), so a crash in
-        # between resumes this attempt. Children are idempotent and harmless without a driver, so
-        # they are created alongside the status write.
-        first: list[Awaitable[Any]] = [self.write_status(body, decision.status.model_dump(exclude_none=True,
-                                                                                          mode="json"))]
-        first += [self._ensure_children(spec, owner, a.attempt) for a in decision.actions
-                  if a.verb == "ensure_children" and spec is not None]
-        await asyncio.gather(*first)
-        then: list[Awaitable[Any]] = [self.post_events(body, decision.events)]
-        for action in decision.actions:
-            if action.verb == "create_driver" and spec is not None:
-                then.append(self._create_driver(key, spec, owner, action.attempt))
-            elif action.verb == "delete_driver":
-                then.append(self.kube.delete("v1", "Pod", meta["namespace"], action.pod))
-        await asyncio.gather(*then)
-        if decision.requeue_after_s is not None:
-            self.requeue(key, meta["uid"], decision.requeue_after_s)
+    def render_driver(self, spec: SparkBatchSpec, owner: Owner, attempt: int) -> dict[str, Any]:
+        return render.driver_pod(spec, owner, resolve_sizing(spec), attempt, self.settings,
+                                 self.service_account(spec, owner))
 
-    async def _create_driver(self, key: Key, spec: SparkBatchSpec, owner: Owner, attempt: int) -> None:
-        pod = render.driver_pod(spec, owner, resolve_sizing(spec), attempt, self.settings,
-                                self.service_account(spec, owner))
-        if await self.kube.create(pod):
-            self.note_created(key, PODS, summarize_pod(pod))
-
-    async def _ensure_children(self, spec: SparkBatchSpec, owner: Owner, attempt: int) -> None:
-        cm = render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings)
-        await self.ensure_driver_children(spec, owner, attempt, cm, render.driver_service(spec, owner))
+    def render_children(self, spec: SparkBatchSpec, owner: Owner,
+                        attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        return (render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings),
+                render.driver_service(spec, owner))
 
 
 # ------------------------------------------------------------------------------------ kopf

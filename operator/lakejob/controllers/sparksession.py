@@ -24,7 +24,7 @@ from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.sparkbatch import SparkReconciler, observe_pods, summarize_pod
 from lakejob.controllers.sparkbatch_decide import Meta
-from lakejob.controllers.sparksession_decide import Decision, Observed, RestObs, decide, rest_activity
+from lakejob.controllers.sparksession_decide import Observed, RestObs, decide, rest_activity
 from lakejob.models.spark import resolve_sizing
 from lakejob.models.sparksession import HEARTBEAT_ANNOTATION, TERMINAL_STATES, SparkSessionSpec, SparkSessionStatus
 from lakejob.render import spark as render_spark
@@ -55,6 +55,7 @@ class SparkSessionReconciler(SparkReconciler):
     terminal_states = frozenset(TERMINAL_STATES)
     failed_states = frozenset({"error"})
     retry_states = frozenset({"recovering"})
+    pods_index = PODS
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -79,40 +80,19 @@ class SparkSessionReconciler(SparkReconciler):
                             heartbeat=(meta.get("annotations") or {}).get(HEARTBEAT_ANNOTATION))
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
                  generation=meta.get("generation", 1), created_ms=ms(meta.get("creationTimestamp")) or now)
-        await self._apply(key, body, spec, decide(spec, error, m, status, observed, self.settings))
+        await self.apply(key, body, spec, decide(spec, error, m, status, observed, self.settings))
 
-    async def _apply(self, key: Key, body: dict[str, Any], spec: SparkSessionSpec | None,
-                     decision: Decision) -> None:
-        meta = body["metadata"]
-        ns = meta["namespace"]
-        owner = Owner(base.API_VERSION, KIND, meta["name"], ns, meta["uid"])
-        # Write-ahead, as SparkBatch: the attempt is recorded before its driver is created.
-        first: list[Awaitable[Any]] = [self.write_status(body, decision.status.model_dump(exclude_none=True,
-                                                                                          mode="json"))]
-        first += [self._ensure_children(spec, owner, a.attempt) for a in decision.actions
-                  if a.verb == "ensure_children" and spec is not None]
-        await asyncio.gather(*first)
-        then: list[Awaitable[Any]] = [self.post_events(body, decision.events)]
-        for action in decision.actions:
-            if action.verb == "create_driver" and spec is not None:
-                then.append(self._create_driver(key, spec, owner, action.attempt))
-            elif action.verb == "delete_driver":
-                then.append(self.kube.delete("v1", "Pod", ns, action.pod))
-            elif action.verb == "delete_children":
-                then.append(self._delete_children(owner, spec))
-        await asyncio.gather(*then)
-        if decision.requeue_after_s is not None:
-            self.requeue(key, meta["uid"], decision.requeue_after_s)
+    def render_driver(self, spec: SparkSessionSpec, owner: Owner, attempt: int) -> dict[str, Any]:
+        return render.driver_pod(spec, owner, resolve_sizing(spec), attempt, self.settings,
+                                 self.service_account(spec, owner))
 
-    async def _ensure_children(self, spec: SparkSessionSpec, owner: Owner, attempt: int) -> None:
-        cm = render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings)
-        await self.ensure_driver_children(spec, owner, attempt, cm, render.service(spec, owner))
+    def render_children(self, spec: SparkSessionSpec, owner: Owner,
+                        attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        return (render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings),
+                render.service(spec, owner))
 
-    async def _create_driver(self, key: Key, spec: SparkSessionSpec, owner: Owner, attempt: int) -> None:
-        pod = render.driver_pod(spec, owner, resolve_sizing(spec), attempt, self.settings,
-                                self.service_account(spec, owner))
-        if await self.kube.create(pod):
-            self.note_created(key, PODS, summarize_pod(pod))
+    def other_action(self, action: Any, owner: Owner, spec: SparkSessionSpec | None) -> Awaitable[Any] | None:
+        return self._delete_children(owner, spec) if action.verb == "delete_children" else None
 
     async def _delete_children(self, owner: Owner, spec: SparkSessionSpec | None) -> None:
         """What a finished session no longer needs: its Service, ConfigMap and per-session RBAC
