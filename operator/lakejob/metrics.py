@@ -8,8 +8,7 @@ LAKEJOB_METRICS_PORT.
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -32,12 +31,12 @@ class _StateCollector(Collector):
     """lakejob_objects{kind,state}: counted at scrape time from the operator's view of the CRs."""
 
     def __init__(self) -> None:
-        self.sources: dict[str, Callable[[], Iterable[Mapping[str, Any]]]] = {}
+        self.sources: dict[str, Callable[[], Iterable[str | None]]] = {}  # kind → states of its CRs
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily("lakejob_objects", "Custom resources by kind and state.", labels=["kind", "state"])
-        for kind, bodies in sorted(self.sources.items()):
-            counts = Tally(((b.get("status") or {}).get("state") or "none") for b in bodies())
+        for kind, states in sorted(self.sources.items()):
+            counts = Tally((state or "none") for state in states())
             for state, n in sorted(counts.items()):
                 family.add_metric([kind, state], n)
         yield family

@@ -124,6 +124,8 @@ class Reconciler(ABC):
     kind: ClassVar[str]
     plural: ClassVar[str]
     terminal_states: ClassVar[frozenset[str]]
+    # The status field holding the state (DagJob keeps BatchCompute's spelling, `State`).
+    state_field: ClassVar[str] = "state"
     # For metrics (lakejob_failures_total, lakejob_retries_total): states that mean "failed for
     # good" and "a new attempt is coming".
     failed_states: ClassVar[frozenset[str]] = frozenset()
@@ -143,7 +145,7 @@ class Reconciler(ABC):
         self._slots: asyncio.Semaphore | None = None
         self._first_pod_seen: set[str] = set()  # uids whose first-pod latency was recorded
         self._child_summaries: dict[str, dict[str, Any]] = {}  # child uid → the summary last acted on
-        metrics.STATES.sources[self.kind] = lambda: list(self.bodies.values())
+        metrics.STATES.sources[self.kind] = lambda: [self.state_of(b) for b in self.bodies.values()]
 
     # ------------------------------------------------------------------ inputs from kopf
 
@@ -223,8 +225,12 @@ class Reconciler(ABC):
         while True:
             await asyncio.sleep(self.settings.resync_interval_s)
             for key, body in list(self.bodies.items()):
-                if (body.get("status") or {}).get("state") not in self.terminal_states:
+                if self.state_of(body) not in self.terminal_states:
                     self._spawn(key)
+
+    def state_of(self, body: Mapping[str, Any]) -> str | None:
+        state = (body.get("status") or {}).get(self.state_field)
+        return str(state) if state is not None else None
 
     def _slot(self) -> asyncio.Semaphore:
         if self._slots is None:  # made lazily: it must belong to the running loop
@@ -276,7 +282,7 @@ class Reconciler(ABC):
         patch.update({k: None for k in old if k not in new})
         rv = await self.kube.patch_status(API_VERSION, self.kind, meta["namespace"], meta["name"], patch)
         self._written[meta["uid"]] = (rv, new)
-        self._count_transition(old.get("state"), new.get("state"), new.get("reason"))
+        self._count_transition(old.get(self.state_field), new.get(self.state_field), new.get("reason"))
 
     def _count_transition(self, old: str | None, new: str | None, reason: str | None) -> None:
         if new is None or new == old:

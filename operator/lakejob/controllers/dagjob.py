@@ -106,6 +106,8 @@ class DagJobReconciler(base.Reconciler):
     kind = KIND
     plural = "dagjobs"
     terminal_states = frozenset(TERMINAL_STATES)
+    state_field = "State"
+    failed_states = frozenset({"Failed"})
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
