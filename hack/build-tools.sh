@@ -18,7 +18,7 @@ HELM_VERSION=v3.19.0  # must match hack/tools/helm/go.mod
 
 die() { echo "build-tools: $*" >&2; exit 1; }
 
-command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH: install Go >= 1.24 (apt-get install golang, or your distribution's Go) and retry"
+command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH: install Go 1.24 or newer and put its bin directory on PATH, then retry"
 
 # Never let Go fetch a toolchain of its own, and build static binaries.
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
