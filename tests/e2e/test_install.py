@@ -100,7 +100,9 @@ def test_kustomize_applies_twice_without_drift(kubectl: Kubectl, crds_installed:
 def test_examples_apply_twice_without_drift(kubectl: Kubectl, namespace: str, operator: Operator) -> None:
     for example in sorted((ROOT / "examples").glob("*.yaml")):
         kubectl.run("apply", "-n", namespace, "-f", str(example))
-    time.sleep(2)  # let the operator write status: status must not make the spec drift
+    # Once the operator has written every status, the spec must still not drift.
+    kubectl.wait_for(lambda: (items := kubectl.list("lakejob", namespace)) and all(i.get("status") for i in items),
+                     "every example to have a status", namespace=namespace)
     for example in sorted((ROOT / "examples").glob("*.yaml")):
         kubectl.run("apply", "-n", namespace, "-f", str(example))
         diff = kubectl.result("diff", "-n", namespace, "-f", str(example))
@@ -196,13 +198,16 @@ def test_two_replicas_with_peering_one_acts_and_the_standby_takes_over(
     active = Operator(kubeconfig, [*args, "--priority", "200"], tmp_path / "active.log", env=env)
     standby = Operator(kubeconfig, [*args, "--priority", "100"], tmp_path / "standby.log", env=env)
     try:
-        active.start()
-        kubectl.wait_for(lambda: kubectl.ok("get", "kopfpeerings.kopf.dev", "lakejob", "-n", jobs), "the peering object")
-        time.sleep(2)
-        standby.start()
-        time.sleep(3)
         # Both start paused; kopf resumes only the replica with the highest priority.
+        active.start()
         kubectl.wait_for(lambda: "Resuming operations" in active.output(), "the active replica to act")
+        standby.start()
+
+        def peers() -> int:
+            peering = kubectl.get("kopfpeerings.kopf.dev", "lakejob", jobs) or {}
+            return len(peering.get("status") or {})
+
+        kubectl.wait_for(lambda: peers() == 2, "the standby to register in the peering object")
         kubectl.apply(batch("first"), jobs)
         wait_state(kubectl, "first", jobs, "running")
         assert "Resuming operations" not in standby.output(), standby.output()
