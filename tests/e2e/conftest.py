@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.kubectl import Kubectl, Operator
+from tests.e2e.kubectl import CACHE, Kubectl, Operator
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster" / "cluster.py")]
@@ -57,6 +57,15 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
                      timeout=30)
     yield name
     kubectl.ok("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def priority_classes(kubectl: Kubectl) -> None:
+    """The PriorityClasses the chart installs (DagJob pods name them), from the chart itself."""
+    rendered = subprocess.run([str(CACHE / "bin" / "helm"), "template", "x", str(ROOT / "charts" / "lakejob"),
+                               "--show-only", "templates/priorityclasses.yaml"],
+                              check=True, capture_output=True, text=True).stdout
+    kubectl.run("apply", "-f", "-", stdin=rendered)
 
 
 @pytest.fixture(scope="session")

@@ -23,16 +23,9 @@ from tests.e2e.kubectl import Kubectl, Operator
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-# The PriorityClasses the chart installs (settings.dag_priority_classes): made here for the tests.
-PRIORITY_CLASSES = {"lakejob-priority-low": 1000, "lakejob-priority-medium": 2000,
-                    "lakejob-priority-high": 3000, "lakejob-priority-urgent": 4000}
-
-
 @pytest.fixture(scope="module", autouse=True)
-def priority_classes(kubectl: Kubectl) -> None:
-    for name, value in PRIORITY_CLASSES.items():
-        kubectl.apply({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
-                       "value": value, "globalDefault": False, "description": "lakejob DagJob priority band"})
+def _priority_classes(priority_classes: None) -> None:
+    """Every DagJob pod names one of the chart's PriorityClasses."""
 
 
 def command(instances: int = 1, retries: int = 0, outcome: str | None = None, delay: str = "1s",

@@ -110,12 +110,9 @@ def test_examples_apply_twice_without_drift(kubectl: Kubectl, namespace: str, op
 
 
 def test_the_chart_rbac_is_sufficient_and_no_broader(
-        kubectl: Kubectl, release: tuple[str, str], tmp_path: Path) -> None:
+        kubectl: Kubectl, release: tuple[str, str], tmp_path: Path, priority_classes: None) -> None:
     name, ns = release
     sa = f"system:serviceaccount:{ns}:{name}"
-    # The DagJob's pods name the chart's PriorityClasses (the release here does not own them).
-    kubectl.run("apply", "-f", "-", stdin=helm(kubectl, "template", "x", CHART, "--show-only",
-                                               "templates/priorityclasses.yaml"))
     jobs = kubectl.fresh_namespace()
     cfg = token_kubeconfig(kubectl, ns, name, tmp_path / "sa.kubeconfig")
     op = Operator(cfg, ["--namespace", jobs], tmp_path / "op.log")

@@ -28,7 +28,8 @@ def _sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_metrics_count_objects_transitions_and_latencies(kubectl: Kubectl, kubeconfig: str, tmp_path: Path) -> None:
+def test_metrics_count_objects_transitions_and_latencies(kubectl: Kubectl, kubeconfig: str, tmp_path: Path,
+                                                         priority_classes: None) -> None:
     ns = kubectl.fresh_namespace()  # outside the session operator's namespaces
     port = _free_port()
     op = Operator(kubeconfig, ["--namespace", ns], tmp_path / "op.log", env={"LAKEJOB_METRICS_PORT": str(port)})
@@ -36,9 +37,6 @@ def test_metrics_count_objects_transitions_and_latencies(kubectl: Kubectl, kubec
         op.start()
         kubectl.apply(batch("good", "succeed"), ns)
         kubectl.apply(batch("bad", "fail", auto_recovery=True, max_retry_times=1), ns)
-        for name, value in dag.PRIORITY_CLASSES.items():  # a DagJob's pods name them
-            kubectl.apply({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
-                           "value": value})
         kubectl.apply(dag.dagjob("flow", {"a": dag.command(), "b": dag.command(outcome="fail")},
                                  fail_fast=False), ns)
         wait_state(kubectl, "good", ns, "success")
