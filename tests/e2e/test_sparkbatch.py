@@ -261,6 +261,11 @@ def test_per_namespace_driver_rbac_shares_one_account(kubectl: Kubectl, kubeconf
         for kind in ("serviceaccount", "role", "rolebinding"):
             shared = kubectl.get(kind, "lakejob-spark-driver", ns)
             assert shared is not None and not shared["metadata"].get("ownerReferences")
+        # Someone deletes the shared account: the next job's driver still starts (it is made again).
+        kubectl.run("delete", "serviceaccount", "lakejob-spark-driver", "-n", ns)
+        kubectl.apply(batch("three", "succeed"), ns)
+        wait_state(kubectl, "three", ns, "success")
+        assert kubectl.get("serviceaccount", "lakejob-spark-driver", ns) is not None
     finally:
         op.stop()
         kubectl.ok("delete", "namespace", ns, "--wait=false")

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 
+from lakejob import kube as kubemod
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.sparkbatch_decide import DriverObs, Meta, Observed, decide, resolve_sizing
@@ -133,7 +134,14 @@ class SparkReconciler(base.Reconciler):
 
     async def _create_driver(self, key: Key, spec: SparkAppSpec, owner: Owner, attempt: int) -> None:
         pod = self.render_driver(spec, owner, attempt)
-        if await self.kube.create(pod):
+        try:
+            created = await self.kube.create(pod)
+        except kubemod.KubeError as e:
+            if e.status == 403 and "service account" in e.message:
+                # The shared driver account was deleted behind our back: make it again next pass.
+                self._shared_rbac_done.discard(owner.namespace)
+            raise
+        if created:
             self.note_created(key, self.pods_index, summarize_pod(pod))
 
     async def _ensure_children(self, spec: SparkAppSpec, owner: Owner, attempt: int) -> None:
