@@ -222,3 +222,22 @@ def test_two_replicas_with_peering_one_acts_and_the_standby_takes_over(
         standby.stop()
         active.stop()
         kubectl.ok("delete", "namespace", jobs, "--wait=false")
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_standby_pieces_appear_only_with_replicas(kubectl: Kubectl, replicas: int) -> None:
+    docs = [d for d in yaml.safe_load_all(helm(kubectl, "template", "x", CHART, "--set", f"replicas={replicas}")) if d]
+    kinds = {d["kind"] for d in docs}
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    if replicas == 1:
+        assert "PodDisruptionBudget" not in kinds and deployment["spec"]["strategy"] == {"type": "Recreate"}
+        assert not any(a.startswith("--peering") for a in args)
+    else:
+        assert "PodDisruptionBudget" in kinds and "strategy" not in deployment["spec"]
+        assert "--peering=lakejob" in args
+        assert any(d["kind"] == "CustomResourceDefinition" and d["metadata"]["name"] == "clusterkopfpeerings.kopf.dev"
+                   for d in docs)
+    security = deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    assert security == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]}}
