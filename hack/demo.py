@@ -37,15 +37,12 @@ def kubectl(*args: str) -> str:
 
 def _background(name: str, cmd: list[str], env: dict[str, str]) -> None:
     """Start a process that outlives the demo; its PID goes where `make cluster-down` finds it."""
-    pidfile = cluster.RUN / "pids" / f"{name}.pid"
-    if pidfile.exists() and cluster._ours(int(pidfile.read_text())):
-        print(f"demo: {name} already runs (pid {pidfile.read_text()})")
+    pid = cluster.alive(name)
+    if pid is not None:
+        print(f"demo: {name} already runs (pid {pid})")
         return
-    log = open(cluster.RUN / "logs" / f"{name}.log", "ab")
-    proc = subprocess.Popen(cmd, env={**os.environ, **env, "LAKEJOB_RUN_DIR": str(cluster.RUN)}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True, cwd=cluster.RUN)
-    pidfile.write_text(str(proc.pid))
-    print(f"demo: {name} started (pid {proc.pid}, log {cluster.RUN / 'logs' / f'{name}.log'})")
+    pid = cluster.spawn(name, cmd, {**os.environ, **env, "LAKEJOB_RUN_DIR": str(cluster.RUN)})
+    print(f"demo: {name} started (pid {pid}, log {cluster.RUN / 'logs' / f'{name}.log'})")
 
 
 def start_operator() -> None:

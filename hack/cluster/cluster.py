@@ -12,8 +12,8 @@ nodes and pod lifecycles (stages.yaml beside this file). The binaries are built
 from Go modules by hack/build-tools.sh into the cache; this script only runs them.
 
 Every process is started in its own session, its PID written to the run
-directory; `down` stops exactly those PIDs (after checking that each still runs
-a command line that names our run directory, so a recycled PID is never hit).
+directory with its start time; `down` stops exactly those processes (a PID whose
+start time differs was recycled and is never hit).
 """
 from __future__ import annotations
 
@@ -69,62 +69,85 @@ def _pidfile(name: str) -> Path:
     return RUN / "pids" / f"{name}.pid"
 
 
-def _ours(pid: int) -> bool:
-    """True if `pid` is alive and still one of ours: its command line or environment names RUN."""
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of a live (non-zombie) `pid`, or None.
+
+    Why not the command line: right after fork+exec returns, /proc/PID/cmdline is
+    still empty for a moment (the new image's argument pages are not published
+    yet), and a start-up check that read it took a healthy apiserver for dead.
+    The start time is fixed at fork, so PID plus start time names one process,
+    and a recycled PID never matches."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    return str(RUN).encode() in cmdline or f"LAKEJOB_RUN_DIR={RUN}".encode() in environ.split(b"\0")
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
-def _pids() -> dict[str, int]:
+def _pids() -> dict[str, tuple[int, str]]:
+    """Recorded processes: name -> (pid, start time)."""
     found = {}
     for name in COMPONENTS + EXTRAS:
         try:
-            found[name] = int(_pidfile(name).read_text())
+            pid, started = _pidfile(name).read_text().split()
+            found[name] = (int(pid), started)
         except (OSError, ValueError):
             continue
     return found
+
+
+def _ours(recorded: tuple[int, str]) -> bool:
+    """True while the recorded process still runs (same PID, same start time)."""
+    return _start_time(recorded[0]) == recorded[1]
+
+
+def alive(name: str) -> int | None:
+    """The PID of the recorded process `name` if it still runs, else None."""
+    recorded = _pids().get(name)
+    return recorded[0] if recorded and _ours(recorded) else None
 
 
 def _stop_all(quiet: bool = False, only: list[str] | None = None) -> None:
     """Stop every process recorded in the run directory (reverse start order), by PID."""
     pids = _pids()
     for name in only if only is not None else EXTRAS + list(reversed(COMPONENTS)):
-        pid = pids.get(name)
-        if pid is None or not _ours(pid):
+        recorded = pids.get(name)
+        if recorded is None or not _ours(recorded):
             continue
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(recorded[0], signal.SIGTERM)
         except ProcessLookupError:
             continue
         deadline = time.monotonic() + 10
-        while _ours(pid) and time.monotonic() < deadline:
+        while _ours(recorded) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _ours(pid):
-            os.kill(pid, signal.SIGKILL)
+        if _ours(recorded):
+            os.kill(recorded[0], signal.SIGKILL)
         if not quiet:
-            print(f"cluster: stopped {name} (pid {pid})")
+            print(f"cluster: stopped {name} (pid {recorded[0]})")
+
+
+def spawn(name: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
+    """Start `cmd` in its own session, logging to logs/NAME.log, and record it; return its PID.
+
+    Its own session so it survives the make/pytest process that started it."""
+    log = open(RUN / "logs" / f"{name}.log", "ab")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=RUN)
+    started = _start_time(proc.pid)
+    if started is None:
+        raise ClusterError(f"{name} exited at once; see {RUN}/logs/{name}.log")
+    _pidfile(name).write_text(f"{proc.pid} {started}")
+    return proc.pid
 
 
 def _start(name: str, args: list[str]) -> None:
-    log = open(RUN / "logs" / f"{name}.log", "ab")
-    proc = subprocess.Popen(
-        [str(BIN / args[0]), *args[1:]],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # survive the make/pytest process that started us
-        cwd=RUN,
-    )
-    _pidfile(name).write_text(str(proc.pid))
+    spawn(name, [str(BIN / args[0]), *args[1:]])
 
 
 def _check_alive(name: str) -> None:
-    pid = _pids().get(name)
-    if pid is None or not _ours(pid):
+    if alive(name) is None:
         log = RUN / "logs" / f"{name}.log"
         tail = [line[:300] for line in log.read_text(errors="replace").splitlines() if line.strip()][-3:]
         raise ClusterError(f"{name} exited during start-up; {log}: {' | '.join(tail) or '(empty)'}")
@@ -254,8 +277,7 @@ def _nodes(profile: str) -> str:
 
 
 def running() -> bool:
-    pids = _pids()
-    return bool(pids) and all(name in pids and _ours(pids[name]) for name in COMPONENTS) and _ready()
+    return all(alive(name) is not None for name in COMPONENTS) and _ready()
 
 
 def up(profile: str) -> Path:

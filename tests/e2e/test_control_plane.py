@@ -144,7 +144,7 @@ def test_second_cluster_lifecycle_leaves_no_process(tmp_path: Path, kubeconfig: 
     assert again.returncode == 0 and again.stdout == first.stdout
     nodes = Kubectl(first.stdout.strip()).list("nodes", "default")
     assert [n["status"]["capacity"]["cpu"] for n in nodes] == ["4", "4"]  # the small profile
-    pids = {p.stem: int(p.read_text()) for p in (run_dir / "pids").glob("*.pid")}
+    pids = {p.stem: int(p.read_text().split()[0]) for p in (run_dir / "pids").glob("*.pid")}
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
 
     os.kill(pids["kube-scheduler"], 9)  # as after a crash: the run dir is stale now
@@ -152,7 +152,7 @@ def test_second_cluster_lifecycle_leaves_no_process(tmp_path: Path, kubeconfig: 
     assert restarted.returncode == 0, restarted.stderr
     assert "stale run directory" in restarted.stderr
     assert not any(_alive(p) for p in pids.values())
-    new_pids = [int(p.read_text()) for p in (run_dir / "pids").glob("*.pid")]
+    new_pids = [int(p.read_text().split()[0]) for p in (run_dir / "pids").glob("*.pid")]
 
     down = _cluster(run_dir, base, "down")
     assert down.returncode == 0, down.stderr
