@@ -85,6 +85,7 @@ class Settings:
     flink_rest_timeout_s: float = 2.0
     flink_poll_interval_s: float = 5.0  # REST poll period of a running job
     flink_restart_delay_s: float = 10.0  # restart_when_exception: wait this long before redeploying
+    flink_checkpoints_retained: int = 3  # Flink's num-retained, so the checkpoint last polled is still there
     flink_resource_dir: str = "/opt/flink/usrlib"  # where DLI package names (myGroup/a.jar) are found in pods
     # Peering between replicas (lakejob run --peering NAME): a standby replica takes over when the
     # active one has not renewed its entry for this long.
@@ -161,6 +162,7 @@ class Settings:
             flink_rest_timeout_s=float(_env("FLINK_REST_TIMEOUT_SECONDS", str(cls.flink_rest_timeout_s))),
             flink_poll_interval_s=float(_env("FLINK_POLL_INTERVAL_SECONDS", str(cls.flink_poll_interval_s))),
             flink_restart_delay_s=float(_env("FLINK_RESTART_DELAY_SECONDS", str(cls.flink_restart_delay_s))),
+            flink_checkpoints_retained=int(_env("FLINK_CHECKPOINTS_RETAINED", str(cls.flink_checkpoints_retained))),
             flink_resource_dir=_env("FLINK_RESOURCE_DIR", cls.flink_resource_dir),
             peering_lifetime_s=int(_env("PEERING_LIFETIME_SECONDS", str(cls.peering_lifetime_s))),
             peering_priority_value=int(p) if (p := _env("PEERING_PRIORITY", "")) else None,

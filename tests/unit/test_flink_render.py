@@ -65,6 +65,14 @@ def test_checkpoint_path_key_depends_on_the_version() -> None:
     old = conf(spec(checkpoint_path="obs://b/c", flink_version="1.18.1"))
     assert old["state.checkpoints.dir"] == "obs://b/c" and "execution.checkpointing.dir" not in old
     assert old["execution.checkpointing.externalized-checkpoint-retention"] == "RETAIN_ON_CANCELLATION"
+    assert old["state.checkpoints.num-retained"] == 3 and "execution.checkpointing.num-retained" not in old
+
+
+def test_several_checkpoints_are_retained_unless_the_runtime_config_says_otherwise() -> None:
+    # The operator resumes from the newest checkpoint it polled; one retained checkpoint can be gone by then.
+    assert conf(spec(checkpoint_path="obs://b/c"))["execution.checkpointing.num-retained"] == 3
+    mine = conf(spec(checkpoint_path="obs://b/c", runtime_config="execution.checkpointing.num-retained: 10"))
+    assert mine["execution.checkpointing.num-retained"] == 10
 
 
 def test_jars_and_files_on_the_classpath() -> None:

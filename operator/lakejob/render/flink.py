@@ -185,6 +185,12 @@ def configuration(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing, s
         ours["execution.checkpointing.dir" if major >= 2 else "state.checkpoints.dir"] = spec.checkpoint_path
         # A failed job's checkpoints must outlive it, or there is nothing to resume from.
         ours["execution.checkpointing.externalized-checkpoint-retention"] = "RETAIN_ON_CANCELLATION"
+        # The operator resumes from the newest checkpoint its last REST poll saw. With Flink's default
+        # of one retained checkpoint, a checkpoint completing between that poll and the failure
+        # deletes it, and every later attempt fails with "Cannot find checkpoint" (seen in the
+        # real-Flink test). Keeping a few more covers a poll that lags a few checkpoints behind.
+        ours["execution.checkpointing.num-retained" if major >= 2 else "state.checkpoints.num-retained"] = \
+            str(settings.flink_checkpoints_retained)
     return {**ours, **parse_runtime_config(spec.runtime_config)}
 
 
