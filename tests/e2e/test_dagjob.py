@@ -185,7 +185,8 @@ def test_spark_then_flink_children_are_owned_and_deleting_removes_everything(
              "className": "org.apache.spark.examples.SparkPi",
              "driver": {"labels": {"sim.lakejob.io/outcome": "succeed"}, "annotations": {"sim.lakejob.io/delay": "1s"}}}
     flink = {"name": "stream", "entrypoint": "local:///opt/flink/examples/streaming/WordCount.jar",
-             "main_class": "org.apache.flink.streaming.examples.wordcount.WordCount"}
+             "main_class": "org.apache.flink.streaming.examples.wordcount.WordCount",
+             "jobManager": {"labels": {"sim.lakejob.io/outcome": "succeed"}, "annotations": {"sim.lakejob.io/delay": "2s"}}}
     kubectl.apply(dagjob("mixed", {"cmd": command(delay="120s"), "spark": {"sparkBatch": spark},
                                    "flink": {"flinkJarJob": flink}}, {"spark": ["flink"]}), namespace)
     uid = kubectl.wait_for(lambda: (kubectl.get("dagjob", "mixed", namespace) or {}).get("metadata", {}).get("uid"),
@@ -201,6 +202,11 @@ def test_spark_then_flink_children_are_owned_and_deleting_removes_everything(
     st = status(kubectl, "mixed", namespace)
     assert st["Tasks"]["spark"]["State"] == "Finished" and st["Tasks"]["flink"]["Type"] == "flinkJarJob"
     assert st["Tasks"]["spark"]["EndTime"] <= st["Tasks"]["flink"]["StartTime"]
+    # The FlinkJarJob runs to job_finish under its own controller, and the DagJob follows it.
+    st = kubectl.wait_for(lambda: (s := status(kubectl, "mixed", namespace))["Tasks"]["flink"]["State"] == "Finished"
+                          and s, "the flink task to finish", timeout=90, namespace=namespace, show=("dagjob", "mixed"))
+    assert (kubectl.get("flinkjarjob", fj["metadata"]["name"], namespace) or {})["status"]["status_name"] == "job_finish"
+    assert st["State"] == "Running" and st["Tasks"]["cmd"]["State"] == "Running"  # deleted mid-run below
     kubectl.run("delete", "dagjob", "mixed", "-n", namespace, "--wait=false")
     kubectl.wait_for(lambda: not (kubectl.list("sparkbatches", namespace) or kubectl.list("flinkjarjobs", namespace)
                                   or jobs(kubectl, namespace) or kubectl.list("pods", namespace)),

@@ -10,8 +10,9 @@ from lakejob.controllers.dagjob import (
     _obs,
     endpoint_of,
     http_url,
-    summarize_child,
+    summarize_flinkjarjob,
     summarize_job,
+    summarize_sparkbatch,
 )
 from lakejob.models.dagjob import DagJobSpec
 from lakejob.controllers.dagjob_decide import ChildObs, JobObs
@@ -42,8 +43,12 @@ def test_summarize_job_outcome(conditions: list[dict[str, str]], outcome: str | 
 
 
 def test_summarize_child() -> None:
-    assert summarize_child({"metadata": {"name": "c"}, "spec": {}, "status": {"state": "dead", "message": "m"}}) == \
+    assert summarize_sparkbatch({"metadata": {"name": "c"}, "spec": {}, "status": {"state": "dead", "message": "m"}}) == \
         {"name": "c", "state": "dead", "message": "m", "suspended": False}
+    # A FlinkJarJob's DLI state is status_name; its `state` is a phase ("Succeeded") decide cannot map.
+    assert summarize_flinkjarjob({"metadata": {"name": "f"}, "spec": {"suspend": True},
+                                  "status": {"status_name": "job_finish", "state": "Succeeded", "status_desc": "d"}}) == \
+        {"name": "f", "state": "job_finish", "message": "d", "suspended": True}
 
 
 @pytest.mark.parametrize(("url", "ok"), [
@@ -102,7 +107,7 @@ def test_summaries_of_children_created_but_not_yet_watched_become_observations()
     """children() adds its own bookkeeping ("index") to what the operator created itself."""
     job = {**summarize_job(job_body([])), "index": "dagjob_jobs"}
     assert _obs(JobObs, job) == JobObs(name="j", completions=3, suspended=True)
-    child = {**summarize_child({"metadata": {"name": "c"}}), "index": "dagjob_sparkbatches"}
+    child = {**summarize_sparkbatch({"metadata": {"name": "c"}}), "index": "dagjob_sparkbatches"}
     assert _obs(ChildObs, child) == ChildObs(name="c", state=None)
 
 

@@ -59,10 +59,20 @@ def summarize_job(body: Mapping[str, Any]) -> dict[str, Any]:
             "outcome": outcome, "message": failed.get("message") or failed.get("reason")}
 
 
-def summarize_child(body: Mapping[str, Any]) -> dict[str, Any]:
+def _summarize_child(body: Mapping[str, Any], state_field: str, message_field: str) -> dict[str, Any]:
     status = body.get("status") or {}
-    return {"name": body["metadata"]["name"], "state": status.get("state"), "message": status.get("message"),
+    return {"name": body["metadata"]["name"], "state": status.get(state_field), "message": status.get(message_field),
             "suspended": bool((body.get("spec") or {}).get("suspend"))}
+
+
+def summarize_sparkbatch(body: Mapping[str, Any]) -> dict[str, Any]:
+    return _summarize_child(body, "state", "message")
+
+
+def summarize_flinkjarjob(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A FlinkJarJob's DLI state is `status_name`; its `state` is a Kubernetes-style phase
+    ("Succeeded") that CHILD_STATES does not know."""
+    return _summarize_child(body, "status_name", "status_desc")
 
 
 def _obs(cls: type[T], summary: Mapping[str, Any]) -> T:
@@ -230,7 +240,10 @@ class DagJobReconciler(base.Reconciler):
         elif verb == "create_child":
             child = render.child_resource(spec, task, owner, self.settings, run)
             if await self.kube.create(child):
-                self.note_created(key, SPARK if child["kind"] == "SparkBatch" else FLINK, summarize_child(child))
+                if child["kind"] == "SparkBatch":
+                    self.note_created(key, SPARK, summarize_sparkbatch(child))
+                else:
+                    self.note_created(key, FLINK, summarize_flinkjarjob(child))
         elif verb == "suspend_job":
             await self._patch("batch/v1", "Job", ns, name, {"spec": {"suspend": value}})
         elif verb == "stop_child":
@@ -295,6 +308,6 @@ def _resolver(future: asyncio.Future[bool]) -> Callable[[bool], None]:
 
 base.watch(KIND, DagJobReconciler.plural, {
     JOBS: (("batch", "v1", "jobs"), summarize_job),
-    SPARK: ((GROUP, VERSION, "sparkbatches"), summarize_child),
-    FLINK: ((GROUP, VERSION, "flinkjarjobs"), summarize_child),
+    SPARK: ((GROUP, VERSION, "sparkbatches"), summarize_sparkbatch),
+    FLINK: ((GROUP, VERSION, "flinkjarjobs"), summarize_flinkjarjob),
 })
