@@ -142,6 +142,7 @@ class Reconciler(ABC):
         self._written: dict[str, tuple[int, dict[str, Any]]] = {}
         self._requeues: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._queued: set[Key] = set()  # keys with a pass spawned that has not started yet
         self._slots: asyncio.Semaphore | None = None
         self._first_pod_seen: set[str] = set()  # uids whose first-pod latency was recorded
         self._child_summaries: dict[str, dict[str, Any]] = {}  # child uid → the summary last acted on
@@ -210,6 +211,11 @@ class Reconciler(ABC):
     # ------------------------------------------------------------------ scheduling
 
     def _spawn(self, key: Key) -> None:
+        """Queue one pass for `key`, unless one is queued and not yet started: that pass will read
+        the newest state anyway. (A burst of child events then costs one pass, not one each.)"""
+        if key in self._queued:
+            return
+        self._queued.add(key)
         task = asyncio.get_running_loop().create_task(self.reconcile(key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -240,10 +246,13 @@ class Reconciler(ABC):
     async def reconcile(self, key: Key) -> None:
         body = self.bodies.get(key)
         if body is None:
+            self._queued.discard(key)
             return
         uid = body["metadata"]["uid"]
         lock = self._locks.setdefault(uid, asyncio.Lock())
         async with lock, self._slot():
+            # Started: an event from now on needs a pass of its own after this one.
+            self._queued.discard(key)
             body = self.bodies.get(key)
             if body is None or body["metadata"]["uid"] != uid:
                 return

@@ -1,0 +1,67 @@
+"""controllers.base's queue of passes: events that arrive while a pass waits fold into it; none is lost."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from lakejob.controllers.base import Key, Reconciler
+from lakejob.settings import Settings
+
+
+class Recording(Reconciler):
+    kind = "Recording"
+    plural = "recordings"
+    terminal_states = frozenset({"done"})
+
+    def __init__(self) -> None:
+        super().__init__(Settings(), None, lambda: 0, None, None)  # type: ignore[arg-type]
+        self.passes: list[str] = []
+        self.gate = asyncio.Event()
+
+    async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
+        self.passes.append(body["metadata"]["resourceVersion"])
+        await self.gate.wait()
+
+
+def cr(rv: str) -> dict[str, Any]:
+    return {"metadata": {"name": "a", "namespace": "ns", "uid": "u", "resourceVersion": rv}}
+
+
+async def settle(r: Reconciler) -> None:
+    while r._tasks:
+        await asyncio.gather(*list(r._tasks))
+
+
+async def test_a_burst_of_events_during_a_pass_costs_one_more_pass_that_reads_the_newest_body() -> None:
+    r = Recording()
+    r.cr_event("ADDED", cr("1"), {})
+    await asyncio.sleep(0)  # the first pass starts and blocks on the gate
+    assert r.passes == ["1"]
+    for rv in range(2, 12):  # ten events while it runs: a child's updates, a status echo, …
+        r.cr_event("MODIFIED", cr(str(rv)), {})
+        r.child_event({"metadata": {"namespace": "ns", "uid": f"c{rv}", "labels": {"lakejob.io/name": "a"}}}, {})
+    r.gate.set()
+    await settle(r)
+    assert r.passes == ["1", "11"]
+
+
+async def test_an_event_after_the_queued_pass_started_gets_a_pass_of_its_own() -> None:
+    r = Recording()
+    r.gate.set()
+    r.cr_event("ADDED", cr("1"), {})
+    await settle(r)
+    r.cr_event("MODIFIED", cr("2"), {})
+    await settle(r)
+    assert r.passes == ["1", "2"]
+
+
+async def test_a_pass_queued_for_a_deleted_object_does_nothing_and_leaves_no_mark() -> None:
+    r = Recording()
+    r.cr_event("ADDED", cr("1"), {})
+    r.cr_event("DELETED", cr("1"), {})
+    await settle(r)
+    assert r.passes == [] and not r._queued
+    r.gate.set()
+    r.cr_event("ADDED", cr("3"), {})
+    await settle(r)
+    assert r.passes == ["3"]
