@@ -285,3 +285,16 @@ def test_upload_needs_the_instance(env: dict[str, str], tmp_path: Path) -> None:
     r = lakejob_oss(env, "upload", "--job-id", JOB, "--task", "T", "--out-dir", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.splitlines() == ["lakejob-oss: upload: give --instance N or set BATCH_COMPUTE_DAG_INSTANCE_ID"]
+
+
+def test_the_image_installs_lakejob_oss_with_its_extra() -> None:
+    """render.dag runs `lakejob-oss` from the operator's image: its wheel goes in with [oss] (boto3)
+    and the venv's bin is on PATH (the pods give a bare command name)."""
+    import dockerfile  # type: ignore[import-untyped]
+
+    commands = dockerfile.parse_file(str(Path(__file__).resolve().parents[2] / "Dockerfile"))
+    runs = [" ".join(c.value) for c in commands if c.cmd.upper() == "RUN"]
+    assert any("pip install" in r and "[oss]" in r and ".whl" in r for r in runs), runs
+    env = [" ".join(c.value) for c in commands if c.cmd.upper() == "ENV"]
+    assert any("PATH /opt/lakejob/bin:" in e for e in env), env
+    assert any("/opt/lakejob" in r and "venv" in r for r in runs)
