@@ -128,9 +128,24 @@ def test_fetch_of_a_missing_object_fails_with_one_line_naming_it(
     assert r.stderr.splitlines() == [
         f"lakejob-oss: fetch failed: oss://{bucket}/tests/missing.tar.gz: NoSuchKey (The specified key does not exist.)"]
     assert os.listdir(tmp_path / "w") == []  # no partial download left behind
-    r = lakejob_oss(env, "fetch", "--into", str(tmp_path / "w"), "--map", f"oss://no-such-bucket-x/a={tmp_path}/a")
-    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1
-    assert "oss://no-such-bucket-x/a: NoSuchBucket" in r.stderr
+    for src in ("oss://no-such-bucket-x/a", "oss://no-such-bucket-x/folder/"):
+        r = lakejob_oss(env, "fetch", "--into", str(tmp_path / "w"), "--map", f"{src}={tmp_path}/a")
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stderr.startswith(f"lakejob-oss: fetch failed: {src}: NoSuchBucket")
+
+
+def test_fetch_refuses_object_keys_and_packages_it_cannot_place(
+        s3: Any, bucket: str, env: dict[str, str], tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="in/../../evil", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="plain.py", Body=b"print(1)")
+    r = lakejob_oss(env, "fetch", "--into", str(tmp_path / "w"), "--map", f"oss://{bucket}/in/={tmp_path}/a/in/")
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"lakejob-oss: fetch failed: oss://{bucket}/in/: refused: ../../evil: escapes {tmp_path}/a/in/"]
+    assert not (tmp_path / "evil").exists()
+    r = lakejob_oss(env, "fetch", "--package", f"oss://{bucket}/plain.py", "--into", str(tmp_path / "w"))
+    assert r.returncode == 1 and r.stderr.splitlines() == [
+        f"lakejob-oss: fetch failed: oss://{bucket}/plain.py: not a tar archive (BatchCompute packages are .tar.gz)"]
+    assert os.listdir(tmp_path / "w") == []
 
 
 @pytest.mark.parametrize(("member", "why"), [

@@ -19,7 +19,7 @@ connection errors).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -119,12 +119,13 @@ def reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def list_keys(client: S3Client, bucket: str, prefix: str) -> Iterator[str]:
+def list_keys(client: S3Client, bucket: str, prefix: str) -> list[str]:
     """Every object key under `prefix` (all pages)."""
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    for page in pages:
-        for obj in page.get("Contents", []):
-            yield obj["Key"]
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+    except Exception as e:
+        raise TransferError(f"oss://{bucket}/{prefix}: {reason(e)}") from e
 
 
 def download(client: S3Client, bucket: str, key: str, path: str) -> None:

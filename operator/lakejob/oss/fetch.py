@@ -70,10 +70,13 @@ def fetch_package(client: S3Client, package: str, into: str) -> int:
 
 def fetch_mapping(client: S3Client, src: paths.OSSPath, local: str, log: TextIO) -> int:
     """Copy one mapping; the number of objects copied."""
-    if not src.is_folder:
-        oss.download(client, src.bucket, src.key, paths.file_target(src, local, os.path.isdir(local)))
-        return 1
-    plan = paths.folder_plan(src, local, oss.list_keys(client, src.bucket, src.key))
+    try:
+        if not src.is_folder:
+            oss.download(client, src.bucket, src.key, paths.file_target(src, local, os.path.isdir(local)))
+            return 1
+        plan = paths.folder_plan(src, local, oss.list_keys(client, src.bucket, src.key))
+    except paths.PathError as e:  # an object key that would land outside `local`
+        raise FetchError(f"{src}: refused: {e}") from e
     os.makedirs(local, exist_ok=True)
     if not plan:
         # An empty folder is a legitimate input, but a mistyped one looks the same: say so.
