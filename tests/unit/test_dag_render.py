@@ -248,6 +248,15 @@ def test_pod_block_customises_and_can_choose_its_own_class() -> None:
     assert pod["spec"]["priorityClassName"] == "mine" and pod["spec"]["tolerations"][0]["key"] == "spot"
 
 
+def test_the_users_volume_mounts_reach_fetch_and_upload_too() -> None:
+    pod = job(command(OutputMapping={"/results/": "oss://bucket/out/"}, pod={
+        "volumes": [{"name": "scratch", "persistentVolumeClaim": {"claimName": "pvc"}}],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}))["spec"]["template"]["spec"]
+    for container in [*pod["initContainers"], *pod["containers"]]:
+        assert {"name": "scratch", "mountPath": "/scratch"} in container["volumeMounts"], container["name"]
+        assert len({m["mountPath"] for m in container["volumeMounts"]}) == len(container["volumeMounts"])
+
+
 def test_child_resources_carry_the_embedded_spec_the_owner_and_the_priority() -> None:
     s = DagJobSpec.model_validate({"Name": "etl", "Priority": 800, "Type": "DAG", "JobFailOnInstanceFail": True,
                                    "DAG": {"Tasks": {

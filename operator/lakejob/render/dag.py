@@ -241,6 +241,12 @@ def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings,
     template: dict[str, Any] = {"metadata": {"labels": dict(meta["labels"]), "annotations": dict(meta["annotations"])},
                                 "spec": pod_spec}
     common.customize(template, main, task.pod)
+    if task.pod is not None and task.pod.volumeMounts:
+        # fetch and upload see what the command sees: a volume of the user's may be where inputs
+        # go or outputs come from.
+        extra = [m.model_dump(exclude_none=True) for m in task.pod.volumeMounts]
+        for container in init:
+            container["volumeMounts"] = [*container["volumeMounts"], *extra]
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed", "completions": task.InstanceCount, "parallelism": task.InstanceCount,
         "backoffLimitPerIndex": task.MaxRetryCount or 0,
