@@ -2,6 +2,8 @@
 # Two stages: the wheel is built in the first, installed into a venv in the second; the final
 # image has no build tools, runs as a numeric non-root uid and needs only /tmp writable
 # (the chart mounts an emptyDir there and sets readOnlyRootFilesystem).
+# The same image runs `lakejob-oss` (the `oss` extra: boto3) as the fetch init container and the
+# upload sidecar of DagJob command tasks, with their own command and uid (LAKEJOB_DAG_UID).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -14,7 +16,8 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/lakejob/bin:$PATH
 COPY --from=build /dist/*.whl /tmp/
 RUN python -m venv /opt/lakejob \
- && /opt/lakejob/bin/pip install --no-cache-dir /tmp/*.whl \
+ && wheel="$(echo /tmp/lakejob-*.whl)" \
+ && /opt/lakejob/bin/pip install --no-cache-dir "${wheel}[oss]" \
  && rm -f /tmp/*.whl
 USER 10001:10001
 EXPOSE 8080 9090

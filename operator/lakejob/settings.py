@@ -10,6 +10,8 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
+from lakejob.oss.client import ADDRESSING_STYLES
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"LAKEJOB_{name}", default)
@@ -94,7 +96,15 @@ class Settings:
     peering_priority_from: str = ""
     metrics_port: int = 9090  # 0 disables the metrics endpoint
     # DagJob: images, node selection, PriorityClasses, queueing and BatchCompute's quotas
-    dag_fetcher_image: str = "ghcr.io/lakejob/oss-fetcher:0.1.0"  # init container fetching oss:// inputs
+    # The image of a command task's `fetch` init container and `upload` sidecar (`lakejob-oss`): the
+    # operator's own, as the chart names it (image.repository:appVersion).
+    dag_fetcher_image: str = "ghcr.io/lakejob/operator:0.1.0"
+    dag_upload_grace_s: int = 120  # the pod's terminationGracePeriodSeconds: time for the uploads
+    # Where lakejob-oss reaches OSS (its S3 API): OSS_ENDPOINT, OSS_ADDRESSING_STYLE, OSS_REGION in
+    # the fetch and upload containers. No endpoint: those containers fail, saying so.
+    oss_endpoint: str = ""
+    oss_addressing_style: str = "virtual"  # what Alibaba OSS requires; "path" for most local S3 servers
+    oss_region: str = ""
     dag_default_image: str = "python:3.12-slim"  # runs CommandLine when no ImageId maps to an image
     dag_images: dict[str, str] = field(default_factory=dict)  # BatchCompute ImageId → container image
     dag_uid: int = 1000  # command pods run as this non-root user
@@ -171,6 +181,10 @@ class Settings:
             driver_rbac=_choice("DRIVER_RBAC", cls.driver_rbac, ("per-job", "per-namespace")),
             max_concurrent_reconciles=int(_env("MAX_CONCURRENT_RECONCILES", str(cls.max_concurrent_reconciles))),
             dag_fetcher_image=_env("DAG_FETCHER_IMAGE", cls.dag_fetcher_image),
+            dag_upload_grace_s=int(_env("DAG_UPLOAD_GRACE_SECONDS", str(cls.dag_upload_grace_s))),
+            oss_endpoint=_env("OSS_ENDPOINT", cls.oss_endpoint),
+            oss_addressing_style=_choice("OSS_ADDRESSING_STYLE", cls.oss_addressing_style, ADDRESSING_STYLES),
+            oss_region=_env("OSS_REGION", cls.oss_region),
             dag_default_image=_env("DAG_DEFAULT_IMAGE", cls.dag_default_image),
             dag_images=_parse_map(_env("DAG_IMAGES", "")),
             dag_uid=int(_env("DAG_UID", str(cls.dag_uid))),

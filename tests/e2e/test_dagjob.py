@@ -138,13 +138,16 @@ def test_the_batchcompute_example_is_accepted_and_runs(kubectl: Kubectl, namespa
     assert st["Name"] == "testJob" and st["Priority"] == 1
     job = jobs(kubectl, namespace)["taskA"]
     pod = job["spec"]["template"]["spec"]
-    (fetch,) = pod["initContainers"]
+    fetch, upload = pod["initContainers"]
     assert fetch["args"] == ["--package", "oss://bucket/tests/worker.tar.gz", "--into", "/lakejob/work",
                              "--map", "oss://bucket/tmp/=/home/mount1/",
                              "--map", "oss://your-bucket/mount-source=/home/admin/mount-dest"]
-    assert fetch["image"] == "ghcr.io/lakejob/oss-fetcher:0.1.0"
+    assert fetch["image"] == upload["image"] == "ghcr.io/lakejob/operator:0.1.0"
+    assert fetch["command"] == ["lakejob-oss", "fetch"] and upload["command"] == ["lakejob-oss", "upload"]
+    assert upload["restartPolicy"] == "Always" and "--stdout-to" in upload["args"]
     main = pod["containers"][0]
-    assert main["command"] == ["python", "worker.py"] and main["workingDir"] == "/lakejob/work"
+    assert main["command"][-2:] == ["python", "worker.py"] and main["command"][0] == "/bin/sh"
+    assert main["workingDir"] == "/lakejob/work"
     env = {e["name"]: e for e in main["env"]}
     assert env["BATCH_COMPUTE_DAG_TASK_ID"]["value"] == "taskA"
     assert env["BATCH_COMPUTE_DAG_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == \

@@ -56,6 +56,10 @@ def _set(path: str, value: Any) -> dict[str, Any]:
     ("image.pullPolicy", "Sometimes", "image.pullPolicy"),
     ("timeouts.schedulingSeconds", 0, "timeouts.schedulingSeconds"),
     ("extraEnv", [{"name": "PATH", "value": "/x"}], "extraEnv.0.name"),
+    ("dag.uploadGraceSeconds", 0, "dag.uploadGraceSeconds"),
+    ("dag.oss.addressingStyle", "vhost", "dag.oss.addressingStyle"),
+    ("dag.oss.endpoint", "https://oss.example.com/bucket/key", "dag.oss.endpoint"),
+    ("dag.oss.bucket", "b", "dag.oss"),
     ("unknownKey", 1, ""),
 ])
 def test_bad_values_are_rejected_naming_the_key(path: str, value: Any, where: str) -> None:
@@ -74,3 +78,18 @@ def test_every_setting_the_chart_passes_is_one_the_operator_reads() -> None:
     source = Path(settings.__file__).read_text()
     read = set(re.findall(r'_(?:env|choice)\("([A-Z0-9_]+)"', source))
     assert passed and passed <= read, f"the chart sets settings nobody reads: {sorted(passed - read)}"
+
+
+def test_dag_defaults_agree_with_the_operator_settings() -> None:
+    """The chart passes its values as LAKEJOB_* settings; where it passes nothing special the
+    operator's own defaults must say the same, so a bare `lakejob run` behaves like the chart."""
+    from lakejob.settings import Settings
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    defaults = Settings()
+    # fetch/upload run the operator's own image (it has lakejob-oss): "" in the chart means that.
+    assert VALUES["dag"]["fetcherImage"] == ""
+    assert defaults.dag_fetcher_image == f"{VALUES['image']['repository']}:{chart['appVersion']}"
+    assert VALUES["dag"]["uploadGraceSeconds"] == defaults.dag_upload_grace_s
+    assert VALUES["dag"]["oss"] == {"endpoint": defaults.oss_endpoint, "addressingStyle": defaults.oss_addressing_style,
+                                    "region": defaults.oss_region}

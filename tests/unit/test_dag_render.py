@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,7 +42,9 @@ def test_indexed_job_maps_batchcompute_fields() -> None:
     pod = s["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["activeDeadlineSeconds"] == 900
     main = pod["containers"][0]
-    assert main["command"] == ["python", "my worker.py", "--n", "3"] and main["workingDir"] == dag.WORKDIR
+    # The command's words, unchanged, after the wrapper sending its output to the upload sidecar.
+    assert main["command"] == ["/bin/sh", "-c", dag.REDIRECT, "python", "my worker.py", "--n", "3"]
+    assert main["workingDir"] == dag.WORKDIR
     env = [e["name"] for e in main["env"]]
     assert env[:2] == ["A", "B"] and "BATCH_COMPUTE_DAG_INSTANCE_ID" in env
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
@@ -75,21 +80,99 @@ def test_fetcher_init_container_gets_package_inputs_and_mounts() -> None:
                     LogMapping={"/var/log/app/app.log": "oss://bucket/logs/"},
                     Mounts={"Entries": [{"Source": "oss://bucket/m/", "Destination": "/mnt/m"}]}))
     pod = j["spec"]["template"]["spec"]
-    (fetch,) = pod["initContainers"]
-    assert fetch["image"] == SETTINGS.dag_fetcher_image
+    fetch, upload = pod["initContainers"]
+    assert fetch["image"] == SETTINGS.dag_fetcher_image == "ghcr.io/lakejob/operator:0.1.0"
+    assert fetch["command"] == ["lakejob-oss", "fetch"] and "restartPolicy" not in fetch
     assert fetch["args"] == ["--package", "oss://bucket/pkg/w.tar.gz", "--into", dag.WORKDIR,
                              "--map", "oss://bucket/in/=/data/in/", "--map", "oss://bucket/one.csv=/data/one.csv",
                              "--map", "oss://bucket/m/=/mnt/m"]
-    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    mounts = {m["mountPath"] for m in fetch["volumeMounts"]}
     assert mounts == {dag.WORKDIR, "/data/in", "/data", "/data/out", "/var/log/app", "/mnt/m"}
-    assert fetch["volumeMounts"] == pod["containers"][0]["volumeMounts"]
-    assert {v["name"] for v in pod["volumes"]} == {m["name"] for m in fetch["volumeMounts"]}
+    # The command and the sidecar see the same directories, plus the one for stdout/stderr.
+    assert pod["containers"][0]["volumeMounts"] == upload["volumeMounts"] == [
+        *fetch["volumeMounts"], {"name": "out", "mountPath": dag.OUT_DIR}]
+    assert {v["name"] for v in pod["volumes"]} == {m["name"] for m in upload["volumeMounts"]}
+    assert all("emptyDir" in v for v in pod["volumes"])
 
 
-def test_no_package_and_no_inputs_means_no_init_container() -> None:
+def test_upload_sidecar_gets_redirect_paths_outputs_and_logs() -> None:
+    j = job(command(OutputMapping={"/data/out": "oss://bucket/out/", "/data/a.csv": "oss://bucket/a.csv"},
+                    LogMapping={"/var/log/app/app.log": "oss://bucket/logs/"}))
+    pod = j["spec"]["template"]["spec"]
+    names = [c["name"] for c in pod["initContainers"]]
+    assert names == ["fetch", "upload"]  # in this order: the sidecar starts once the fetch has finished
+    upload = pod["initContainers"][1]
+    assert upload["restartPolicy"] == "Always"  # a native sidecar
+    assert upload["image"] == SETTINGS.dag_fetcher_image and upload["command"] == ["lakejob-oss", "upload"]
+    assert upload["args"] == ["--job-id", "uid-9", "--task", "Work",
+                              "--stdout-to", "oss://bucket/o/", "--stderr-to", "oss://bucket/o/",
+                              "--output", "/data/a.csv=oss://bucket/a.csv", "--output", "/data/out=oss://bucket/out/",
+                              "--log", "/var/log/app/app.log=oss://bucket/logs/", "--out-dir", dag.OUT_DIR]
+    # The instance is the pod's completion index, as the command sees it.
+    env = {e["name"]: e for e in upload["env"]}
+    main_env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["BATCH_COMPUTE_DAG_INSTANCE_ID"] == main_env["BATCH_COMPUTE_DAG_INSTANCE_ID"]
+    assert upload["securityContext"] == pod["containers"][0]["securityContext"]
+    assert pod["terminationGracePeriodSeconds"] == 120 == Settings().dag_upload_grace_s
+    grace = job(command(), settings=Settings(dag_upload_grace_s=600))["spec"]["template"]["spec"]
+    assert grace["terminationGracePeriodSeconds"] == 600
+
+
+def test_the_redirect_wrapper_keeps_words_status_and_streams(tmp_path: Path) -> None:
+    """Run the wrapper as the pod would (its directory moved here): the words reach the program
+    unparsed, stdout and stderr land in their files, the exit status is the program's."""
+    script = dag.REDIRECT.replace(dag.OUT_DIR, str(tmp_path))
+    program = "import sys; print(sys.argv[1:]); print('to stderr', file=sys.stderr); sys.exit(3)"
+    r = subprocess.run(["/bin/sh", "-c", script, sys.executable, "-c", program, "a b", "$HOME", "*"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert r.returncode == 3 and r.stdout == "" and r.stderr == ""
+    assert (tmp_path / "stdout").read_text() == "['a b', '$HOME', '*']\n"
+    assert (tmp_path / "stderr").read_text() == "to stderr\n"
+
+
+def test_nothing_to_upload_means_no_sidecar_and_the_bare_command() -> None:
+    s = spec(command())
+    task = s.DAG.Tasks["Work"]
+    assert task.Parameters is not None
+    # Admission requires both redirect paths; rendering still copes without them.
+    params = task.Parameters.model_copy(update={"StdoutRedirectPath": "", "StderrRedirectPath": ""})
+    s.DAG.Tasks["Work"] = task.model_copy(update={"Parameters": params})
+    pod = dag.task_job(s, "Work", OWNER, SETTINGS, 1)["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["fetch"]
+    assert pod["containers"][0]["command"] == ["python", "my worker.py", "--n", "3"]
+    assert "terminationGracePeriodSeconds" not in pod and "out" not in {v["name"] for v in pod["volumes"]}
+
+
+def test_oss_endpoint_settings_reach_both_containers() -> None:
+    settings = Settings(oss_endpoint="https://oss-cn-hangzhou.aliyuncs.com", oss_addressing_style="path",
+                        oss_region="oss-cn-hangzhou")
+    task = command(Mounts={"OSS": {"secretName": "mine"}})
+    pod = job(task, settings=settings)["spec"]["template"]["spec"]
+    for container in pod["initContainers"]:
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["OSS_ENDPOINT"] == "https://oss-cn-hangzhou.aliyuncs.com"
+        assert env["OSS_ADDRESSING_STYLE"] == "path" and env["OSS_REGION"] == "oss-cn-hangzhou"
+        assert {"OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN"} <= set(env)
+    # No endpoint configured: none set, so lakejob-oss fails saying OSS_ENDPOINT is missing.
+    env = {e["name"]: e.get("value") for e in job(task)["spec"]["template"]["spec"]["initContainers"][0]["env"]}
+    assert "OSS_ENDPOINT" not in env and "OSS_REGION" not in env and env["OSS_ADDRESSING_STYLE"] == "virtual"
+
+
+def test_oss_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEJOB_OSS_ENDPOINT", "http://127.0.0.1:9000")
+    monkeypatch.setenv("LAKEJOB_OSS_ADDRESSING_STYLE", "path")
+    monkeypatch.setenv("LAKEJOB_DAG_UPLOAD_GRACE_SECONDS", "300")
+    s = Settings.from_env()
+    assert (s.oss_endpoint, s.oss_addressing_style, s.dag_upload_grace_s) == ("http://127.0.0.1:9000", "path", 300)
+    monkeypatch.setenv("LAKEJOB_OSS_ADDRESSING_STYLE", "vhost")
+    with pytest.raises(ValueError, match="LAKEJOB_OSS_ADDRESSING_STYLE='vhost': must be one of virtual, path, auto"):
+        Settings.from_env()
+
+
+def test_no_package_and_no_inputs_means_no_fetch() -> None:
     task = command()
     task["Parameters"]["Command"]["PackagePath"] = ""
-    assert "initContainers" not in job(task)["spec"]["template"]["spec"]
+    assert [c["name"] for c in job(task)["spec"]["template"]["spec"]["initContainers"]] == ["upload"]
 
 
 def test_inline_keys_live_only_in_the_owned_secret() -> None:
@@ -101,23 +184,25 @@ def test_inline_keys_live_only_in_the_owned_secret() -> None:
     assert secret["metadata"]["ownerReferences"][0]["controller"] is True
     j = dag.task_job(s, "Work", OWNER, SETTINGS, 1)
     assert "SEKRIT" not in json.dumps(j) and "AKID" not in json.dumps(j)
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in j["spec"]["template"]["spec"]["initContainers"][0]["env"]}
-    assert env == {"OSS_ACCESS_KEY_ID": {"name": "etl-oss", "key": "Work.AccessKeyId"},
-                   "OSS_ACCESS_KEY_SECRET": {"name": "etl-oss", "key": "Work.AccessKeySecret"}}
+    for container in j["spec"]["template"]["spec"]["initContainers"]:  # fetch and upload
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"].startswith("OSS_AC")}
+        assert env == {"OSS_ACCESS_KEY_ID": {"name": "etl-oss", "key": "Work.AccessKeyId"},
+                       "OSS_ACCESS_KEY_SECRET": {"name": "etl-oss", "key": "Work.AccessKeySecret"}}
 
 
 def test_a_secret_reference_is_used_as_is_and_makes_no_secret() -> None:
     s = spec(command(AutoCluster={"InstanceType": "t", "Configs": {"Mounts": {"OSS": {"secretName": "mine"}}}}))
     assert dag.oss_secret(s, OWNER) is None
     env = dag.task_job(s, "Work", OWNER, SETTINGS, 1)["spec"]["template"]["spec"]["initContainers"][0]["env"]
-    assert [e["valueFrom"]["secretKeyRef"] for e in env] == [
+    assert [e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e] == [
         {"name": "mine", "key": k, "optional": True} for k in dag.OSS_KEYS]
 
 
 def test_empty_keys_as_in_the_seed_make_no_secret_and_no_env() -> None:
     s = spec(command(Mounts={"OSS": {"AccessKeyId": "", "AccessKeySecret": "", "AccessSecurityToken": ""}}))
     assert dag.oss_secret(s, OWNER) is None
-    assert dag.task_job(s, "Work", OWNER, SETTINGS, 1)["spec"]["template"]["spec"]["initContainers"][0]["env"] == []
+    assert dag.task_job(s, "Work", OWNER, SETTINGS, 1)["spec"]["template"]["spec"]["initContainers"][0]["env"] == [
+        {"name": "OSS_ADDRESSING_STYLE", "value": "virtual"}]
 
 
 @pytest.mark.parametrize(("extra", "settings", "image", "selector"), [
@@ -161,6 +246,15 @@ def test_pod_block_customises_and_can_choose_its_own_class() -> None:
         {"key": "spot", "operator": "Exists"}]}))["spec"]["template"]
     assert pod["metadata"]["labels"]["team"] == "a" and pod["metadata"]["labels"]["lakejob.io/kind"] == "DagJob"
     assert pod["spec"]["priorityClassName"] == "mine" and pod["spec"]["tolerations"][0]["key"] == "spot"
+
+
+def test_the_users_volume_mounts_reach_fetch_and_upload_too() -> None:
+    pod = job(command(OutputMapping={"/results/": "oss://bucket/out/"}, pod={
+        "volumes": [{"name": "scratch", "persistentVolumeClaim": {"claimName": "pvc"}}],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}))["spec"]["template"]["spec"]
+    for container in [*pod["initContainers"], *pod["containers"]]:
+        assert {"name": "scratch", "mountPath": "/scratch"} in container["volumeMounts"], container["name"]
+        assert len({m["mountPath"] for m in container["volumeMounts"]}) == len(container["volumeMounts"])
 
 
 def test_child_resources_carry_the_embedded_spec_the_owner_and_the_priority() -> None:

@@ -244,8 +244,11 @@ class ParametersSpec(Model):
     )
     Command: CommandSpec
     InputMappingConfig: InputMappingConfigSpec | None = None
-    StdoutRedirectPath: Path1024 = Field(description="OSS folder for the instances' standard output.")
-    StderrRedirectPath: Path1024 = Field(description="OSS folder for the instances' standard error.")
+    StdoutRedirectPath: Path1024 = Field(description="OSS folder for the instances' standard output, uploaded when "
+                                                     "the command ends as stdout.{JobId}.{TaskId}.{InstanceId} "
+                                                     "(JobId: the DagJob's uid).")
+    StderrRedirectPath: Path1024 = Field(description="OSS folder for the instances' standard error, uploaded as "
+                                                     "stderr.{JobId}.{TaskId}.{InstanceId}.")
 
 
 # Fields of a command task, which a task of another kind must not carry.
@@ -316,8 +319,11 @@ class Task(Model):
         None, description="Seconds one instance may run (activeDeadlineSeconds of its pod); at most the "
                           "operator's MaxInstanceTimeout quota.")
     InputMapping: Mapping16 | None = Field(None, description="oss:// path → local path, fetched before the command.")
-    OutputMapping: Mapping16 | None = Field(None, description="Local path → oss:// path.")
-    LogMapping: Mapping16 | None = Field(None, description="Local log path → oss:// folder.")
+    OutputMapping: Mapping16 | None = Field(None, description="Local path → oss:// path, uploaded when the command "
+                                                              "ends: a directory recursively into a folder, a file "
+                                                              "into a folder or to a file.")
+    LogMapping: Mapping16 | None = Field(None, description="Local log path → oss:// folder, uploaded when the command "
+                                                           "ends as {log name}.{JobId}.{TaskId}.{InstanceId}.")
     Mounts: MountsSpec | None = None
     ClusterId: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
         None, description="An existing cluster. When set, it takes effect and AutoCluster is ignored "

@@ -4,8 +4,10 @@ Called by lakejob.controllers.dagjob when controllers.dagjob_decide says to star
 - a command task → an Indexed batch/v1 Job: completions = parallelism = InstanceCount,
   backoffLimitPerIndex = MaxRetryCount, the pod's activeDeadlineSeconds = Timeout, restartPolicy
   Never, maxFailedIndexes 0 when JobFailOnInstanceFail (the first index out of retries fails the
-  Job at once); an init container (the operator's fetcher image) fetches PackagePath into the
-  working directory and InputMapping / Mounts entries into their local paths;
+  Job at once); an init container `fetch` (`lakejob-oss fetch`, the operator's image) fetches
+  PackagePath into the working directory and InputMapping / Mounts entries into their local
+  paths; a native sidecar `upload` (`lakejob-oss upload`) echoes the command's stdout/stderr and,
+  once the command has exited, uploads them, OutputMapping and LogMapping (lakejob.oss);
 - a sparkBatch / flinkJarJob task → a child SparkBatch / FlinkJarJob resource (its own
   controller runs it);
 - inline OSS keys → one Secret per DagJob that the tasks' fetchers read (never the keys themselves).
@@ -26,10 +28,17 @@ from lakejob.settings import Settings
 
 API_VERSION = "lakejob.io/v1alpha1"
 WORKDIR = "/lakejob/work"
+OUT_DIR = "/lakejob/out"  # the command's stdout and stderr files, read by the upload sidecar
 FETCHER = "fetch"
+UPLOADER = "upload"
 MAIN = "task"
+TOOL = "lakejob-oss"
+# The command's stdout/stderr to files the sidecar uploads. `exec` keeps the command the
+# container's main process (signals reach it, its exit status is the container's); the command's
+# words follow as $0 "$@", never parsed by the shell. The task's image needs /bin/sh.
+REDIRECT = f'exec "$0" "$@" >>{OUT_DIR}/stdout 2>>{OUT_DIR}/stderr'
 OSS_KEYS = ("AccessKeyId", "AccessKeySecret", "AccessSecurityToken")
-# The fetcher's environment: the names Alibaba's OSS tools read.
+# lakejob-oss's environment: the names Alibaba's OSS tools read.
 OSS_ENV = {"AccessKeyId": "OSS_ACCESS_KEY_ID", "AccessKeySecret": "OSS_ACCESS_KEY_SECRET",
            "AccessSecurityToken": "OSS_SESSION_TOKEN"}
 TASK_ANNOTATION = "lakejob.io/task"
@@ -92,11 +101,17 @@ def oss_secret(spec: DagJobSpec, owner: Owner) -> dict[str, Any] | None:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": data}
 
 
-def _oss_env(cr_name: str, task_name: str, task: Task) -> list[dict[str, Any]]:
+def _oss_env(cr_name: str, task_name: str, task: Task, settings: Settings) -> list[dict[str, Any]]:
+    """Where and as whom lakejob-oss reaches OSS: the operator's endpoint settings, the task's keys
+    as Secret references (never the keys)."""
+    env: list[dict[str, Any]] = [{"name": "OSS_ADDRESSING_STYLE", "value": settings.oss_addressing_style}]
+    if settings.oss_endpoint:
+        env.insert(0, {"name": "OSS_ENDPOINT", "value": settings.oss_endpoint})
+    if settings.oss_region:
+        env.append({"name": "OSS_REGION", "value": settings.oss_region})
     creds = oss_credentials(task)
     if creds is None:
-        return []
-    env = []
+        return env
     for key in OSS_KEYS:
         if creds.secretName:
             ref = {"name": creds.secretName, "key": key, "optional": True}
@@ -114,6 +129,23 @@ def _directory(local: str, remote: str) -> str:
     if local.endswith("/") or remote.endswith("/"):
         return local.rstrip("/") or "/"
     return posixpath.dirname(local)
+
+
+def upload_args(task: Task, task_name: str, job_id: str) -> list[str]:
+    """The upload sidecar's arguments, or [] when the task has nothing to upload. The instance
+    comes from BATCH_COMPUTE_DAG_INSTANCE_ID (the pod's completion index), set in its env."""
+    assert task.Parameters is not None
+    args = []
+    for flag, path in (("--stdout-to", task.Parameters.StdoutRedirectPath),
+                       ("--stderr-to", task.Parameters.StderrRedirectPath)):
+        if path:
+            args += [flag, path]
+    for flag, mapping in (("--output", task.OutputMapping), ("--log", task.LogMapping)):
+        for local, remote in sorted((mapping or {}).items()):
+            args += [flag, f"{local}={remote}"]
+    if not args:
+        return []
+    return ["--job-id", job_id, "--task", task_name, *args, "--out-dir", OUT_DIR]
 
 
 def image(task: Task, settings: Settings) -> str:
@@ -156,29 +188,49 @@ def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings,
     volumes = [{"name": m["name"], "emptyDir": {}} for m in mounts]
 
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted((command.EnvVars or {}).items())]
+    instance: dict[str, Any] = {"name": "BATCH_COMPUTE_DAG_INSTANCE_ID",
+                                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}}
     env += [
         {"name": "BATCH_COMPUTE_DAG_JOB_ID", "value": owner.uid},
         {"name": "BATCH_COMPUTE_DAG_JOB_NAME", "value": spec.Name},
         {"name": "BATCH_COMPUTE_DAG_TASK_ID", "value": task_name},
-        {"name": "BATCH_COMPUTE_DAG_INSTANCE_ID",
-         "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}},
+        instance,
     ]
+    uploads = upload_args(task, task_name, owner.uid)
+    argv = shlex.split(command.CommandLine)
     main: dict[str, Any] = {
-        "name": MAIN, "image": image(task, settings), "command": shlex.split(command.CommandLine),
+        "name": MAIN, "image": image(task, settings), "command": ["/bin/sh", "-c", REDIRECT, *argv] if uploads else argv,
         "workingDir": WORKDIR, "env": env, "volumeMounts": mounts, "securityContext": container_sc,
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never", "activeDeadlineSeconds": task.Timeout, "containers": [main],
         "volumes": volumes, "securityContext": pod_sc,
     }
+    oss_env = _oss_env(owner.name, task_name, task, settings)
+    init: list[dict[str, Any]] = []
     if command.PackagePath or fetches:
         args = (["--package", command.PackagePath] if command.PackagePath else []) + ["--into", WORKDIR]
         for src, dst in fetches:
             args += ["--map", f"{src}={dst}"]
-        pod_spec["initContainers"] = [{
-            "name": FETCHER, "image": settings.dag_fetcher_image, "args": args,
-            "env": _oss_env(owner.name, task_name, task), "volumeMounts": mounts, "securityContext": container_sc,
-        }]
+        init.append({
+            "name": FETCHER, "image": settings.dag_fetcher_image, "command": [TOOL, "fetch"], "args": args,
+            "env": oss_env, "volumeMounts": mounts, "securityContext": container_sc,
+        })
+    if uploads:
+        out = {"name": "out", "mountPath": OUT_DIR}
+        volumes.append({"name": "out", "emptyDir": {}})
+        main["volumeMounts"] = [*mounts, out]
+        # A native sidecar (restartPolicy Always): after `fetch` in the list, so it starts once the
+        # fetch has finished; Kubernetes stops it (SIGTERM) once the command's container has exited,
+        # and gives it the pod's grace period for the uploads.
+        init.append({
+            "name": UPLOADER, "image": settings.dag_fetcher_image, "command": [TOOL, "upload"], "args": uploads,
+            "restartPolicy": "Always", "env": [*oss_env, instance], "volumeMounts": [*mounts, out],
+            "securityContext": container_sc,
+        })
+        pod_spec["terminationGracePeriodSeconds"] = settings.dag_upload_grace_s
+    if init:
+        pod_spec["initContainers"] = init
     pc = priority_class(spec.Priority, settings)
     if pc:
         pod_spec["priorityClassName"] = pc
@@ -189,6 +241,12 @@ def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings,
     template: dict[str, Any] = {"metadata": {"labels": dict(meta["labels"]), "annotations": dict(meta["annotations"])},
                                 "spec": pod_spec}
     common.customize(template, main, task.pod)
+    if task.pod is not None and task.pod.volumeMounts:
+        # fetch and upload see what the command sees: a volume of the user's may be where inputs
+        # go or outputs come from.
+        extra = [m.model_dump(exclude_none=True) for m in task.pod.volumeMounts]
+        for container in init:
+            container["volumeMounts"] = [*container["volumeMounts"], *extra]
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed", "completions": task.InstanceCount, "parallelism": task.InstanceCount,
         "backoffLimitPerIndex": task.MaxRetryCount or 0,
