@@ -122,6 +122,9 @@ async def _ensure_peering(kube: Kube, name: str, namespaces: list[str]) -> None:
 async def cleanup(**_: Any) -> None:
     for task in STATE.background:
         task.cancel()
+    # Passes still running would fail on the closed client and log a traceback each (hundreds
+    # after a burst); stopped here, they are simply redone by the next operator (all idempotent).
+    await asyncio.gather(*(r.stop() for r in STATE.reconcilers.values()))
     if STATE.kube is not None:
         await STATE.kube.close()
     if STATE.http is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
+
 from lakejob.controllers.base import Key, Reconciler
 from lakejob.settings import Settings
 
@@ -65,3 +67,28 @@ async def test_a_pass_queued_for_a_deleted_object_does_nothing_and_leaves_no_mar
     r.cr_event("ADDED", cr("3"), {})
     await settle(r)
     assert r.passes == ["3"]
+
+
+async def test_stop_cancels_running_and_queued_passes_and_timers() -> None:
+    r = Recording()
+    r.cr_event("ADDED", cr("1"), {})
+    await asyncio.sleep(0)  # running, blocked on the gate
+    r.cr_event("MODIFIED", cr("2"), {})  # queued behind it
+    r.requeue(("ns", "a"), "u", 60)
+    await r.stop()
+    assert not r._tasks and not r._requeues
+    assert r.passes == ["1"]  # the queued pass never ran against a closing client
+
+
+class Failing(Recording):
+    async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
+        self.passes.append(body["metadata"]["resourceVersion"])
+        raise aiohttp.ServerDisconnectedError()
+
+
+async def test_a_dropped_connection_is_transient_and_requeued() -> None:
+    r = Failing()
+    r.cr_event("ADDED", cr("1"), {})
+    await settle(r)  # no exception escapes the task
+    assert r.passes == ["1"] and "u" in r._requeues
+    await r.stop()

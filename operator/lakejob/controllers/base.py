@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
+import aiohttp
 import kopf
 from pydantic import BaseModel, ValidationError
 
@@ -220,6 +221,16 @@ class Reconciler(ABC):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def stop(self) -> None:
+        """Cancel the queued and running passes and the requeue timers, and wait for them to end."""
+        for handle in self._requeues.values():
+            handle.cancel()
+        self._requeues.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def requeue(self, key: Key, uid: str, delay_s: float) -> None:
         old = self._requeues.pop(uid, None)
         if old:
@@ -259,7 +270,7 @@ class Reconciler(ABC):
             started = time.monotonic()
             try:
                 await self.reconcile_one(key, body)
-            except (kubemod.KubeError, OSError, asyncio.TimeoutError) as e:
+            except (kubemod.KubeError, OSError, asyncio.TimeoutError, aiohttp.ClientError) as e:
                 # Transient API trouble: say so, and try again soon (all the work is idempotent).
                 log.warning("reconcile %s %s/%s failed, retrying: %s", self.kind, *key, e)
                 self.requeue(key, uid, 2.0)
