@@ -122,7 +122,9 @@ class Settings:
     dag_max_job_count: int = 10000  # QuotaExhausted.MaxJobCount: DagJobs per namespace
     # Housekeeping
     max_concurrent_reconciles: int = 64  # bounded: a burst is worked through in order, not all at once
-    resync_interval_s: float = 10.0  # timer that re-checks time-based transitions (timeouts, backoff)
+    # Every live CR is reconciled once per interval whatever happens (spread over it): the safety
+    # net against a lost watch event. Also the longest a decision's own timer is set for.
+    resync_interval_s: float = 300.0
 
     def peering_priority(self) -> int:
         """This replica's peering priority: set, or a stable number from e.g. the pod name, so that

@@ -92,3 +92,30 @@ async def test_a_dropped_connection_is_transient_and_requeued() -> None:
     await settle(r)  # no exception escapes the task
     assert r.passes == ["1"] and "u" in r._requeues
     await r.stop()
+
+
+async def test_resync_spreads_one_pass_per_live_object_over_the_interval(monkeypatch: Any) -> None:
+    r = Recording()
+    r.gate.set()
+    r.settings = Settings(resync_interval_s=300)
+    for name, state in (("a", None), ("b", "running"), ("c", "done"), ("d", None)):
+        r.bodies[("ns", name)] = {"metadata": {"name": name, "namespace": "ns", "uid": name, "resourceVersion": name},
+                                  **({"status": {"state": state}} if state else {})}
+    sleeps: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(seconds: float) -> None:
+        if len(sleeps) == 3:
+            raise asyncio.CancelledError  # one round is enough
+        sleeps.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    try:
+        await r.resync()
+    except asyncio.CancelledError:
+        pass
+    monkeypatch.undo()
+    await settle(r)
+    assert sleeps == [100, 100, 100]  # 300 s over the three live objects; "c" is terminal
+    assert sorted(r.passes) == ["a", "b", "d"]

@@ -192,7 +192,7 @@ def test_starting_without_driver_past_timeout_is_dead() -> None:
 
 
 @pytest.mark.parametrize(("timeout", "waited_s", "requeue"), [
-    (None, 60, 10.0),  # default 3h: capped at resync_interval_s
+    (None, 60, 300.0),  # default 3h: capped at resync_interval_s
     ("90s", 85, 5.5),  # 90 - 85 + 0.5
     ("90s", 89.9, 1.0),  # floor of 1s
     ("1h30m", 5399, 1.5),

@@ -380,7 +380,7 @@ def test_an_unschedulable_driver_is_an_error_after_the_scheduling_timeout() -> N
     s = step(SparkSessionStatus(), obs(T0), spec).status
     pending = drv("Pending", unschedulable="0/4 nodes are available: 4 Insufficient cpu.")
     d = step(s, obs(T0 + 30 * SECOND, pending), spec)
-    assert d.status.state == "not_started" and d.requeue_after_s == 10
+    assert d.status.state == "not_started" and d.requeue_after_s == 30.5  # at the timeout (60 - 30 + 0.5)
     d = step(s, obs(T0 + 61 * SECOND, pending), spec)
     assert d.status.state == "error" and d.status.reason == "FailedScheduling"
     assert d.actions == [Action("delete_driver", pod="nb-driver-1")]

@@ -238,11 +238,19 @@ class Reconciler(ABC):
         self._requeues[uid] = asyncio.get_running_loop().call_later(delay_s, self._spawn, key)
 
     async def resync(self) -> None:
-        """Re-reconcile every non-terminal CR now and then: the safety net against a lost event."""
+        """Re-reconcile every non-terminal CR once per resync interval: the safety net against a
+        lost event. Time-based transitions don't wait for it (decisions ask for their own timers);
+        the passes are spread over the interval, so thousands of live CRs are no periodic burst."""
+        interval = self.settings.resync_interval_s
         while True:
-            await asyncio.sleep(self.settings.resync_interval_s)
-            for key, body in list(self.bodies.items()):
-                if self.state_of(body) not in self.terminal_states:
+            keys = [k for k, b in self.bodies.items() if self.state_of(b) not in self.terminal_states]
+            if not keys:
+                await asyncio.sleep(interval)
+                continue
+            for key in keys:
+                await asyncio.sleep(interval / len(keys))
+                body = self.bodies.get(key)
+                if body is not None and self.state_of(body) not in self.terminal_states:
                     self._spawn(key)
 
     def state_of(self, body: Mapping[str, Any]) -> str | None:
