@@ -206,3 +206,21 @@ def test_heartbeat_annotation_keeps_an_idle_session_alive(
         assert status(kubectl, "kept", ns)["state"] == "idle", status(kubectl, "kept", ns)
     st = wait_state(kubectl, "kept", ns, "dead", timeout=30)
     assert st["reason"] == "IdleTimeout"
+
+
+def test_a_failed_driver_is_recovered_with_auto_recovery_then_errors_past_its_retries(
+        kubectl: Kubectl, ns: str, session_operator: Operator) -> None:
+    """recovering on the real control plane: KWOK fails each driver after 2 s with exit code 3."""
+    sim = {"labels": {"sim.lakejob.io/outcome": "fail"},
+           "annotations": {"sim.lakejob.io/delay": "2s", "sim.lakejob.io/exit-code": "3"}}
+    kubectl.apply(session("rc", auto_recovery=True, max_retry_times=1, driver=sim), ns)
+    st = wait_state(kubectl, "rc", ns, "error", timeout=90)
+    assert st["attempt"] == 2 and st["driverPod"] == "rc-driver-2"
+    assert "exit code 3" in st["message"] and "after 1 recoveries" in st["message"]
+    # The way there, one Event per transition: the first driver's failure sent it to recovering,
+    # and recovering made the second driver.
+    events = [(e["reason"], e["message"]) for e in kubectl.list("events", ns) if e["involvedObject"]["name"] == "rc"]
+    assert any("new driver 1 of 1" in message for _, message in events), events
+    assert "Recovering" in [reason for reason, _ in events]
+    first = kubectl.get("pod", "rc-driver-1", ns)  # kept for its logs, as the docs say
+    assert first is not None and first["status"]["phase"] == "Failed"
