@@ -196,3 +196,13 @@ def test_the_legacy_file_is_written_raw_and_yaml_is_quoted_only_when_needed() ->
     text = render.configmap(sp, OWNER, render.resolve_sizing(sp, SETTINGS), SETTINGS)["data"]["flink-conf.yaml"]
     assert "\nenv.java.opts.all: --add-exports=" in text and '"' not in text
     assert render.config_text({"a": "true", "b": "x: y", "c": "1"}) == 'a: "true"\nb: "x: y"\nc: 1\n'
+
+
+def test_both_roles_tell_the_image_entrypoint_the_jobmanager_address() -> None:
+    """flink-docker's entrypoint overwrites jobmanager.rpc.address with $JOB_MANAGER_RPC_ADDRESS or,
+    unset, the container's own hostname: a TaskManager would then look for itself."""
+    sp = spec()
+    tm = render.taskmanager_deployment(sp, OWNER, render.resolve_sizing(sp, SETTINGS), SETTINGS)
+    for container in (jm_pod(sp)["spec"]["containers"][0], tm["spec"]["template"]["spec"]["containers"][0]):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["JOB_MANAGER_RPC_ADDRESS"] == "wc-jobmanager" == conf(sp)["jobmanager.rpc.address"]

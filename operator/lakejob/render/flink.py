@@ -258,7 +258,10 @@ def _pod(spec: FlinkJarJobSpec, owner: Owner, role: str, args: list[str], millic
         "image": image_for(spec, settings),
         "imagePullPolicy": "IfNotPresent",
         "args": args,
-        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                # The official image's entrypoint sets jobmanager.rpc.address to this, or else to the
+                # pod's own hostname (wrong for a TaskManager); so it repeats ours.
+                {"name": "JOB_MANAGER_RPC_ADDRESS", "value": names.service}],
         # Requests are the CUs; the memory limit equals the Flink process size, as Flink sizes its JVM to it.
         "resources": {"requests": {"cpu": sizing.k8s_millicpu(millicpu), "memory": memory},
                       "limits": {"memory": memory}},
