@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,7 +123,8 @@ def test_the_rendered_pod_fetches_runs_and_uploads_under_batchcompute_names(
         for mount in main["volumeMounts"]:
             Path(here([mount["mountPath"]])[0]).mkdir(parents=True, exist_ok=True)
 
-        # 1. fetch, 2. the upload sidecar starts, 3. the command, 4. SIGTERM to the sidecar.
+        # 1. fetch, 2. the upload sidecar starts and passes its startupProbe, 3. the command, 4. SIGTERM
+        # to the sidecar at once.
         r = subprocess.run(here(fetch["command"] + fetch["args"]), env=resolve_env(fetch, kubectl, ns, "0"),
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
@@ -133,13 +133,16 @@ def test_the_rendered_pod_fetches_runs_and_uploads_under_batchcompute_names(
 
         sidecar = subprocess.Popen(here(upload["command"] + upload["args"]), env=resolve_env(upload, kubectl, ns, "0"),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The kubelet starts the command once the sidecar's startupProbe passes; so does this test.
+        probe = here(upload["startupProbe"]["exec"]["command"])
+        kubectl.wait_for(lambda: sidecar.poll() is None and subprocess.run(probe).returncode == 0,
+                         "the upload sidecar's startupProbe", namespace=ns)
         env = resolve_env(main, kubectl, ns, "0")
         assert env["BATCH_COMPUTE_DAG_JOB_ID"] == uid and env["BATCH_COMPUTE_DAG_TASK_ID"] == "Echo"
         done = subprocess.run(here(main["command"]), cwd=work, env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout == "" and done.stderr == ""  # the command's output goes to the sidecar
-        time.sleep(1)  # the kubelet stops sidecars only after the main container has exited
-        sidecar.send_signal(signal.SIGTERM)
+        sidecar.send_signal(signal.SIGTERM)  # the kubelet's, once the main container has exited
         stdout, stderr = sidecar.communicate(timeout=60)
         assert sidecar.returncode == 0, stderr
         assert "hello from instance 0 input-data" in stdout  # `kubectl logs -c upload` shows it

@@ -103,6 +103,8 @@ def test_upload_sidecar_gets_redirect_paths_outputs_and_logs() -> None:
     assert names == ["fetch", "upload"]  # in this order: the sidecar starts once the fetch has finished
     upload = pod["initContainers"][1]
     assert upload["restartPolicy"] == "Always"  # a native sidecar
+    # ... that the command waits for until it handles SIGTERM (the file lakejob-oss upload writes).
+    assert upload["startupProbe"]["exec"]["command"] == ["test", "-e", "/lakejob/out/.upload-ready"]
     assert upload["image"] == SETTINGS.dag_fetcher_image and upload["command"] == ["lakejob-oss", "upload"]
     assert upload["args"] == ["--job-id", "uid-9", "--task", "Work",
                               "--stdout-to", "oss://bucket/o/", "--stderr-to", "oss://bucket/o/",

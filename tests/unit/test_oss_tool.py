@@ -244,8 +244,9 @@ def test_upload_sidecar_echoes_then_uploads_under_batchcompute_names_on_sigterm(
                             "--log", f"{logs}/output_log=oss://{bucket}/applogs/",
                             "--out-dir", str(out)])
     sidecars.append(sidecar)
-    # The command starts after the sidecar, so its files appear later: they are picked up then.
-    time.sleep(0.5)
+    # The command starts once the sidecar's startupProbe sees this file (SIGTERM is handled by
+    # then); its files appear later and are picked up then.
+    sidecar.wait_for(lambda: (out / ".upload-ready").exists(), "the sidecar to be ready")
     with open(out / "stdout", "a") as stdout, open(out / "stderr", "a") as stderr:
         stdout.write("line 1\n")
         stdout.flush()
@@ -313,3 +314,17 @@ def test_the_image_installs_lakejob_oss_with_its_extra() -> None:
     env = [" ".join(c.value) for c in commands if c.cmd.upper() == "ENV"]
     assert any("PATH /opt/lakejob/bin:" in e for e in env), env
     assert any("/opt/lakejob" in r and "venv" in r for r in runs)
+
+
+def test_a_command_that_ends_at_once_still_has_its_output_uploaded(
+        s3: Any, bucket: str, env: dict[str, str], tmp_path: Path, sidecars: list[Sidecar]) -> None:
+    """SIGTERM as soon as the startupProbe passes (the command took no time): the handler is in
+    place by then, so the sidecar uploads instead of dying."""
+    out = tmp_path / "out"
+    sidecar = Sidecar({**env, "BATCH_COMPUTE_DAG_INSTANCE_ID": "0"},
+                      ["--job-id", JOB, "--task", "T", "--stdout-to", f"oss://{bucket}/logs/", "--out-dir", str(out)])
+    sidecars.append(sidecar)
+    sidecar.wait_for(lambda: (out / ".upload-ready").exists(), "the sidecar to be ready")
+    (out / "stdout").write_text("done\n")
+    assert sidecar.terminate() == 0, sidecar.err.decode()
+    assert body(s3, bucket, f"logs/stdout.{JOB}.T.0") == "done\n"

@@ -65,6 +65,7 @@ def _upload(args: argparse.Namespace) -> int:
     # SIGTERM: Kubernetes, once the command's container has exited; SIGINT: a person at a terminal.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    upload.mark_ready(request.out_dir)
     return upload.serve(oss.client_from_env, request, stop, sys.stdout.buffer, sys.stderr.buffer, sys.stderr)
 
 

@@ -28,6 +28,16 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 POLL_S = 0.2
+# Written into the out directory once SIGTERM is handled; the sidecar's startupProbe waits for it,
+# so the kubelet starts the command only then. Without it a command that ends within the
+# sidecar's start-up time gets it SIGTERMed before the handler exists: killed, nothing uploaded.
+READY_FILE = ".upload-ready"
+
+
+def mark_ready(out_dir: str) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, READY_FILE), "w"):
+        pass
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import shlex
 from typing import Any
 
 from lakejob.models.dagjob import CHILD_KINDS, DagJobSpec, OSSCredentials, Task
+from lakejob.oss.upload import READY_FILE
 from lakejob.render import common
 from lakejob.render.common import Owner, short_name
 from lakejob.settings import Settings
@@ -227,6 +228,9 @@ def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings,
             "name": UPLOADER, "image": settings.dag_fetcher_image, "command": [TOOL, "upload"], "args": uploads,
             "restartPolicy": "Always", "env": [*oss_env, instance], "volumeMounts": [*mounts, out],
             "securityContext": container_sc,
+            # The kubelet starts the command once this succeeds: the sidecar handles SIGTERM by then.
+            "startupProbe": {"exec": {"command": ["test", "-e", f"{OUT_DIR}/{READY_FILE}"]},
+                             "periodSeconds": 1, "failureThreshold": 120},
         })
         pod_spec["terminationGracePeriodSeconds"] = settings.dag_upload_grace_s
     if init:
