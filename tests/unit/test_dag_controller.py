@@ -1,6 +1,7 @@
 """controllers.dagjob without a cluster: what it keeps of a Job, the queue of slots, endpoints."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from lakejob.controllers.dagjob import (
     summarize_sparkbatch,
 )
 from lakejob.models.dagjob import DagJobSpec
-from lakejob.controllers.dagjob_decide import ChildObs, JobObs
+from lakejob.controllers.dagjob_decide import ChildObs, JobObs, Note
 from lakejob.settings import Settings
 
 
@@ -129,3 +130,25 @@ def spec_with_topic(**topic: Any) -> DagJobSpec:
 ])
 def test_endpoint_of(topic: dict[str, str], topics: dict[str, str], expected: str | None) -> None:
     assert endpoint_of(spec_with_topic(**topic), Settings(notification_topics=topics)) == expected
+
+
+class _SilentNotifier:
+    """A notifier whose endpoint never answers: every delivery waits."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, url: str, event: dict[str, Any], done: Any) -> None:
+        self.sent.append(event)
+
+
+async def test_stop_ends_a_delivery_still_waiting_for_its_endpoint() -> None:
+    notifier = _SilentNotifier()
+    r = DagJobReconciler(Settings(), None, lambda: 0, None, notifier)  # type: ignore[arg-type]
+    b = body("told", 0, "2026-01-01T00:00:00Z")
+    r._notify(b, spec_with_topic(Endpoint="http://127.0.0.1:9/x"), [Note("OnJobWaiting", "waiting")])
+    await asyncio.sleep(0)
+    (delivery,) = r._outbox.values()
+    assert len(notifier.sent) == 1 and not delivery.done()
+    await r.stop()
+    assert delivery.cancelled() and not r._tasks

@@ -217,12 +217,16 @@ class Reconciler(ABC):
         if key in self._queued:
             return
         self._queued.add(key)
-        task = asyncio.get_running_loop().create_task(self.reconcile(key))
+        self.track(asyncio.get_running_loop().create_task(self.reconcile(key)))
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a background task of this kind (a pass, a delivery) until it ends; stop() ends it."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        """Cancel the queued and running passes and the requeue timers, and wait for them to end."""
+        """Cancel the tracked tasks (queued and running passes, deliveries) and the requeue timers,
+        and wait for them to end."""
         for handle in self._requeues.values():
             handle.cancel()
         self._requeues.clear()

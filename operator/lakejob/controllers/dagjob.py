@@ -273,6 +273,7 @@ class DagJobReconciler(base.Reconciler):
         task = asyncio.get_running_loop().create_task(self._deliver(body, endpoint, events, previous))
         self._outbox[uid] = task
         task.add_done_callback(lambda t: self._outbox.pop(uid, None) if self._outbox.get(uid) is t else None)
+        self.track(task)  # so that stop() ends a delivery still waiting when the operator stops
 
     async def _deliver(self, body: Mapping[str, Any], url: str, events: list[dict[str, Any]],
                        previous: asyncio.Task[None] | None) -> None:
