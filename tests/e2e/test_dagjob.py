@@ -290,6 +290,24 @@ def test_listed_events_reach_the_endpoint_in_order(kubectl: Kubectl, namespace: 
     assert "InstanceFinished" in reasons and "InstanceWaiting" not in reasons and "TaskWaiting" in reasons
 
 
+
+def test_a_priority_change_is_an_event_and_a_notification(kubectl: Kubectl, namespace: str, operator: Operator,
+                                                          hook: tuple[str, list[dict[str, Any]]]) -> None:
+    """Priority is the one field besides suspend that may change (BatchCompute's OnPriorityChange)."""
+    url, received = hook
+    topic = {"Name": "t", "Endpoint": url, "Events": ["OnPriorityChange"]}
+    kubectl.apply(dagjob("bump", {"A": command(delay="60s")}, Notification={"Topic": topic}), namespace)
+    wait_state(kubectl, "bump", namespace, "Running")
+    kubectl.run("patch", "dag", "bump", "-n", namespace, "--type=merge", "-p", '{"spec":{"Priority":900}}')
+    kubectl.wait_for(lambda: received, "the OnPriorityChange notification", namespace=namespace,
+                     show=("dagjob", "bump"))
+    (event,) = received
+    assert event["data"]["Event"] == "OnPriorityChange" and event["data"]["Message"] == "Priority 100 -> 900"
+    assert status(kubectl, "bump", namespace)["Priority"] == 900
+    kubectl.wait_for(lambda: "PriorityChange" in [e["reason"] for e in kubectl.list("events", namespace)
+                                                  if e["involvedObject"]["name"] == "bump"],
+                     "the PriorityChange Event", namespace=namespace)
+
 BAD = [
     ({"Name": "1job"}, "spec.Name", "InvalidName"),
     ({"Priority": 1001}, "spec.Priority", "1000"),
