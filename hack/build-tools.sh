@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the local control plane's binaries from Go modules into the cache
+# Builds the local control plane's (and its real node's) binaries from Go modules into the cache
 # (default ~/.cache/lakejob/bin, or $LAKEJOB_CACHE/bin), once: a binary that is
 # already there is not rebuilt. Called by `make tools` (and so by `make cluster`,
 # `make test`, `make demo`). The wrapper modules under hack/tools/ pin every
@@ -15,10 +15,11 @@ K8S_VERSION=v1.34.4   # must match hack/tools/k8s/go.mod
 ETCD_VERSION=v3.6.14  # must match hack/tools/etcd/go.mod
 KWOK_VERSION=v0.7.0   # must match hack/tools/kwok/go.mod
 HELM_VERSION=v3.19.0  # must match hack/tools/helm/go.mod
+COREDNS_VERSION=v1.15.0  # must match hack/tools/coredns/go.mod (the real node's cluster DNS)
 
 die() { echo "build-tools: $*" >&2; exit 1; }
 
-command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH: install Go 1.24 or newer and put its bin directory on PATH, then retry"
+command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH: install Go 1.26 or newer and put its bin directory on PATH, then retry"
 
 # Never let Go fetch a toolchain of its own, and build static binaries.
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -57,7 +58,10 @@ build k8s "-s -w $kv.gitVersion=$K8S_VERSION $kv.gitMajor=1 $kv.gitMinor=$minor 
   kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
   kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
   kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
-  kubectl=k8s.io/kubernetes/cmd/kubectl
+  kubectl=k8s.io/kubernetes/cmd/kubectl \
+  kubelet=k8s.io/kubernetes/cmd/kubelet \
+  kube-proxy=k8s.io/kubernetes/cmd/kube-proxy
 build etcd "-s -w" etcd=go.etcd.io/etcd/server/v3
 build kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" kwok=sigs.k8s.io/kwok/cmd/kwok
 build helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm=helm.sh/helm/v3/cmd/helm
+build coredns "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" coredns=github.com/coredns/coredns

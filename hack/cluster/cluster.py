@@ -8,8 +8,11 @@ runs before the project's virtualenv exists.
 The control plane is real: etcd, kube-apiserver (TLS, client-certificate admin
 in system:masters, service-account keys, Node,RBAC authorization),
 kube-controller-manager, kube-scheduler, and the KWOK controller simulating
-nodes and pod lifecycles (stages.yaml beside this file). The binaries are built
-from Go modules by hack/build-tools.sh into the cache; this script only runs them.
+nodes and pod lifecycles (stages.yaml beside this file). Beside the KWOK nodes
+runs one real node (hack/node/node.py: containerd, runc, a CNI bridge, kubelet,
+kube-proxy, CoreDNS) where pods really execute; LAKEJOB_REAL_NODE=0 leaves it out.
+The binaries are built from Go modules by hack/build-tools.sh into the cache and
+the images by images/build.py; this script only runs and loads them.
 
 Every process is started in its own session, its PID written to the run
 directory with its start time; `down` stops exactly those processes (a PID whose
@@ -28,9 +31,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "node"))
+import node as realnode  # noqa: E402  (hack/node/node.py, standard library only)
 CACHE = Path(os.environ.get("LAKEJOB_CACHE", Path.home() / ".cache" / "lakejob"))
 BIN = CACHE / "bin"
 RUN = Path(os.environ.get("LAKEJOB_RUN_DIR", CACHE / "run"))
@@ -43,7 +49,13 @@ PORTS = {
     "scheduler": PORT_BASE + 5,
     "kwok": PORT_BASE + 6,
 }
+# PORT_BASE + 7, 8, 10, 11, 12: the real node's kubelet, kube-proxy and CoreDNS (hack/node/node.py).
 # PORT_BASE + 9: the demo's stand-in Spark REST server (hack/demo.py).
+REAL_NODE = os.environ.get("LAKEJOB_REAL_NODE", "1") != "0"
+# With the real node the apiserver listens on the node's bridge address, which is this machine's
+# own: pods reach it there through the `kubernetes` Service, the host as before.
+API_HOST = realnode.GATEWAY if REAL_NODE else "127.0.0.1"
+NODE = realnode.Node(RUN, CACHE, BIN, PORT_BASE)
 # Node profiles: the default fits many jobs; "small" makes unschedulable pods easy to provoke.
 PROFILES = {
     "default": {"nodes": 4, "cpu": "32", "memory": "128Gi", "pods": "110"},
@@ -88,7 +100,7 @@ def _start_time(pid: int) -> str | None:
 def _pids() -> dict[str, tuple[int, str]]:
     """Recorded processes: name -> (pid, start time)."""
     found = {}
-    for name in COMPONENTS + EXTRAS:
+    for name in COMPONENTS + EXTRAS + realnode.DAEMONS:
         try:
             pid, started = _pidfile(name).read_text().split()
             found[name] = (int(pid), started)
@@ -128,13 +140,15 @@ def _stop_all(quiet: bool = False, only: list[str] | None = None) -> None:
             print(f"cluster: stopped {name} (pid {recorded[0]})")
 
 
-def spawn(name: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
+def spawn(name: str, cmd: list[str], env: dict[str, str] | None = None,
+          preexec: Callable[[], None] | None = None) -> int:
     """Start `cmd` in its own session, logging to logs/NAME.log, and record it; return its PID.
 
-    Its own session so it survives the make/pytest process that started it."""
+    Its own session so it survives the make/pytest process that started it; `preexec` runs in the
+    child before exec (the real node's daemons join its cgroup there)."""
     log = open(RUN / "logs" / f"{name}.log", "ab")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=RUN)
+                            start_new_session=True, cwd=RUN, preexec_fn=preexec)
     started = _start_time(proc.pid)
     if started is None:
         raise ClusterError(f"{name} exited at once; see {RUN}/logs/{name}.log")
@@ -180,12 +194,22 @@ def _make_pki(pki: Path) -> None:
     ca = ("-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "3650")
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=lakejob-local-ca",
              "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"))
+    server, client = "extendedKeyUsage=serverAuth", "extendedKeyUsage=clientAuth"
     certs = {
         "apiserver": ("/CN=kube-apiserver",
-                      "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
-                      "extendedKeyUsage=serverAuth"),
-        "admin": ("/O=system:masters/CN=lakejob-admin", "extendedKeyUsage=clientAuth"),
+                      f"subjectAltName=IP:127.0.0.1,IP:{realnode.GATEWAY},IP:10.96.0.1,DNS:localhost,"
+                      "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+                      f"DNS:kubernetes.default.svc.{realnode.CLUSTER_DOMAIN}\n{server}"),
+        "admin": ("/O=system:masters/CN=lakejob-admin", client),
     }
+    if REAL_NODE:  # the real node's identities: every link authenticated by certificate
+        certs.update({
+            "kubelet": (f"/CN=system:node:{realnode.NODE_NAME}", f"subjectAltName=IP:{realnode.GATEWAY}\n{server}"),
+            "kubelet-client": (f"/O=system:nodes/CN=system:node:{realnode.NODE_NAME}", client),
+            "apiserver-kubelet-client": ("/O=system:masters/CN=kube-apiserver-kubelet-client", client),
+            "kube-proxy": ("/CN=system:kube-proxy", client),
+            "coredns": ("/CN=lakejob:coredns", client),
+        })
     for name, (subject, ext) in certs.items():
         key, csr, crt, extfile = (pki / f"{name}.{e}" for e in ("key", "csr", "crt", "ext"))
         extfile.write_text(ext + "\n")
@@ -200,7 +224,7 @@ def _write_kubeconfig(pki: Path) -> None:
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "lakejob-local", "cluster": {
-            "server": f"https://127.0.0.1:{PORTS['apiserver']}",
+            "server": f"https://{API_HOST}:{PORTS['apiserver']}",
             "certificate-authority": str(pki / "ca.crt")}}],
         "users": [{"name": "lakejob-admin", "user": {
             "client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}}],
@@ -218,7 +242,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def _get(path: str, timeout: float = 2.0) -> str:
-    url = f"https://127.0.0.1:{PORTS['apiserver']}{path}"
+    url = f"https://{API_HOST}:{PORTS['apiserver']}{path}"
     with urllib.request.urlopen(url, context=_ssl_context(), timeout=timeout) as r:
         return str(r.read().decode())
 
@@ -276,8 +300,12 @@ def _nodes(profile: str) -> str:
 # --------------------------------------------------------------------------- verbs
 
 
+def _components() -> list[str]:
+    return COMPONENTS + (realnode.DAEMONS if REAL_NODE else [])
+
+
 def running() -> bool:
-    return all(alive(name) is not None for name in COMPONENTS) and _ready()
+    return all(alive(name) is not None for name in _components()) and _ready()
 
 
 def up(profile: str) -> Path:
@@ -286,20 +314,27 @@ def up(profile: str) -> Path:
         return kubeconfig_path()
     if RUN.exists():
         print(f"cluster: cleaning a stale run directory {RUN}", file=sys.stderr)
-        _stop_all(quiet=True)
-        shutil.rmtree(RUN)
+        _teardown(quiet=True)
     missing = [b for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
                if not (BIN / b).exists()]
     if missing:
         raise ClusterError(f"missing binaries in {BIN}: {', '.join(missing)}; run `make tools` first")
+    if REAL_NODE:
+        try:
+            NODE.preflight()
+        except realnode.NodeError as e:
+            raise ClusterError(str(e)) from None
     busy = [f"{name} port {port}" for name, port in PORTS.items() if not _port_free(port)]
     if busy:
         raise ClusterError(f"127.0.0.1 ports in use: {', '.join(busy)}; stop what uses them "
                            f"or pick another range with LAKEJOB_PORT_BASE=<port>")
     try:
         _up(profile)
+    except realnode.NodeError as e:
+        _teardown(quiet=True)
+        raise ClusterError(str(e)) from None
     except BaseException:
-        _stop_all(quiet=True)  # never leave half-started processes behind
+        _teardown(quiet=True)  # never leave half-started processes (or a half-made node) behind
         raise
     return kubeconfig_path()
 
@@ -313,6 +348,8 @@ def _up(profile: str) -> None:
     _write_kubeconfig(pki)
     kcfg = str(kubeconfig_path())
     (RUN / "profile").write_text(profile)
+    if REAL_NODE:
+        NODE.network_up()  # before the apiserver, which listens on the bridge's address
 
     _start("etcd", ["etcd", "--name=lakejob", f"--data-dir={RUN}/etcd",
                     f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",
@@ -325,7 +362,7 @@ def _up(profile: str) -> None:
     _wait("etcd /health", _etcd_healthy, 120, "etcd")
     _start("kube-apiserver", [
         "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}", "--etcd-prefix=/registry",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={PORTS['apiserver']}",
+        f"--bind-address={API_HOST}", f"--advertise-address={API_HOST}", f"--secure-port={PORTS['apiserver']}",
         f"--cert-dir={pki}", f"--tls-cert-file={pki}/apiserver.crt", f"--tls-private-key-file={pki}/apiserver.key",
         f"--client-ca-file={pki}/ca.crt",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -333,7 +370,13 @@ def _up(profile: str) -> None:
         "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
         "--enable-priority-and-fairness=false",  # one admin client on loopback: APF only adds queueing
         "--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
-        "--endpoint-reconciler-type=none", "--v=1"])
+        # With a real node the `kubernetes` Service needs its endpoint (this apiserver); without, none.
+        f"--endpoint-reconciler-type={'lease' if REAL_NODE else 'none'}",
+        *([f"--kubelet-client-certificate={pki}/apiserver-kubelet-client.crt",
+           f"--kubelet-client-key={pki}/apiserver-kubelet-client.key",
+           f"--kubelet-certificate-authority={pki}/ca.crt",
+           "--kubelet-preferred-address-types=InternalIP"] if REAL_NODE else []),
+        "--v=1"])
     _wait("etcd and kube-apiserver /readyz", _ready, 120, "kube-apiserver")
     _start("kube-controller-manager", [
         "kube-controller-manager", f"--kubeconfig={kcfg}", f"--authentication-kubeconfig={kcfg}",
@@ -370,16 +413,42 @@ def _up(profile: str) -> None:
             return False
 
     _wait("the controller-manager to create the default ServiceAccount", default_sa, 60, "kube-controller-manager")
-    for name in COMPONENTS:
+    if REAL_NODE:
+        print(f"cluster: control plane up in {time.monotonic() - t0:.1f}s; starting the real node", file=sys.stderr)
+        NODE.start(spawn, _kubectl, _wait, pki, f"https://{API_HOST}:{PORTS['apiserver']}", _load_images)
+    for name in _components():
         _check_alive(name)
-    print(f"cluster: up in {time.monotonic() - t0:.1f}s ({profile} profile, "
-          f"apiserver https://127.0.0.1:{PORTS['apiserver']})", file=sys.stderr)
+    real = f", real node {realnode.NODE_NAME}" if REAL_NODE else ""
+    print(f"cluster: up in {time.monotonic() - t0:.1f}s ({profile} profile{real}, "
+          f"apiserver https://{API_HOST}:{PORTS['apiserver']})", file=sys.stderr)
+
+
+def _load_images(socket_path: Path) -> list[str]:
+    """Import the images images/build.py built into the node's containerd (only those that changed)."""
+    sys.path.insert(0, str(HERE.parent.parent / "images"))
+    import build as images  # noqa: PLC0415  (images/build.py, standard library only)
+
+    try:
+        loaded: list[str] = images.load(socket_path, NODE.containerd_root / "lakejob-imported")
+    except images.ImageError as e:
+        raise ClusterError(str(e)) from None
+    if loaded:
+        print(f"cluster: loaded {', '.join(loaded)} into the real node", file=sys.stderr)
+    return loaded
+
+
+def _teardown(quiet: bool = False) -> None:
+    """Stop everything recorded, remove what the real node made, then the run directory."""
+    _stop_all(quiet=quiet, only=EXTRAS)
+    if REAL_NODE or (RUN / "node").exists():
+        NODE.teardown(lambda names: _stop_all(quiet=quiet, only=names))
+    _stop_all(quiet=quiet)
+    if RUN.exists():
+        shutil.rmtree(RUN)
 
 
 def down() -> None:
-    _stop_all()
-    if RUN.exists():
-        shutil.rmtree(RUN)
+    _teardown()
     print(f"cluster: down; removed {RUN}")
 
 
@@ -391,6 +460,7 @@ def main() -> int:
     sub.add_parser("down", help="stop our processes by PID and remove the run directory")
     sub.add_parser("kubeconfig", help="print the kubeconfig path of the running cluster")
     sub.add_parser("status", help="exit 0 if the cluster runs")
+    sub.add_parser("residue", help="print, as JSON, what of the real node is still on this machine")
     sub.add_parser("stop-operator", help="stop the operator `make demo` left running (tests run their own)")
     args = parser.parse_args()
     try:
@@ -404,6 +474,8 @@ def main() -> int:
             print(kubeconfig_path())
         elif args.verb == "status":
             return 0 if running() else 1
+        elif args.verb == "residue":
+            print(json.dumps(NODE.residue(), indent=1))
         elif args.verb == "stop-operator":
             _stop_all(only=EXTRAS)
     except ClusterError as e:

@@ -122,7 +122,9 @@ def test_deleting_an_owner_garbage_collects_its_dependents(kubectl: Kubectl, nam
 
 
 def _cluster(run_dir: Path, port_base: int, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LAKEJOB_RUN_DIR": str(run_dir), "LAKEJOB_PORT_BASE": str(port_base)}
+    # KWOK-only: one machine holds one real node (the session's cluster has it).
+    env = {**os.environ, "LAKEJOB_RUN_DIR": str(run_dir), "LAKEJOB_PORT_BASE": str(port_base),
+           "LAKEJOB_REAL_NODE": "0"}
     return subprocess.run([sys.executable, str(ROOT / "hack/cluster/cluster.py"), *args], env=env,
                           capture_output=True, text=True, timeout=300)
 

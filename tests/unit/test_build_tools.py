@@ -20,7 +20,7 @@ def test_no_go_toolchain(tmp_path: Path) -> None:
     r = run(tmp_path, "/usr/bin:/bin")
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
-        "build-tools: no Go toolchain on PATH: install Go 1.24 or newer and put its bin directory on PATH, then retry"]
+        "build-tools: no Go toolchain on PATH: install Go 1.26 or newer and put its bin directory on PATH, then retry"]
     assert not list((tmp_path / "cache" / "bin").iterdir())
 
 
