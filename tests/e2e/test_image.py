@@ -3,6 +3,7 @@ and checked for what the chart relies on; its steps run here without a Docker en
 builds, installs into a clean venv, and `lakejob run --help` works from it with only /tmp written."""
 from __future__ import annotations
 
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,12 @@ pytestmark = pytest.mark.e2e
 
 def test_dockerfile_follows_the_rules_the_chart_relies_on() -> None:
     commands = dockerfile.parse_file(str(ROOT / "Dockerfile"))
-    froms = [c.value[0] for c in commands if c.cmd.upper() == "FROM"]
-    assert froms and all(f.startswith("python:") and f.endswith("-slim") for f in froms)
+    # The base is an ARG before the first FROM (images/build.py overrides it with its local Debian
+    # Python); what everyone else builds on is its default, which must stay a python:*-slim.
+    first = min(i for i, c in enumerate(commands) if c.cmd.upper() == "FROM")
+    defaults = dict(v.split("=", 1) for c in commands[:first] if c.cmd.upper() == "ARG" for v in c.value if "=" in v)
+    froms = [string.Template(c.value[0]).substitute(defaults) for c in commands if c.cmd.upper() == "FROM"]
+    assert froms and all(f.startswith("python:") and f.endswith("-slim") for f in froms), froms
     final = commands[max(i for i, c in enumerate(commands) if c.cmd.upper() == "FROM"):]
     user = [c.value[0] for c in final if c.cmd.upper() == "USER"]
     assert user and user[-1].split(":")[0].isdigit() and int(user[-1].split(":")[0]) >= 10000, user
