@@ -84,6 +84,11 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     settings.batching.worker_limit = None  # one worker per object, as many as there are objects
+    # Exact namespace names only (the chart's watchNamespaces): nothing to discover, and the
+    # namespaced RBAC grants no cluster-wide namespace list (kopf would retry it for ~90 s before
+    # serving). CRDs are then the ones present at start: the chart installs them first.
+    if STATE.namespaces and not any(c in ns for ns in STATE.namespaces for c in "*?!,"):
+        settings.scanning.disabled = True
     kube = await Kube.connect()
     STATE.kube = kube
     if STATE.peering:

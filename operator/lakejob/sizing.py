@@ -135,6 +135,32 @@ def k8s_cpu(cores: int) -> str:
     return str(cores)
 
 
+# A CPU quantity as Spark's spark.kubernetes.{driver,executor}.request.cores take it (RE2 and Python
+# alike): whole or decimal cores, or millicores; ZERO_CPU is the same shape with no non-zero digit.
+CPU_QUANTITY = r"^([0-9]+m|[0-9]+(\.[0-9]+)?|\.[0-9]+)$"
+ZERO_CPU = r"^[0.]+m?$"
+
+
+def request_cores_key(side: str) -> str:
+    return f"spark.kubernetes.{side}.request.cores"
+
+
+def is_cpu_quantity(value: str) -> bool:
+    return re.match(CPU_QUANTITY, value) is not None and re.match(ZERO_CPU, value) is None
+
+
+def request_cpu(conf: Mapping[str, str], side: str, cores: int) -> str:
+    """The pod's CPU request: conf's request.cores when set (Spark's own key, so a job can ask for
+    250m while Spark still plans with whole cores), else the whole cores."""
+    value = conf.get(request_cores_key(side))
+    if value is None:
+        return k8s_cpu(cores)
+    if not is_cpu_quantity(value):
+        raise ValueError(f"conf[{request_cores_key(side)}]: {value} is not a Kubernetes CPU quantity greater than 0 "
+                         f"(for example 250m or 0.5)")
+    return value
+
+
 # ---------------------------------------------------------------------------
 # Spark memory overhead
 # ---------------------------------------------------------------------------

@@ -665,3 +665,46 @@ def test_shared_driver_rbac_is_namespace_wide_and_unowned() -> None:
                and "ownerReferences" not in o["metadata"] for o in (sa, role, binding))
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": r.SHARED_DRIVER_ACCOUNT, "namespace": "team-a"}]
     assert role["rules"] == r.DRIVER_RULES
+
+
+# ----------------------------------------------------------------------------- CPU requests below a core
+
+
+def test_request_cores_from_conf_set_the_pods_cpu_request_not_sparks_cores() -> None:
+    spec = spec_of(driverCores=1, executorCores=1, conf={"spark.kubernetes.driver.request.cores": "250m",
+                                                         "spark.kubernetes.executor.request.cores": "0.1"})
+    assert container(driver(spec))["resources"]["requests"]["cpu"] == "250m"
+    p = props(spec)
+    assert p["spark.kubernetes.executor.request.cores"] == "0.1"  # Spark's own key: the executors' request
+    assert p["spark.driver.cores"] == "1" and p["spark.executor.cores"] == "1"  # Spark still plans whole cores
+
+
+def test_without_request_cores_the_request_is_the_whole_cores() -> None:
+    spec = spec_of(driverCores=2, executorCores=3)
+    assert container(driver(spec))["resources"]["requests"]["cpu"] == "2"
+    assert props(spec)["spark.kubernetes.executor.request.cores"] == "3"
+
+
+@pytest.mark.parametrize("side", ["driver", "executor"])
+@pytest.mark.parametrize("value", ["0", "0m", "0.0", "-1", "1 core", "", "100Mi", "1e3"])
+def test_bad_request_cores_are_refused_naming_the_key_and_value(side: str, value: str) -> None:
+    key = f"spark.kubernetes.{side}.request.cores"
+    with pytest.raises(ValueError, match=re.escape(f"conf[{key}]: {value} is not a Kubernetes CPU quantity")):
+        spec_of(conf={key: value})
+
+
+@pytest.mark.parametrize("value", ["100m", "0.25", "1", "2.5", ".5"])
+def test_good_request_cores_are_accepted(value: str) -> None:
+    assert sizing.is_cpu_quantity(value)
+    spec_of(conf={"spark.kubernetes.driver.request.cores": value})
+
+
+def test_a_jvm_batch_puts_its_primary_jar_in_spark_jars_for_the_executors() -> None:
+    spec = spec_of(jars=["local:///opt/lib/dep.jar"], conf={"spark.jars": "local:///opt/lib/conf.jar"})
+    cm = r.configmap(spec, OWNER, resolve_sizing(spec), 1, SETTINGS, r.batch_conf(spec))
+    text = cm["data"]["spark.properties"]
+    assert ("spark.jars=local\\:///opt/lib/conf.jar,local\\:///opt/lib/dep.jar,"
+            "local\\:///opt/spark/examples/jars/spark-examples.jar") in text or \
+        "spark.jars=local:///opt/lib/conf.jar,local:///opt/lib/dep.jar,local:///opt/spark/examples/jars/spark-examples.jar" \
+        in text
+    assert r.batch_conf(py_spec()) == {}  # PySpark's file goes through PythonRunner, not spark.jars

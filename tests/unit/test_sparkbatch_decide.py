@@ -12,6 +12,8 @@ import pytest
 
 from lakejob.controllers.sparkbatch import observe_pods, parse_spec, summarize_pod
 from lakejob.controllers.sparkbatch_decide import (
+    driver_output,
+    headline,
     LOG_LINES,
     Action,
     Decision,
@@ -648,3 +650,51 @@ def test_observe_counts_only_this_attempts_executors() -> None:
     o = observe_pods(pods, "pi-driver-2", app2, T0, None)
     assert o.driver is not None and o.driver.name == "pi-driver-2" and o.driver.phase == "Running"
     assert o.executors == ExecutorCounts(pending=1, running=2, succeeded=0, failed=0)
+
+
+SPARK_PI_LOG = [
+    "25/11/29 18:45:04 INFO SparkContext: Running Spark version 4.0.1",
+    '{"ts":"2026-11-29T18:45:05.001Z","level":"INFO","msg":"Registered executor","logger":"Foo"}',
+    "25/11/29 18:45:09 WARN TaskSetManager: Stage 0 contains a task of very large size",
+    "Pi is roughly 3.14159",
+    "25/11/29 18:45:10 INFO SparkContext: Successfully stopped SparkContext",
+    "25/11/29 18:45:10 DEBUG ShutdownHookManager: Deleting directory /var/data/spark-local",
+    "",
+    *[f"25/11/29 18:45:11 INFO ShutdownHookManager: line {i}" for i in range(300)],
+]
+
+
+def test_driver_output_keeps_what_the_program_printed_and_warnings_not_sparks_info() -> None:
+    assert driver_output(SPARK_PI_LOG) == [
+        "25/11/29 18:45:09 WARN TaskSetManager: Stage 0 contains a task of very large size", "Pi is roughly 3.14159"]
+
+
+def test_a_succeeded_driver_leaves_its_output_in_status_log() -> None:
+    spec = spec_of()
+    d = step(spec, running(spec), obs(T0 + 30 * SECOND, drv("Succeeded", exit_code=0), log_tail=SPARK_PI_LOG))
+    assert d.status.state == "success"
+    assert d.status.log is not None and d.status.log[-1] == "Pi is roughly 3.14159"
+
+
+PY_FAILURE = """25/11/29 18:45:04 INFO SparkContext: Running Spark version 4.0.1
+Traceback (most recent call last):
+  File "/opt/app/fail.py", line 6, in <module>
+    raise ValueError("boom 42")
+ValueError: boom 42
+25/11/29 18:45:10 INFO ShutdownHookManager: Shutdown hook called"""
+JVM_FAILURE = """Exception in thread "main" java.lang.IllegalStateException: boom 42
+\tat Main.main(Main.java:3)
+25/11/29 18:45:10 INFO ShutdownHookManager: Shutdown hook called"""
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    (PY_FAILURE, "ValueError: boom 42"),
+    (JVM_FAILURE, 'Exception in thread "main" java.lang.IllegalStateException: boom 42'),
+    ("plain reason", "plain reason"),
+])
+def test_a_failed_drivers_event_names_the_exception(message: str, expected: str) -> None:
+    assert headline(message) == expected
+    spec = spec_of()
+    d = step(spec, running(spec), obs(T0 + 30 * SECOND, drv("Failed", exit_code=1, term_reason="Error",
+                                                               term_message=message)))
+    assert d.status.message == f"driver pod pi-driver-1 failed with exit code 1: {expected}"

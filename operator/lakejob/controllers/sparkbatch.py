@@ -20,7 +20,7 @@ from typing import Any
 from lakejob import kube as kubemod
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
-from lakejob.controllers.sparkbatch_decide import DriverObs, Meta, Observed, decide, resolve_sizing
+from lakejob.controllers.sparkbatch_decide import LOG_READ_LINES, DriverObs, Meta, Observed, decide, resolve_sizing
 from lakejob.models.spark import ExecutorCounts, SparkAppSpec
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
 from lakejob.render import spark as render
@@ -190,9 +190,10 @@ class SparkBatchReconciler(SparkReconciler):
         now = self.now_ms()
         log_tail = None
         driver = next((p for p in pods if p["name"] == status.driverPod and p["role"] == "driver"), None)
-        if (driver is not None and driver["phase"] == "Failed" and status.state not in TERMINAL_STATES
+        # Read once, when the driver has just finished: what it printed goes into status.log.
+        if (driver is not None and driver["phase"] in ("Failed", "Succeeded") and status.state not in TERMINAL_STATES
                 and self.settings.driver_logs):
-            log_tail = await self.kube.pod_log_tail(meta["namespace"], driver["name"], 10,
+            log_tail = await self.kube.pod_log_tail(meta["namespace"], driver["name"], LOG_READ_LINES,
                                                     self.settings.driver_log_timeout_s)
         observed = observe_pods(pods, status.driverPod, status.appId, now, log_tail)
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
@@ -205,7 +206,7 @@ class SparkBatchReconciler(SparkReconciler):
 
     def render_children(self, spec: SparkBatchSpec, owner: Owner,
                         attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        return (render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings),
+        return (render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings, render.batch_conf(spec)),
                 render.driver_service(spec, owner))
 
 

@@ -14,6 +14,7 @@ created, so a restarted operator continues the same attempt instead of starting 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,26 @@ from lakejob.render.spark import Names, app_id, queue_of
 from lakejob.settings import Settings
 
 LOG_LINES = 10
+# Lines read back from a finished driver: enough to find the program's own output under the lines
+# Spark logs while it shuts down.
+LOG_READ_LINES = 400
+# Spark's own INFO/DEBUG/TRACE log lines: log4j's default pattern (`25/11/29 18:45:04 INFO Foo: …`)
+# and Spark 4's structured JSON form (`{"ts":…,"level":"INFO",…}`).
+_SPARK_CHATTER = re.compile(r'^(\d\d/\d\d/\d\d \d\d:\d\d:\d\d (INFO|DEBUG|TRACE) |\{"ts":.*"level":"(INFO|DEBUG|TRACE)")')
+
+
+def driver_output(lines: list[str]) -> list[str]:
+    """The last LOG_LINES lines of a driver's log that are not Spark's own INFO chatter: what the
+    program printed, warnings, errors and stack traces (`kubectl logs` has the rest)."""
+    return [line for line in lines if line.strip() and not _SPARK_CHATTER.match(line)][-LOG_LINES:]
+
+
+def headline(message: str) -> str:
+    """One line for an Event from a driver's termination message (with FallbackToLogsOnError, its
+    log's last 2 KiB): the last line of its output that is not a stack frame, i.e. the exception
+    (`ValueError: boom`, `Exception in thread "main" java.lang.…: boom`), or the message itself."""
+    lines = [line for line in driver_output(message.splitlines()) if not line[:1].isspace()]
+    return lines[-1].strip() if lines else message.strip()
 
 
 @dataclass(frozen=True)
@@ -195,10 +216,12 @@ def _running(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
         _failed(step, spec, settings, "DriverPodMissing", f"driver pod {s.driverPod} disappeared", None)
         return
     if drv.phase == "Succeeded":
+        if step.obs.log_tail:
+            s.log = driver_output(step.obs.log_tail)
         step.transition("success", "Completed", f"driver pod {drv.name} succeeded")
         _finish(step)
     elif drv.phase == "Failed":
-        why = drv.term_message or drv.term_reason or "the driver failed"
+        why = headline(drv.term_message or "") or drv.term_reason or "the driver failed"
         _failed(step, spec, settings, drv.term_reason or "DriverFailed",
                 f"driver pod {drv.name} failed with exit code {_code(drv)}: {why}", drv)
 
@@ -207,10 +230,10 @@ def _failed(step: _Step, spec: SparkBatchSpec, settings: Settings, reason: str, 
             drv: DriverObs | None) -> None:
     s, obs = step.s, step.obs
     assert s.attempt is not None
-    lines = list(obs.log_tail or [])
+    lines = driver_output(obs.log_tail or [])
     if drv is not None:
         lines.append(f"exit code {_code(drv)}, reason {drv.term_reason or 'unknown'}"
-                     + (f": {drv.term_message}" if drv.term_message else ""))
+                     + (f": {headline(drv.term_message)}" if drv.term_message else ""))
     else:
         lines.append(message)
     s.log = lines[-LOG_LINES:]

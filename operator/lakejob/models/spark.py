@@ -39,6 +39,32 @@ def cel_regex(pattern: str) -> str:
     return pattern.replace("\\", "\\\\")
 
 
+def _request_cores_rule() -> Rule:
+    """conf's spark.kubernetes.{driver,executor}.request.cores, when given, are positive Kubernetes
+    CPU quantities (the only way to ask for less than a core: driverCores/executorCores are whole)."""
+    keys = [sizing.request_cores_key(side) for side in ("driver", "executor")]
+
+    def bad(k: str) -> str:  # CEL: the key is set and is not a positive quantity
+        return (f"(has(self.conf) && '{k}' in self.conf && (!self.conf['{k}'].matches('{cel_regex(sizing.CPU_QUANTITY)}') "
+                f"|| self.conf['{k}'].matches('{cel_regex(sizing.ZERO_CPU)}')))")
+
+    rule = ("conf[<key>]: <value> is not a Kubernetes CPU quantity greater than 0 (for example 250m or 0.5)")
+
+    def explain(s: SparkAppSpec) -> str:
+        k = next(k for k in keys if s.conf and k in s.conf and not sizing.is_cpu_quantity(s.conf[k]))
+        return rule.replace("<key>", k).replace("<value>", s.conf[k] if s.conf else "")
+
+    return Rule(
+        f"!{bad(keys[0])} && !{bad(keys[1])}",
+        f"conf[{keys[0]}] and conf[{keys[1]}] must be Kubernetes CPU quantities greater than 0 (for example 250m or 0.5)",
+        lambda s: not any(s.conf and k in s.conf and not sizing.is_cpu_quantity(s.conf[k]) for k in keys),
+        field="conf",
+        message_expression="'conf[' + ({bad0} ? '{k0}' : '{k1}') + ']: ' + self.conf[{bad0} ? '{k0}' : '{k1}'] + "
+                           "'{tail}'".format(bad0=bad(keys[0]), k0=keys[0], k1=keys[1],
+                                             tail=rule.split("<value>", 1)[1]),
+        explain=explain)
+
+
 class SparkAppSpec(Model):
     """The fields DLI's batch and session requests (and Livy's) share, with their rules."""
 
@@ -55,6 +81,7 @@ class SparkAppSpec(Model):
              "list the packages in jars, pyFiles and files",
              lambda s: not (s.resources is not None or s.groups is not None) or not spark_at_least_3_3(s.spark_version),
              field="resources"),
+        _request_cores_rule(),
     )
 
     jars: StrList | None = Field(None, description="JARs put on the driver and executor classpath (spark.jars).")

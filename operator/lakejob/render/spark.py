@@ -42,8 +42,9 @@ OWNED_CONF_KEYS = frozenset({
     "spark.kubernetes.executor.podTemplateContainerName", "spark.kubernetes.executor.podNamePrefix",
     "spark.driver.cores", "spark.driver.memory", "spark.driver.memoryOverhead", "spark.executor.instances",
     "spark.executor.cores", "spark.executor.memory", "spark.executor.memoryOverhead",
-    "spark.kubernetes.executor.request.cores",
 })
+# Not owned: spark.kubernetes.{driver,executor}.request.cores (a CPU request below the whole cores
+# Spark plans with; validated at admission, docs/sparkbatch.md).
 
 
 class Names(common.ChildNames):
@@ -104,6 +105,7 @@ def properties(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, at
         "spark.kubernetes.executor.enablePollingWithResourceVersion": "true",
         "spark.ui.port": str(UI_PORT),
         "spark.local.dir": LOCAL_DIR,
+        "spark.kubernetes.executor.request.cores": str(sizing_.executor_cores),
     }
     for key, values in (("spark.jars", spec.jars), ("spark.files", spec.files),
                         ("spark.submit.pyFiles", spec.pyFiles), ("spark.archives", spec.archives)):
@@ -137,9 +139,20 @@ def properties(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, at
         "spark.executor.cores": str(sizing_.executor_cores),
         "spark.executor.memory": sizing.spark_memory(sizing_.executor_memory_mib),
         "spark.executor.memoryOverhead": sizing.spark_memory(sizing_.executor_overhead_mib),
-        "spark.kubernetes.executor.request.cores": str(sizing_.executor_cores),
     }
     return dict(sorted({**ours, **(spec.conf or {}), **owned, **(owned_extra or {})}.items()))
+
+
+def batch_conf(spec: SparkBatchSpec) -> dict[str, str]:
+    """The keys Spark's own submission adds for a SparkBatch, which the operator stands in for: a
+    JVM application's primary jar joins spark.jars, so that the executors load its classes (the
+    driver's spark-submit, told by spark.kubernetes.submitInDriver that the submission already
+    happened, leaves spark.jars as it finds it)."""
+    if spec.is_python:
+        return {}
+    jars = [j.strip() for j in (spec.conf or {}).get("spark.jars", "").split(",") if j.strip()]
+    jars += [*(spec.jars or []), spec.file]
+    return {"spark.jars": ",".join(dict.fromkeys(jars))}
 
 
 def _escape(text: str, key: bool) -> str:
@@ -210,7 +223,8 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
                   {"name": "spark-ui", "containerPort": UI_PORT, "protocol": "TCP"},
                   *({"name": n, "containerPort": p, "protocol": "TCP"} for n, p in ports)],
         # Spark itself sets the memory limit equal to the request: the JVM heap plus overhead.
-        "resources": {"requests": {"cpu": sizing.k8s_cpu(sizing_.driver_cores), "memory": memory},
+        "resources": {"requests": {"cpu": sizing.request_cpu(spec.conf or {}, "driver", sizing_.driver_cores),
+                                   "memory": memory},
                       "limits": {"memory": memory}},
         "volumeMounts": [{"name": "spark-conf", "mountPath": CONF_DIR},
                          {"name": "spark-local-dir", "mountPath": LOCAL_DIR}],
