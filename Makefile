@@ -1,6 +1,7 @@
 # lakejob developer entry points. The first two are all a new machine needs:
-#   make demo   local control plane + CRDs + operator + examples, watched until they settle
-#   make test   unit tests, then e2e tests on the local control plane (builds it once)
+#   make demo   local cluster with a real node + CRDs + operator + examples, watched until they settle
+#   make test   unit tests, then e2e tests on the local cluster (builds binaries and images once)
+#   make images build the container images (Spark, operator, node's pause) into the cache
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ CLUSTER := $(PY) hack/cluster/cluster.py
 export LAKEJOB_CACHE ?= $(HOME)/.cache/lakejob
 
 
-.PHONY: help venv tools cluster cluster-down kubeconfig crds deploy argocd typecheck unit e2e test demo bench clean
+.PHONY: help venv tools images cluster cluster-down kubeconfig crds deploy argocd typecheck unit e2e test demo bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -28,7 +29,11 @@ venv: $(BIN)/lakejob
 tools:
 	@bash hack/build-tools.sh
 
-cluster: tools
+# The images the real node runs, built without a registry, cached by the hash of their inputs.
+images:
+	@$(PY) images/build.py build
+
+cluster: tools images
 	@$(CLUSTER) up
 
 cluster-down:
@@ -54,11 +59,11 @@ typecheck: venv
 unit: venv
 	@$(BIN)/pytest -q tests/unit
 
-e2e: venv tools
+e2e: venv tools images
 	@$(BIN)/pytest -q tests/e2e
 
 # Unit tests, the type check, then the e2e suite on the real local control plane.
-test: venv tools
+test: venv tools images
 	@$(BIN)/mypy
 	@$(BIN)/pytest tests/unit tests/e2e
 
@@ -69,6 +74,7 @@ bench: venv cluster
 	@$(BIN)/python bench/burst.py
 	@$(BIN)/python bench/dag.py
 	@$(BIN)/python bench/sparksession_poll.py
+	@$(BIN)/python bench/real_sparkpi.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

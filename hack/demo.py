@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""`make demo`: CRDs installed, the operator running, examples/ applied, their states shown live.
+"""`make demo`: CRDs installed, the operator running, examples applied, their states shown live.
 
-Runs after `make cluster` (the Makefile orders it). The operator is left running in the
-background with its PID in the cluster's run directory, so `make cluster-down` stops it too;
-the cluster is left up and the last line says how to point kubectl at it.
-
-KWOK's pods run no code, so the demo stands in for the one thing they cannot answer: a Spark
-driver's REST API, which SparkSession reads idle/busy from. A static server in the run directory
-answers "no running job" (the payload recorded from a real Spark Connect server, tests/e2e/data).
-Flink JobManagers are read from their pods' phases instead of their REST API, as documented.
+Runs after `make cluster` (the Makefile orders it). Two halves:
+- real: the chart installed with Helm from the locally built operator image (namespace
+  lakejob-system), running on the cluster's real node and watching namespace lakejob-demo, where
+  examples/real/ run for real (SparkPi, a PySpark job, a failing job retried once); the demo ends
+  with what they printed (status.log).
+- simulated: examples/*.yaml in namespace default, on KWOK's nodes, whose pods run no code,
+  handled by an operator process on this host. KWOK cannot answer a Spark driver's REST API, which
+  SparkSession reads idle/busy from, so a static server in the run directory answers "no running
+  job" (the payload recorded from a real Spark Connect server, tests/e2e/data). Flink JobManagers
+  are read from their pods' phases instead of their REST API, as documented.
+Everything is left running (`make cluster-down` stops it all); the last lines say how to look further.
 """
 from __future__ import annotations
 
@@ -26,12 +29,19 @@ import cluster  # noqa: E402  (hack/cluster/cluster.py)
 KUBECTL = str(cluster.BIN / "kubectl")
 sys.path.insert(0, str(ROOT / "hack"))
 import render_argocd  # noqa: E402  (the state → health table of every kind)
+import incluster  # noqa: E402  (hack/incluster.py: the chart from the local images, on the real node)
 
 REST_PORT = cluster.PORT_BASE + 9
+REAL_NS, SYSTEM_NS, RELEASE = "lakejob-demo", "lakejob-system", "lakejob"
+T0 = time.monotonic()
 
 
-def kubectl(*args: str) -> str:
-    return subprocess.run([KUBECTL, *args], check=True, capture_output=True, text=True,
+def step(text: str) -> None:
+    print(f"demo [{time.monotonic() - T0:5.0f}s] {text}", flush=True)
+
+
+def kubectl(*args: str, stdin: str | None = None) -> str:
+    return subprocess.run([KUBECTL, *args], check=True, capture_output=True, text=True, input=stdin,
                           env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())}).stdout
 
 
@@ -52,12 +62,24 @@ def start_operator() -> None:
     (rest / "jobs.json").write_text(json.dumps(recorded["jobs_idle"]))
     _background("spark-rest", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(rest),
                                str(REST_PORT)], {})
-    _background("operator", [str(Path(sys.executable).parent / "lakejob"), "run", "--all-namespaces"], {
+    _background("operator", [str(Path(sys.executable).parent / "lakejob"), "run", "--namespace", "default"], {
         "KUBECONFIG": str(cluster.kubeconfig_path()),
         "LAKEJOB_DRIVER_LOGS": "false",  # fake KWOK pods have no kubelet to read logs from
         "LAKEJOB_SPARK_REST_URL_TEMPLATE": f"http://127.0.0.1:{REST_PORT}/jobs.json",
         "LAKEJOB_FLINK_REST_URL_TEMPLATE": f"http://127.0.0.1:{REST_PORT}/no-flink-here",
     })
+
+
+def install_real_operator() -> None:
+    """The chart, from the local operator image, on the real node, watching REAL_NS."""
+    # The DagJob example names the chart's PriorityClasses: this release makes them unless present.
+    have_classes = subprocess.run([KUBECTL, "get", "priorityclass", "lakejob-priority-low"], capture_output=True,
+                                  env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())}).returncode == 0
+    values = incluster.values([REAL_NS], priority_classes=not have_classes, retries={"backoffSeconds": 3})
+    kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": REAL_NS}}))
+    step(f"helm upgrade --install {RELEASE} charts/lakejob -n {SYSTEM_NS} "
+         f"(image {values['image']['repository']}:{values['image']['tag']}), waiting for the operator to be ready")
+    incluster.install(str(cluster.kubeconfig_path()), RELEASE, SYSTEM_NS, values)
 
 
 def health(item: dict[str, object]) -> str:
@@ -70,33 +92,54 @@ def main() -> int:
     if not cluster.running():
         print("demo: no local cluster runs; `make demo` starts one (or run `make cluster`)", file=sys.stderr)
         return 1
+    real = cluster.REAL_NODE
     kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
-                "-l", "app.kubernetes.io/part-of=lakejob")
-    print("demo: CRDs installed:", ", ".join(kubectl("get", "crd", "-o", "name").split()))
+            "-l", "app.kubernetes.io/part-of=lakejob")
+    step("CRDs installed: " + ", ".join(kubectl("get", "crd", "-o", "name").split()))
+    if real:
+        install_real_operator()
+        step(f"operator running in-cluster; applying examples/real/ to namespace {REAL_NS} (real pods)")
+        print(kubectl("apply", "-n", REAL_NS, "-f", str(ROOT / "examples" / "real")), end="")
+    else:
+        step("LAKEJOB_REAL_NODE=0: no real node, only the simulated examples run")
     start_operator()
+    step("applying examples/ to namespace default (SIMULATED: KWOK pods run no code)")
     print(kubectl("apply", "-n", "default", "-f", str(ROOT / "examples")), end="")
-    deadline = time.monotonic() + 180
+    namespaces = ([REAL_NS] if real else []) + ["default"]
+    deadline = time.monotonic() + 600
     calm = 0  # settled means: nothing Progressing (Argo CD's view) three looks in a row
     while True:
-        items = json.loads(kubectl("get", "lakejob", "-n", "default", "-o", "json"))["items"]
+        items = [i for ns in namespaces for i in json.loads(kubectl("get", "lakejob", "-n", ns, "-o", "json"))["items"]]
         print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
-        print(time.strftime("%H:%M:%S"), "kubectl get lakejob -n default")
-        print(kubectl("get", "lakejob", "-n", "default"), end="")
-        print(kubectl("get", "pods,jobs", "-n", "default", "-l", "app.kubernetes.io/managed-by=lakejob"), end="")
+        for ns in namespaces:
+            what = "REAL, on node lakejob-real" if ns == REAL_NS else "SIMULATED, on KWOK nodes"
+            print(f"{time.strftime('%H:%M:%S')} ({time.monotonic() - T0:.0f}s) kubectl get lakejob -n {ns}   # {what}")
+            print(kubectl("get", "lakejob", "-n", ns), end="")
+            print(kubectl("get", "pods", "-n", ns, "-o", "wide"), end="" if ns == REAL_NS else "\n")
         calm = calm + 1 if items and all(health(i) != "Progressing" for i in items) else 0
         if calm >= 3:
+            step("every example settled")
             break
         if time.monotonic() > deadline:
-            print("demo: not every example settled within 180s; see `kubectl describe lakejob -n default`")
+            step("not every example settled within 600s; see `kubectl describe lakejob -A`")
             break
-        time.sleep(2)
-    print("\ndemo: the examples settled; events:")
-    events = kubectl("get", "events", "-n", "default", "--sort-by=.lastTimestamp")
-    print("\n".join(line for line in events.splitlines() if "lakejob" in line or "LAST SEEN" in line
-                     or any(k in line for k in ("sparkbatch/", "sparksession/", "flinkjarjob/", "dagjob/")))[-6000:])
-    print(f"\nThe cluster and the operator keep running (`make cluster-down` stops both). Try:\n"
-          f"  export KUBECONFIG={cluster.kubeconfig_path()}\n  kubectl get lakejob -o wide")
+        time.sleep(3)
+    if real:
+        print(f"\nWhat the real jobs printed (status.log of each SparkBatch in {REAL_NS}):")
+        for item in json.loads(kubectl("get", "sparkbatch", "-n", REAL_NS, "-o", "json"))["items"]:
+            st = item.get("status") or {}
+            print(f"  {item['metadata']['name']} ({st.get('state')}, attempt {st.get('attempt')}):")
+            for line in (st.get("log") or [])[-4:]:
+                print(f"      {line}")
+    events = kubectl("get", "events", "-n", namespaces[0], "--sort-by=.lastTimestamp")
+    print("\nRecent events:\n" + "\n".join(events.splitlines()[-12:]))
+    print(f"\nThe cluster and both operators keep running (`make cluster-down` stops all). Look further:\n"
+          f"  export KUBECONFIG={cluster.kubeconfig_path()}\n"
+          f"  kubectl get sb -n {REAL_NS}                    # the real jobs\n"
+          f"  kubectl logs -n {REAL_NS} spark-pi-driver-1     # a real driver's whole log\n"
+          f"  kubectl logs -n {SYSTEM_NS} deploy/lakejob      # the operator\n"
+          f"  kubectl get lakejob -o wide                     # the simulated examples")
     return 0
 
 

@@ -75,3 +75,22 @@ def operator(kubeconfig: str, crds_installed: None, tmp_path_factory: pytest.Tem
     op.start()
     yield op
     op.stop()
+
+
+@pytest.fixture(scope="session")
+def real_namespace(kubectl: Kubectl, crds_installed: None) -> Iterator[str]:
+    """The one namespace the in-cluster operator watches; the real-tier tests make their CRs here."""
+    ns = kubectl.fresh_namespace("real")
+    yield ns
+    kubectl.ok("delete", "namespace", ns, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def incluster_operator(kubectl: Kubectl, real_namespace: str) -> Iterator[tuple[str, str]]:
+    """The operator as users run it: `helm install` of the chart with the locally built image, on the
+    real node, with only the chart's RBAC, watching `real_namespace`. Yields (release, namespace)."""
+    from tests.e2e.real import install_chart, uninstall_chart
+
+    release, ns = install_chart(kubectl, real_namespace)
+    yield release, ns
+    uninstall_chart(kubectl, release, ns)

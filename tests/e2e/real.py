@@ -1,0 +1,58 @@
+"""What the real-tier e2e tests share: whether the cluster has its real node, the local images'
+references (images/build.py), and how a manifest asks for the real node (its label and taint)."""
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "hack"))
+import incluster  # noqa: E402  (hack/incluster.py: the chart from the local images, on the real node)
+
+REAL_NODE = os.environ.get("LAKEJOB_REAL_NODE", "1") != "0"
+TOLERATION = incluster.TOLERATION
+SELECTOR = incluster.SELECTOR
+
+
+@functools.cache
+def images() -> dict[str, str]:
+    """name → reference of every image images/build.py builds (e.g. "spark" → lakejob.local/spark:4.0.1)."""
+    return incluster.images.names()
+
+
+def on_real_node(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A pod manifest that tolerates the real node's taint and selects it (a copy)."""
+    out = copy.deepcopy(manifest)
+    spec = out["spec"]
+    spec["nodeSelector"] = {**spec.get("nodeSelector", {}), **SELECTOR}
+    spec["tolerations"] = [*spec.get("tolerations", []), TOLERATION]
+    return out
+
+
+def spark_version() -> str:
+    return images()["spark"].rsplit(":", 1)[1]
+
+
+def install_chart(kubectl: Any, watch: str) -> tuple[str, str]:
+    """The chart from the local images on the real node, watching `watch`; (release, namespace)."""
+    ns = kubectl.fresh_namespace("lakejob-sys")
+    release = f"lj{uuid.uuid4().hex[:5]}"
+    values = incluster.values([watch], retries={"backoffSeconds": 2, "backoffMaxSeconds": 10,
+                                                "defaultMaxRetryTimes": 20})
+    try:
+        incluster.install(kubectl.kubeconfig, release, ns, values, timeout_s=180)
+    except incluster.InstallError as e:
+        pods = kubectl.result("get", "pods", "-n", ns, "-o", "wide").stdout
+        raise AssertionError(f"{e}\n{pods}\n{kubectl.events(ns)}") from None
+    return release, ns
+
+
+def uninstall_chart(kubectl: Any, release: str, namespace: str) -> None:
+    # Tolerant: the teardown test may have replaced the cluster under this release.
+    incluster.uninstall(kubectl.kubeconfig, release, namespace)
+    kubectl.ok("delete", "namespace", namespace, "--wait=false")
