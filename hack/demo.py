@@ -3,7 +3,7 @@
 
 Runs after `make cluster` (the Makefile orders it). Two halves:
 - real: the chart installed with Helm from the locally built operator image (namespace
-  lakejob-system), running on the cluster's real node and watching namespace lakejob-demo, where
+  lakejob-demo-operator), running on the cluster's real node and watching namespace lakejob-demo, where
   examples/real/ run for real (SparkPi, a PySpark job, a failing job retried once); the demo ends
   with what they printed (status.log).
 - simulated: examples/*.yaml in namespace default, on KWOK's nodes, whose pods run no code,
@@ -32,7 +32,8 @@ import render_argocd  # noqa: E402  (the state → health table of every kind)
 import incluster  # noqa: E402  (hack/incluster.py: the chart from the local images, on the real node)
 
 REST_PORT = cluster.PORT_BASE + 9
-REAL_NS, SYSTEM_NS, RELEASE = "lakejob-demo", "lakejob-system", "lakejob"
+# Its own operator namespace: lakejob-system may hold another install (the kustomize base, a test's).
+REAL_NS, SYSTEM_NS, RELEASE = "lakejob-demo", "lakejob-demo-operator", "lakejob-demo"
 T0 = time.monotonic()
 
 
@@ -98,7 +99,11 @@ def main() -> int:
             "-l", "app.kubernetes.io/part-of=lakejob")
     step("CRDs installed: " + ", ".join(kubectl("get", "crd", "-o", "name").split()))
     if real:
-        install_real_operator()
+        try:
+            install_real_operator()
+        except incluster.InstallError as e:
+            print(f"demo: {e}", file=sys.stderr)
+            return 1
         step(f"operator running in-cluster; applying examples/real/ to namespace {REAL_NS} (real pods)")
         print(kubectl("apply", "-n", REAL_NS, "-f", str(ROOT / "examples" / "real")), end="")
     else:
@@ -117,7 +122,9 @@ def main() -> int:
             print(f"{time.strftime('%H:%M:%S')} ({time.monotonic() - T0:.0f}s) kubectl get lakejob -n {ns}   # {what}")
             print(kubectl("get", "lakejob", "-n", ns), end="")
             print(kubectl("get", "pods", "-n", ns, "-o", "wide"), end="" if ns == REAL_NS else "\n")
-        calm = calm + 1 if items and all(health(i) != "Progressing" for i in items) else 0
+        real_done = all(((i.get("status") or {}).get("state") in ("success", "dead", "killed"))
+                        for i in items if i["metadata"]["namespace"] == REAL_NS)  # the real jobs finish
+        calm = calm + 1 if items and real_done and all(health(i) != "Progressing" for i in items) else 0
         if calm >= 3:
             step("every example settled")
             break
@@ -138,7 +145,7 @@ def main() -> int:
           f"  export KUBECONFIG={cluster.kubeconfig_path()}\n"
           f"  kubectl get sb -n {REAL_NS}                    # the real jobs\n"
           f"  kubectl logs -n {REAL_NS} spark-pi-driver-1     # a real driver's whole log\n"
-          f"  kubectl logs -n {SYSTEM_NS} deploy/lakejob      # the operator\n"
+          f"  kubectl logs -n {SYSTEM_NS} deploy/{RELEASE} # the operator\n"
           f"  kubectl get lakejob -o wide                     # the simulated examples")
     return 0
 

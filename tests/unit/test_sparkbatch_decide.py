@@ -698,3 +698,9 @@ def test_a_failed_drivers_event_names_the_exception(message: str, expected: str)
     d = step(spec, running(spec), obs(T0 + 30 * SECOND, drv("Failed", exit_code=1, term_reason="Error",
                                                                term_message=message)))
     assert d.status.message == f"driver pod pi-driver-1 failed with exit code 1: {expected}"
+
+
+def test_a_headline_is_one_line_even_when_the_tail_is_all_stack_frames() -> None:
+    message = "Caused by: java.io.IOException: Connection reset\n" + "\n".join(["\tat x.y(Z.java:1)"] * 40)
+    assert headline(message) == "Caused by: java.io.IOException: Connection reset"
+    assert headline("\tat only.frames(A.java:1)\n\t... 1 more") == "at only.frames(A.java:1)"

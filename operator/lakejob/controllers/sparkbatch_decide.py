@@ -37,18 +37,24 @@ LOG_READ_LINES = 400
 _SPARK_CHATTER = re.compile(r'^(\d\d/\d\d/\d\d \d\d:\d\d:\d\d (INFO|DEBUG|TRACE) |\{"ts":.*"level":"(INFO|DEBUG|TRACE)")')
 
 
+def _output(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.strip() and not _SPARK_CHATTER.match(line)]
+
+
 def driver_output(lines: list[str]) -> list[str]:
     """The last LOG_LINES lines of a driver's log that are not Spark's own INFO chatter: what the
     program printed, warnings, errors and stack traces (`kubectl logs` has the rest)."""
-    return [line for line in lines if line.strip() and not _SPARK_CHATTER.match(line)][-LOG_LINES:]
+    return _output(lines)[-LOG_LINES:]
 
 
 def headline(message: str) -> str:
     """One line for an Event from a driver's termination message (with FallbackToLogsOnError, its
     log's last 2 KiB): the last line of its output that is not a stack frame, i.e. the exception
-    (`ValueError: boom`, `Exception in thread "main" java.lang.…: boom`), or the message itself."""
-    lines = [line for line in driver_output(message.splitlines()) if not line[:1].isspace()]
-    return lines[-1].strip() if lines else message.strip()
+    (`ValueError: boom`, `Exception in thread "main" java.lang.…: boom`), else its first line."""
+    lines = [line for line in _output(message.splitlines()) if not line[:1].isspace() and not line.startswith("...")]
+    if lines:
+        return lines[-1].strip()
+    return message.strip().splitlines()[0] if message.strip() else ""
 
 
 @dataclass(frozen=True)
