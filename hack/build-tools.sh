@@ -18,6 +18,8 @@ HELM_VERSION=v3.19.0  # must match hack/tools/helm/go.mod
 COREDNS_VERSION=v1.15.0  # must match hack/tools/coredns/go.mod (the real node's cluster DNS)
 
 die() { echo "build-tools: $*" >&2; exit 1; }
+beat=
+trap '[ -z "$beat" ] || kill "$beat" 2>/dev/null; true' EXIT  # never leave a heartbeat behind
 
 command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH: install Go 1.26 or newer and put its bin directory on PATH, then retry"
 
@@ -40,11 +42,16 @@ build() {  # build <module dir> <ldflags> <binary>=<package>...
   fi
   tmp=$(mktemp -d "$bin/.build.XXXXXX")
   for pair in "${missing[@]}"; do
+    # A heartbeat, so that minutes of compiling are not minutes of silence.
+    (t0=$(date +%s); while sleep 30; do echo "build-tools: still building ${pair%%=*} ($(( $(date +%s) - t0 ))s)"; done) &
+    beat=$!
     if ! (cd "$here/tools/$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp/${pair%%=*}" "${pair#*=}") >"$log" 2>&1; then
+      kill "$beat" 2>/dev/null
       tail -n 20 "$log" >&2
       rm -rf "$tmp"
       die "go build of ${pair#*=} failed (see the lines above)"
     fi
+    kill "$beat" 2>/dev/null
   done
   # Move into place only when every binary built, so a killed build leaves nothing half-made.
   for b in "${names[@]}"; do mv "$tmp/$b" "$bin/$b"; done

@@ -21,6 +21,7 @@ start time differs was recycled and is never hit).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -429,7 +430,9 @@ def _load_images(socket_path: Path) -> list[str]:
     import build as images  # noqa: PLC0415  (images/build.py, standard library only)
 
     try:
-        loaded: list[str] = images.load(socket_path, NODE.containerd_root / "lakejob-imported")
+        # stdout is the kubeconfig's path alone (scripts read it): images' progress goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            loaded: list[str] = images.load(socket_path, NODE.containerd_root / "lakejob-imported")
     except images.ImageError as e:
         raise ClusterError(str(e)) from None
     if loaded:

@@ -44,4 +44,5 @@ def test_cluster_down_leaves_nothing_of_the_real_node_and_up_restores_it(kubectl
 
     up = subprocess.run([*CLUSTER, "up"], capture_output=True, text=True, timeout=600)
     assert up.returncode == 0, up.stderr
+    assert up.stdout == kubectl.kubeconfig + "\n"  # scripts read the path from stdout: nothing else there
     assert subprocess.run([sys.executable, *CLUSTER[1:], "status"]).returncode == 0
