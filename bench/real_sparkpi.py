@@ -65,7 +65,8 @@ def host_run(slices: int) -> float:
         t0 = time.monotonic()
         r = subprocess.run([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
                             "--class", CLASS, str(jar), str(slices)], capture_output=True, text=True,
-                           env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+                           env={**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
+                                "PYSPARK_PYTHON": sys.executable})
         took = time.monotonic() - t0
     if "Pi is roughly" not in r.stdout:
         raise SystemExit(f"host SparkPi failed: {r.stderr[-2000:]}")
@@ -112,7 +113,19 @@ def cluster_run(namespace: str, slices: int) -> dict[str, float]:
         "driver_finished": ts(term["finishedAt"]),
         "success": cr["status"]["update_time"] / 1000,
     }
-    return {k: round(v - created, 2) for k, v in marks.items()}
+    # Finer steps from the driver's own log (log4j's yy/MM/dd HH:mm:ss, in UTC in the image).
+    log = kubectl("logs", f"{name}-driver-1", "-n", namespace)
+    for key, needle in (("driver_sparkcontext_starting", "Running Spark version"),
+                        ("executors_requested", "Going to request"),
+                        ("last_executor_registered", "Registered executor"),
+                        ("job_finished", "DAGScheduler: Job "),
+                        ("sparkcontext_stopped", "Successfully stopped SparkContext")):
+        lines = [line for line in log.splitlines() if needle in line and line[:2].isdigit()
+                 and (key != "job_finished" or " finished: " in line)]
+        if lines:
+            line = lines[-1] if key in ("last_executor_registered", "job_finished") else lines[0]
+            marks[key] = datetime.strptime(line[:17] + " +0000", "%y/%m/%d %H:%M:%S %z").timestamp()
+    return dict(sorted(((k, round(v - created, 2)) for k, v in marks.items()), key=lambda kv: kv[1]))
 
 
 def main() -> int:
@@ -124,6 +137,8 @@ def main() -> int:
         return 1
     kubeconfig = str(cluster.kubeconfig_path())
     ns, system = f"bench-real-{uuid.uuid4().hex[:5]}", f"bench-sys-{uuid.uuid4().hex[:5]}"
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=lakejob")
     kubectl("create", "namespace", ns)
     release = "bench-lakejob"
     try:
