@@ -19,7 +19,7 @@ COREDNS_VERSION=v1.15.0  # must match hack/tools/coredns/go.mod (the real node's
 
 die() { echo "build-tools: $*" >&2; exit 1; }
 beat=
-trap '[ -z "$beat" ] || kill "$beat" 2>/dev/null; true' EXIT  # never leave a heartbeat behind
+trap '[ -z "$beat" ] || kill "$beat" 2>/dev/null || true' EXIT  # never leave a heartbeat behind
 
 command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH: install Go 1.26 or newer and put its bin directory on PATH, then retry"
 
@@ -43,15 +43,19 @@ build() {  # build <module dir> <ldflags> <binary>=<package>...
   tmp=$(mktemp -d "$bin/.build.XXXXXX")
   for pair in "${missing[@]}"; do
     # A heartbeat, so that minutes of compiling are not minutes of silence.
-    (t0=$(date +%s); while sleep 30; do echo "build-tools: still building ${pair%%=*} ($(( $(date +%s) - t0 ))s)"; done) &
+    # Its sleep dies with it, so nothing holds the output open once the build is done.
+    (t0=$(date +%s); s=; trap '[ -z "$s" ] || kill "$s" 2>/dev/null; exit 0' TERM
+     while :; do sleep 30 & s=$!; wait "$s"; echo "build-tools: still building ${pair%%=*} ($(( $(date +%s) - t0 ))s)"; done) &
     beat=$!
     if ! (cd "$here/tools/$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp/${pair%%=*}" "${pair#*=}") >"$log" 2>&1; then
-      kill "$beat" 2>/dev/null
+      kill "$beat" 2>/dev/null || true
+      beat=
       tail -n 20 "$log" >&2
       rm -rf "$tmp"
       die "go build of ${pair#*=} failed (see the lines above)"
     fi
-    kill "$beat" 2>/dev/null
+    kill "$beat" 2>/dev/null || true
+    beat=
   done
   # Move into place only when every binary built, so a killed build leaves nothing half-made.
   for b in "${names[@]}"; do mv "$tmp/$b" "$bin/$b"; done

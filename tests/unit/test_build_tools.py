@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,21 @@ def test_unreachable_module_proxy(tmp_path: Path) -> None:
         "build-tools: could not download the Go modules in hack/tools/k8s: is the Go module proxy reachable "
         "(GOPROXY=http://127.0.0.1:9)?")
     assert not [p for p in (tmp_path / "cache" / "bin").iterdir() if not p.name.startswith(".")]
+
+
+def test_a_successful_build_exits_zero_and_leaves_no_heartbeat(tmp_path: Path) -> None:
+    """With a stand-in `go` that "builds" at once: every binary lands in the cache, the script exits
+    0 (its heartbeat's clean-up must not turn success into failure), and no heartbeat outlives it."""
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "go").write_text('#!/bin/sh\n[ "$1" = build ] || exit 0\nwhile [ "$1" != -o ]; do shift; done\n'
+                             'printf "#!/bin/sh\\n" > "$2" && chmod +x "$2"\n')
+    (fake / "go").chmod(0o755)
+    started = time.monotonic()
+    r = run(tmp_path, f"{fake}:/usr/bin:/bin")
+    assert r.returncode == 0, r.stderr
+    # run() waits for its output pipes to close: a heartbeat (or its sleep) left behind holds them.
+    assert time.monotonic() - started < 20
+    built = sorted(p.name for p in (tmp_path / "cache" / "bin").iterdir() if not p.name.startswith("."))
+    assert built == sorted(["coredns", "etcd", "helm", "kube-apiserver", "kube-controller-manager", "kube-proxy",
+                            "kube-scheduler", "kubectl", "kubelet", "kwok"])
