@@ -43,9 +43,9 @@ build() {  # build <module dir> <ldflags> <binary>=<package>...
   tmp=$(mktemp -d "$bin/.build.XXXXXX")
   for pair in "${missing[@]}"; do
     # A heartbeat, so that minutes of compiling are not minutes of silence.
-    # Its sleep dies with it, so nothing holds the output open once the build is done.
+    # Its sleep dies with it and never holds the output open (even when killed before `s` is set).
     (t0=$(date +%s); s=; trap '[ -z "$s" ] || kill "$s" 2>/dev/null; exit 0' TERM
-     while :; do sleep 30 & s=$!; wait "$s"; echo "build-tools: still building ${pair%%=*} ($(( $(date +%s) - t0 ))s)"; done) &
+     while :; do sleep 30 >/dev/null 2>&1 & s=$!; wait "$s"; echo "build-tools: still building ${pair%%=*} ($(( $(date +%s) - t0 ))s)"; done) &
     beat=$!
     if ! (cd "$here/tools/$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp/${pair%%=*}" "${pair#*=}") >"$log" 2>&1; then
       kill "$beat" 2>/dev/null || true
