@@ -34,10 +34,6 @@ def on_real_node(manifest: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def spark_version() -> str:
-    return images()["spark"].rsplit(":", 1)[1]
-
-
 def install_chart(kubectl: Any, watch: str) -> tuple[str, str]:
     """The chart from the local images on the real node, watching `watch`; (release, namespace)."""
     ns = kubectl.fresh_namespace("lakejob-sys")

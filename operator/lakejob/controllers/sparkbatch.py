@@ -190,8 +190,9 @@ class SparkBatchReconciler(SparkReconciler):
         now = self.now_ms()
         log_tail = None
         driver = next((p for p in pods if p["name"] == status.driverPod and p["role"] == "driver"), None)
-        # Read once, when the driver has just finished: what it printed goes into status.log.
-        if (driver is not None and driver["phase"] in ("Failed", "Succeeded") and status.state not in TERMINAL_STATES
+        # Read once, when the driver has just finished (the state still says it runs): what it printed
+        # goes into status.log. Not again while `recovering` waits out its backoff on the same pod.
+        if (driver is not None and driver["phase"] in ("Failed", "Succeeded") and status.state in ("starting", "running")
                 and self.settings.driver_logs):
             log_tail = await self.kube.pod_log_tail(meta["namespace"], driver["name"], LOG_READ_LINES,
                                                     self.settings.driver_log_timeout_s)
