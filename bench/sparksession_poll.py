@@ -73,7 +73,7 @@ async def reconcile_cost_ms(rec: SparkSessionReconciler, rounds: int = 2000) -> 
     body = {"metadata": {"name": "r", "namespace": "bench", "uid": "u-r", "resourceVersion": "1", "generation": 1,
                          "creationTimestamp": "2026-11-22T00:00:00Z"},
             "spec": {"kind": "spark", "cluster_name": "c1", "heartbeatTimeoutInSecond": 0}, "status": {}}
-    rec.indexes["sparksession_pods"] = {key: [{"name": "r-driver-1", "role": "driver", "app": None,
+    rec.indexes["sparksession_pods"] = {key: [{"name": "r-session-1", "role": "driver", "app": None,
                                                "phase": "Running", "created_ms": 0, "deleting": False}]}
     rec.rest[key] = RestObs(app="", at_ms=0, activity=RestActivity(0, None))
 

@@ -3,11 +3,14 @@
 Entry point of the console script (pyproject [project.scripts]) and of the container image.
 `run` builds the Settings once (flags over LAKEJOB_* env vars), hands them to lakejob.operator
 and starts kopf with the standard kubeconfig resolution (in-cluster, $KUBECONFIG, ~/.kube/config).
+With --leader-elect it first waits to hold the Lease (lakejob.leader), on the loop kopf then runs on.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from pathlib import Path
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
-    from lakejob import operator
+    from lakejob import leader, operator
     from lakejob.settings import Settings
 
     if not args.all_namespaces and not args.namespace:
@@ -24,21 +27,38 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = Settings.from_env()
+        timing = leader.Timing(settings.leader_lease_duration_s, settings.leader_renew_deadline_s,
+                               settings.leader_retry_period_s)
     except ValueError as e:
         print(f"lakejob run: bad LAKEJOB_* setting: {e}", file=sys.stderr)
         return 2
-    operator.configure(settings, peering=args.peering, namespaces=list(args.namespace))
+    lease_namespace = args.leader_elect_namespace or os.environ.get("POD_NAMESPACE")
+    if args.leader_elect and not lease_namespace:
+        print("lakejob run: --leader-elect: say where the Lease is: --leader-elect-namespace NS or POD_NAMESPACE",
+              file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         # kopf logs every handler call at INFO: per object and event, too much at thousands of jobs.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    loop = None
+    elector = None
+    if args.leader_elect and lease_namespace:
+        # One loop for the campaign and kopf: the elector's API client belongs to it, and kopf's
+        # start-up handler renews the Lease on it.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        elector = loop.run_until_complete(leader.campaign(
+            lease_namespace, args.leader_elect_lease or settings.leader_lease_name, timing, args.liveness))
+    operator.configure(settings, namespaces=list(args.namespace), elector=elector)
     kopf.run(
+        loop=loop,
         clusterwide=args.all_namespaces,
         namespaces=list(args.namespace),
-        standalone=args.standalone,
-        priority=args.priority if args.priority is not None else settings.peering_priority(),
-        peering_name=args.peering,
+        # Never kopf's peering (it pauses a replica only after it noticed the other, too late for a
+        # frozen one that resumes): one replica runs kopf at all, the one holding the Lease.
+        standalone=True,
         liveness_endpoint=args.liveness,
     )
     return 0
@@ -61,12 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the operator")
     run.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable; globs)")
     run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
-    run.add_argument("--standalone", action="store_true", default=True,
-                     help="no peering with other replicas (default)")
-    run.add_argument("--peering", default=None, help="kopf peering object name (replicas > 1); disables --standalone")
-    run.add_argument("--priority", type=int, default=None,
-                     help="peering priority of this replica (default: LAKEJOB_PEERING_PRIORITY, or derived from "
-                          "LAKEJOB_PEERING_PRIORITY_FROM, e.g. the pod name, so replicas differ)")
+    run.add_argument("--leader-elect", action="store_true",
+                     help="replicas > 1: act only while holding a coordination.k8s.io Lease, stand by until then")
+    run.add_argument("--leader-elect-namespace", default=None,
+                     help="namespace of the Lease (default: $POD_NAMESPACE, the operator's own)")
+    run.add_argument("--leader-elect-lease", default=None,
+                     help="name of the Lease (default: LAKEJOB_LEADER_LEASE_NAME, else lakejob)")
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)
@@ -75,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--chart", action="append", default=[], help="also write into this directory (repeatable)")
     gen.set_defaults(func=_crds)
     args = parser.parse_args(argv)
-    if args.command == "run" and args.peering:
-        args.standalone = False
     return int(args.func(args))
 
 

@@ -18,6 +18,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -53,11 +54,61 @@ def path(api_version: str, kind: str, namespace: str, name: str | None = None, s
     return p
 
 
+LOG_TAIL_BYTES = 1024 * 1024  # the most of a pod's log tail the operator holds at once
+
+
 class KubeError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(f"{status}: {message}")
+    """The apiserver refused a request: its HTTP status, its message, and which request it was."""
+
+    def __init__(self, status: int, message: str, what: str = ""):
+        super().__init__(f"{what}: {status} {message}" if what else f"{status}: {message}")
         self.status = status
         self.message = message
+        self.what = what  # e.g. "create Pod etl-driver-1"
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying as it is: a conflict, throttling, or the server's own trouble. Any other
+        4xx is a rejection that the same request will meet again."""
+        return self.status in (409, 429) or self.status >= 500
+
+
+class NotOwned(KubeError):
+    """An object with our child's name exists and is not ours: it is reported, never patched or deleted."""
+
+    def __init__(self, kind: str, namespace: str, name: str, owner: str):
+        super().__init__(409, f"{kind} {namespace}/{name} exists and is not this object's child ({owner})",
+                         f"create {kind} {name}")
+        self.kind, self.name, self.owner = kind, name, owner
+
+    @property
+    def transient(self) -> bool:
+        return False
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The UID of the object's controller (the ownerReference with controller: true), if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def owned_by(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Is `existing` the object `wanted` describes, as far as ownership goes? With an owner: the same
+    controller UID. Without one (the namespace-wide driver RBAC): our managed-by label."""
+    uid = controller_uid(wanted)
+    if uid is not None:
+        return controller_uid(existing) == uid
+    labels = (existing.get("metadata") or {}).get("labels") or {}
+    return labels.get("app.kubernetes.io/managed-by") == "lakejob"
+
+
+def describe_owner(existing: Mapping[str, Any]) -> str:
+    for ref in (existing.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            return f"controlled by {ref.get('kind')} {ref.get('name')} uid {ref.get('uid')}"
+    return "not made by lakejob"
 
 
 @dataclass
@@ -67,6 +118,9 @@ class Kube:
     token_file: str | None = None
     _token: str | None = None
     _token_read: float = 0.0
+    # Leader election's fence (lakejob.leader.Elector.fence): called before every request that
+    # writes; it ends the process when this replica may no longer be the leader.
+    fence: Callable[[], None] | None = None
 
     @classmethod
     async def connect(cls) -> Kube:
@@ -111,6 +165,8 @@ class Kube:
     async def request(self, method: str, url_path: str, body: Any = None, *,
                       content_type: str = "application/json", params: dict[str, str] | None = None,
                       timeout: float | None = None) -> tuple[int, Any]:
+        if self.fence is not None and method != "GET":
+            self.fence()
         data = None if body is None else json.dumps(body)
         kw: dict[str, Any] = {}
         if timeout is not None:
@@ -125,38 +181,84 @@ class Kube:
             return resp.status, payload
 
     @staticmethod
-    def _raise(status: int, payload: Any) -> None:
+    def _raise(status: int, payload: Any, what: str) -> None:
         message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
-        raise KubeError(status, message)
+        raise KubeError(status, message, what)
 
     async def create(self, obj: dict[str, Any]) -> bool:
-        """Create `obj`; True if created, False if it already existed (creates are idempotent by name)."""
+        """Create `obj`; True if created, False if our own copy already existed (creates are
+        idempotent by name). An object of that name that is not ours raises NotOwned."""
         meta = obj["metadata"]
+        what = f"create {obj['kind']} {meta['name']}"
         status, payload = await self.request("POST", path(obj["apiVersion"], obj["kind"], meta["namespace"]), obj)
         if status == 409 and isinstance(payload, dict) and payload.get("reason") == "AlreadyExists":
+            if obj["kind"] == "Secret":
+                # Never read (the operator may create Secrets, not get them): a same-named Secret
+                # is used as it is, and never patched or deleted either (the GC only removes ours).
+                return False
+            existing = await self.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+            if existing is None:  # deleted in between: the next pass creates it
+                raise KubeError(409, "it was being deleted", what)
+            if not owned_by(existing, obj):
+                raise NotOwned(obj["kind"], meta["namespace"], meta["name"], describe_owner(existing))
             return False
         if status >= 300:
-            self._raise(status, payload)
+            self._raise(status, payload, what)
         return True
 
     async def replace(self, obj: dict[str, Any]) -> None:
-        """PUT `obj` over the existing one (no resourceVersion: last writer wins, as we own it)."""
+        """PUT `obj` over the existing one, which create() has just found to be ours (no
+        resourceVersion: last writer wins)."""
         meta = obj["metadata"]
         status, payload = await self.request("PUT", path(obj["apiVersion"], obj["kind"], meta["namespace"],
                                                          meta["name"]), obj)
         if status >= 300:
-            self._raise(status, payload)
+            self._raise(status, payload, f"replace {obj['kind']} {meta['name']}")
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str,
-                     propagation: str = "Background") -> bool:
-        """Delete; True if it was there. Background propagation lets the GC take dependents."""
-        status, payload = await self.request(
-            "DELETE", path(api_version, kind, namespace, name),
-            {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation})
+                     propagation: str = "Background", uid: str | None = None) -> bool:
+        """Delete; True if it was there. Background propagation lets the GC take dependents. With
+        `uid`, only that very object (a precondition the apiserver checks): a same-named successor
+        is never taken for it."""
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        status, payload = await self.request("DELETE", path(api_version, kind, namespace, name), options)
+        if status == 404:
+            return False
+        if status == 409 and uid:  # the precondition failed: that object is gone already
+            return False
+        if status >= 300:
+            self._raise(status, payload, f"delete {kind} {name}")
+        return True
+
+    async def delete_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> bool:
+        """Delete a child by name only if it is ours (its controller is `owner_uid`); an object of
+        that name that is not ours is left alone and raises NotOwned. True if it was deleted."""
+        existing = await self.get(api_version, kind, namespace, name)
+        if existing is None:
+            return False
+        if controller_uid(existing) != owner_uid:
+            raise NotOwned(kind, namespace, name, describe_owner(existing))
+        return await self.delete(api_version, kind, namespace, name, uid=existing["metadata"]["uid"])
+
+    async def patch_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str,
+                          patch: dict[str, Any]) -> bool:
+        """Merge-patch a child only if it is ours; False if it is gone, NotOwned if it is not ours.
+        The patch carries the child's UID, which the apiserver refuses to change: a same-named
+        successor created in between is refused, not patched."""
+        existing = await self.get(api_version, kind, namespace, name)
+        if existing is None:
+            return False
+        if controller_uid(existing) != owner_uid:
+            raise NotOwned(kind, namespace, name, describe_owner(existing))
+        body = {**patch, "metadata": {**patch.get("metadata", {}), "uid": existing["metadata"]["uid"]}}
+        status, payload = await self.request("PATCH", path(api_version, kind, namespace, name), body,
+                                             content_type="application/merge-patch+json")
         if status == 404:
             return False
         if status >= 300:
-            self._raise(status, payload)
+            self._raise(status, payload, f"patch {kind} {name}")
         return True
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -164,7 +266,7 @@ class Kube:
         if status == 404:
             return None
         if status >= 300:
-            self._raise(status, payload)
+            self._raise(status, payload, f"get {kind} {name}")
         return payload  # type: ignore[no-any-return]
 
     async def patch_status(self, api_version: str, kind: str, namespace: str, name: str,
@@ -174,7 +276,7 @@ class Kube:
             "PATCH", path(api_version, kind, namespace, name, "status"), {"status": status_patch},
             content_type="application/merge-patch+json")
         if status >= 300:
-            self._raise(status, payload)
+            self._raise(status, payload, f"write the status of {kind} {name}")
         return int(payload["metadata"]["resourceVersion"])
 
     async def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -195,13 +297,30 @@ class Kube:
         except (KubeError, aiohttp.ClientError, asyncio.TimeoutError):
             pass
 
+    async def failed_create(self, namespace: str, uid: str) -> str | None:
+        """The message of the newest FailedCreate Event about the object with this UID (a controller
+        that cannot create its pods says why there, and only there), or None."""
+        status, payload = await self.request(
+            "GET", path("v1", "Event", namespace),
+            params={"fieldSelector": f"involvedObject.uid={uid},reason=FailedCreate"})
+        if status >= 300 or not isinstance(payload, dict) or not payload.get("items"):
+            return None
+        newest = max(payload["items"], key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return str(newest.get("message") or "") or None
+
     async def pod_log_tail(self, namespace: str, name: str, lines: int, timeout: float) -> list[str] | None:
-        """The last `lines` lines of a pod's log, or None when the kubelet can't be reached in time."""
+        """The last `lines` lines of a pod's log, or None when the kubelet can't be reached in time.
+        Read as a stream keeping only the last LOG_TAIL_BYTES: a driver that printed megabytes per
+        line never costs the operator more memory than that."""
         try:
-            status, payload = await self.request(
-                "GET", path("v1", "Pod", namespace, name, "log"), params={"tailLines": str(lines)}, timeout=timeout)
+            async with self.session.get(self.server + path("v1", "Pod", namespace, name, "log"),
+                                        params={"tailLines": str(lines)}, headers=self._headers(),
+                                        timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                if resp.status >= 300:
+                    return None
+                tail = b""
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    tail = (tail + chunk)[-LOG_TAIL_BYTES:]
         except (aiohttp.ClientError, asyncio.TimeoutError):
             return None
-        if status >= 300 or not isinstance(payload, str):
-            return None
-        return payload.splitlines()[-lines:]
+        return tail.decode(errors="replace").splitlines()[-lines:]

@@ -18,6 +18,9 @@ SUBMISSIONS = Counter("lakejob_submissions_total", "Custom resources the operato
 FAILURES = Counter("lakejob_failures_total", "Transitions into a failed terminal state.", ["kind", "reason"])
 RETRIES = Counter("lakejob_retries_total", "Transitions into a retrying state (a new attempt is coming).", ["kind"])
 TRANSITIONS = Counter("lakejob_transitions_total", "State transitions.", ["kind", "state"])
+RECONCILE_ERRORS = Counter(
+    "lakejob_reconcile_errors_total", "Reconcile passes that ended in an error, by what kind of error.",
+    ["kind", "error"])
 RECONCILE_SECONDS = Histogram(
     "lakejob_reconcile_duration_seconds", "Time of one reconcile pass (observe, decide, apply).", ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))

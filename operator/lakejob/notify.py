@@ -1,9 +1,10 @@
 """Notifications: CloudEvents 1.0 (structured JSON) POSTed to a URL, in the background.
 
-Used by the kinds that notify (FlinkJarJob's `smn_topic`, DagJob's `Notification.Topic`); the
-Kubernetes Event for the same occurrence is the caller's (Reconciler.post_events). `send` returns
-at once: delivery runs as a task with a timeout and bounded retries, so a slow or dead endpoint
-never blocks a reconcile; `on_done(delivered)` lets the caller count deliveries in status.
+Used by the kinds that notify (FlinkJarJob's `smn_topic`, DagJob's `Notification.Topic`) through
+controllers.base's outbox: the events are written to the CR's status first, then `deliver` POSTs
+them one by one (timeout, bounded retries) in a background task per CR, so a slow or dead
+endpoint never blocks a reconcile and an operator that stops loses none. The Kubernetes Event for
+the same occurrence is the caller's (Reconciler.post_events).
 """
 from __future__ import annotations
 
@@ -36,33 +37,26 @@ def cloudevent(type_: str, source: str, subject: str, data: dict[str, Any], even
 
 
 class Notifier:
-    def __init__(self, http: Http, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 1.0):
+    def __init__(self, http: Http, retries: int = 3, timeout_s: float = 5.0, backoff_s: float = 1.0,
+                 fence: Callable[[], None] | None = None):
         self.http, self.retries, self.timeout_s, self.backoff_s = http, retries, timeout_s, backoff_s
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Leader election's fence (lakejob.leader.Elector.fence), called before each try: a
+        # replica that may have lost the lease must not deliver what the new leader delivers too.
+        self.fence = fence
 
-    def send(self, url: str, event: dict[str, Any], on_done: Callable[[bool], None] | None = None) -> None:
-        """Deliver in the background: up to 1 + `retries` tries, a timeout each, backoff doubling."""
-        task = asyncio.get_running_loop().create_task(self._deliver(url, event, on_done))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(self, url: str, event: dict[str, Any], on_done: Callable[[bool], None] | None) -> None:
+    async def deliver(self, url: str, event: dict[str, Any]) -> bool:
+        """POST one event: up to 1 + `retries` tries, a timeout each, backoff doubling. True when
+        the endpoint took it (2xx); never raises for the endpoint's sake."""
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
+            if self.fence is not None:
+                self.fence()
             status = await self.http.post_json(url, event, {"Content-Type": CONTENT_TYPE}, self.timeout_s)
             if 200 <= status < 300:
-                if on_done:
-                    on_done(True)
-                return
+                return True
             if attempt < self.retries:
                 await asyncio.sleep(delay)
                 delay *= 2
         log.warning("notification %s (%s) to %s not delivered after %d tries", event["type"], event["id"], url,
                     self.retries + 1)
-        if on_done:
-            on_done(False)
-
-    async def drain(self) -> None:
-        """Wait for deliveries in flight (tests, shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        return False

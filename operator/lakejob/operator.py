@@ -3,7 +3,8 @@
 Imported by `lakejob run` (lakejob.cli) before kopf starts. Importing lakejob.controllers.* runs
 each kind's kopf decorators (its handlers live beside its reconciler); the start-up handler
 makes one instance of every registered reconciler with the Settings the CLI built (`configure`),
-and one shared API client.
+and one shared API client. With leader election (`lakejob run --leader-elect`), it also keeps
+renewing the Lease the CLI acquired and fences every write with it; clean-up gives the Lease back.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from lakejob.controllers import sparkbatch  # noqa: F401  (registers the SparkBa
 from lakejob.controllers import sparksession  # noqa: F401  (registers the SparkSession handlers)
 from lakejob.http import Http
 from lakejob.kube import Kube
+from lakejob.leader import Elector
 from lakejob.notify import Notifier
 from lakejob.settings import Settings
 
@@ -31,8 +33,9 @@ log = logging.getLogger("lakejob")
 
 class _State:
     settings: Settings = Settings()
-    peering: str | None = None
     namespaces: list[str] = []
+    elector: Elector | None = None  # None: no leader election (one replica)
+    renewal: asyncio.Task[None] | None = None
     kube: Kube | None = None
     http: Http | None = None
     reconcilers: dict[str, base.Reconciler] = {}
@@ -42,10 +45,10 @@ class _State:
 STATE = _State()
 
 
-def configure(settings: Settings, peering: str | None = None, namespaces: list[str] | None = None) -> None:
+def configure(settings: Settings, namespaces: list[str] | None = None, elector: Elector | None = None) -> None:
     STATE.settings = settings
-    STATE.peering = peering
     STATE.namespaces = namespaces or []
+    STATE.elector = elector
 
 
 def reconciler(kind: str) -> base.Reconciler:
@@ -89,13 +92,18 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # serving). CRDs are then the ones present at start: the chart installs them first.
     if STATE.namespaces and not any(c in ns for ns in STATE.namespaces for c in "*?!,"):
         settings.scanning.disabled = True
+    elector = STATE.elector
+    fence = None
+    if elector is not None:
+        # Renew before anything else: time has passed since the Lease was acquired (kopf's start).
+        STATE.renewal = asyncio.get_running_loop().create_task(elector.keep())
+        fence = elector.fence
     kube = await Kube.connect()
+    kube.fence = fence
     STATE.kube = kube
-    if STATE.peering:
-        settings.peering.lifetime = STATE.settings.peering_lifetime_s
-        await _ensure_peering(kube, STATE.peering, STATE.namespaces)
     http = STATE.http = Http()
-    notifier = Notifier(http, retries=STATE.settings.notify_retries, timeout_s=STATE.settings.notify_timeout_s)
+    notifier = Notifier(http, retries=STATE.settings.notify_retries, timeout_s=STATE.settings.notify_timeout_s,
+                        fence=fence)
     STATE.reconcilers = {kind: cls(STATE.settings, kube, _now_ms, http, notifier)
                          for kind, cls in base.REGISTRY.items()}
     if STATE.settings.metrics_port:
@@ -106,21 +114,6 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     loop = asyncio.get_running_loop()
     STATE.background = [loop.create_task(r.resync()) for r in STATE.reconcilers.values()]
     log.info("lakejob operator started: %s", ", ".join(sorted(STATE.reconcilers)))
-
-
-async def _ensure_peering(kube: Kube, name: str, namespaces: list[str]) -> None:
-    """kopf needs its peering object to exist before replicas can see each other: create it."""
-    if not namespaces:
-        obj = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
-        status, payload = await kube.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", obj)
-        if status >= 300 and status != 409:
-            raise kopf.PermanentError(f"cannot create ClusterKopfPeering {name}: {status} {payload}")
-        return
-    for ns in namespaces:
-        obj = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name, "namespace": ns}}
-        status, payload = await kube.request("POST", f"/apis/kopf.dev/v1/namespaces/{ns}/kopfpeerings", obj)
-        if status >= 300 and status != 409:
-            raise kopf.PermanentError(f"cannot create KopfPeering {ns}/{name}: {status} {payload}")
 
 
 @kopf.on.cleanup()
@@ -134,3 +127,9 @@ async def cleanup(**_: Any) -> None:
         await STATE.kube.close()
     if STATE.http is not None:
         await STATE.http.close()
+    # Last: nothing of ours writes any more, so the standby may take over at once.
+    if STATE.renewal is not None:
+        STATE.renewal.cancel()
+    if STATE.elector is not None:
+        await STATE.elector.release()
+        await STATE.elector.api.close()

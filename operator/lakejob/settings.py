@@ -6,8 +6,9 @@ base can set it without rewriting the command line.
 """
 from __future__ import annotations
 
-import hashlib
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lakejob.oss.client import ADDRESSING_STYLES
@@ -44,6 +45,40 @@ def _priority_classes(text: str) -> tuple[tuple[int, str], ...]:
     if bands and bands[0][0] != 0:
         raise ValueError("DAG_PRIORITY_CLASSES: the first band must start at priority 0")
     return tuple(bands)
+
+
+# What a user's pod customisation may ask for only where the operator's policy allows it (lakejob.policy).
+POD_POLICY_FEATURES = ("serviceAccountName", "hostPath", "hostNetwork", "hostPID", "hostIPC", "privileged",
+                       "capabilities")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class PodPolicy:
+    """LAKEJOB_POD_POLICY_ALLOW: the POD_POLICY_FEATURES allowed in every namespace, and per namespace."""
+
+    everywhere: frozenset[str] = frozenset()
+    namespaces: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def allows(self, feature: str, namespace: str) -> bool:
+        return feature in self.everywhere or feature in self.namespaces.get(namespace, frozenset())
+
+    @classmethod
+    def parse(cls, text: str) -> PodPolicy:
+        """"serviceAccountName,team-a/hostPath" → serviceAccountName everywhere, hostPath in team-a."""
+        everywhere: set[str] = set()
+        namespaces: dict[str, set[str]] = {}
+        for item in filter(None, (p.strip() for p in text.split(","))):
+            namespace, _, feature = item.rpartition("/")
+            if feature not in POD_POLICY_FEATURES:
+                raise ValueError(f"POD_POLICY_ALLOW: {item!r}: {feature!r} is not one of {', '.join(POD_POLICY_FEATURES)}")
+            if not namespace:
+                everywhere.add(feature)
+            elif _NAMESPACE.match(namespace) and len(namespace) <= 63:
+                namespaces.setdefault(namespace, set()).add(feature)
+            else:
+                raise ValueError(f"POD_POLICY_ALLOW: {item!r}: {namespace!r} is not a namespace name")
+        return cls(frozenset(everywhere), {ns: frozenset(f) for ns, f in namespaces.items()})
 
 
 @dataclass(frozen=True)
@@ -89,11 +124,13 @@ class Settings:
     flink_restart_delay_s: float = 10.0  # restart_when_exception: wait this long before redeploying
     flink_checkpoints_retained: int = 3  # Flink's num-retained, so the checkpoint last polled is still there
     flink_resource_dir: str = "/opt/flink/usrlib"  # where DLI package names (myGroup/a.jar) are found in pods
-    # Peering between replicas (lakejob run --peering NAME): a standby replica takes over when the
-    # active one has not renewed its entry for this long.
-    peering_lifetime_s: int = 60
-    peering_priority_value: int | None = None
-    peering_priority_from: str = ""
+    # Leader election between replicas (lakejob run --leader-elect; lakejob.leader): a standby takes
+    # the Lease over once it has seen it unchanged for the duration; the leader exits when it has not
+    # renewed within the deadline (shorter: it stops before anyone else starts). Renewals every period.
+    leader_lease_name: str = "lakejob"
+    leader_lease_duration_s: float = 15.0
+    leader_renew_deadline_s: float = 10.0
+    leader_retry_period_s: float = 2.0
     metrics_port: int = 9090  # 0 disables the metrics endpoint
     # DagJob: images, node selection, PriorityClasses, queueing and BatchCompute's quotas
     # The image of a command task's `fetch` init container and `upload` sidecar (`lakejob-oss`): the
@@ -120,20 +157,22 @@ class Settings:
     dag_max_task_instance_count: int = 1000  # QuotaExhausted.MaxTaskInstanceCount
     dag_max_instance_timeout: int = 7 * 86400  # QuotaExhausted.MaxInstanceTimeout (seconds)
     dag_max_job_count: int = 10000  # QuotaExhausted.MaxJobCount: DagJobs per namespace
+    # Pod customisation refused unless allowed here: serviceAccountName, hostPath volumes, the host
+    # namespaces, privileged, added capabilities (lakejob.policy; nothing allowed by default).
+    pod_policy: PodPolicy = field(default_factory=PodPolicy)
+    # Hosts a DagJob's own Topic.Endpoint may name ("hooks.example.com", "*.example.com"); any other
+    # is refused (the operator would POST from inside the cluster wherever a user points it). The
+    # URLs LAKEJOB_NOTIFICATION_TOPICS maps topic names to are the operator's own and always allowed.
+    notify_allowed_hosts: tuple[str, ...] = ()
     # Housekeeping
     max_concurrent_reconciles: int = 64  # bounded: a burst is worked through in order, not all at once
     # Every live CR is reconciled once per interval whatever happens (spread over it): the safety
     # net against a lost watch event. Also the longest a decision's own timer is set for.
     resync_interval_s: float = 300.0
-
-    def peering_priority(self) -> int:
-        """This replica's peering priority: set, or a stable number from e.g. the pod name, so that
-        replicas of one Deployment differ (kopf pauses replicas whose priority is not the highest)."""
-        if self.peering_priority_value is not None:
-            return self.peering_priority_value
-        if self.peering_priority_from:
-            return int(hashlib.sha256(self.peering_priority_from.encode()).hexdigest()[:6], 16)
-        return 0
+    # A pass that ends in an error is tried again after error_backoff_s, doubling per failure in a
+    # row, up to error_backoff_max_s (each with jitter), so a refused request is never a hot loop.
+    error_backoff_s: float = 1.0
+    error_backoff_max_s: float = 300.0
 
     def spark_image(self, version: str) -> str:
         major_minor = ".".join(version.split(".")[:2])
@@ -154,6 +193,8 @@ class Settings:
             driver_logs=_env("DRIVER_LOGS", "true").lower() in ("1", "true", "yes"),
             driver_log_timeout_s=float(_env("DRIVER_LOG_TIMEOUT_SECONDS", str(cls.driver_log_timeout_s))),
             resync_interval_s=float(_env("RESYNC_INTERVAL_SECONDS", str(cls.resync_interval_s))),
+            error_backoff_s=float(_env("ERROR_BACKOFF_SECONDS", str(cls.error_backoff_s))),
+            error_backoff_max_s=float(_env("ERROR_BACKOFF_MAX_SECONDS", str(cls.error_backoff_max_s))),
             notification_topics=_parse_map(_env("NOTIFICATION_TOPICS", "")),
             notify_retries=int(_env("NOTIFY_RETRIES", str(cls.notify_retries))),
             notify_timeout_s=float(_env("NOTIFY_TIMEOUT_SECONDS", str(cls.notify_timeout_s))),
@@ -176,11 +217,15 @@ class Settings:
             flink_restart_delay_s=float(_env("FLINK_RESTART_DELAY_SECONDS", str(cls.flink_restart_delay_s))),
             flink_checkpoints_retained=int(_env("FLINK_CHECKPOINTS_RETAINED", str(cls.flink_checkpoints_retained))),
             flink_resource_dir=_env("FLINK_RESOURCE_DIR", cls.flink_resource_dir),
-            peering_lifetime_s=int(_env("PEERING_LIFETIME_SECONDS", str(cls.peering_lifetime_s))),
-            peering_priority_value=int(p) if (p := _env("PEERING_PRIORITY", "")) else None,
-            peering_priority_from=_env("PEERING_PRIORITY_FROM", ""),
+            leader_lease_name=_env("LEADER_LEASE_NAME", cls.leader_lease_name),
+            leader_lease_duration_s=float(_env("LEADER_LEASE_DURATION_SECONDS", str(cls.leader_lease_duration_s))),
+            leader_renew_deadline_s=float(_env("LEADER_RENEW_DEADLINE_SECONDS", str(cls.leader_renew_deadline_s))),
+            leader_retry_period_s=float(_env("LEADER_RETRY_PERIOD_SECONDS", str(cls.leader_retry_period_s))),
             metrics_port=int(_env("METRICS_PORT", str(cls.metrics_port))),
             driver_rbac=_choice("DRIVER_RBAC", cls.driver_rbac, ("per-job", "per-namespace")),
+            pod_policy=PodPolicy.parse(_env("POD_POLICY_ALLOW", "")),
+            notify_allowed_hosts=tuple(h.strip().lower() for h in _env("NOTIFY_ALLOWED_HOSTS", "").split(",")
+                                       if h.strip()),
             max_concurrent_reconciles=int(_env("MAX_CONCURRENT_RECONCILES", str(cls.max_concurrent_reconciles))),
             dag_fetcher_image=_env("DAG_FETCHER_IMAGE", cls.dag_fetcher_image),
             dag_upload_grace_s=int(_env("DAG_UPLOAD_GRACE_SECONDS", str(cls.dag_upload_grace_s))),

@@ -20,6 +20,17 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster" / "cluster.py")]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fault tests (test_faults.py: bursts of 500 CRs per kind, on control planes of their own)
+    run only when a marker expression names them: `make test-faults` (-m faults)."""
+    if "faults" in (config.getoption("markexpr") or ""):
+        return
+    faults = [item for item in items if item.get_closest_marker("faults")]
+    if faults:
+        config.hook.pytest_deselected(items=faults)
+        items[:] = [item for item in items if not item.get_closest_marker("faults")]
+
+
 @pytest.fixture(scope="session")
 def kubeconfig() -> str:
     r = subprocess.run([*CLUSTER, "up"], capture_output=True, text=True)
@@ -42,16 +53,22 @@ def crds_installed(kubectl: Kubectl) -> None:
                 "-l", "app.kubernetes.io/part-of=lakejob")
 
 
+RESTRICTED = "pod-security.kubernetes.io/enforce"
 # Unique per pytest session, so two sessions on one cluster never share an operator's namespaces.
 PREFIX = f"e2e{uuid.uuid4().hex[:4]}"
 
 
 @pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace per test, named after it, deleted afterwards (without waiting)."""
+    """A fresh namespace per test, named after it, deleted afterwards (without waiting).
+
+    Pod Security Admission enforces `restricted` there, as a hardened cluster would: every pod the
+    operator makes must pass it. Tests that make plain pods of their own are marked `own_pods`."""
     name = f"{PREFIX}-{request.node.name.lower().replace('_', '-')[:40].strip('-[]')}-{uuid.uuid4().hex[:5]}"
     name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
     kubectl.run("create", "namespace", name)
+    if "own_pods" not in request.keywords:
+        kubectl.run("label", "namespace", name, f"{RESTRICTED}=restricted")
     # The controller-manager's ServiceAccount controller must be there before pods can be made.
     kubectl.wait_for(lambda: kubectl.ok("get", "serviceaccount", "default", "-n", name), "default ServiceAccount",
                      timeout=30)
@@ -79,8 +96,10 @@ def operator(kubeconfig: str, crds_installed: None, tmp_path_factory: pytest.Tem
 
 @pytest.fixture(scope="session")
 def real_namespace(kubectl: Kubectl, crds_installed: None) -> Iterator[str]:
-    """The one namespace the in-cluster operator watches; the real-tier tests make their CRs here."""
+    """The one namespace the in-cluster operator watches; the real-tier tests make their CRs here,
+    under Pod Security `restricted` (real drivers and executors pass it)."""
     ns = kubectl.fresh_namespace("real")
+    kubectl.run("label", "namespace", ns, f"{RESTRICTED}=restricted")
     yield ns
     kubectl.ok("delete", "namespace", ns, "--wait=false")
 

@@ -87,6 +87,7 @@ class Operator:
         self.kubeconfig, self.args, self.log = kubeconfig, args, log
         self.env = {**os.environ, "KUBECONFIG": kubeconfig, "LAKEJOB_DRIVER_LOGS": "false",
                     "LAKEJOB_RETRY_BACKOFF_SECONDS": "1",
+                    "LAKEJOB_NOTIFY_ALLOWED_HOSTS": "127.0.0.1",  # the tests' notification hooks
                     "LAKEJOB_METRICS_PORT": "0", **(env or {})}  # many operators run at once in tests
         self.proc: subprocess.Popen[bytes] | None = None
 

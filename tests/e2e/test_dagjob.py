@@ -9,6 +9,7 @@ removes what a deleted DagJob owned.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -417,4 +418,42 @@ def test_a_free_slot_goes_to_the_highest_priority_waiting_job(kubectl: Kubectl, 
                            "high": "lakejob-priority-urgent"}
     finally:
         op.stop()
+        kubectl.ok("delete", "namespace", ns, "--wait=false")
+
+
+def test_notifications_pending_when_the_operator_dies_are_delivered_by_the_next_one(
+        kubectl: Kubectl, kubeconfig: str, tmp_path: Path, crds_installed: None) -> None:
+    """The outbox (docs/reliability.md): queued in status before sending, so a kill -9 loses none;
+    a redelivery carries the same CloudEvent id, so the receiver sees each event once by id."""
+    ns = kubectl.fresh_namespace("solo-outbox")
+    with socket.socket() as s:  # a port nothing listens on yet: every POST is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/events"
+    env = {"LAKEJOB_NOTIFY_RETRIES": "8"}  # the first operator is still retrying when it is killed
+    first = Operator(kubeconfig, ["--namespace", ns], tmp_path / "first.log", env=env)
+    second = Operator(kubeconfig, ["--namespace", ns], tmp_path / "second.log", env=env)
+    server = None
+    try:
+        first.start()
+        topic = {"Name": "t", "Endpoint": url, "Events": ["OnJobRunning", "OnJobFinished"]}
+        kubectl.apply(dagjob("told", {"A": command(delay="3s")}, Notification={"Topic": topic}), ns)
+        pending = kubectl.wait_for(lambda: status(kubectl, "told", ns).get("outbox"), "a notification in the outbox",
+                                   namespace=ns, show=("dagjob", "told"))
+        first.kill()
+        ids = [json.loads(e["event"])["id"] for e in pending]
+        received: list[dict[str, Any]] = []
+        server = HTTPServer(("127.0.0.1", port), type("Hook", (_Hook,), {"received": received}))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        second.start()
+        wait_state(kubectl, "told", ns, "Finished")
+        kubectl.wait_for(lambda: not status(kubectl, "told", ns).get("outbox") and len({e["id"] for e in received}) >= 2,
+                         "the outbox to drain", namespace=ns, show=("dagjob", "told"))
+        by_id = {e["id"]: e["data"]["Event"] for e in received}
+        assert set(ids) <= set(by_id) and sorted(by_id.values()) == ["OnJobFinished", "OnJobRunning"], received
+    finally:
+        second.stop()
+        first.stop()
+        if server is not None:
+            server.shutdown()
         kubectl.ok("delete", "namespace", ns, "--wait=false")

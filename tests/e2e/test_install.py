@@ -1,8 +1,10 @@
 """Installing and operating lakejob on the real control plane: Helm, kustomize, least-privilege RBAC
-proven with the chart's own ServiceAccount token, user roles, no drift, standby replicas."""
+proven with the chart's own ServiceAccount token, user roles, no drift, standby replicas (leader election)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -180,48 +182,101 @@ def test_edit_users_create_our_resources_and_view_users_only_read(
     assert can_i(kubectl, "bob", "get", "sparkbatches.lakejob.io", "-n", namespace)
     assert not can_i(kubectl, "bob", "create", "sparkbatches.lakejob.io", "-n", namespace)
     assert not can_i(kubectl, "alice", "create", "sparkbatches.lakejob.io", "-n", "default")
+    # status is the operator's: editors read it (view) but cannot write it (tests/unit/test_chart_rbac.py)
+    for kind in ("sparkbatches", "sparksessions", "flinkjarjobs", "dagjobs"):
+        assert not can_i(kubectl, "alice", "patch", f"{kind}.lakejob.io", "--subresource=status", "-n", namespace)
+    assert can_i(kubectl, "alice", "get", "sparkbatches.lakejob.io", "--subresource=status", "-n", namespace)
 
 
-def test_two_replicas_with_peering_one_acts_and_the_standby_takes_over(
-        kubectl: Kubectl, kubeconfig: str, crds_installed: None, tmp_path: Path) -> None:
-    peering_crd = helm(kubectl, "template", "x", CHART, "--set", "replicas=2", "--set", "watchNamespaces={x}",
-                       "--show-only", "templates/peering.yaml")
-    kubectl.run("apply", "-f", "-", stdin=peering_crd)
-    kubectl.run("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev", "--timeout=30s")
+# Short lease settings, so a failover takes seconds (the chart's defaults: 15, 10, 2).
+LEASE = {"duration": 6, "renew_deadline": 4, "retry": 1}
+LEASE_ENV = {"LAKEJOB_LEADER_LEASE_DURATION_SECONDS": str(LEASE["duration"]),
+             "LAKEJOB_LEADER_RENEW_DEADLINE_SECONDS": str(LEASE["renew_deadline"]),
+             "LAKEJOB_LEADER_RETRY_PERIOD_SECONDS": str(LEASE["retry"])}
+
+
+@pytest.fixture
+def replicas(kubectl: Kubectl, crds_installed: None, tmp_path: Path) -> Iterator[tuple[Operator, Operator, str, str]]:
+    """Two `lakejob run --leader-elect` replicas as the chart runs them (replicas=2): its
+    ServiceAccount's token, the Lease in the release namespace (POD_NAMESPACE). Not started.
+    Yields (first, second, release namespace, jobs namespace)."""
+    ns = kubectl.fresh_namespace("lakejob-sys")
     jobs = kubectl.fresh_namespace()
-    lifetime = 6
-    env = {"LAKEJOB_PEERING_LIFETIME_SECONDS": str(lifetime)}
-    args = ["--namespace", jobs, "--peering", "lakejob"]
-    active = Operator(kubeconfig, [*args, "--priority", "200"], tmp_path / "active.log", env=env)
-    standby = Operator(kubeconfig, [*args, "--priority", "100"], tmp_path / "standby.log", env=env)
+    name = f"lj{uuid.uuid4().hex[:5]}"
+    helm(kubectl, "install", name, CHART, "--namespace", ns, "--skip-crds", *SHARED,
+         "--set", "replicas=2", "--set", f"watchNamespaces={{{jobs}}}")
+    cfg = token_kubeconfig(kubectl, ns, name, tmp_path / "sa.kubeconfig")
+    args = ["--namespace", jobs, "--leader-elect"]
+    first, second = (Operator(cfg, args, tmp_path / f"{pod}.log", env={**LEASE_ENV, "POD_NAMESPACE": ns, "POD_ID": pod})
+                     for pod in ("first", "second"))
     try:
-        # Both start paused; kopf resumes only the replica with the highest priority.
-        active.start()
-        kubectl.wait_for(lambda: "Resuming operations" in active.output(), "the active replica to act")
-        standby.start()
-
-        def peers() -> int:
-            peering = kubectl.get("kopfpeerings.kopf.dev", "lakejob", jobs) or {}
-            return len(peering.get("status") or {})
-
-        kubectl.wait_for(lambda: peers() == 2, "the standby to register in the peering object")
-        kubectl.apply(batch("first"), jobs)
-        wait_state(kubectl, "first", jobs, "running")
-        assert "Resuming operations" not in standby.output(), standby.output()
-        active.kill()
-        killed_at = time.monotonic()
-        kubectl.wait_for(lambda: "Resuming operations" in standby.output(), "the standby to take over",
-                         timeout=lifetime * 3 + 10)
-        took = time.monotonic() - killed_at
-        assert took <= lifetime * 3 + 10  # docs/install.md: within peering.lifetimeSeconds (+ one check)
-        kubectl.apply(batch("second", "succeed"), jobs)
-        wait_state(kubectl, "second", jobs, "success")
-        assert drivers(kubectl, jobs, "first") == ["first-driver-1"]
-        assert drivers(kubectl, jobs, "second") == ["second-driver-1"]
+        yield first, second, ns, jobs
     finally:
-        standby.stop()
-        active.stop()
-        kubectl.ok("delete", "namespace", jobs, "--wait=false")
+        for op in (first, second):
+            if op.proc and op.proc.poll() is None:
+                os.killpg(op.proc.pid, signal.SIGCONT)  # a stopped process ignores SIGTERM until then
+            op.stop()
+        helm(kubectl, "uninstall", name, "--namespace", ns)
+        for n in (ns, jobs):
+            kubectl.ok("delete", "namespace", n, "--wait=false")
+
+
+def lead_and_stand_by(kubectl: Kubectl, first: Operator, second: Operator) -> None:
+    first.start()
+    kubectl.wait_for(lambda: "became the leader" in first.output(), "the first replica to lead")
+    second.start()
+    kubectl.wait_for(lambda: "standing by" in second.output(), "the second replica to stand by")
+
+
+def test_a_frozen_leader_is_replaced_and_when_it_resumes_it_exits_without_acting(
+        kubectl: Kubectl, replicas: tuple[Operator, Operator, str, str]) -> None:
+    first, second, ns, jobs = replicas
+    lead_and_stand_by(kubectl, first, second)
+    kubectl.apply(batch("before"), jobs)  # runs until the end of the test
+    wait_state(kubectl, "before", jobs, "running")
+    assert "became the leader" not in second.output()
+    assert first.proc is not None
+    os.killpg(first.proc.pid, signal.SIGSTOP)  # frozen past its lease, its watch events piling up unread
+    frozen = time.monotonic()
+    kubectl.apply(batch("during", "succeed"), jobs)
+    wait_state(kubectl, "during", jobs, "starting", "running", "success", timeout=60)
+    failover = time.monotonic() - frozen
+    assert "became the leader" in second.output()
+    kubectl.apply(batch("after", "succeed"), jobs)
+    wait_state(kubectl, "after", jobs, "success")
+    os.killpg(first.proc.pid, signal.SIGCONT)
+    assert first.proc.wait(timeout=30) == 1
+    assert "lost the leader lease" in first.output(), first.output()
+    wait_state(kubectl, "during", jobs, "success")
+    for name in ("before", "during", "after"):
+        assert drivers(kubectl, jobs, name) == [f"{name}-driver-1"]
+    # Every Event once: a resumed old leader posting what the new one posted shows up as a repeat.
+    events = [(e["involvedObject"]["name"], e["reason"], e["message"]) for e in kubectl.list("events", jobs)
+              if e["involvedObject"]["kind"] == "SparkBatch"]
+    assert events and len(events) == len(set(events)), sorted(events)
+    spec = (kubectl.get("lease", "lakejob", ns) or {})["spec"]
+    assert spec["holderIdentity"].startswith("second_") and spec["leaseTransitions"] == 1
+    print(f"\nfailover (SIGSTOP of the leader → the standby's first status write), lease "
+          f"{LEASE['duration']} s / renew deadline {LEASE['renew_deadline']} s / retry {LEASE['retry']} s: "
+          f"{failover:.1f} s")
+    # docs/install.md, docs/reliability.md: a standby takes over after the lease duration plus up to a
+    # retry period and its own start (listing the CRs).
+    assert failover <= LEASE["duration"] + 2 * LEASE["retry"] + 10
+
+
+def test_a_stopped_leader_gives_the_lease_to_the_standby_at_once(
+        kubectl: Kubectl, replicas: tuple[Operator, Operator, str, str]) -> None:
+    first, second, _, jobs = replicas
+    lead_and_stand_by(kubectl, first, second)
+    stopped = time.monotonic()
+    first.stop()  # SIGTERM, as at a rolling update or a node drain
+    kubectl.wait_for(lambda: "became the leader" in second.output(), "the standby to lead")
+    handover = time.monotonic() - stopped
+    assert "released lease" in first.output(), first.output()
+    kubectl.apply(batch("next", "succeed"), jobs)
+    wait_state(kubectl, "next", jobs, "success")
+    print(f"\nhandover (SIGTERM of the leader → the standby leads): {handover:.1f} s")
+    assert handover < LEASE["duration"]  # it did not wait for the lease to run out
 
 
 @pytest.mark.parametrize("replicas", [1, 2])
@@ -230,14 +285,23 @@ def test_standby_pieces_appear_only_with_replicas(kubectl: Kubectl, replicas: in
     kinds = {d["kind"] for d in docs}
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    lease_roles = [d for d in docs if d["kind"] in ("Role", "RoleBinding") and "leader" in d["metadata"]["name"]]
+    assert "CustomResourceDefinition" not in kinds  # no kopf peering, whatever the replicas
     if replicas == 1:
         assert "PodDisruptionBudget" not in kinds and deployment["spec"]["strategy"] == {"type": "Recreate"}
-        assert not any(a.startswith("--peering") for a in args)
+        assert "--leader-elect" not in args and "POD_NAMESPACE" not in env and not lease_roles
     else:
         assert "PodDisruptionBudget" in kinds and "strategy" not in deployment["spec"]
-        assert "--peering=lakejob" in args
-        assert any(d["kind"] == "CustomResourceDefinition" and d["metadata"]["name"] == "clusterkopfpeerings.kopf.dev"
-                   for d in docs)
+        assert "--leader-elect" in args
+        assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+        assert env["LAKEJOB_LEADER_LEASE_NAME"]["value"] == "lakejob"
+        role = next(d for d in lease_roles if d["kind"] == "Role")
+        assert role["metadata"]["namespace"] == "default"  # the release namespace
+        assert role["rules"] == [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["lakejob"],
+             "verbs": ["get", "update"]}]
     security = deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]
     assert security == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                         "capabilities": {"drop": ["ALL"]}}

@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.kubectl import KUBECTL, Kubectl
 from tests.e2e.real import REAL_NODE, images, on_real_node
 
-pytestmark = [pytest.mark.e2e, pytest.mark.real]
+pytestmark = [pytest.mark.e2e, pytest.mark.real, pytest.mark.own_pods]  # plain pods of its own
 
 
 def pod(name: str, command: list[str], **extra: Any) -> dict[str, Any]:
@@ -90,9 +90,18 @@ def test_pods_reach_each_other_by_service_names_and_the_kubelet_serves_logs_exec
             spec["clusterIP"] = "None"  # DNS answers with the pod's own address
         kubectl.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}, namespace)
     running(kubectl, namespace, "web")
-    fetch = ("import sys, urllib.request\n"
+    # kube-proxy programs a Service's rules a moment after its endpoints turn ready (until then the
+    # ClusterIP rejects), so the client retries refusals for a while, as any real client must.
+    fetch = ("import sys, time, urllib.request\n"
              "for url in sys.argv[1:]:\n"
-             "    print(url, 'hostname' in urllib.request.urlopen(url, timeout=10).read().decode())\n")
+             "    deadline = time.monotonic() + 30\n"
+             "    while True:\n"
+             "        try:\n"
+             "            body = urllib.request.urlopen(url, timeout=10).read().decode(); break\n"
+             "        except OSError:\n"
+             "            if time.monotonic() > deadline: raise\n"
+             "            time.sleep(0.5)\n"
+             "    print(url, 'hostname' in body)\n")
     kubectl.apply(pod("client", ["python3", "-c", fetch, f"http://web.{namespace}.svc.cluster.local/",
                                  "http://web-headless:8000/"]), namespace)
     assert finished(kubectl, namespace, "client") == "Succeeded", kubectl.run("logs", "client", "-n", namespace)

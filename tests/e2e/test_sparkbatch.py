@@ -125,13 +125,19 @@ def test_suspend_kills_the_running_job(kubectl: Kubectl, namespace: str, operato
     assert edit.returncode != 0 and "spec: Invalid value" in edit.stderr
 
 
+@pytest.mark.own_pods
 def test_executors_are_counted_by_phase(kubectl: Kubectl, namespace: str, operator: Operator) -> None:
     """Pods labelled as Spark labels its executors (here made by the test, as a driver would)."""
     kubectl.apply(batch("counted"), namespace)
     st = wait_state(kubectl, "counted", namespace, "running")
+    driver = kubectl.get("pod", st["driverPod"], namespace)
+    assert driver is not None
     for i, outcome in enumerate(["", "", "fail"]):
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
             "name": f"counted-a1-exec-{i + 1}",
+            # Spark's driver owns its executors (controller: true), so they go with it.
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": st["driverPod"],
+                                 "uid": driver["metadata"]["uid"], "controller": True}],
             "labels": {"lakejob.io/kind": "SparkBatch", "lakejob.io/name": "counted", "lakejob.io/role": "executor",
                        "spark-role": "executor", "spark-app-selector": st["appId"], "spark-exec-id": str(i + 1),
                        **({"sim.lakejob.io/outcome": outcome} if outcome else {})},

@@ -95,8 +95,9 @@ def wait_state(kubectl: Kubectl, name: str, ns: str, *states: str, timeout: floa
 
 
 def children(name: str) -> list[tuple[str, str]]:
-    return [("pod", f"{name}-driver-1"), ("service", f"{name}-driver-svc"), ("configmap", f"{name}-spark-conf"),
-            ("serviceaccount", f"{name}-spark"), ("role", f"{name}-spark"), ("rolebinding", f"{name}-spark")]
+    return [("pod", f"{name}-session-1"), ("service", f"{name}-session-svc"), ("configmap", f"{name}-session-conf"),
+            ("serviceaccount", f"{name}-session-sa"), ("role", f"{name}-session-sa"),
+            ("rolebinding", f"{name}-session-sa")]
 
 
 def gone(kubectl: Kubectl, name: str, ns: str) -> bool:
@@ -114,16 +115,16 @@ def test_lifecycle_idle_busy_idle_then_the_idle_timeout_deletes_everything(
     # The way there (faster than kubectl can look): one Event per transition.
     kubectl.wait_for(lambda: sorted(reasons(kubectl, "nb", ns)) == ["DriverCreated", "DriverRunning", "Idle"],
                      "the Events of not_started, starting and idle", namespace=ns)
-    assert st["connectUrl"] == f"sc://nb-driver-svc.{ns}.svc:15002"
+    assert st["connectUrl"] == f"sc://nb-session-svc.{ns}.svc:15002"
     assert {c["type"]: c["status"] for c in st["conditions"]} == {
         "Ready": "True", "Complete": "False", "RestReachable": "True"}
     for kind, child in children("nb"):
         obj = kubectl.get(kind, child, ns)
         assert obj is not None and obj["metadata"]["ownerReferences"][0]["kind"] == "SparkSession", (kind, child)
-    svc = kubectl.get("service", "nb-driver-svc", ns)
+    svc = kubectl.get("service", "nb-session-svc", ns)
     assert svc is not None and 15002 in [p["port"] for p in svc["spec"]["ports"]]
     printed = kubectl.run("get", "ss", "nb", "-n", ns)
-    assert "URL" in printed and "sc://nb-driver-svc" in printed and "idle" in printed
+    assert "URL" in printed and "sc://nb-session-svc" in printed and "idle" in printed
 
     rest.payloads[(ns, "nb")] = RECORDED["jobs_busy"]
     st = wait_state(kubectl, "nb", ns, "busy", timeout=20)
@@ -146,7 +147,7 @@ def test_the_dli_example_runs_and_deleting_it_mid_session_removes_everything(
     st = wait_state(kubectl, name, ns, "idle")
     assert st["sc_type"] == "A" and st["cluster_name"] == "test_cluster" and st["kind"] == "spark"
     assert st["resources"]["numExecutors"] == 6
-    pod = kubectl.get("pod", f"{name}-driver-1", ns)
+    pod = kubectl.get("pod", f"{name}-session-1", ns)
     assert pod is not None
     assert "org.apache.spark.sql.connect.service.SparkConnectServer" in pod["spec"]["containers"][0]["args"]
     kubectl.run("delete", "ss", name, "-n", ns, "--wait=true", "--timeout=30s")
@@ -215,12 +216,12 @@ def test_a_failed_driver_is_recovered_with_auto_recovery_then_errors_past_its_re
            "annotations": {"sim.lakejob.io/delay": "2s", "sim.lakejob.io/exit-code": "3"}}
     kubectl.apply(session("rc", auto_recovery=True, max_retry_times=1, driver=sim), ns)
     st = wait_state(kubectl, "rc", ns, "error", timeout=90)
-    assert st["attempt"] == 2 and st["driverPod"] == "rc-driver-2"
+    assert st["attempt"] == 2 and st["driverPod"] == "rc-session-2"
     assert "exit code 3" in st["message"] and "after 1 recoveries" in st["message"]
     # The way there, one Event per transition: the first driver's failure sent it to recovering,
     # and recovering made the second driver.
     events = [(e["reason"], e["message"]) for e in kubectl.list("events", ns) if e["involvedObject"]["name"] == "rc"]
     assert any("new driver 1 of 1" in message for _, message in events), events
     assert "Recovering" in [reason for reason, _ in events]
-    first = kubectl.get("pod", "rc-driver-1", ns)  # kept for its logs, as the docs say
+    first = kubectl.get("pod", "rc-session-1", ns)  # kept for its logs, as the docs say
     assert first is not None and first["status"]["phase"] == "Failed"

@@ -13,7 +13,7 @@ from tests.e2e.conftest import CLUSTER
 from tests.e2e.kubectl import Kubectl
 from tests.e2e.real import REAL_NODE, images, on_real_node
 
-pytestmark = [pytest.mark.e2e, pytest.mark.real]
+pytestmark = [pytest.mark.e2e, pytest.mark.real, pytest.mark.own_pods]  # a plain pod of its own
 
 
 def residue() -> dict[str, list[str]]:

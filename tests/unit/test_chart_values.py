@@ -47,6 +47,8 @@ def _set(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("path", "value", "where"), [
     ("replicas", 0, "replicas"),
     ("replicas", "two", "replicas"),
+    ("leaderElection.retryPeriodSeconds", 0, "leaderElection.retryPeriodSeconds"),
+    ("leaderElection.leaseName", "Lake_Job", "leaderElection.leaseName"),
     ("watchNamespaces", ["Bad_Name"], "watchNamespaces.0"),
     ("spark.driverRBAC", "per-pod", "spark.driverRBAC"),
     ("spark.defaultVersion", "latest", "spark.defaultVersion"),

@@ -10,13 +10,13 @@ from lakejob.controllers.dagjob import (
     DagJobReconciler,
     _obs,
     endpoint_of,
-    http_url,
     summarize_flinkjarjob,
     summarize_job,
     summarize_sparkbatch,
 )
 from lakejob.models.dagjob import DagJobSpec
 from lakejob.controllers.dagjob_decide import ChildObs, JobObs, Note
+from lakejob.policy import http_url
 from lakejob.settings import Settings
 
 
@@ -138,17 +138,22 @@ class _SilentNotifier:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def send(self, url: str, event: dict[str, Any], done: Any) -> None:
+    async def deliver(self, url: str, event: dict[str, Any]) -> bool:
         self.sent.append(event)
+        await asyncio.Event().wait()
+        return True
 
 
 async def test_stop_ends_a_delivery_still_waiting_for_its_endpoint() -> None:
     notifier = _SilentNotifier()
     r = DagJobReconciler(Settings(), None, lambda: 0, None, notifier)  # type: ignore[arg-type]
     b = body("told", 0, "2026-01-01T00:00:00Z")
-    r._notify(b, spec_with_topic(Endpoint="http://127.0.0.1:9/x"), [Note("OnJobWaiting", "waiting")])
+    b["status"] = r.with_outbox({}, r._notifications(b, spec_with_topic(Endpoint="http://127.0.0.1:9/x"),
+                                                    [Note("OnJobWaiting", "waiting")]))
+    r.bodies[("ns", "told")] = b
+    r._kick_outbox(("ns", "told"), "told")
     await asyncio.sleep(0)
-    (delivery,) = r._outbox.values()
-    assert len(notifier.sent) == 1 and not delivery.done()
+    (delivery,) = r._tasks
+    assert len(notifier.sent) == 1 and notifier.sent[0]["type"] == "io.lakejob.dagjob.OnJobWaiting"
     await r.stop()
     assert delivery.cancelled() and not r._tasks

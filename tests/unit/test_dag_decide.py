@@ -230,7 +230,7 @@ def test_resume_reruns_a_stopped_child_resource_as_a_new_run() -> None:
     r.children[first] = ChildObs(name=first, state="killed", suspended=True)
     r.spec = r.spec.model_copy(update={"suspend": False})
     d = r.step()
-    assert verbs(d) == [("create_child", "S")] and r.child("S") == "dj-s-r2-" + r.child("S")[-8:]
+    assert verbs(d) == [("create_child", "S")] and r.child("S") == "dj-s-r2-" + r.child("S")[-10:]
     assert r.status.Tasks["S"].Run == 2  # type: ignore[index]
 
 
@@ -319,3 +319,33 @@ def test_inline_keys_never_reach_the_status_or_the_notes() -> None:
                                                 ("1,3-4", {1, 3, 4})])
 def test_parse_indexes(text: str, expected: set[int]) -> None:
     assert parse_indexes(text) == expected
+
+
+def test_a_task_child_deleted_after_it_was_seen_fails_the_task_and_is_not_run_again() -> None:
+    r = Run(spec({"S": {"sparkBatch": {"file": "local:///a.py"}}}))
+    r.step()
+    first = r.child("S")
+    del r.children[first]  # lost between the status write and the create (never seen): created again
+    assert verbs(r.step()) == [("create_child", "S")]
+    r.children[first] = ChildObs(name=first, state="running")
+    r.step()
+    del r.children[first]  # someone deletes it
+    d = r.step()
+    assert verbs(d) == []
+    task = d.status.Tasks["S"]
+    assert task.State == "Failed" and "ChildDeleted" in (task.Message or "") and r.child("S") == first
+
+
+def test_pods_kubernetes_refuses_show_in_the_task_and_an_event_once_per_reason() -> None:
+    r = Run(spec({"A": command()}))
+    r.step()
+    job = r.child("A")
+    r.jobs[job] = replace(r.jobs[job], create_error='pods "x" is forbidden: no PriorityClass with name p was found')
+    d = r.step()
+    task = d.status.Tasks["A"]  # type: ignore[index]
+    assert task.State == "Running" and "pods cannot be created: pods \"x\" is forbidden" in (task.Message or "")
+    assert events(d) == ["OnTaskCreateFailed"] and d.requeue_after_s == 5
+    assert events(r.step()) == []  # the same reason again: no second Event
+    r.jobs[job] = replace(r.jobs[job], create_error=None, active=1)
+    task = r.step().status.Tasks["A"]  # type: ignore[index]
+    assert task.InstanceMetrics.RunningCount == 1 and task.Message is None

@@ -69,7 +69,8 @@ def test_metadata_owner_labels_and_name() -> None:
 def test_child_names_are_deterministic_distinct_and_short() -> None:
     names = {dag.child_name("etl", t, r) for t in ("taskA", "taska", "task-a") for r in (1, 2)}
     assert len(names) == 6
-    assert dag.child_name("etl", "task-a", 1) == "etl-task-a" and dag.child_name("etl", "task-a", 2) == "etl-task-a-r2"
+    assert dag.child_name("etl", "task-a", 1).startswith("etl-task-a-r1-")
+    assert dag.child_name("etl", "task-a", 2).startswith("etl-task-a-r2-")
     long = dag.child_name("x" * 253, "t" * 64, 99)
     assert len(long) <= 52 and long == dag.child_name("x" * 253, "t" * 64, 99)
 
@@ -114,7 +115,8 @@ def test_upload_sidecar_gets_redirect_paths_outputs_and_logs() -> None:
     env = {e["name"]: e for e in upload["env"]}
     main_env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["BATCH_COMPUTE_DAG_INSTANCE_ID"] == main_env["BATCH_COMPUTE_DAG_INSTANCE_ID"]
-    assert upload["securityContext"] == pod["containers"][0]["securityContext"]
+    # As the command's, but with a read-only root file system (lakejob-oss writes only to the shared volumes).
+    assert upload["securityContext"] == {**pod["containers"][0]["securityContext"], "readOnlyRootFilesystem": True}
     assert pod["terminationGracePeriodSeconds"] == 120 == Settings().dag_upload_grace_s
     grace = job(command(), settings=Settings(dag_upload_grace_s=600))["spec"]["template"]["spec"]
     assert grace["terminationGracePeriodSeconds"] == 600
@@ -265,7 +267,7 @@ def test_child_resources_carry_the_embedded_spec_the_owner_and_the_priority() ->
                                        "S": {"sparkBatch": {"file": "local:///a.py", "driver": {"priorityClassName": "x"}}},
                                        "F": {"flinkJarJob": {"name": "f", "entrypoint": "local:///f.jar"}}}}})
     sb = dag.child_resource(s, "S", OWNER, SETTINGS, 2)
-    assert sb["kind"] == "SparkBatch" and sb["metadata"]["name"] == "etl-s-r2-" + sb["metadata"]["name"][-8:]
+    assert sb["kind"] == "SparkBatch" and sb["metadata"]["name"] == "etl-s-r2-" + sb["metadata"]["name"][-10:]
     assert sb["spec"]["file"] == "local:///a.py"
     assert sb["spec"]["driver"]["priorityClassName"] == "x"  # the task's own choice wins
     assert sb["spec"]["executor"]["priorityClassName"] == "lakejob-priority-urgent"

@@ -126,7 +126,9 @@ def test_jobmanager_pod_is_sized_owned_labelled_and_never_restarted_by_kubernete
     assert c["resources"] == {"requests": {"cpu": "2", "memory": "8192Mi"}, "limits": {"memory": "8192Mi"}}
     assert c["image"] == "flink:2.3.0-java17"
     assert {p["containerPort"] for p in c["ports"]} == {6123, 6124, 8081}
-    assert c["volumeMounts"] == [{"name": "flink-config", "mountPath": "/opt/flink/conf"}]
+    assert c["volumeMounts"] == [{"name": "flink-config", "mountPath": "/opt/flink/conf"},
+                                 {"name": "lakejob-tmp", "mountPath": "/tmp"},
+                                 {"name": "lakejob-log", "mountPath": "/opt/flink/log"}]
     assert ps["securityContext"]["runAsUser"] == 9999 and ps["securityContext"]["runAsNonRoot"] is True
     assert "initContainers" not in ps
 

@@ -1,4 +1,4 @@
-"""Notifier: CloudEvents shape, background delivery with bounded retries, never raising."""
+"""Notifier: CloudEvents shape, delivery with bounded retries, never raising."""
 from __future__ import annotations
 
 import asyncio
@@ -37,20 +37,16 @@ async def test_delivers_after_retries_and_reports() -> None:
     seen: list[tuple[str, Any]] = []
     runner, url = await _server([500, 503], seen)
     http = Http()
-    results: list[bool] = []
     notifier = Notifier(http, retries=3, timeout_s=2, backoff_s=0.01)
-    notifier.send(url, cloudevent("t", "s", "x", {}), results.append)
-    await notifier.drain()
-    assert results == [True] and len(seen) == 3 and seen[0][0] == CONTENT_TYPE
+    assert await notifier.deliver(url, cloudevent("t", "s", "x", {})) is True
+    assert len(seen) == 3 and seen[0][0] == CONTENT_TYPE
     await http.close()
     await runner.cleanup()
 
 
 async def test_gives_up_after_bounded_tries_without_raising() -> None:
     http = Http()
-    results: list[bool] = []
     notifier = Notifier(http, retries=2, timeout_s=0.5, backoff_s=0.01)
-    notifier.send("http://127.0.0.1:9/nothing-listens", cloudevent("t", "s", "x", {}), results.append)
-    await asyncio.wait_for(notifier.drain(), 10)
-    assert results == [False]
+    assert await asyncio.wait_for(notifier.deliver("http://127.0.0.1:9/nothing-listens",
+                                                   cloudevent("t", "s", "x", {})), 10) is False
     await http.close()

@@ -148,11 +148,14 @@ def test_new_with_invalid_spec_is_dead() -> None:
 
 
 def test_new_with_spec_sizing_error_is_dead() -> None:
-    d = new(spec_of(conf={"spark.driver.memoryOverhead": "lots"}))
+    """Sizes CEL cannot check (conf's memoryOverhead) are the model's: parse names the key, decide fails the job."""
+    spec, error = parse_spec({"spec": {**JAR, "conf": {"spark.driver.memoryOverhead": "lots"}}})
+    assert spec is None and error is not None and "spark.driver.memoryOverhead" in error
+    d = step(None, SparkBatchStatus(), obs(T0 + 100), error=error)
     assert d.actions == []
     assert d.status.state == "dead"
     assert d.status.reason == "InvalidSpec"
-    assert d.status.message is not None and "spark.driver.memoryOverhead" in d.status.message
+    assert d.status.message == error
 
 
 def test_running_job_whose_spec_became_invalid_is_dead() -> None:

@@ -130,7 +130,7 @@ def test_driver_runs_the_connect_server_and_serves_its_port() -> None:
                          "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {
         "driver-rpc-port": 7078, "blockmanager": 7079, "spark-ui": 4040, "spark-connect": 15002}
-    assert pod["metadata"]["name"] == "nb-driver-1"
+    assert pod["metadata"]["name"] == "nb-session-1"
     assert pod["metadata"]["labels"]["lakejob.io/kind"] == "SparkSession"
     assert pod["metadata"]["ownerReferences"][0]["kind"] == "SparkSession"
     assert c["resources"]["requests"] == {"cpu": "2", "memory": "7884Mi"}  # sc_type A: 7G + 716M
@@ -138,7 +138,7 @@ def test_driver_runs_the_connect_server_and_serves_its_port() -> None:
 
 def test_service_exposes_connect_and_ui_ports() -> None:
     svc = r.service(spec_of(), OWNER)
-    assert svc["metadata"]["name"] == "nb-driver-svc" and svc["spec"]["clusterIP"] == "None"
+    assert svc["metadata"]["name"] == "nb-session-svc" and svc["spec"]["clusterIP"] == "None"
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {
         "driver-rpc-port": 7078, "blockmanager": 7079, "spark-ui": 4040, "spark-connect": 15002}
     assert svc["spec"]["selector"] == {"lakejob.io/kind": "SparkSession", "lakejob.io/name": "nb",
@@ -153,7 +153,7 @@ def test_properties_bind_the_connect_port_and_add_its_package_on_spark_3() -> No
     assert props["spark.jars.packages"] == ("org.apache.spark:spark-connect_2.12:3.5.7,"
                                             "org.postgresql:postgresql:42.7.4")
     assert props["spark.dynamicAllocation.enabled"] == "false"
-    assert props["spark.kubernetes.driver.pod.name"] == "nb-driver-1"
+    assert props["spark.kubernetes.driver.pod.name"] == "nb-session-1"
     four = spec_of(spark_version="4.0.1", conf={"spark.dynamicAllocation.enabled": "true"})
     props4 = r.properties(four, OWNER, resolve_sizing(four), 1, SETTINGS)
     assert "spark.jars.packages" not in props4 and props4["spark.dynamicAllocation.enabled"] == "true"
@@ -164,13 +164,13 @@ def test_configmap_carries_the_session_properties() -> None:
     spec = spec_of()
     cm = r.configmap(spec, OWNER, resolve_sizing(spec), 2, SETTINGS)
     assert "spark.connect.grpc.binding.port=15002\n" in cm["data"]["spark.properties"]
-    assert "spark.kubernetes.driver.pod.name=nb-driver-2\n" in cm["data"]["spark.properties"]
+    assert "spark.kubernetes.driver.pod.name=nb-session-2\n" in cm["data"]["spark.properties"]
 
 
 def test_urls() -> None:
-    assert r.connect_url("nb", "team-a") == "sc://nb-driver-svc.team-a.svc:15002"
+    assert r.connect_url("nb", "team-a") == "sc://nb-session-svc.team-a.svc:15002"
     assert r.rest_url(SETTINGS.spark_rest_url_template, "nb", "team-a", APP) == \
-        f"http://nb-driver-svc.team-a.svc:4040/api/v1/applications/{APP}/jobs"
+        f"http://nb-session-svc.team-a.svc:4040/api/v1/applications/{APP}/jobs"
     assert r.rest_url("http://127.0.0.1:9/{namespace}/{name}/{appId}", "nb", "ns", "a1") == "http://127.0.0.1:9/ns/nb/a1"
 
 
@@ -198,7 +198,7 @@ def test_spark_time() -> None:
 
 
 def drv(phase: str, attempt: int = 1, **kw: Any) -> DriverObs:
-    return DriverObs(name=f"nb-driver-{attempt}", phase=phase, created_ms=T0, **kw)
+    return DriverObs(name=f"nb-session-{attempt}", phase=phase, created_ms=T0, **kw)
 
 
 def obs(now: int, driver: DriverObs | None = None, payload: Any = "none", heartbeat: str | None = None,
@@ -239,9 +239,9 @@ def test_new_session_records_the_attempt_and_creates_its_driver() -> None:
     d = step(SparkSessionStatus(), obs(T0 + 100))
     s = d.status
     assert s.state == "not_started" and s.reason == "DriverCreated" and s.kind == "spark"
-    assert s.attempt == 1 and s.driverPod == "nb-driver-1" and s.appId == APP and s.sc_type == "A"
-    assert s.connectUrl == "sc://nb-driver-svc.team-a.svc:15002" and s.cluster_name == "c1"
-    assert d.actions == [Action("ensure_children", 1), Action("create_driver", 1, "nb-driver-1")]
+    assert s.attempt == 1 and s.driverPod == "nb-session-1" and s.appId == APP and s.sc_type == "A"
+    assert s.connectUrl == "sc://nb-session-svc.team-a.svc:15002" and s.cluster_name == "c1"
+    assert d.actions == [Action("ensure_children", 1), Action("create_driver", 1, "nb-session-1")]
     assert [e[1] for e in d.events] == ["DriverCreated"]
 
 
@@ -280,7 +280,7 @@ def test_idle_timeout_shuts_down_then_dead_and_everything_deleted() -> None:
     assert d.status.state == "idle" and d.actions == [] and d.requeue_after_s == pytest.approx(1.1)
     d = step(s, obs(T0 + 50 * SECOND, drv("Running"), RECORDED["jobs_idle"]), spec)
     assert d.status.state == "shutting_down" and d.status.reason == "IdleTimeout"
-    assert d.actions == [Action("delete_driver", pod="nb-driver-1")]
+    assert d.actions == [Action("delete_driver", pod="nb-session-1")]
     d = step(d.status, obs(T0 + 51 * SECOND, drv("Running", deleting=True)), spec)
     assert d.status.state == "shutting_down" and d.actions == []
     d = step(d.status, obs(T0 + 52 * SECOND, None), spec)
@@ -342,7 +342,7 @@ def test_suspend_shuts_down_to_success() -> None:
     stop = spec_of(suspend=True)
     d = step(s, obs(T0 + 30 * SECOND, drv("Running"), RECORDED["jobs_idle"]), stop)
     assert d.status.state == "shutting_down" and d.status.reason == "Stopped"
-    assert d.actions == [Action("delete_driver", pod="nb-driver-1")]
+    assert d.actions == [Action("delete_driver", pod="nb-session-1")]
     d = step(d.status, obs(T0 + 31 * SECOND, None), stop)
     assert d.status.state == "success" and d.actions == [Action("delete_children", 1)]
     created_stopped = step(SparkSessionStatus(), obs(T0), stop)
@@ -361,7 +361,7 @@ def test_driver_failure_is_error_or_recovering_with_auto_recovery() -> None:
     assert d.status.state == "recovering" and d.requeue_after_s == 10
     d = step(d.status, obs(T0 + 41 * SECOND, None), spec)
     assert d.status.state == "not_started" and d.status.attempt == 2 and d.status.appId == app_id(UID, 2)
-    assert d.actions == [Action("ensure_children", 2), Action("create_driver", 2, "nb-driver-2")]
+    assert d.actions == [Action("ensure_children", 2), Action("create_driver", 2, "nb-session-2")]
     d = step(d.status, obs(T0 + 50 * SECOND, drv("Failed", attempt=2, exit_code=1)), spec)
     assert d.status.state == "error" and "after 1 recoveries" in (d.status.message or "")
 
@@ -383,7 +383,7 @@ def test_an_unschedulable_driver_is_an_error_after_the_scheduling_timeout() -> N
     assert d.status.state == "not_started" and d.requeue_after_s == 30.5  # at the timeout (60 - 30 + 0.5)
     d = step(s, obs(T0 + 61 * SECOND, pending), spec)
     assert d.status.state == "error" and d.status.reason == "FailedScheduling"
-    assert d.actions == [Action("delete_driver", pod="nb-driver-1")]
+    assert d.actions == [Action("delete_driver", pod="nb-session-1")]
 
 
 def test_default_spark_version_without_connect_is_an_error_not_a_crash() -> None:

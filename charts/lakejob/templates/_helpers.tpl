@@ -49,27 +49,30 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [configmaps, services, persistentvolumeclaims]
   verbs: [create, get, list, watch, update, delete, deletecollection]
+# get: a child's name already taken is checked for whose it is before it is used or deleted
+# (docs/reliability.md, "Ownership").
 - apiGroups: [""]
   resources: [serviceaccounts]
-  verbs: [create, delete]
+  verbs: [create, get, delete]
 # DagJob OSS credentials, handed to its task pods: created, never read back.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [create, delete]
+  verbs: [create, get, delete]
 # FlinkJarJob TaskManagers.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [create, delete]
+  verbs: [create, get, delete]
 # DagJob command tasks (Indexed Jobs), suspended and resumed through spec.suspend.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, list, watch, patch]
+  verbs: [create, get, list, watch, patch]
+# Events: ours, and the FailedCreate Events of a DagJob task's Job that has no pods (why not).
 - apiGroups: ["", events.k8s.io]
   resources: [events]
-  verbs: [create]
+  verbs: [create, list]
 {{- end -}}
 
 {{/* A map as the operator's KEY=VALUE,… setting (sorted, so the output is stable). */}}
@@ -86,6 +89,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $out := list -}}
 {{- range .Values.dag.priorityClasses.classes -}}
 {{- $out = append $out (printf "%d=%s" (int .minPriority) .name) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
+
+{{/* policy.allow and policy.allowInNamespaces as the operator's LAKEJOB_POD_POLICY_ALLOW:
+FEATURE (every namespace) and NAMESPACE/FEATURE entries. */}}
+{{- define "lakejob.podPolicy" -}}
+{{- $out := list -}}
+{{- range .Values.policy.allow -}}
+{{- $out = append $out . -}}
+{{- end -}}
+{{- range $ns, $features := .Values.policy.allowInNamespaces -}}
+{{- range $features -}}
+{{- $out = append $out (printf "%s/%s" $ns .) -}}
+{{- end -}}
 {{- end -}}
 {{- join "," $out -}}
 {{- end -}}

@@ -13,12 +13,20 @@ What lives here and why:
   a burst is worked through in order rather than all at once);
 - the status we wrote last per CR with its resourceVersion, because a watch event may still
   carry an older status than the one we just wrote;
-- requeue timers and a periodic resync: the safety net against a lost event.
+- requeue timers and a periodic resync: the safety net against a lost event;
+- whose a child is (`ownership`: only this CR's, by its controller UID, are its children);
+- what a re-list leaves out (`_after_listing`): kopf lists again after a watch failed (410 Gone,
+  an apiserver restart) but reports nothing of the objects deleted in between, and its indexes
+  keep them; those CRs are forgotten and those children no longer count;
+- what a pass that raises leaves behind (`failed`): a Reconciled=False condition, one Warning
+  Event per distinct error, a metric and per-object backoff with jitter (docs/reliability.md).
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +41,7 @@ from lakejob import kube as kubemod
 from lakejob import metrics
 from lakejob.crds import GROUP, VERSION
 from lakejob.http import Http
+from lakejob.models.common import Condition, now_iso, set_condition
 from lakejob.notify import Notifier
 from lakejob.render.common import short_name
 from lakejob.settings import Settings
@@ -59,16 +68,56 @@ def ms(ts: str | None) -> int | None:
 
 
 def parse_spec(model: type[BaseModel], body: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """The spec, or why it is invalid: every broken rule, each naming its field under spec."""
+    """The spec, or why it is invalid: every broken rule, each naming its field under spec.
+
+    Fields this version does not know are ignored (`unknown_fields` names them): admission already
+    accepted them, so the CRD is newer than this operator (e.g. after a `helm rollback`), and
+    refusing the spec would kill running work over a field it cannot act on anyway."""
+    spec = body.get("spec") or {}
     try:
-        return model.model_validate(body.get("spec") or {}), None
+        return model.model_validate(spec), None
     except ValidationError as e:
-        parts = []
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            parts.append(f"spec.{loc}: {msg}" if loc else f"spec: {msg}")
-        return None, "; ".join(parts)
+        error = e
+    unknown = [err["loc"] for err in error.errors() if err["type"] == "extra_forbidden"]
+    if unknown and len(unknown) == len(error.errors()):
+        try:
+            return model.model_validate(_without(spec, unknown)), None
+        except ValidationError as e:
+            error = e
+    parts = []
+    for err in error.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"spec.{loc}: {msg}" if loc else f"spec: {msg}")
+    return None, "; ".join(parts)
+
+
+def unknown_fields(model: type[BaseModel], body: Mapping[str, Any]) -> list[str]:
+    """The spec's fields this version of the model does not know (what parse_spec ignores)."""
+    try:
+        model.model_validate(body.get("spec") or {})
+    except ValidationError as e:
+        return ["spec." + ".".join(str(x) for x in err["loc"]) for err in e.errors() if err["type"] == "extra_forbidden"]
+    return []
+
+
+def _without(spec: Any, paths: list[tuple[int | str, ...]]) -> Any:
+    """A copy of `spec` without the fields at `paths` (pydantic error locations)."""
+    def strip(node: Any, path: tuple[int | str, ...]) -> Any:
+        if not path:
+            return node
+        head, rest = path[0], path[1:]
+        if isinstance(node, dict) and head in node:
+            if not rest:
+                return {k: v for k, v in node.items() if k != head}
+            return {**node, head: strip(node[head], rest)}
+        if isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node):
+            return [strip(v, rest) if i == head else v for i, v in enumerate(node)]
+        return node
+
+    for path in paths:
+        spec = strip(spec, path)
+    return spec
 
 
 Summarize = Callable[[Mapping[str, Any]], dict[str, Any]]
@@ -83,6 +132,7 @@ def watch(kind: str, plural: str, children: Mapping[str, tuple[tuple[str, ...], 
     """
     names = tuple(children)
     labels = {"lakejob.io/kind": kind}
+    RESOURCES.update({index: resource for index, (resource, _) in children.items()})
 
     def reconciler() -> Reconciler:
         from lakejob.operator import reconciler
@@ -95,11 +145,13 @@ def watch(kind: str, plural: str, children: Mapping[str, tuple[tuple[str, ...], 
     for index, (resource, summarize) in children.items():
         # async: kopf runs sync handlers in a thread pool, which costs more than these functions.
         async def index_fn(body: kopf.Body, _summarize: Summarize = summarize, **_: Any) -> dict[Key, dict[str, Any]]:
-            return {child_key(body): _summarize(body)}
+            return {child_key(body): {**_summarize(body), **ownership(body), "uid": body["metadata"].get("uid", "")}}
 
         async def child_fn(body: kopf.Body, type: str | None, _summarize: Summarize = summarize,
-                           **kwargs: Any) -> None:
-            reconciler().child_event(body, indexes(kwargs), _summarize(body), deleted=type == "DELETED")
+                           _index: str = index, **kwargs: Any) -> None:
+            # type None: the object came from a listing (kopf's start, or a re-list after a failed watch).
+            reconciler().child_event(body, indexes(kwargs), _summarize(body), deleted=type == "DELETED",
+                                     index=_index, listed=type is None)
 
         kopf.index(*resource, labels=labels, id=index)(index_fn)
         kopf.on.event(*resource, labels=labels, id=f"{index}_event")(child_fn)
@@ -108,6 +160,53 @@ def watch(kind: str, plural: str, children: Mapping[str, tuple[tuple[str, ...], 
         reconciler().cr_event(event.get("type"), dict(event.get("object") or body), indexes(kwargs))
 
     kopf.on.event(GROUP, VERSION, plural, id=f"{kind.lower()}_event")(cr_fn)
+
+
+RESOURCES: dict[str, tuple[str, ...]] = {}  # child index → its kopf resource spec (watch())
+LISTING_QUIET_S = 5.0  # a listing is over when none of its objects has come for this long
+
+
+def collection(resource: tuple[str, ...], namespace: str) -> str:
+    """The API path of a namespace's objects of a kopf resource spec: ("pods",), ("batch", "v1", "jobs")."""
+    *group_version, plural = resource
+    prefix = f"/apis/{'/'.join(group_version)}" if group_version else "/api/v1"
+    return f"{prefix}/namespaces/{namespace}/{plural}"
+
+
+NO_OWNER = "-"
+
+
+def ownership(body: Mapping[str, Any]) -> dict[str, str]:
+    """Who controls a labelled child, as `children()` checks it: the UID of its lakejob controller;
+    NO_OWNER when nothing controls it (made by hand with our labels); nothing when its controller is
+    not a lakejob kind, or it has only non-lakejob owners (executors owned by their driver pod,
+    TaskManagers by a ReplicaSet: descendants of our children, which carry our labels from our
+    templates)."""
+    refs = body["metadata"].get("ownerReferences") or ()
+    for ref in refs:
+        if ref.get("controller"):
+            return {"owner": ref["uid"]} if str(ref.get("apiVersion", "")).startswith(GROUP + "/") else {}
+    if any(not str(ref.get("apiVersion", "")).startswith(GROUP + "/") for ref in refs):
+        return {}  # owned, without a controller, by something of ours' making (a driver pod)
+    return {"owner": NO_OWNER}
+
+
+OUTBOX_MAX = 100  # notifications one CR may have waiting for its endpoint
+RECONCILED = "Reconciled"  # the condition a failed pass sets False (the kinds' own are Ready, Complete)
+
+
+def classify(error: Exception) -> tuple[str, str, str]:
+    """(metric label, condition reason, message) of what a pass raised. The message names the
+    refused request and carries the API's own words, so the status says what to fix."""
+    if isinstance(error, kubemod.NotOwned):
+        return "conflict", "ChildConflict", f"{error.message}: left alone; delete or rename it to go on"
+    if isinstance(error, kubemod.KubeError):
+        if error.transient:
+            return "transient", "APIUnavailable", str(error)
+        return "rejected", "Rejected", f"the API refused to {error.what}: {error.status} {error.message}"
+    if isinstance(error, (OSError, asyncio.TimeoutError, aiohttp.ClientError)):
+        return "transient", "APIUnavailable", f"the API could not be reached: {type(error).__name__}: {error}"
+    return "internal", "InternalError", f"{type(error).__name__}: {error}"[:1024]
 
 
 def child_key(body: Mapping[str, Any]) -> Key:
@@ -131,6 +230,8 @@ class Reconciler(ABC):
     # good" and "a new attempt is coming".
     failed_states: ClassVar[frozenset[str]] = frozenset()
     retry_states: ClassVar[frozenset[str]] = frozenset()
+    # The spec's model: fields a newer CRD has and it lacks are ignored, and said so once per generation.
+    spec_model: ClassVar[type[BaseModel] | None] = None
 
     def __init__(self, settings: Settings, kube: kubemod.Kube, now_ms: Callable[[], int], http: Http,
                  notifier: Notifier):
@@ -147,6 +248,16 @@ class Reconciler(ABC):
         self._slots: asyncio.Semaphore | None = None
         self._first_pod_seen: set[str] = set()  # uids whose first-pod latency was recorded
         self._child_summaries: dict[str, dict[str, Any]] = {}  # child uid → the summary last acted on
+        # CR uid → (failed passes in a row, the error last logged, the error last put in the status)
+        self._failures: dict[str, tuple[int, str, str]] = {}
+        self._draining: set[str] = set()  # CR uids whose outbox task runs
+        self._checked_fields: dict[str, int] = {}  # CR uid → the generation whose unknown fields were named
+        # What each watch's last event said, to tell what a re-list left out (`_after_listing`):
+        self._seen: dict[Key, float] = {}  # CR → when an event last named it (monotonic)
+        self._child_seen: dict[str, float] = {}  # child uid → the same
+        self._gone: set[str] = set()  # uids of children kopf's indexes still hold, deleted unseen
+        self._listings: dict[str, tuple[float, float]] = {}  # CR plural or child index → (first, last)
+        self._listing_timers: dict[str, asyncio.TimerHandle] = {}
         metrics.STATES.sources[self.kind] = lambda: [self.state_of(b) for b in self.bodies.values()]
 
     # ------------------------------------------------------------------ inputs from kopf
@@ -159,12 +270,16 @@ class Reconciler(ABC):
         if event_type == "DELETED":
             self.forget(key, meta.get("uid", ""))
             return
+        self._seen[key] = now = time.monotonic()
+        if event_type is None:
+            self._listed(self.plural, now)
         self.bodies[key] = body
         self._spawn(key)
 
     def child_event(self, body: Mapping[str, Any],
                     indexes: Mapping[str, Mapping[Key, Iterable[dict[str, Any]]]],
-                    summary: dict[str, Any] | None = None, deleted: bool = False) -> None:
+                    summary: dict[str, Any] | None = None, deleted: bool = False, index: str = "",
+                    listed: bool = False) -> None:
         """A child changed: reconcile its parent, unless nothing decide reads has changed (most of
         a pod's or Job's updates: conditions, timestamps, resourceVersion), which spares the parent
         a pass per child update in a fan-out."""
@@ -173,22 +288,37 @@ class Reconciler(ABC):
         uid = body["metadata"].get("uid", "")
         if deleted:
             self._child_summaries.pop(uid, None)
-        elif summary is not None:
-            if self._child_summaries.get(uid) == summary:
-                return
-            self._child_summaries[uid] = summary
+            self._child_seen.pop(uid, None)
+            self._gone.discard(uid)
+        else:
+            self._child_seen[uid] = now = time.monotonic()
+            if listed and index:
+                self._listed(index, now)
+            if summary is not None:
+                if self._child_summaries.get(uid) == summary:
+                    return
+                self._child_summaries[uid] = summary
         if key in self.bodies:
             self._spawn(key)
 
     def children(self, index: str, key: Key) -> list[dict[str, Any]]:
-        """Summaries of a CR's children in one index, plus the ones we created but have not seen."""
-        seen = {c["name"]: c for c in self.indexes.get(index, {}).get(key, ())}
+        """Summaries of a CR's children in one index, plus the ones we created but have not seen.
+
+        Only this very CR's: a same-named predecessor's children still terminating, or objects
+        made by hand with our labels, are not its children (see `ownership`)."""
+        body = self.bodies.get(key)
+        uid = body["metadata"]["uid"] if body else None
+        seen = {c["name"]: c for c in self.indexed(index, key) if c.get("owner", uid) == uid}
         pending = self._created.get(key)
         if pending:
             for name in [n for n in pending if n in seen]:
                 del pending[name]
             seen = {**{n: c for n, c in pending.items() if c.get("index") == index}, **seen}
         return list(seen.values())
+
+    def indexed(self, index: str, key: Key) -> list[dict[str, Any]]:
+        """What kopf's index holds of a CR's children, less those deleted while no watch saw it."""
+        return [c for c in self.indexes.get(index, {}).get(key, ()) if c.get("uid") not in self._gone]
 
     def note_created(self, key: Key, index: str, summary: dict[str, Any]) -> None:
         self._created.setdefault(key, {})[summary["name"]] = {**summary, "index": index}
@@ -200,6 +330,9 @@ class Reconciler(ABC):
                 metrics.FIRST_POD_SECONDS.labels(self.kind).observe(max(0.0, (self.now_ms() - created) / 1000))
 
     def forget(self, key: Key, uid: str) -> None:
+        self._seen.pop(key, None)
+        self._failures.pop(uid, None)
+        self._checked_fields.pop(uid, None)
         self.bodies.pop(key, None)
         self._created.pop(key, None)
         self._first_pod_seen.discard(uid)
@@ -227,9 +360,10 @@ class Reconciler(ABC):
     async def stop(self) -> None:
         """Cancel the tracked tasks (queued and running passes, deliveries) and the requeue timers,
         and wait for them to end."""
-        for handle in self._requeues.values():
+        for handle in [*self._requeues.values(), *self._listing_timers.values()]:
             handle.cancel()
         self._requeues.clear()
+        self._listing_timers.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -257,6 +391,84 @@ class Reconciler(ABC):
                 if body is not None and self.state_of(body) not in self.terminal_states:
                     self._spawn(key)
 
+    # ------------------------------------------------------------------ re-lists
+
+    def _listed(self, resource: str, now: float) -> None:
+        """An object of `resource` (this kind's plural, or a child index) came from a listing at
+        `now`. The listing is over once none of its objects has come for LISTING_QUIET_S; then what
+        no event has named since it began is checked (`_after_listing`)."""
+        self._listings[resource] = (self._listings.get(resource, (now, now))[0], now)
+        if resource not in self._listing_timers:
+            self._listing_timers[resource] = asyncio.get_running_loop().call_later(
+                LISTING_QUIET_S, self._listing_over, resource)
+
+    def _listing_over(self, resource: str) -> None:
+        del self._listing_timers[resource]
+        began, last = self._listings[resource]
+        if time.monotonic() - last < LISTING_QUIET_S:  # still coming
+            self._listing_timers[resource] = asyncio.get_running_loop().call_later(
+                LISTING_QUIET_S - (time.monotonic() - last), self._listing_over, resource)
+            return
+        del self._listings[resource]
+        self.track(asyncio.get_running_loop().create_task(self._after_listing(resource, began)))
+
+    async def _after_listing(self, resource: str, began: float) -> None:
+        """kopf lists a resource again after its watch failed (410 Gone, an apiserver restart) and
+        says nothing of the objects deleted in between: no DELETED event, and its indexes keep them.
+        Whatever no event has named since the listing began is a suspect, checked against a LIST of
+        its namespace (so an object whose event is merely late is never dropped): a CR that is gone
+        is forgotten, a child that is gone no longer counts and its parent is woken to notice. After
+        the CRs' own listing the children are checked too (a listing of no objects shows nothing)."""
+        try:
+            if resource == self.plural:
+                await self._sweep_crs(began)
+                for index in [i for i in self.indexes if i in RESOURCES]:
+                    await self._sweep_children(index, began)
+            elif resource in RESOURCES:
+                await self._sweep_children(resource, began)
+        except (kubemod.KubeError, OSError, asyncio.TimeoutError, aiohttp.ClientError) as e:
+            log.warning("%s: could not check what was deleted while the watch was down: %s", self.kind, e)
+
+    async def _uids(self, resource: tuple[str, ...], namespace: str, selector: str | None) -> set[str]:
+        status, payload = await self.kube.request("GET", collection(resource, namespace),
+                                                  params={"labelSelector": selector} if selector else None)
+        if status >= 300 or not isinstance(payload, dict):
+            raise kubemod.KubeError(status, str(payload)[:200], f"list {resource[-1]} in {namespace}")
+        return {str(item["metadata"]["uid"]) for item in payload.get("items") or ()}
+
+    async def _sweep_crs(self, began: float) -> None:
+        suspects = {key: body["metadata"]["uid"] for key, body in self.bodies.items()
+                    if self._seen.get(key, 0.0) < began}
+        for namespace in sorted({key[0] for key in suspects}):
+            asked = time.monotonic()
+            present = await self._uids((GROUP, VERSION, self.plural), namespace, None)
+            for key, uid in suspects.items():
+                if key[0] == namespace and uid not in present and self._seen.get(key, 0.0) < asked:
+                    log.info("%s %s/%s was deleted while the watch was down; forgetting it", self.kind, *key)
+                    self.forget(key, uid)
+
+    async def _sweep_children(self, index: str, began: float) -> None:
+        suspects: dict[str, Key] = {}  # child uid → its parent's key
+        for key, entries in list(self.indexes.get(index, {}).items()):
+            for child in list(entries):
+                uid = child.get("uid")
+                if uid and uid not in self._gone and self._child_seen.get(uid, 0.0) < began:
+                    suspects[uid] = key
+        for namespace in sorted({key[0] for key in suspects.values()}):
+            asked = time.monotonic()
+            present = await self._uids(RESOURCES[index], namespace, f"lakejob.io/kind={self.kind}")
+            gone = [uid for uid, key in suspects.items() if key[0] == namespace and uid not in present
+                    and self._child_seen.get(uid, 0.0) < asked]
+            if gone:
+                log.info("%s: %d of %s in %s were deleted while the watch was down; their parents look again",
+                         self.kind, len(gone), index, namespace)
+            for uid in gone:
+                self._gone.add(uid)
+                self._child_seen.pop(uid, None)
+                self._child_summaries.pop(uid, None)
+                if suspects[uid] in self.bodies:
+                    self._spawn(suspects[uid])
+
     def state_of(self, body: Mapping[str, Any]) -> str | None:
         state = (body.get("status") or {}).get(self.state_field)
         return str(state) if state is not None else None
@@ -281,13 +493,143 @@ class Reconciler(ABC):
                 return
             started = time.monotonic()
             try:
+                await self._say_what_is_ignored(body)
                 await self.reconcile_one(key, body)
-            except (kubemod.KubeError, OSError, asyncio.TimeoutError, aiohttp.ClientError) as e:
-                # Transient API trouble: say so, and try again soon (all the work is idempotent).
-                log.warning("reconcile %s %s/%s failed, retrying: %s", self.kind, *key, e)
-                self.requeue(key, uid, 2.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - every pass ends in a known state (see failed())
+                await self.failed(key, body, e)
+            else:
+                if uid in self._failures:
+                    await self.recovered(body)
+                self._kick_outbox(key, uid)
             finally:
                 metrics.RECONCILE_SECONDS.labels(self.kind).observe(time.monotonic() - started)
+
+    async def _say_what_is_ignored(self, body: dict[str, Any]) -> None:
+        """Once per generation: a Warning Event and a log line naming the spec fields this version
+        does not know (the CRD is newer than the operator); the job goes on without them."""
+        meta = body["metadata"]
+        mark = (meta["uid"], meta.get("generation", 0))
+        if self.spec_model is None or self._checked_fields.get(mark[0]) == mark[1]:
+            return
+        self._checked_fields[mark[0]] = mark[1]
+        unknown = unknown_fields(self.spec_model, body)
+        if unknown:
+            message = (f"this operator version does not know {', '.join(unknown)}: ignored (the CRD is newer "
+                       "than the operator, e.g. after a rollback); upgrade the operator to act on them")
+            log.warning("%s %s/%s: %s", self.kind, meta["namespace"], meta["name"], message)
+            await self.post_events(body, [("Warning", "IgnoredFields", message)])
+
+    # ------------------------------------------------------------------ the notification outbox
+
+    def with_outbox(self, status: dict[str, Any], sends: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """`status` with `sends` ((url, CloudEvent), in order) queued in its outbox: written with the
+        status (write-ahead), then delivered by the CR's outbox task, which any later operator
+        resumes; a redelivery carries the same CloudEvent id, so a receiver can tell."""
+        new = [{"url": url, "event": json.dumps(event)} for url, event in sends]
+        if not new:
+            return status
+        outbox = [*(status.get("outbox") or []), *new]
+        if len(outbox) > OUTBOX_MAX:  # an endpoint down for long: keep the newest, say what went
+            log.warning("%s %s: outbox full, dropping %d undelivered notification(s)", self.kind,
+                        status.get("id") or status.get("Id") or "", len(outbox) - OUTBOX_MAX)
+            outbox = outbox[-OUTBOX_MAX:]
+        return {**status, "outbox": outbox}
+
+    def delivered(self, status: dict[str, Any], ok: bool) -> dict[str, Any]:
+        """The status after one outbox entry was delivered (ok) or given up on; kinds that count
+        deliveries in status override this."""
+        return status
+
+    def _kick_outbox(self, key: Key, uid: str) -> None:
+        """Start the CR's outbox task unless it runs or there is nothing to send."""
+        body = self.bodies.get(key)
+        if uid in self._draining or body is None or not self.status_of(body).get("outbox"):
+            return
+        self._draining.add(uid)
+        task = asyncio.get_running_loop().create_task(self._drain(key, uid))
+        task.add_done_callback(lambda _: self._draining.discard(uid))
+        self.track(task)  # so that stop() ends a delivery still waiting when the operator stops
+
+    async def _drain(self, key: Key, uid: str) -> None:
+        """Deliver the outbox's entries one by one, in order, removing each from status once sent
+        (under the CR's lock, so a pass never writes back an entry already removed)."""
+        failures = 0
+        while True:
+            body = self.bodies.get(key)
+            outbox = self.status_of(body).get("outbox") if body and body["metadata"]["uid"] == uid else None
+            if not outbox:
+                return
+            entry = outbox[0]
+            ok = await self.notifier.deliver(entry["url"], json.loads(entry["event"]))
+            try:
+                async with self._locks.setdefault(uid, asyncio.Lock()):
+                    body = self.bodies.get(key)
+                    if body is None or body["metadata"]["uid"] != uid:
+                        return
+                    status = {k: v for k, v in self.status_of(body).items() if k != "outbox"}
+                    rest = [e for e in self.status_of(body).get("outbox") or [] if e != entry]
+                    await self.write_status(body, self.delivered({**status, "outbox": rest} if rest else status, ok))
+                failures = 0
+            except (kubemod.KubeError, OSError, asyncio.TimeoutError, aiohttp.ClientError) as e:
+                # Not recorded: the entry is sent again (same id) once the API answers.
+                failures += 1
+                log.warning("%s %s/%s: outbox not updated, retrying: %s", self.kind, *key, e)
+                await asyncio.sleep(min(60.0, self.settings.error_backoff_s * 2 ** failures))
+
+    # ------------------------------------------------------------------ passes that fail
+
+    async def failed(self, key: Key, body: dict[str, Any], error: Exception) -> None:
+        """A pass raised: record it once (log, metric, condition, Warning Event) and try again later
+        with per-object exponential backoff and jitter. All the work is idempotent, so a retry
+        picks up where the pass stopped; what raised stays visible in the CR's status meanwhile."""
+        meta = body["metadata"]
+        uid = meta["uid"]
+        if isinstance(error, kubemod.KubeError) and error.status == 404 and error.what.startswith(
+                "write the status of"):
+            # The CR itself is gone (deleted while we were not watching: a re-list does not say so).
+            log.info("%s %s/%s is gone; forgetting it", self.kind, *key)
+            self.forget(key, uid)
+            return
+        kind, reason, message = classify(error)
+        metrics.RECONCILE_ERRORS.labels(self.kind, kind).inc()
+        count, logged, reported = self._failures.get(uid, (0, "", ""))
+        count += 1
+        delay = min(self.settings.error_backoff_max_s, self.settings.error_backoff_s * 2 ** (count - 1))
+        delay *= random.uniform(0.5, 1.0)  # jitter: CRs that failed together do not retry together
+        if message != logged:  # once per distinct error, not once per retry
+            if kind == "internal":
+                log.error("reconcile %s %s/%s raised; retrying in %.0fs", self.kind, *key, delay, exc_info=error)
+            else:
+                log.warning("reconcile %s %s/%s failed (%s), retrying in %.0fs: %s", self.kind, *key, kind, delay,
+                            message)
+        if message != reported and (kind != "transient" or count >= 3):  # a blip is not worth a status write
+            await self._report(body, False, reason, message)
+            reported = message
+        self._failures[uid] = (count, message, reported)
+        self.requeue(key, uid, delay)
+
+    async def recovered(self, body: dict[str, Any]) -> None:
+        """The first clean pass after failures: the condition says so, the backoff starts over."""
+        count = self._failures.pop(body["metadata"]["uid"], (0, "", ""))[0]
+        conditions = self.status_of(body).get("conditions") or []
+        if any(c.get("type") == RECONCILED and c.get("status") == "False" for c in conditions):
+            await self._report(body, True, "Reconciled", f"reconciled again after {count} failed pass(es)")
+
+    async def _report(self, body: dict[str, Any], ok: bool, reason: str, message: str) -> None:
+        """Set the Reconciled condition (and post an Event when it turns False); best effort, since
+        the API that refused the pass may refuse this too."""
+        status = self.status_of(body)
+        conditions = set_condition([Condition.model_validate(c) for c in status.get("conditions") or []], RECONCILED,
+                                   ok, reason, message, body["metadata"].get("generation"), now_iso())
+        try:
+            await self.write_status(body, {**status, "conditions": [c.model_dump(exclude_none=True)
+                                                                    for c in conditions]})
+        except (kubemod.KubeError, OSError, asyncio.TimeoutError, aiohttp.ClientError):
+            pass
+        if not ok:
+            await self.post_events(body, [("Warning", reason, message)])
 
     @abstractmethod
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:

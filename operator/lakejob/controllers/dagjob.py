@@ -5,19 +5,20 @@ The loop is controllers.base's; decide is controllers.dagjob_decide (pure). Here
   kopf indexes (no LIST calls), whether a Running slot is ours (operator-wide `dag_max_running`,
   waiting DagJobs ordered by Priority then age) and how many DagJobs the namespace holds;
 - apply: the status alongside the idempotent creates / suspends (names follow the task's run,
-  which only the status advances), then the Events, the notifications and AutoRelease's delete. Notifications go out per DagJob in order, through
-  the shared Notifier (background, bounded retries), and their delivery counts land in status.
+  which only the status advances), then the Events and AutoRelease's delete. The listed events'
+  notifications are queued in the status's outbox by the same write and delivered in order by
+  controllers.base's outbox task; their delivery counts land in status.notifications, and
+  AutoRelease waits until the outbox is empty.
 """
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 
-from lakejob import kube as kubemod
+from lakejob import policy
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.dagjob_decide import (
@@ -42,8 +43,8 @@ KIND = "DagJob"
 JOBS = "dagjob_jobs"  # kopf index of the tasks' Jobs (named after its handler)
 SPARK = "dagjob_sparkbatches"  # kopf indexes of the tasks' child resources
 FLINK = "dagjob_flinkjarjobs"
-MERGE = "application/merge-patch+json"
 T = TypeVar("T")
+CREATE_GRACE_MS = 3000  # a Job with no pod this long after its creation: ask why
 
 
 def summarize_job(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,7 +54,9 @@ def summarize_job(body: Mapping[str, Any]) -> dict[str, Any]:
     outcome = ("Complete" if {"Complete", "SuccessCriteriaMet"} & set(true)
                else "Failed" if {"Failed", "FailureTarget"} & set(true) else None)
     failed = true.get("Failed") or true.get("FailureTarget") or {}
-    return {"name": meta["name"], "completions": spec.get("completions") or 1, "active": status.get("active") or 0,
+    return {"name": meta["name"], "uid": meta.get("uid"), "created_ms": ms(meta.get("creationTimestamp")) or 0,
+            "pods": sum(status.get(k) or 0 for k in ("active", "succeeded", "failed", "terminating")),
+            "completions": spec.get("completions") or 1, "active": status.get("active") or 0,
             "completed_indexes": status.get("completedIndexes") or "",
             "failed_indexes": status.get("failedIndexes") or "", "suspended": bool(spec.get("suspend")),
             "outcome": outcome, "message": failed.get("message") or failed.get("reason")}
@@ -81,25 +84,16 @@ def _obs(cls: type[T], summary: Mapping[str, Any]) -> T:
     return cls(**{k: v for k, v in summary.items() if k in names})
 
 
-def http_url(endpoint: str) -> bool:
-    """An http(s) URL we can POST to (BatchCompute's MNS endpoint template, http://[UserId].mns…, is not)."""
-    try:
-        parts = urlsplit(endpoint)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
-
-
 def endpoint_of(spec: DagJobSpec | None, settings: Settings) -> str | None:
     """Where the listed events go: Topic.Endpoint when it is an http(s) URL, else the URL the operator
     maps Topic.Name to (LAKEJOB_NOTIFICATION_TOPICS), else nowhere (Kubernetes Events only)."""
     if spec is None or spec.Notification is None:
         return None
     topic = spec.Notification.Topic
-    if topic.Endpoint and http_url(topic.Endpoint):
+    if topic.Endpoint and policy.http_url(topic.Endpoint):
         return topic.Endpoint
     mapped = settings.notification_topics.get(topic.Name or "")
-    return mapped if mapped and http_url(mapped) else None
+    return mapped if mapped and policy.http_url(mapped) else None
 
 
 def parse_spec(body: Mapping[str, Any]) -> tuple[DagJobSpec | None, str | None]:
@@ -115,6 +109,7 @@ def _priority_of(body: Mapping[str, Any]) -> int:
 class DagJobReconciler(base.Reconciler):
     kind = KIND
     plural = "dagjobs"
+    spec_model = DagJobSpec
     terminal_states = frozenset(TERMINAL_STATES)
     state_field = "State"
     failed_states = frozenset({"Failed"})
@@ -122,8 +117,6 @@ class DagJobReconciler(base.Reconciler):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._slots_held: set[str] = set()  # uids of the DagJobs holding a Running slot
-        self._deliveries: dict[str, list[int]] = {}  # uid → [delivered, failed] not yet in status
-        self._outbox: dict[str, asyncio.Task[None]] = {}  # uid → the tail of its ordered deliveries
         self._specs: dict[str, tuple[int, DagJobSpec | None, str | None]] = {}  # uid → (generation, parsed)
 
     # ------------------------------------------------------------------ observe
@@ -159,6 +152,15 @@ class DagJobReconciler(base.Reconciler):
                 if self._state(b) == "Waiting":
                     self._spawn(key)
 
+    async def _create_errors(self, namespace: str, jobs: list[dict[str, Any]], now: int) -> dict[str, str]:
+        """Why Jobs that have had no pod for a few seconds cannot create one: the Job controller says
+        so only in FailedCreate Events on the Job. Read for those Jobs alone, so a healthy DAG costs
+        no reads."""
+        stuck = [j for j in jobs if j.get("uid") and not j["pods"] and not j["suspended"] and j["outcome"] is None
+                 and now - j["created_ms"] > CREATE_GRACE_MS]
+        found = await asyncio.gather(*(self.kube.failed_create(namespace, j["uid"]) for j in stuck))
+        return {j["name"]: e for j, e in zip(stuck, found, strict=True) if e}
+
     def _jobs_in_namespace(self, body: Mapping[str, Any]) -> int:
         meta = body["metadata"]
         me = (meta.get("creationTimestamp", ""), meta["name"])
@@ -168,23 +170,20 @@ class DagJobReconciler(base.Reconciler):
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         uid = meta["uid"]
-        raw = dict(self.status_of(body))
-        pending = self._deliveries.get(uid, [0, 0])
-        applied = list(pending)
-        if any(applied):
-            sent = Delivery.model_validate(raw.get("notifications") or {})
-            raw["notifications"] = {"delivered": sent.delivered + applied[0], "failed": sent.failed + applied[1]}
-        status = DagJobStatus.model_validate(raw)
+        status = DagJobStatus.model_validate(self.status_of(body))
         generation = meta.get("generation", 1)
         cached = self._specs.get(uid)
         if cached is None or cached[0] != generation:
             # Parsed once per generation: a DagJob is reconciled on every event of every child.
-            cached = self._specs[uid] = (generation, *parse_spec(body))
+            cached = self._specs[uid] = (generation, *policy.checked(parse_spec(body), self.settings,
+                                                                     meta["namespace"]))
         spec, error = cached[1], cached[2]
         now = self.now_ms()
+        jobs = self.children(JOBS, key)
+        errors = await self._create_errors(meta["namespace"], jobs, now)
         observed = Observed(
             now_ms=now,
-            jobs={j["name"]: _obs(JobObs, j) for j in self.children(JOBS, key)},
+            jobs={j["name"]: _obs(JobObs, {**j, "create_error": errors.get(j["name"])}) for j in jobs},
             children={c["name"]: _obs(ChildObs, c) for index in (SPARK, FLINK) for c in self.children(index, key)},
             admitted=self._admitted(uid, body) if status.State in (None, "Waiting", "Running", "Stopped") else False,
             jobs_in_namespace=self._jobs_in_namespace(body),
@@ -193,9 +192,6 @@ class DagJobReconciler(base.Reconciler):
                  created_ms=ms(meta.get("creationTimestamp")) or now)
         decision = decide(spec, error, m, status, observed, self.settings)
         await self._apply(key, body, spec, decision)
-        if any(applied):
-            pending[0] -= applied[0]
-            pending[1] -= applied[1]
 
     # ------------------------------------------------------------------ apply
 
@@ -206,16 +202,20 @@ class DagJobReconciler(base.Reconciler):
         # The status write and the children go out together: a child's name comes from its task and
         # run, which only the status advances, so a create that lands without its status write is
         # found again on the next pass (409), never duplicated. That saves a round trip per transition.
-        await asyncio.gather(self.write_status(body, decision.status.model_dump(exclude_none=True, mode="json")),
-                             self._children(key, spec, owner, decision))
+        # The listed events' notifications go into the outbox with the same write (write-ahead).
+        events = listed(spec)
+        new_status = self.with_outbox(decision.status.model_dump(exclude_none=True, mode="json"),
+                                      self._notifications(body, spec, [n for n in decision.notes if n.event in events]))
+        await asyncio.gather(self.write_status(body, new_status), self._children(key, spec, owner, decision))
         if decision.status.State != "Running":
             self._release(uid)
-        events = listed(spec)
         await self.post_events(body, [("Warning" if n.event.endswith("Failed") else "Normal", n.event[2:], n.message)
                                       for n in decision.notes if not is_instance_event(n.event) or n.event in events])
-        self._notify(body, spec, [n for n in decision.notes if n.event in events])
         if any(a.verb == "delete_self" for a in decision.actions):
-            await self.kube.delete(base.API_VERSION, KIND, meta["namespace"], meta["name"])
+            if new_status.get("outbox"):  # AutoRelease waits for the notifications of the job's end
+                self.requeue(key, uid, 1.0)
+            else:
+                await self.kube.delete(base.API_VERSION, KIND, meta["namespace"], meta["name"], uid=uid)
         elif decision.requeue_after_s is not None:
             self.requeue(key, uid, decision.requeue_after_s)
 
@@ -245,64 +245,35 @@ class DagJobReconciler(base.Reconciler):
                 else:
                     self.note_created(key, FLINK, summarize_flinkjarjob(child))
         elif verb == "suspend_job":
-            await self._patch("batch/v1", "Job", ns, name, {"spec": {"suspend": value}})
+            await self.kube.patch_child("batch/v1", "Job", ns, name, owner.uid, {"spec": {"suspend": value}})
         elif verb == "stop_child":
             kind = CHILD_KINDS[spec.DAG.Tasks[task].kind]
-            await self._patch(base.API_VERSION, kind, ns, name, {"spec": {"suspend": True}})
-
-    async def _patch(self, api_version: str, kind: str, ns: str, name: str, patch: dict[str, Any]) -> None:
-        status, payload = await self.kube.request("PATCH", kubemod.path(api_version, kind, ns, name), patch,
-                                                  content_type=MERGE)
-        if status >= 300 and status != 404:  # gone already: nothing left to stop
-            raise kubemod.KubeError(status, payload.get("message", "") if isinstance(payload, dict) else str(payload))
+            await self.kube.patch_child(base.API_VERSION, kind, ns, name, owner.uid, {"spec": {"suspend": True}})
 
     # ------------------------------------------------------------------ notifications
 
-    def _notify(self, body: Mapping[str, Any], spec: DagJobSpec | None, notes: list[Note]) -> None:
-        """POST the listed events to an http(s) Topic.Endpoint, one after another (in order), in the background."""
+    def _notifications(self, body: Mapping[str, Any], spec: DagJobSpec | None,
+                       notes: list[Note]) -> list[tuple[str, dict[str, Any]]]:
+        """The listed events as CloudEvents for an http(s) Topic.Endpoint, in order (none without one)."""
         endpoint = endpoint_of(spec, self.settings)
         if not notes or spec is None or endpoint is None:
-            return
+            return []
         meta = body["metadata"]
-        uid = meta["uid"]
         source = f"/namespaces/{meta['namespace']}/dagjobs/{meta['name']}"
-        events = [cloudevent(f"io.lakejob.dagjob.{n.event}", source, n.task or meta["name"], {
-            "Event": n.event, "JobId": uid, "JobName": spec.Name, "TaskName": n.task, "InstanceIds": list(n.indexes),
-            "Message": n.message}) for n in notes]
-        previous = self._outbox.get(uid)
-        task = asyncio.get_running_loop().create_task(self._deliver(body, endpoint, events, previous))
-        self._outbox[uid] = task
-        task.add_done_callback(lambda t: self._outbox.pop(uid, None) if self._outbox.get(uid) is t else None)
-        self.track(task)  # so that stop() ends a delivery still waiting when the operator stops
+        return [(endpoint, cloudevent(f"io.lakejob.dagjob.{n.event}", source, n.task or meta["name"], {
+            "Event": n.event, "JobId": meta["uid"], "JobName": spec.Name, "TaskName": n.task,
+            "InstanceIds": list(n.indexes), "Message": n.message})) for n in notes]
 
-    async def _deliver(self, body: Mapping[str, Any], url: str, events: list[dict[str, Any]],
-                       previous: asyncio.Task[None] | None) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
-        uid = body["metadata"]["uid"]
-        loop = asyncio.get_running_loop()
-        for event in events:
-            done: asyncio.Future[bool] = loop.create_future()
-            self.notifier.send(url, event, _resolver(done))
-            ok = await done
-            counts = self._deliveries.setdefault(uid, [0, 0])
-            counts[0 if ok else 1] += 1
-        if uid in self._deliveries and base.cr_key(body) in self.bodies:
-            self._spawn(base.cr_key(body))  # write the delivery counts to status
+    def delivered(self, status: dict[str, Any], ok: bool) -> dict[str, Any]:
+        """Deliveries are counted in status.notifications."""
+        sent = Delivery.model_validate(status.get("notifications") or {})
+        counts = {"delivered": sent.delivered + int(ok), "failed": sent.failed + int(not ok)}
+        return {**status, "notifications": counts}
 
     def forget(self, key: Key, uid: str) -> None:
         super().forget(key, uid)
-        self._deliveries.pop(uid, None)
         self._specs.pop(uid, None)
         self._release(uid)
-
-
-def _resolver(future: asyncio.Future[bool]) -> Callable[[bool], None]:
-    def on_done(ok: bool) -> None:
-        if not future.done():
-            future.set_result(ok)
-
-    return on_done
 
 
 # ------------------------------------------------------------------------------------ kopf

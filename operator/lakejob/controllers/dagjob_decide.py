@@ -24,7 +24,7 @@ from typing import Literal
 
 from lakejob import dag_graph
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
-from lakejob.controllers.decide_common import ready_and_complete
+from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, clip, ready_and_complete
 from lakejob.models.dagjob import TERMINAL_STATES, Counts, DagJobSpec, DagJobStatus, TaskStatus
 from lakejob.render.dag import child_name
 from lakejob.settings import Settings
@@ -42,6 +42,9 @@ class JobObs:
     suspended: bool = False
     outcome: Literal["Complete", "Failed"] | None = None
     message: str | None = None
+    # Why the Job controller cannot create its pods (its FailedCreate Event: a quota, a missing
+    # PriorityClass, a policy), read only while a Job has none.
+    create_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,13 +132,15 @@ class _Step:
         return self.s.Tasks
 
     def note(self, event: str, message: str, task: str | None = None, indexes: tuple[int, ...] = ()) -> None:
-        self.d.notes.append(Note(event, message, task, indexes))
+        # Notes become Events and CloudEvents; a child's state in one is text from another object.
+        self.d.notes.append(Note(event, clip(message, MESSAGE_BYTES), task, indexes))
 
     def act(self, verb: Verb, task: str = "", run: int = 0, name: str = "", value: bool = False) -> None:
         self.d.actions.append(Action(verb, task, run, name, value))
 
     def job_state(self, state: str, reason: str, message: str) -> None:
         s = self.s
+        reason, message = clip(reason, REASON_BYTES), clip(message, MESSAGE_BYTES)
         if s.State == state and s.reason == reason:
             return
         s.State, s.reason, s.message = state, reason, message
@@ -152,6 +157,8 @@ class _Step:
         t = self.tasks[name]
         if t.State == state:
             return
+        # A child's status message or a Job's condition message: text from elsewhere, 16 tasks of it.
+        message = clip(message, MESSAGE_BYTES) if message is not None else None
         t.State = state
         t.Message = message
         if state == "Running" and t.StartTime is None:
@@ -174,6 +181,11 @@ def decide(spec: DagJobSpec | None, spec_error: str | None, meta: Meta, status: 
         # Only reachable if admission was bypassed: stop what runs, don't guess.
         _stop_running(step, "the spec is invalid")
         step.job_state("Failed", "InvalidSpec", spec_error or "invalid spec")
+    elif (changed := _tasks_changed(spec, s)) is not None:
+        # Tasks are immutable at admission; a spec that got past it anyway names tasks the status
+        # does not know (or of another kind): stop what runs, don't guess.
+        _stop_running(step, "the spec's tasks changed")
+        step.job_state("Failed", "InvalidSpec", changed)
     if spec is not None and s.State not in TERMINAL_STATES:
         _priority(step, spec)
         if spec.suspend:
@@ -186,6 +198,22 @@ def decide(spec: DagJobSpec | None, spec_error: str | None, meta: Meta, status: 
             _running(step, spec)
     _metrics(step)
     return step.d
+
+
+def _tasks_changed(spec: DagJobSpec, status: DagJobStatus) -> str | None:
+    """Why the spec's tasks (names and kinds) are not the ones the job was started with, or None."""
+    if status.Tasks is None:
+        return None
+    had = {name: t.Type for name, t in status.Tasks.items()}
+    has = {name: task.kind for name, task in spec.DAG.Tasks.items()}
+    if had == has:
+        return None
+    return (f"spec.DAG.Tasks changed after the job was created, which it cannot: it had {_names(had)}, "
+            f"it has {_names(has)}")
+
+
+def _names(tasks: dict[str, str]) -> str:
+    return ", ".join(f"{name} ({kind})" for name, kind in sorted(tasks.items()))
 
 
 def _quota(spec: DagJobSpec, obs: Observed, settings: Settings) -> tuple[str, str] | None:
@@ -321,6 +349,7 @@ def _start_task(step: _Step, spec: DagJobSpec, name: str) -> None:
     else:
         t.Run += 1
         t.Child = child_name(step.meta.name, name, t.Run)
+        t.ChildSeen = None
         if t.Type == "command":
             step.act("create_job", task=name, run=t.Run, name=t.Child)
         else:
@@ -340,11 +369,16 @@ def _observe_task(step: _Step, spec: DagJobSpec, name: str) -> None:
     if t.Type == "command":
         job = step.obs.jobs.get(t.Child or "")
         if job is None:
-            step.act("create_job", task=name, run=t.Run, name=t.Child or "")
+            _child_missing(step, name, "create_job")
             return
+        t.ChildSeen = True
         if job.suspended:
             step.act("suspend_job", task=name, name=job.name, value=False)
         _instances(step, name, job, task.InstanceCount or job.completions)
+        if job.create_error and job.outcome is None:
+            _cannot_create_pods(step, name, job)
+        elif t.Message and t.Message.startswith(f"{job.name}: {CANNOT_CREATE}"):
+            t.Message = None  # it has pods now
         if job.outcome == "Complete":
             step.task_state(name, "Finished")
         elif job.outcome == "Failed" or (spec.JobFailOnInstanceFail and job.failed_indexes):
@@ -353,8 +387,9 @@ def _observe_task(step: _Step, spec: DagJobSpec, name: str) -> None:
         return
     child = step.obs.children.get(t.Child or "")
     if child is None:
-        step.act("create_child", task=name, run=t.Run, name=t.Child or "")
+        _child_missing(step, name, "create_child")
         return
+    t.ChildSeen = True
     state = CHILD_STATES.get(child.state or "", "Running")
     if state == "Stopped":  # stopped by someone else than us (we mark our stops ourselves)
         state = "Failed"
@@ -364,6 +399,17 @@ def _observe_task(step: _Step, spec: DagJobSpec, name: str) -> None:
         step.note(f"OnInstance{state}", f"task {name}: {t.Child} {child.state or 'created'}", task=name, indexes=(0,))
     if state in ("Finished", "Failed"):
         step.task_state(name, state, None if state == "Finished" else f"{t.Child}: {child.message or child.state}")
+
+
+def _child_missing(step: _Step, name: str, create: Verb) -> None:
+    """A running task's child is not there. Never seen: its create was lost (a crash between the
+    status write and the create), so create it. Seen before: someone deleted it, and the run fails
+    (what it had done may not be repeatable; the task's retry is the user's call: docs/dagjob.md)."""
+    t = step.tasks[name]
+    if not t.ChildSeen:
+        step.act(create, task=name, run=t.Run, name=t.Child or "")
+        return
+    step.task_state(name, "Failed", f"ChildDeleted: {t.Child} was deleted while the task ran; not run again")
 
 
 def _instances(step: _Step, name: str, job: JobObs, count: int) -> None:
@@ -385,6 +431,20 @@ def _instances(step: _Step, name: str, job: JobObs, count: int) -> None:
     if new_failed:
         step.note("OnInstanceFailed", f"task {name}: instance(s) {_ids(new_failed)} failed", task=name,
                   indexes=tuple(new_failed))
+
+
+CANNOT_CREATE = "pods cannot be created"
+
+
+def _cannot_create_pods(step: _Step, name: str, job: JobObs) -> None:
+    """Kubernetes refuses the task's pods: the task's message and a Warning Event say why, at once
+    (not only on the Job), while the Job keeps trying; once per distinct reason."""
+    t = step.tasks[name]
+    message = clip(f"{job.name}: {CANNOT_CREATE}: {job.create_error}", MESSAGE_BYTES)
+    if t.Message != message:
+        t.Message = message
+        step.note("OnTaskCreateFailed", f"task {name}: {message}", task=name)
+    step.d.requeue_after_s = 5  # look again: the Job controller retries with its own backoff
 
 
 def _ids(indexes: list[int]) -> str:

@@ -1,6 +1,13 @@
-"""Pieces every kind's pure `decide` shares: the CR's identity, timestamps, the two conditions.
+"""Pieces every kind's pure `decide` shares: the CR's identity, timestamps, the two conditions,
+and the bounds on what a status may hold.
 
 Imported by controllers/<kind>_decide.py (pure, no I/O) and by their reconcilers.
+
+Bounds: a status is one etcd object (1.5 MiB with the spec, metadata and everything else), and
+text decide copies into it comes from outside (a driver's log, a termination message, a REST
+answer, a child's status, the parse error of a spec): a driver that prints one 2 MB line and fails
+would otherwise make a status the API server refuses on every pass, and the job would stick.
+`clip` and `tail` cut such text on a UTF-8 character boundary and say so in the text.
 """
 from __future__ import annotations
 
@@ -11,6 +18,49 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 
 from lakejob.models.common import Condition, set_condition
+
+
+# A status message or description (each is stored three times: the field and the Ready and Complete
+# conditions). The kubelet's own termination messages are at most 4096 bytes too.
+MESSAGE_BYTES = 4096
+# A machine-readable reason, one word (events.k8s.io/v1 refuses an Event reason longer than 128).
+REASON_BYTES = 128
+# A log tail in status (status.log): each line, and all of them together.
+LOG_LINE_BYTES = 2048
+LOG_BYTES = 8192
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """`text` when its UTF-8 form fits in `max_bytes`, else its beginning cut on a character
+    boundary and followed by a mark with the full size, all within `max_bytes` (at least 64)."""
+    # surrogatepass: a lone surrogate (JSON allows "\ud800") is counted, not an error.
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= max_bytes:
+        return text
+    mark = f" …[cut: {len(data)} bytes in all]"
+    keep = max_bytes - len(mark.encode())
+    while keep > 0 and data[keep] & 0xC0 == 0x80:  # a continuation byte: the cut is inside a character
+        keep -= 1
+    return data[:keep].decode("utf-8", "surrogatepass") + mark
+
+
+def tail(lines: list[str], max_lines: int, line_bytes: int = LOG_LINE_BYTES,
+         total_bytes: int = LOG_BYTES) -> list[str]:
+    """The last `max_lines` (at least 1) lines, each clipped to `line_bytes`, and of those the last
+    ones that fit in `total_bytes` together (the earliest kept one clipped to what is left, when
+    that is enough to be read): the end of a log is what tells why a program failed."""
+    out: list[str] = []
+    left = total_bytes
+    for line in reversed(lines[-max_lines:]):
+        line = clip(line, line_bytes)
+        size = len(line.encode("utf-8", "surrogatepass"))
+        if size > left:
+            if left >= 256:  # room for the cut mark and a readable part of the line
+                out.append(clip(line, left))
+            break
+        out.append(line)
+        left -= size
+    return out[::-1]
 
 
 @dataclass(frozen=True)
@@ -86,6 +136,7 @@ class StateStep(Generic[S, A]):
 
     def transition(self, state: str, reason: str, message: str, *, warning: bool = False) -> None:
         s: StateStatus = self.s  # type: ignore[assignment]
+        reason, message = clip(reason, REASON_BYTES), clip(message, MESSAGE_BYTES)
         if s.state == state and s.reason == reason:
             return
         s.state = state

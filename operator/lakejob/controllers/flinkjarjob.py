@@ -17,6 +17,7 @@ from typing import Any
 
 
 from lakejob import kube as kubemod
+from lakejob import policy
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.flinkjarjob_decide import (
@@ -87,15 +88,18 @@ def _exception_text(payload: Any) -> str | None:
     """The newest exception's first line from /jobs/<id>/exceptions (Flink 1.x and 2.x shapes)."""
     if not isinstance(payload, dict):
         return None
-    entries = (payload.get("exceptionHistory") or {}).get("entries") or []
-    text = payload.get("root-exception") or (entries[0].get("stacktrace") if entries else None)
-    return str(text).strip().splitlines()[0][:500] if text else None
+    history = payload.get("exceptionHistory")
+    entries = history.get("entries") if isinstance(history, dict) else None
+    first = entries[0] if isinstance(entries, list) and entries and isinstance(entries[0], dict) else {}
+    lines = str(payload.get("root-exception") or first.get("stacktrace") or "").strip().splitlines()
+    return lines[0][:500] if lines else None  # any payload: a REST answer of another shape is no crash
 
 
 @base.register
 class FlinkJarJobReconciler(base.Reconciler):
     kind = KIND
     plural = "flinkjarjobs"
+    spec_model = FlinkJarJobSpec
     terminal_states = frozenset(TERMINAL_PHASES)
     failed_states = frozenset({"Failed"})
     retry_states = frozenset({"Restarting"})
@@ -103,7 +107,7 @@ class FlinkJarJobReconciler(base.Reconciler):
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         status = FlinkJarJobStatus.model_validate(self.status_of(body))
-        spec, error = parse_spec(body)
+        spec, error = policy.checked(parse_spec(body), self.settings, meta["namespace"])
         pods = self.children(PODS, key)
         jm, tms = observe_pods(pods, status.jobManagerPod)
         owner = Owner(base.API_VERSION, KIND, meta["name"], meta["namespace"], meta["uid"])
@@ -115,7 +119,7 @@ class FlinkJarJobReconciler(base.Reconciler):
             conflict = checkpoint_conflict(body, [b for b in list(self.bodies.values()) if b is not body])
         now = self.now_ms()
         # Only pods the watch has shown count as left: a create noted but never seen cannot block a cancel.
-        left = len(list(self.indexes.get(PODS, {}).get(key, ())))
+        left = len(self.indexed(PODS, key))
         observed = Observed(now_ms=now, jobmanager=jm, taskmanagers=tms, rest=rest, pods_left=left,
                             checkpoint_conflict=conflict)
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
@@ -128,15 +132,19 @@ class FlinkJarJobReconciler(base.Reconciler):
         overview = await self.http.get_json(f"{url}/jobs/overview", timeout)
         if not isinstance(overview, dict):
             return None
-        job = next((j for j in overview.get("jobs") or [] if j.get("jid") == status.job_id), None)
+        jobs = overview.get("jobs")
+        job = next((j for j in jobs if isinstance(j, dict) and j.get("jid") == status.job_id), None) \
+            if isinstance(jobs, list) else None
         if job is None:
             return RestObs(state="INITIALIZING")  # the application has not submitted its job yet
         state = str(job.get("state"))
         checkpoint = exception = None
         if spec is not None and spec.resume_checkpoint:
             cps = await self.http.get_json(f"{url}/jobs/{status.job_id}/checkpoints", timeout)
-            if isinstance(cps, dict):
-                checkpoint = ((cps.get("latest") or {}).get("completed") or {}).get("external_path")
+            latest = cps.get("latest") if isinstance(cps, dict) else None
+            completed = latest.get("completed") if isinstance(latest, dict) else None
+            if isinstance(completed, dict) and isinstance(completed.get("external_path"), str):
+                checkpoint = completed["external_path"]
         if state in ("RESTARTING", "FAILING", "FAILED"):
             exception = _exception_text(await self.http.get_json(
                 f"{url}/jobs/{status.job_id}/exceptions?maxExceptions=1", timeout))
@@ -147,8 +155,12 @@ class FlinkJarJobReconciler(base.Reconciler):
         meta = body["metadata"]
         # Write-ahead: a new attempt is recorded before its JobManager is created (below), so a crash
         # in between resumes this attempt. Children are idempotent and harmless without a JobManager.
-        first: list[Awaitable[Any]] = [self.write_status(body, decision.status.model_dump(exclude_none=True,
-                                                                                          mode="json"))]
+        # Notifications go into the outbox with the same status write, delivered after it.
+        source = f"/apis/{base.API_VERSION}/namespaces/{owner.namespace}/{self.plural}/{owner.name}"
+        new_status = self.with_outbox(decision.status.model_dump(exclude_none=True, mode="json"),
+                                      [(url, cloudevent(EVENT_TYPE, source, owner.name, data))
+                                       for url, data in decision.notifications])
+        first: list[Awaitable[Any]] = [self.write_status(body, new_status)]
         if spec is not None and any(a.verb == "ensure_children" for a in decision.actions):
             first.append(self._ensure_children(spec, owner))
         await asyncio.gather(*first)
@@ -157,13 +169,10 @@ class FlinkJarJobReconciler(base.Reconciler):
             if action.verb == "create_jobmanager" and spec is not None:
                 then.append(self._create_jobmanager(key, spec, owner, action.attempt, action.savepoint))
             elif action.verb == "delete_jobmanager":
-                then.append(self.kube.delete("v1", "Pod", owner.namespace, action.pod))
+                then.append(self.kube.delete_child("v1", "Pod", owner.namespace, action.pod, owner.uid))
             elif action.verb == "cleanup":
                 then.append(self._cleanup(owner))
         await asyncio.gather(*then)
-        source = f"/apis/{base.API_VERSION}/namespaces/{owner.namespace}/{self.plural}/{owner.name}"
-        for url, data in decision.notifications:
-            self.notifier.send(url, cloudevent(EVENT_TYPE, source, owner.name, data))
         if decision.requeue_after_s is not None:
             self.requeue(key, meta["uid"], decision.requeue_after_s)
 
@@ -185,9 +194,9 @@ class FlinkJarJobReconciler(base.Reconciler):
     async def _cleanup(self, owner: Owner) -> None:
         """Remove what an ended job no longer needs (the GC removes the TaskManager pods with their Deployment)."""
         names = render.Names.of(owner.name)
-        await asyncio.gather(self.kube.delete("apps/v1", "Deployment", owner.namespace, names.taskmanagers),
-                             self.kube.delete("v1", "Service", owner.namespace, names.service),
-                             self.kube.delete("v1", "ConfigMap", owner.namespace, names.configmap))
+        await asyncio.gather(*(self.kube.delete_child(api, kind, owner.namespace, name, owner.uid) for api, kind, name in
+                               (("apps/v1", "Deployment", names.taskmanagers), ("v1", "Service", names.service),
+                                ("v1", "ConfigMap", names.configmap))))
 
 
 # ------------------------------------------------------------------------------------ kopf

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from lakejob import sizing
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
-from lakejob.controllers.decide_common import iso, ready_and_complete
+from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, clip, iso, ready_and_complete
 from lakejob.models.flinkjarjob import (
     HOUR_MS,
     TERMINAL_PHASES,
@@ -42,6 +42,9 @@ from lakejob.settings import Settings
 # Flink's exit code for an application whose job FAILED (ApplicationStatus.FAILED).
 FLINK_FAILED_EXIT = 1443
 EVENT_TYPE = "io.lakejob.flinkjarjob.failed"
+# A checkpoint path the REST API reports is kept only up to this length (Linux's PATH_MAX): a longer
+# one is no path a restart could resume from, and a cut one would be a wrong one.
+CHECKPOINT_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class _Step:
 
     def transition(self, state: str, reason: str, desc: str, *, warning: bool = False, final: bool = False) -> None:
         s, now = self.s, self.obs.now_ms
+        # Bounded before the comparison, so an unchanged long description is no new transition.
+        reason, desc = clip(reason, REASON_BYTES), clip(desc, MESSAGE_BYTES)
         if s.status_name == state and s.reason == reason and s.status_desc == desc:
             return
         s.status_name, s.reason, s.status_desc, s.update_time = state, reason, desc, now
@@ -177,8 +182,10 @@ def decide(spec: FlinkJarJobSpec | None, spec_error: str | None, meta: Meta, sta
         return step.d  # final
     s.taskManagers = obs.taskmanagers
     if obs.rest is not None:
-        s.flinkState = obs.rest.state
-        s.last_checkpoint = obs.rest.last_checkpoint or s.last_checkpoint
+        s.flinkState = clip(obs.rest.state, REASON_BYTES)  # a JobStatus name, unless the answer is junk
+        checkpoint = obs.rest.last_checkpoint
+        if checkpoint and len(checkpoint.encode("utf-8", "surrogatepass")) <= CHECKPOINT_BYTES:
+            s.last_checkpoint = checkpoint
     # Restarts older than an hour no longer count against resume_max_num.
     if s.restart_times:
         s.restart_times = [t for t in s.restart_times if t > obs.now_ms - HOUR_MS] or None

@@ -18,6 +18,7 @@ from typing import Any
 
 
 from lakejob import kube as kubemod
+from lakejob import policy
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.sparkbatch_decide import LOG_READ_LINES, DriverObs, Meta, Observed, decide, resolve_sizing
@@ -67,7 +68,7 @@ def observe_pods(pods: list[dict[str, Any]], driver_name: str | None, app: str |
     counts = ExecutorCounts()
     for p in pods:
         if p["role"] == "driver" and p["name"] == driver_name:
-            driver = DriverObs(**{k: v for k, v in p.items() if k not in ("role", "app", "index")})
+            driver = DriverObs(**{k: v for k, v in p.items() if k in DriverObs.__dataclass_fields__})
         elif p["role"] == "executor" and (app is None or p["app"] == app):
             phase = p["phase"].lower()
             if phase in ("pending", "running", "succeeded", "failed"):
@@ -92,7 +93,7 @@ class SparkReconciler(base.Reconciler):
             return spec.driver.serviceAccountName
         if self.settings.driver_rbac == "per-namespace":
             return render.SHARED_DRIVER_ACCOUNT
-        return render.Names.of(owner.name).rbac
+        return render.Names.of_owner(owner).rbac
 
     # The kind says how its driver pod and its ConfigMap/Service are rendered; the rest is shared.
     pods_index: str = ""
@@ -125,7 +126,7 @@ class SparkReconciler(base.Reconciler):
             if action.verb == "create_driver" and spec is not None:
                 then.append(self._create_driver(key, spec, owner, action.attempt))
             elif action.verb == "delete_driver":
-                then.append(self.kube.delete("v1", "Pod", meta["namespace"], action.pod))
+                then.append(self.kube.delete_child("v1", "Pod", meta["namespace"], action.pod, owner.uid))
             elif (other := self.other_action(action, owner, spec)) is not None:
                 then.append(other)
         await asyncio.gather(*then)
@@ -177,6 +178,7 @@ class SparkReconciler(base.Reconciler):
 class SparkBatchReconciler(SparkReconciler):
     kind = KIND
     plural = "sparkbatches"
+    spec_model = SparkBatchSpec
     terminal_states = frozenset(TERMINAL_STATES)
     failed_states = frozenset({"dead"})
     retry_states = frozenset({"recovering"})
@@ -185,7 +187,7 @@ class SparkBatchReconciler(SparkReconciler):
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         status = SparkBatchStatus.model_validate(self.status_of(body))
-        spec, error = parse_spec(body)
+        spec, error = policy.checked(parse_spec(body), self.settings, meta["namespace"])
         pods = self.children(PODS, key)
         now = self.now_ms()
         log_tail = None

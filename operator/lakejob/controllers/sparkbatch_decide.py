@@ -30,7 +30,7 @@ from lakejob.settings import Settings
 
 LOG_LINES = 10
 # Lines read back from a finished driver: enough to find the program's own output under the lines
-# Spark logs while it shuts down.
+# Spark logs while it shuts down. A line may be of any length: `status_log` bounds what reaches status.
 LOG_READ_LINES = 400
 # Spark's own INFO/DEBUG/TRACE log lines: log4j's default pattern (`25/11/29 18:45:04 INFO Foo: …`)
 # and Spark 4's structured JSON form (`{"ts":…,"level":"INFO",…}`).
@@ -43,8 +43,14 @@ def _output(lines: list[str]) -> list[str]:
 
 def driver_output(lines: list[str]) -> list[str]:
     """The last LOG_LINES lines of a driver's log that are not Spark's own INFO chatter: what the
-    program printed, warnings, errors and stack traces (`kubectl logs` has the rest)."""
-    return _output(lines)[-LOG_LINES:]
+    program printed, warnings, errors and stack traces (`kubectl logs` has the rest), bounded."""
+    return status_log(_output(lines))
+
+
+def status_log(lines: list[str]) -> list[str]:
+    """status.log: the last LOG_LINES lines, each and all together cut to decide_common's bounds
+    (one line of a driver's log may be megabytes; the status must stay an object etcd accepts)."""
+    return decide_common.tail(lines, LOG_LINES)
 
 
 def headline(message: str) -> str:
@@ -138,12 +144,7 @@ def _new(step: _Step, spec: SparkBatchSpec | None, spec_error: str | None, setti
     if spec is None:
         step.transition("dead", "InvalidSpec", spec_error or "invalid spec", warning=True)
         return
-    try:
-        sz = resolve_sizing(spec)
-    except ValueError as e:  # e.g. a conf memoryOverhead CEL cannot check
-        step.transition("dead", "InvalidSpec", str(e), warning=True)
-        return
-    record_sizing(s, spec, sz)
+    record_sizing(s, spec, resolve_sizing(spec))  # the model refuses sizes that cannot be made (parse)
     if spec.suspend:
         step.transition("killed", "Suspended", "created with suspend: true; nothing was started")
         _finish(step)
@@ -207,7 +208,7 @@ def _starting(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
         return
     if waited_s >= timeout:
         reason, why = not_started_reason(drv, s.driverPod)
-        s.log = [f"{reason}: {why}"]
+        s.log = status_log([f"{reason}: {why}"])
         _stop_driver(step)
         step.transition("dead", reason, f"driver not running after {timeout}s schedulingTimeout: {why}", warning=True)
         _finish(step)
@@ -242,7 +243,7 @@ def _failed(step: _Step, spec: SparkBatchSpec, settings: Settings, reason: str, 
                      + (f": {headline(drv.term_message)}" if drv.term_message else ""))
     else:
         lines.append(message)
-    s.log = lines[-LOG_LINES:]
+    s.log = status_log(lines)
     max_retries = spec.max_retry_times if spec.max_retry_times is not None else settings.default_max_retry_times
     if spec.auto_recovery and s.attempt <= max_retries:
         delay = min(settings.retry_backoff_s * 2 ** (s.attempt - 1), settings.retry_backoff_max_s)

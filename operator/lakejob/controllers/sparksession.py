@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
+from lakejob import policy
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.sparkbatch import SparkReconciler, observe_pods, summarize_pod
@@ -52,6 +53,7 @@ class _PollTrack:
 class SparkSessionReconciler(SparkReconciler):
     kind = KIND
     plural = "sparksessions"
+    spec_model = SparkSessionSpec
     terminal_states = frozenset(TERMINAL_STATES)
     failed_states = frozenset({"error"})
     retry_states = frozenset({"recovering"})
@@ -73,7 +75,7 @@ class SparkSessionReconciler(SparkReconciler):
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         status = SparkSessionStatus.model_validate(self.status_of(body))
-        spec, error = parse_spec(body)
+        spec, error = policy.checked(parse_spec(body), self.settings, meta["namespace"])
         now = self.now_ms()
         pods = observe_pods(self.children(PODS, key), status.driverPod, status.appId, now, None)
         observed = Observed(now_ms=now, driver=pods.driver, executors=pods.executors, rest=self.rest.get(key),
@@ -97,12 +99,13 @@ class SparkSessionReconciler(SparkReconciler):
     async def _delete_children(self, owner: Owner, spec: SparkSessionSpec | None) -> None:
         """What a finished session no longer needs: its Service, ConfigMap and per-session RBAC
         (the driver, and with it the executors it owns, is gone already)."""
-        names = render_spark.Names.of(owner.name)
+        names = render_spark.Names.of_owner(owner)
         targets = [("v1", "Service", names.service), ("v1", "ConfigMap", names.configmap)]
         if self.settings.driver_rbac == "per-job" and not (spec and spec.driver and spec.driver.serviceAccountName):
             targets += [("v1", "ServiceAccount", names.rbac), ("rbac.authorization.k8s.io/v1", "Role", names.rbac),
                         ("rbac.authorization.k8s.io/v1", "RoleBinding", names.rbac)]
-        await asyncio.gather(*(self.kube.delete(api, kind, owner.namespace, name) for api, kind, name in targets))
+        await asyncio.gather(*(self.kube.delete_child(api, kind, owner.namespace, name, owner.uid)
+                               for api, kind, name in targets))
 
     # ------------------------------------------------------------------ the REST poller
 

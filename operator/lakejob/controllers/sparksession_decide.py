@@ -27,7 +27,7 @@ from typing import Any, Literal
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers import decide_common
 from lakejob.controllers.decide_common import iso, iso_ms
-from lakejob.controllers.sparkbatch_decide import DriverObs, not_started_reason, record_sizing
+from lakejob.controllers.sparkbatch_decide import DriverObs, not_started_reason, record_sizing, status_log
 from lakejob.models.common import parse_duration, set_condition
 from lakejob.models.spark import ExecutorCounts, resolve_sizing
 from lakejob.models.sparksession import TERMINAL_STATES, SparkSessionSpec, SparkSessionStatus, spark_at_least_3_4
@@ -35,8 +35,10 @@ from lakejob.render.sparksession import connect_url, spark_version
 from lakejob.render.spark import Names, app_id
 from lakejob.settings import Settings
 
-LOG_LINES = 10
 LIVE_STATES = ("not_started", "starting", "idle", "busy")
+# What status keeps of the heartbeat annotation (a token: a timestamp, a counter). Annotations may
+# hold 256 KiB; a change within the kept part is what counts as activity.
+HEARTBEAT_BYTES = 256
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,13 @@ class Action:
 Decision = decide_common.Decision[SparkSessionStatus, Action]
 
 
-def spark_time_ms(value: str) -> int:
-    """Spark REST's timestamps ("2026-11-22T18:41:06.711GMT") in ms since the epoch."""
-    return int(datetime.fromisoformat(value.removesuffix("GMT") + "+00:00").timestamp() * 1000)
+def spark_time_ms(value: str) -> int | None:
+    """Spark REST's timestamps ("2026-11-22T18:41:06.711GMT") in ms since the epoch, or None when
+    the text is not one (an answer we cannot read is no activity, and no reason to stop polling)."""
+    try:
+        return int(datetime.fromisoformat(value.removesuffix("GMT") + "+00:00").timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 def rest_activity(payload: Any) -> RestActivity | None:
@@ -89,8 +95,8 @@ def rest_activity(payload: Any) -> RestActivity | None:
     if not isinstance(payload, list) or not all(isinstance(j, dict) for j in payload):
         return None
     running = sum(1 for j in payload if j.get("status") == "RUNNING")
-    times = [spark_time_ms(j[k]) for j in payload for k in ("submissionTime", "completionTime")
-             if isinstance(j.get(k), str)]
+    times = [t for j in payload for k in ("submissionTime", "completionTime")
+             if isinstance(j.get(k), str) and (t := spark_time_ms(j[k])) is not None]
     return RestActivity(running_jobs=running, last_activity_ms=max(times) if times else None)
 
 
@@ -152,14 +158,9 @@ def _new(step: _Step, spec: SparkSessionSpec | None, spec_error: str | None, set
         step.transition("error", "InvalidSpec", f"the operator's default Spark version {settings.default_spark_version} "
                         "has no Spark Connect: set spark_version 3.4 or later", warning=True)
         return
-    try:
-        sz = resolve_sizing(spec)
-    except ValueError as e:  # e.g. a conf memoryOverhead CEL cannot check
-        step.transition("error", "InvalidSpec", str(e), warning=True)
-        return
-    record_sizing(s, spec, sz)
+    record_sizing(s, spec, resolve_sizing(spec))  # the model refuses sizes that cannot be made (parse)
     s.kind = spec.kind
-    s.heartbeat = step.obs.heartbeat  # the value at creation is not activity
+    s.heartbeat = _heartbeat_token(step.obs.heartbeat)  # the value at creation is not activity
     if spec.suspend:
         step.transition("success", "Stopped", "created with suspend: true; nothing was started")
         return
@@ -170,7 +171,7 @@ def _new(step: _Step, spec: SparkSessionSpec | None, spec_error: str | None, set
 def _start_attempt(step: _Step, attempt: int) -> None:
     s = step.s
     s.attempt = attempt
-    s.driverPod = Names.of(step.meta.name).driver_pod(attempt)
+    s.driverPod = Names.of(step.meta.name, "SparkSession").driver_pod(attempt)
     s.appId = app_id(step.meta.uid, attempt)
     s.driverStartTime = step.obs.now_ms
     s.nextAttemptTime = None
@@ -199,7 +200,7 @@ def _not_started(step: _Step, spec: SparkSessionSpec, settings: Settings) -> Non
         _driver_ended(step, spec, settings, drv)
     elif waited >= timeout:
         reason, why = not_started_reason(drv, s.driverPod)
-        s.log = [f"{reason}: {why}"]
+        s.log = status_log([f"{reason}: {why}"])
         _shutdown(step, reason, f"driver not running after {timeout}s schedulingTimeout: {why}", final="error")
     else:
         if drv is None:
@@ -278,13 +279,17 @@ def _apply_activity(step: _Step, spec: SparkSessionSpec, settings: Settings, act
 
 def _heartbeat(step: _Step) -> None:
     """A changed lakejob.io/heartbeat annotation is activity: it resets the idle clock."""
-    s, hb = step.s, step.obs.heartbeat
+    s, hb = step.s, _heartbeat_token(step.obs.heartbeat)
     if hb is None or hb == s.heartbeat:
         return
     s.heartbeat = hb
     s.lastActivityTime = iso(step.obs.now_ms)
     if s.state == "idle":
         s.idleSince = s.lastActivityTime
+
+
+def _heartbeat_token(annotation: str | None) -> str | None:
+    return decide_common.clip(annotation, HEARTBEAT_BYTES) if annotation is not None else None
 
 
 def _idle_timeout_s(spec: SparkSessionSpec, settings: Settings) -> int:
@@ -323,8 +328,8 @@ def _driver_ended(step: _Step, spec: SparkSessionSpec, settings: Settings, drv: 
         why = drv.term_message or drv.term_reason or "the driver failed"
         code = "unknown" if drv.exit_code is None else str(drv.exit_code)
         reason, message = drv.term_reason or "DriverFailed", f"driver pod {drv.name} failed with exit code {code}: {why}"
-        s.log = [f"exit code {code}, reason {drv.term_reason or 'unknown'}"
-                 + (f": {drv.term_message}" if drv.term_message else "")][-LOG_LINES:]
+        s.log = status_log([f"exit code {code}, reason {drv.term_reason or 'unknown'}"
+                            + (f": {drv.term_message}" if drv.term_message else "")])
     s.idleSince = s.runningJobs = None
     max_retries = spec.max_retry_times if spec.max_retry_times is not None else settings.default_max_retry_times
     if spec.auto_recovery and s.attempt <= max_retries:

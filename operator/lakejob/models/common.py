@@ -118,6 +118,8 @@ class PVCVolume(Model):
 
 
 class HostPathVolume(Model):
+    """Refused unless the operator's policy allows hostPath (lakejob.policy)."""
+
     path: Str
     type: Annotated[str, Field(max_length=64)] | None = None
 
@@ -149,9 +151,29 @@ class VolumeMount(Model):
 
 RESERVED_LABEL_PREFIXES = ("lakejob.io/", "spark-")
 
+# A Linux capability as Kubernetes spells it (NET_ADMIN, SYS_PTRACE: no CAP_ prefix).
+CAPABILITY_PATTERN = r"^[A-Z][A-Z0-9_]*$"
+
+
+class Capabilities(Model):
+    add: Annotated[list[Annotated[str, Field(max_length=64, pattern=CAPABILITY_PATTERN)]], Field(max_length=32)] | None = \
+        Field(None, description="Capabilities added to the main container (every other one is dropped).")
+
+
+class ContainerSecurity(Model):
+    """The two container securityContext settings a user may ask for; lakejob sets the rest (non-root,
+    no privilege escalation, every capability dropped). Each is refused unless the operator's policy
+    allows it (LAKEJOB_POD_POLICY_ALLOW: privileged, capabilities)."""
+
+    privileged: bool | None = Field(None, description="Run the main container privileged.")
+    capabilities: Capabilities | None = None
+
 
 class PodCustomization(Model):
-    """What users of every Spark operator ask to set on the driver or executor pods."""
+    """What users of every Spark operator ask to set on the driver or executor pods.
+
+    serviceAccountName, hostPath volumes, the host namespaces and securityContext are refused
+    unless the operator's policy allows them (lakejob.policy, LAKEJOB_POD_POLICY_ALLOW)."""
 
     __rules__: ClassVar[tuple[Rule, ...]] = (
         Rule("!has(self.labels) || self.labels.all(k, !k.startsWith('lakejob.io/') && !k.startsWith('spark-'))",
@@ -167,7 +189,17 @@ class PodCustomization(Model):
     volumes: Annotated[list[Volume], Field(max_length=64)] | None = None
     volumeMounts: Annotated[list[VolumeMount], Field(max_length=64)] | None = None
     serviceAccountName: Annotated[str, Field(max_length=253)] | None = Field(
-        None, description="Run the pod as this existing ServiceAccount instead of the one lakejob creates.")
+        None, description="Run the pod as this existing ServiceAccount instead of the one lakejob creates. "
+                          "Refused unless the operator's policy allows serviceAccountName.")
+    hostNetwork: bool | None = Field(None, description="Use the node's network namespace. Refused unless the "
+                                                       "operator's policy allows hostNetwork.")
+    hostPID: bool | None = Field(None, description="Use the node's process namespace. Refused unless the operator's "
+                                                   "policy allows hostPID.")
+    hostIPC: bool | None = Field(None, description="Use the node's IPC namespace. Refused unless the operator's policy "
+                                                   "allows hostIPC.")
+    securityContext: ContainerSecurity | None = Field(
+        None, description="privileged and added capabilities of the main container. Refused unless the operator's "
+                          "policy allows privileged / capabilities.")
     priorityClassName: Annotated[str, Field(max_length=253)] | None = None
     schedulerName: Annotated[str, Field(max_length=253)] | None = Field(
         None, description="Scheduler for the pod, e.g. volcano or yunikorn for gang scheduling.")
@@ -231,3 +263,13 @@ def label_value(value: str) -> str:
     """A string made safe as a label value (≤ 63, alphanumeric ends): queue names such as ' test'."""
     v = re.sub(r"[^A-Za-z0-9._-]+", "-", value.strip())[:63].strip("-._")
     return v
+
+
+class OutboxEntry(Model):
+    """A notification written to status before it is sent (controllers.base's outbox): whichever
+    operator runs next delivers it, with the same CloudEvent id, until the endpoint took it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    url: str
+    event: str = Field(description="The CloudEvent, as JSON.")

@@ -21,9 +21,9 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import ConfigDict, Field, model_validator
 
 from lakejob import dag_graph
-from lakejob.models.common import Condition, Model, PodCustomization
+from lakejob.models.common import Condition, Model, OutboxEntry, PodCustomization
 from lakejob.models.rules import Rule
-from lakejob.models.flinkjarjob import FlinkJarJobSpec
+from lakejob.models.flinkjarjob import ARGS_PATTERN, FlinkJarJobSpec
 from lakejob.models.sparkbatch import SparkBatchSpec
 
 STATES = ("Waiting", "Running", "Stopped", "Finished", "Failed")
@@ -213,6 +213,11 @@ class AutoClusterSpec(Model):
 
 class CommandSpec(Model):
     __rules__: ClassVar[tuple[Rule, ...]] = (
+        # render.dag splits CommandLine into words as a POSIX shell would (shlex.split), which fails
+        # on an open quote or a trailing backslash: refused here, naming the field, instead.
+        _rule(_opt("CommandLine", ARGS_PATTERN),
+              "InvalidCommandLine: Specified parameter CommandLine is not valid. It is split into words as a POSIX "
+              "shell would: every quote must be closed, and a backslash must not end it.", "CommandLine"),
         _rule(_opt("PackagePath", OSS_FILE_RE, empty_ok=True),
               f"InvalidPackagePath: Specified parameter PackagePath is not valid. {OSS_MSG} (a package is a file)",
               "PackagePath"),
@@ -445,6 +450,8 @@ class TaskStatus(Model):
     Type: str = "command"
     Run: int = Field(0, description="How many times the task was started (a stopped child CR restarts as run+1).")
     Child: str | None = Field(None, description="The Job or custom resource running the task.")
+    ChildSeen: bool | None = Field(None, description="The child was seen: if it disappears now, someone deleted "
+                                                     "it, and the run fails rather than silently running again.")
     StartTime: str | None = None
     EndTime: str | None = None
     InstanceMetrics: Counts = Field(default_factory=Counts)
@@ -480,4 +487,5 @@ class DagJobStatus(Model):
     reason: str | None = Field(None, description="Why the job is in its state (machine-readable).")
     message: str | None = None
     conditions: list[Condition] | None = None
+    outbox: list[OutboxEntry] | None = Field(None, description="Notifications not yet delivered, in order.")
     observedGeneration: int | None = None

@@ -17,7 +17,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from lakejob import sizing
-from lakejob.models.common import Condition, Model, PodCustomization
+from lakejob.models.common import Condition, Model, OutboxEntry, PodCustomization
 from lakejob.models.rules import Rule
 
 # DLI's Flink job statuses (the ones this operator can reach).
@@ -55,10 +55,58 @@ OWNED_KEYS = {
     "jobmanager.rpc.port": "(set by lakejob: 6123)",
     "blob.server.port": "(set by lakejob: 6124)",
     "rest.port": "(set by lakejob: 8081)",
+    # Where the pods listen and how they find each other; the operator polls the REST API there.
+    "rest.address": "(set by lakejob: the JobManager Service)",
+    "rest.bind-address": "(set by lakejob: 0.0.0.0)",
+    "jobmanager.bind-host": "(set by lakejob: 0.0.0.0)",
+    "taskmanager.bind-host": "(set by lakejob: 0.0.0.0)",
+    "taskmanager.host": "(set by lakejob: the pod IP)",
+    "taskmanager.rpc.port": "(set by lakejob: 6122)",
     "pipeline.classpaths": "entrypoint and dependency_jars",
     "execution.savepoint.path": "resume_checkpoint",
 }
-_OWNED_RE = r"(^|\n)[ \t]*(" + "|".join(re.escape(k) for k in OWNED_KEYS) + r")[ \t]*:"
+
+
+def _alternation(keys: list[list[str]]) -> str:
+    """A regex matching exactly the dotted keys (as segment lists), common prefixes written once: the
+    apiserver estimates a regex rule's cost by the pattern's length, and the DagJob CRD embeds this
+    rule once per task."""
+    heads: dict[str, list[list[str]]] = {}
+    for key in keys:
+        heads.setdefault(key[0], []).append(key[1:])
+    parts = []
+    # Longest first, so that no alternative stops at a prefix of a longer key.
+    for head, tails in sorted(heads.items(), key=lambda h: -len(h[0])):
+        rest = [t for t in tails if t]
+        if not rest:
+            parts.append(re.escape(head))
+            continue
+        sub = r"\." + _alternation(rest)
+        # A key that is also the prefix of another (a.b and a.b.c): the rest is optional.
+        parts.append(re.escape(head) + (f"({sub})?" if len(rest) < len(tails) else sub))
+    return parts[0] if len(parts) == 1 else "(" + "|".join(parts) + ")"
+
+
+_OWNED_ALTERNATIVES = "(" + _alternation([k.split(".") for k in OWNED_KEYS]) + ")"
+_OWNED_RE = r"(^|\n)[ \t]*" + _OWNED_ALTERNATIVES + r"[ \t]*:"
+
+
+def _owned_hint(key: str) -> str:
+    use = OWNED_KEYS[key]
+    return f"{key} {use}" if use.startswith("(") else f"{key} (use {use})"
+
+
+def _explain_owned(s: FlinkJarJobSpec) -> str:
+    """The first owned key runtime_config sets, as the CEL messageExpression names it."""
+    m = re.search(_OWNED_RE, s.runtime_config or "")
+    return f"runtime_config cannot set {_owned_hint(m.group(2))}" if m else "runtime_config cannot set a key lakejob sets"
+
+
+def _owned_message_expression() -> str:
+    """CEL: the first owned line's key (find the line, then the key in it; k8s CEL's regex find)."""
+    key = f"self.runtime_config.find('{_cel(_OWNED_RE)}').find('{_cel(_OWNED_ALTERNATIVES)}')"
+    hints = ", ".join(f"'{k}': '{_owned_hint(k)}'" for k in OWNED_KEYS)
+    return f"'runtime_config cannot set ' + {{{hints}}}[{key}]"
 
 
 def _cel(regex: str) -> str:
@@ -165,7 +213,7 @@ class FlinkJarJobSpec(Model):
              "runtime_config cannot set " + ", ".join(f"{k} (use {v})" if not v.startswith("(") else f"{k} {v}"
                                                      for k, v in OWNED_KEYS.items()),
              lambda s: s.runtime_config is None or re.search(_OWNED_RE, s.runtime_config) is None,
-             field="runtime_config"),
+             field="runtime_config", message_expression=_owned_message_expression(), explain=_explain_owned),
     )
     # Every field but these is immutable once the job exists (enforced at admission by lakejob.crds).
     __mutable__: ClassVar[frozenset[str]] = frozenset({"suspend"})
@@ -308,4 +356,5 @@ class FlinkJarJobStatus(Model):
     resources: FlinkResources | None = None
     taskManagers: TaskManagerCounts | None = None
     conditions: list[Condition] | None = None
+    outbox: list[OutboxEntry] | None = Field(None, description="Notifications not yet delivered, in order.")
     observedGeneration: int | None = None

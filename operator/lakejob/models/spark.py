@@ -11,9 +11,9 @@ Used by the two kinds' models, render.spark, and both kinds' decide modules.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from lakejob import sizing
 from lakejob.models.common import Condition, Memory, Model, PodCustomization, Str, StrList, StrMap
@@ -65,6 +65,55 @@ def _request_cores_rule() -> Rule:
         explain=explain)
 
 
+# conf keys that wire the job to its pods or decide what it runs and as whom: lakejob sets them
+# (render.spark) and conf may not, so a user cannot point the driver at another API server or
+# namespace, run another image than `image`/the operator's, act as another ServiceAccount or with
+# other credentials, or swap the pod templates the operator's policy checks. Refused with the key
+# named, at admission (CEL) and by the operator (the same check in Python). The sizing keys
+# (spark.driver.memory, spark.executor.cores, …) are not here: the typed fields win over them silently
+# (render.spark.OWNED_CONF_KEYS), as DLI does.
+REFUSED_CONF_KEYS = (
+    "spark.master", "spark.submit.deployMode", "spark.kubernetes.driver.master", "spark.kubernetes.namespace",
+    "spark.kubernetes.container.image", "spark.kubernetes.driver.container.image",
+    "spark.kubernetes.executor.container.image",
+    "spark.kubernetes.driver.pod.name", "spark.kubernetes.executor.podNamePrefix", "spark.app.id",
+    "spark.kubernetes.driver.podTemplateFile", "spark.kubernetes.executor.podTemplateFile",
+    "spark.kubernetes.driver.podTemplateContainerName", "spark.kubernetes.executor.podTemplateContainerName",
+    "spark.kubernetes.driver.pod.featureSteps", "spark.kubernetes.executor.pod.featureSteps",
+    "spark.kubernetes.submitInDriver", "spark.driver.host", "spark.driver.port", "spark.driver.blockManager.port",
+    "spark.kubernetes.trust.certificates",
+)
+# Whole families: credentials and service accounts (spark.kubernetes.authenticate.driver.serviceAccountName,
+# ….oauthToken, ….clientKeyFile, …) and the labels the operator finds its pods by.
+REFUSED_CONF_PREFIXES = (
+    "spark.kubernetes.authenticate.",
+    "spark.kubernetes.driver.label.lakejob.io/", "spark.kubernetes.executor.label.lakejob.io/",
+)
+_REFUSED_TAIL = (": set by lakejob, which wires and secures the job (master, namespace, pod names, templates and "
+                 "labels, images, service accounts and credentials); use the typed fields instead (image with "
+                 "feature custom, driver.serviceAccountName, executor.serviceAccountName)")
+
+
+def refused_conf_keys(conf: dict[str, str] | None) -> list[str]:
+    """The keys of `conf` that conf may not set, sorted."""
+    return sorted(k for k in conf or {} if k in REFUSED_CONF_KEYS or k.startswith(REFUSED_CONF_PREFIXES))
+
+
+def _refused_conf_rule() -> Rule:
+    keys = ", ".join(f"'{k}'" for k in REFUSED_CONF_KEYS)
+    bad = " || ".join([f"k in [{keys}]", *(f"k.startsWith('{p}')" for p in REFUSED_CONF_PREFIXES)])
+    return Rule(
+        f"!has(self.conf) || !self.conf.exists(k, {bad})",
+        "conf cannot set " + ", ".join(REFUSED_CONF_KEYS) + " or keys under " + ", ".join(REFUSED_CONF_PREFIXES)
+        + _REFUSED_TAIL,
+        lambda s: not refused_conf_keys(s.conf),
+        field="conf",
+        # One key, not all: the apiserver's cost estimate of joining every key (map keys have no
+        # length bound) exceeds its budget. The operator names them all.
+        message_expression=f"'conf[' + self.conf.filter(k, {bad})[0] + ']{_REFUSED_TAIL}'",
+        explain=lambda s: ", ".join(f"conf[{k}]" for k in refused_conf_keys(s.conf)) + _REFUSED_TAIL)
+
+
 class SparkAppSpec(Model):
     """The fields DLI's batch and session requests (and Livy's) share, with their rules."""
 
@@ -82,6 +131,7 @@ class SparkAppSpec(Model):
              lambda s: not (s.resources is not None or s.groups is not None) or not spark_at_least_3_3(s.spark_version),
              field="resources"),
         _request_cores_rule(),
+        _refused_conf_rule(),
     )
 
     jars: StrList | None = Field(None, description="JARs put on the driver and executor classpath (spark.jars).")
@@ -95,7 +145,9 @@ class SparkAppSpec(Model):
     groups: Annotated[list[Group], Field(max_length=64)] | None = Field(
         None, description="Deprecated DLI package groups (Table 5). Rejected for spark_version 3.3 or later.")
     conf: StrMap | None = Field(None, description="Spark configuration (spark.* keys, string values); wins over what lakejob sets, "
-                                                  "except the keys that wire the driver to its pods.")
+                                                  "except the sizing keys (the typed fields win). Keys that wire or "
+                                                  "secure the job (master, namespace, images, pod names and templates, "
+                                                  "spark.kubernetes.authenticate.*) are refused.")
     name: Annotated[str, Field(max_length=128)] | None = Field(None, description="Name (spark.app.name), at most 128 characters.")
     queue: Annotated[str, Field(max_length=128)] | None = Field(
         None, description="DLI queue; becomes the lakejob.io/queue label of every pod. Cannot coexist with cluster_name.")
@@ -133,6 +185,15 @@ class SparkAppSpec(Model):
     @abstractmethod
     def is_python(self) -> bool:
         """Whether Python runs beside the JVMs (Spark's 0.4 memory overhead factor instead of 0.1)."""
+
+    @model_validator(mode="after")
+    def _sizable(self) -> Self:
+        # Python only: the sizes conf may set (spark.{driver,executor}.memoryOverhead, …Factor) are
+        # Spark's memory strings and numbers, which CEL cannot read. Checked by the model, a spec
+        # with sizes the operator cannot make fails at once (InvalidSpec), also when it changed
+        # after admission, instead of reaching render.
+        resolve_sizing(self)
+        return self
 
 
 def resolve_sizing(spec: SparkAppSpec) -> sizing.SparkSizing:

@@ -17,7 +17,9 @@ its run only, so every create is idempotent.
 """
 from __future__ import annotations
 
+import hashlib
 import posixpath
+import re
 import shlex
 from typing import Any
 
@@ -51,9 +53,14 @@ POD_ROLES = {"sparkBatch": ("driver", "executor"), "flinkJarJob": ("jobManager",
 
 def child_name(cr_name: str, task: str, run: int) -> str:
     """The Job or custom resource of a task's run: ≤ 52 characters, so that the pods the Job
-    controller names after it (`<job>-<index>-<random>`) stay within 63."""
-    base = short_name(cr_name)
-    return short_name(f"{base}-{task}" + (f"-r{run}" if run > 1 else ""), limit=52)
+    controller names after it (`<job>-<index>-<random>`) stay within 63.
+
+    A readable prefix (DagJob, task, run) and a hash of the exact triple: task names are free text
+    (`taskA`, `task-a`, `task-a-r2`), so no spelling of them alone keeps two DagJobs' or two runs'
+    children apart; the hash does (tests/unit/test_names.py)."""
+    readable = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", f"{short_name(cr_name)}-{task}-r{run}".lower()))
+    digest = hashlib.sha256(f"{cr_name}/{task}/{run}".encode()).hexdigest()[:10]
+    return f"{readable[:52 - 11].rstrip('-')}-{digest}"
 
 
 def secret_name(cr_name: str) -> str:
@@ -90,7 +97,8 @@ def oss_credentials(task: Task) -> OSSCredentials | None:
 
 
 def oss_secret(spec: DagJobSpec, owner: Owner) -> dict[str, Any] | None:
-    """The Secret holding the inline OSS keys of every task (`<task>.<key>`), or None if none has any."""
+    """The Secret holding the inline OSS keys of every task (`<task>.<key>`), or None if none has any;
+    common.ObjectTooLarge when a Secret cannot hold them."""
     data: dict[str, str] = {}
     for name, task in sorted(spec.DAG.Tasks.items()):
         creds = oss_credentials(task)
@@ -99,7 +107,8 @@ def oss_secret(spec: DagJobSpec, owner: Owner) -> dict[str, Any] | None:
     if not data:
         return None
     meta = common.meta(secret_name(owner.name), owner, common.labels(owner, short_name(owner.name), "oss-credentials"))
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": data}
+    return common.check_size({"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
+                              "stringData": data}, "the tasks' inline OSS keys (Mounts.OSS)")
 
 
 def _oss_env(cr_name: str, task_name: str, task: Task, settings: Settings) -> list[dict[str, Any]]:
@@ -251,6 +260,10 @@ def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings,
         extra = [m.model_dump(exclude_none=True) for m in task.pod.volumeMounts]
         for container in init:
             container["volumeMounts"] = [*container["volumeMounts"], *extra]
+    # lakejob-oss writes only into the volumes it shares with the command (a package is downloaded
+    # next to where it is unpacked), so fetch and upload run with a read-only root file system. The
+    # command does not: a task runs any program in any image (ImageId), which may write anywhere.
+    common.read_only_root(template, init, {})
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed", "completions": task.InstanceCount, "parallelism": task.InstanceCount,
         "backoffLimitPerIndex": task.MaxRetryCount or 0,

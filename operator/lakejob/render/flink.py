@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from lakejob import sizing
+from lakejob.models.common import PodCustomization
 from lakejob.models.flinkjarjob import FlinkJarJobSpec
 from lakejob.render import common
 from lakejob.render.common import Owner
@@ -41,6 +42,14 @@ REST_PORT = 8081
 TM_RPC_PORT = 6122
 CONF_DIR = "/opt/flink/conf"
 FILES_DIR = "/opt/flink/lakejob-files"
+LOG_DIR = "/opt/flink/log"
+# With a read-only root file system, the emptyDirs where Flink writes: java.io.tmpdir (io.tmp.dirs:
+# blobs, spill files, RocksDB's local state, web uploads; the start scripts' pid file) and its log
+# directory (log.file: ours logs to the console only, but the scripts name a file there).
+# The configuration directory is a ConfigMap, read-only already: the entrypoint's rewrite of it
+# fails as it does on every Flink Kubernetes deployment, and our configuration already holds it.
+WRITABLE_DIRS = {"lakejob-tmp": "/tmp", "lakejob-log": LOG_DIR}
+PLUGINS_ENV = "ENABLE_BUILT_IN_PLUGINS"
 CONTAINER = "flink-main-container"
 JAVA17_OPTS = " ".join(
     [f"--add-exports={m}=ALL-UNNAMED" for m in (
@@ -217,16 +226,17 @@ def config_text(conf: dict[str, str], user_keys: frozenset[str] = frozenset(), y
 
 
 def configmap(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing, settings: Settings) -> dict[str, Any]:
+    """The Flink configuration file and log4j's; common.ObjectTooLarge when a ConfigMap cannot hold them."""
     names = Names.of(owner.name)
     conf = configuration(spec, owner, sz, settings)
     user = frozenset(parse_runtime_config(spec.runtime_config))
     file = config_file(flink_version(spec, settings))
-    return {
+    return common.check_size({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": common.meta(names.configmap, owner, labels(spec, owner, "config")),
         "data": {file: config_text(conf, user, yaml_file=file == "config.yaml"),
                  "log4j-console.properties": LOG4J},
-    }
+    }, "the Flink configuration (spec.runtime_config, entrypoint, dependency_jars, checkpoint_path, tags)")
 
 
 # ------------------------------------------------------------------------------------ pods
@@ -288,6 +298,17 @@ def _pod(spec: FlinkJarJobSpec, owner: Owner, role: str, args: list[str], millic
     return pod, container
 
 
+def _read_only_root(spec: FlinkJarJobSpec, pod: dict[str, Any], container: dict[str, Any],
+                    custom: PodCustomization | None) -> None:
+    """readOnlyRootFilesystem, with the operator's images only. Not with a custom image (it may write
+    anywhere), nor when the pod's env sets ENABLE_BUILT_IN_PLUGINS: the official image's entrypoint
+    then links those plugins into $FLINK_HOME/plugins at start (how the S3 file systems that
+    checkpoints need are usually enabled), and an emptyDir there would hide the image's own plugins."""
+    if spec.image or any(e.name == PLUGINS_ENV for e in (custom.env if custom else None) or []):
+        return
+    common.read_only_root(pod, [container, *pod["spec"].get("initContainers", [])], WRITABLE_DIRS)
+
+
 def jobmanager_args(spec: FlinkJarJobSpec, owner: Owner, attempt: int, savepoint: str | None) -> list[str]:
     """`standalone-job` and its options; "--" ends them, so job arguments such as "-s" stay the job's."""
     args = ["standalone-job", "--job-id", job_id(owner.uid, attempt)]
@@ -312,6 +333,7 @@ def jobmanager_pod(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing, 
     pod["metadata"]["annotations"]["lakejob.io/attempt"] = str(attempt)
     pod["spec"]["restartPolicy"] = "Never"  # the operator decides about restarts (resume_max_num)
     common.customize(pod, container, spec.jobManager)
+    _read_only_root(spec, pod, container, spec.jobManager)
     return {"apiVersion": "v1", "kind": "Pod", **pod}
 
 
@@ -323,6 +345,7 @@ def taskmanager_deployment(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.Flink
                                sz.taskmanager_millicpu, sz.taskmanager_memory_mib, settings)
     container["ports"] = [{"name": "rpc", "containerPort": TM_RPC_PORT}]
     common.customize(template, container, spec.taskManager)
+    _read_only_root(spec, template, container, spec.taskManager)
     selector = {k: v for k, v in labels(spec, owner, "taskmanager").items() if k.startswith("lakejob.io/")
                 and k != "lakejob.io/queue"}
     return {

@@ -12,6 +12,7 @@ is idempotent, and every object carries `lakejob.io/*` labels and an ownerRefere
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,12 @@ CONF_DIR = "/opt/spark/conf"
 PROPERTIES_FILE = f"{CONF_DIR}/spark.properties"
 EXECUTOR_TEMPLATE_FILE = f"{CONF_DIR}/executor-pod-template.yaml"
 LOCAL_DIR = "/var/data/spark-local"
+WORK_DIR = "/opt/spark/work-dir"  # the apache/spark images' working directory (and the spark user's HOME in ours)
+# With a read-only root file system, the emptyDirs where Spark writes besides its local dir:
+# java.io.tmpdir (JVM perf data, spark-submit's and Hadoop's temporary files, s3a buffers, the older
+# official entrypoint's /tmp/java_opts.txt) and the working directory (executors fetch spark.jars and
+# spark.files into it and put it on their classpath; the SQL warehouse and Ivy's cache go there).
+WRITABLE_DIRS = {"lakejob-tmp": "/tmp", "lakejob-work-dir": WORK_DIR}
 DRIVER_CONTAINER = "spark-kubernetes-driver"
 EXECUTOR_CONTAINER = "spark-kubernetes-executor"
 
@@ -47,26 +54,53 @@ OWNED_CONF_KEYS = frozenset({
 # Spark plans with; validated at admission, docs/sparkbatch.md).
 
 
+@dataclass(frozen=True)
+class Words:
+    """The words a Spark kind puts in its children's names. SparkBatch and SparkSession differ in
+    the token before each name's last one, so a batch and a session of the same name (or of names
+    that are each other's prefix) never share a child (tests/unit/test_names.py)."""
+
+    driver: str  # <base>-<driver>-<attempt> (pod), <base>-<driver>-svc (Service)
+    conf: str  # <base>-<conf> (ConfigMap)
+    rbac: str  # <base>-<rbac> (ServiceAccount, Role, RoleBinding)
+    executor: str  # executors: <base>-<executor><attempt>-exec-<id>
+
+
+WORDS = {"SparkBatch": Words("driver", "spark-conf", "spark", "a"),
+         "SparkSession": Words("session", "session-conf", "session-sa", "s")}
+
+
+@dataclass(frozen=True)
 class Names(common.ChildNames):
-    """Every child's name, from the CR's name only."""
+    """Every child's name, from the CR's name and kind only."""
+
+    words: Words = WORDS["SparkBatch"]
+
+    @classmethod
+    def of(cls, cr_name: str, kind: str = "SparkBatch") -> Names:
+        return cls(common.short_name(cr_name), WORDS[kind])
+
+    @classmethod
+    def of_owner(cls, owner: Owner) -> Names:
+        return cls.of(owner.name, owner.kind)
 
     def driver_pod(self, attempt: int) -> str:
-        return f"{self.base}-driver-{attempt}"
+        return f"{self.base}-{self.words.driver}-{attempt}"
 
     @property
     def service(self) -> str:
-        return f"{self.base}-driver-svc"
+        return f"{self.base}-{self.words.driver}-svc"
 
     @property
     def configmap(self) -> str:
-        return f"{self.base}-spark-conf"
+        return f"{self.base}-{self.words.conf}"
 
     @property
     def rbac(self) -> str:
-        return f"{self.base}-spark"
+        return f"{self.base}-{self.words.rbac}"
 
     def executor_prefix(self, attempt: int) -> str:
-        return f"{self.base}-a{attempt}"
+        return f"{self.base}-{self.words.executor}{attempt}"
 
 
 def app_id(uid: str, attempt: int) -> str:
@@ -84,6 +118,14 @@ def image_for(spec: SparkAppSpec, settings: Settings) -> str:
     return settings.spark_image(spec.spark_version or settings.default_spark_version)
 
 
+def read_only_root(spec: SparkAppSpec) -> bool:
+    """Whether the driver and executors run with a read-only root file system: with the operator's
+    images (the apache/spark layout, whose entrypoint and Spark write only to WRITABLE_DIRS and the
+    local dir), not with a custom image, which may keep its application in the working directory
+    (an emptyDir there would hide it) or write anywhere else."""
+    return not (spec.feature == "custom" and spec.image)
+
+
 def queue_of(spec: SparkAppSpec) -> str | None:
     return (spec.queue or spec.cluster_name or "").strip() or None
 
@@ -95,7 +137,7 @@ def properties(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, at
                settings: Settings, owned_extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The driver's spark.properties: ours, then the user's conf, then the keys we must own
     (plus `owned_extra`, the keys a kind's driver program needs, e.g. the Connect server's port)."""
-    names = Names.of(owner.name)
+    names = Names.of_owner(owner)
     ours: dict[str, str] = {
         "spark.app.name": spec.name or owner.name,
         "spark.kubernetes.container.image": image_for(spec, settings),
@@ -180,10 +222,13 @@ def executor_template(spec: SparkAppSpec, owner: Owner, settings: Settings) -> d
     container: dict[str, Any] = {"name": EXECUTOR_CONTAINER, "securityContext": container_sc}
     pod: dict[str, Any] = {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"labels": labels(owner, Names.of(owner.name), "executor", queue_of(spec))},
+        "metadata": {"labels": labels(owner, Names.of_owner(owner), "executor", queue_of(spec))},
         "spec": {"enableServiceLinks": False, "securityContext": pod_sc, "containers": [container]},
     }
     common.customize(pod, container, spec.executor)
+    if read_only_root(spec):
+        common.read_only_root(pod, [container], WRITABLE_DIRS)
+        container["workingDir"] = WORK_DIR
     return pod
 
 
@@ -200,7 +245,7 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
                      ports: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
     """The driver pod of any Spark kind: `driver --properties-file … <main>`, serving `ports` besides
     Spark's own (RPC, block manager, UI)."""
-    names = Names.of(owner.name)
+    names = Names.of_owner(owner)
     app = app_id(owner.uid, attempt)
     pod_sc, container_sc = common.security_context(settings.spark_uid)
     args = ["driver", "--properties-file", PROPERTIES_FILE, *main]
@@ -253,6 +298,9 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
         },
     }
     common.customize(pod, container, spec.driver)
+    if read_only_root(spec):
+        common.read_only_root(pod, [container], WRITABLE_DIRS)
+        container["workingDir"] = WORK_DIR
     return pod
 
 
@@ -261,9 +309,10 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
 
 def configmap(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
               settings: Settings, owned_extra: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """spark.properties + executor pod template; rewritten per attempt (its names change)."""
-    names = Names.of(owner.name)
-    return {
+    """spark.properties + executor pod template; rewritten per attempt (its names change).
+    Raises common.ObjectTooLarge when they exceed what a ConfigMap may hold."""
+    names = Names.of_owner(owner)
+    return common.check_size({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": common.meta(names.configmap, owner, labels(owner, names, "conf", queue_of(spec))),
         "data": {
@@ -271,12 +320,13 @@ def configmap(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, att
             # JSON is YAML (Spark's client reads it as such) and is ten times cheaper to write.
             "executor-pod-template.yaml": json.dumps(executor_template(spec, owner, settings), sort_keys=True),
         },
-    }
+    }, "the Spark properties (spec.conf, jars, files, pyFiles, archives) and the executor pod template "
+       "(spec.executor)")
 
 
 def driver_service(spec: SparkAppSpec, owner: Owner, ports: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
     """Headless Service the executors reach the driver through (spark.driver.host), plus `ports`."""
-    names = Names.of(owner.name)
+    names = Names.of_owner(owner)
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": common.meta(names.service, owner, labels(owner, names, "driver-service", queue_of(spec))),
@@ -316,7 +366,7 @@ def _rbac(name: str, namespace: str, meta_extra: dict[str, Any]) -> list[dict[st
 
 def driver_rbac(spec: SparkAppSpec, owner: Owner) -> list[dict[str, Any]]:
     """ServiceAccount + Role + RoleBinding for one job's driver, owned by the CR (the GC removes them)."""
-    names = Names.of(owner.name)
+    names = Names.of_owner(owner)
     meta = common.meta(names.rbac, owner, labels(owner, names, "rbac", queue_of(spec)))
     return _rbac(names.rbac, owner.namespace, {k: v for k, v in meta.items() if k not in ("name", "namespace")})
 

@@ -21,6 +21,8 @@ from lakejob.render import spark
 from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
+KIND = "SparkSession"
+
 CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 CONNECT_PORT = 15002
 PORTS = (("spark-connect", CONNECT_PORT),)
@@ -76,9 +78,9 @@ def service(spec: SparkSessionSpec, owner: Owner) -> dict[str, Any]:
 
 def connect_url(name: str, namespace: str) -> str:
     """What a client passes to SparkSession.builder.remote(): the Service's DNS name and gRPC port."""
-    return f"sc://{spark.Names.of(name).service}.{namespace}.svc:{CONNECT_PORT}"
+    return f"sc://{spark.Names.of(name, KIND).service}.{namespace}.svc:{CONNECT_PORT}"
 
 
 def rest_url(template: str, name: str, namespace: str, app: str) -> str:
     """The driver's Spark REST jobs URL from the operator's template (LAKEJOB_SPARK_REST_URL_TEMPLATE)."""
-    return template.format(service=spark.Names.of(name).service, namespace=namespace, name=name, appId=app)
+    return template.format(service=spark.Names.of(name, KIND).service, namespace=namespace, name=name, appId=app)
