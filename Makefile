@@ -1,6 +1,7 @@
 # lakejob developer entry points. The first two are all a new machine needs:
 #   make demo   local cluster with a real node + CRDs + operator + examples, watched until they settle
 #   make test   unit tests, then e2e tests on the local cluster (builds binaries and images once)
+#   make test-faults  kill -9 mid-burst, apiserver+etcd down, a watch cut past compaction (docs/reliability.md)
 #   make images build the container images (Spark, operator, node's pause) into the cache
 SHELL := /bin/bash
 PY ?= python3
@@ -10,7 +11,7 @@ CLUSTER := $(PY) hack/cluster/cluster.py
 export LAKEJOB_CACHE ?= $(HOME)/.cache/lakejob
 
 
-.PHONY: help venv tools images cluster cluster-down kubeconfig crds deploy argocd typecheck unit e2e test demo bench clean
+.PHONY: help venv tools images cluster cluster-down kubeconfig crds deploy argocd typecheck unit e2e test test-faults demo bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -66,6 +67,11 @@ e2e: venv tools images
 test: venv tools images
 	@$(BIN)/mypy
 	@$(BIN)/pytest tests/unit tests/e2e
+
+# The fault tests, each on a KWOK-only control plane of its own (the shared cluster is left alone);
+# they write their figures into docs/reliability.md. .ci/run runs them after `make test`.
+test-faults: venv tools
+	@$(BIN)/pytest -m faults tests/e2e/test_faults.py
 
 demo: venv cluster
 	@$(BIN)/python hack/demo.py

@@ -16,7 +16,16 @@ the images by images/build.py; this script only runs and loads them.
 
 Every process is started in its own session, its PID written to the run
 directory with its start time; `down` stops exactly those processes (a PID whose
-start time differs was recycled and is never hit).
+start time differs was recycled and is never hit). `stop` and `start` take named
+control-plane components down and up again on the same run directory and etcd
+data, each from the one command line `command()` gives it (the fault tests stop
+the apiserver and etcd mid-run).
+
+For the fault tests (tests/e2e/test_faults.py), the apiserver also reads:
+LAKEJOB_ETCD_COMPACTION_INTERVAL (its --etcd-compaction-interval, e.g. 5s; the
+default is its own, 5m), LAKEJOB_WATCH_CACHE=0 (watches served from etcd, so one
+resuming from a compacted revision gets 410 Gone) and LAKEJOB_AUDIT_POLICY (a
+policy file; the audit log goes to logs/audit.log). `start` must see the same.
 """
 from __future__ import annotations
 
@@ -57,10 +66,12 @@ REAL_NODE = os.environ.get("LAKEJOB_REAL_NODE", "1") != "0"
 # own: pods reach it there through the `kubernetes` Service, the host as before.
 API_HOST = realnode.GATEWAY if REAL_NODE else "127.0.0.1"
 NODE = realnode.Node(RUN, CACHE, BIN, PORT_BASE)
-# Node profiles: the default fits many jobs; "small" makes unschedulable pods easy to provoke.
+# Node profiles: the default fits many jobs; "small" makes unschedulable pods easy to provoke;
+# "large" holds the fault tests' bursts (500 jobs of default size at once) without queueing.
 PROFILES = {
     "default": {"nodes": 4, "cpu": "32", "memory": "128Gi", "pods": "110"},
     "small": {"nodes": 2, "cpu": "4", "memory": "16Gi", "pods": "110"},
+    "large": {"nodes": 40, "cpu": "64", "memory": "512Gi", "pods": "110"},
 }
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 # Started later by `make demo` (hack/demo.py) and stopped first by `down`.
@@ -157,8 +168,14 @@ def spawn(name: str, cmd: list[str], env: dict[str, str] | None = None,
     return proc.pid
 
 
-def _start(name: str, args: list[str]) -> None:
+def _start(name: str) -> None:
+    """Start control-plane component `name` from its one command line, then wait until it serves
+    (etcd, kube-apiserver: the components after them need it)."""
+    args = command(name)
     spawn(name, [str(BIN / args[0]), *args[1:]])
+    ready = READY.get(name)
+    if ready is not None:
+        _wait(ready[0], ready[1], 120, name)
 
 
 def _check_alive(name: str) -> None:
@@ -273,6 +290,14 @@ def _wait(what: str, check: object, timeout: float, component: str) -> None:
     raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}; see {RUN}/logs/{component}.log")
 
 
+# What a started component must answer before the next one starts: (what, check). The apiserver
+# gives up on etcd after ~20 s, and on a loaded machine etcd can take longer to come up.
+READY: dict[str, tuple[str, Callable[[], bool]]] = {
+    "etcd": ("etcd /health", _etcd_healthy),
+    "kube-apiserver": ("etcd and kube-apiserver /readyz", _ready),
+}
+
+
 def _kubectl(*args: str, stdin: str | None = None) -> str:
     r = subprocess.run([str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig_path()), *args],
                        input=stdin, capture_output=True, text=True)
@@ -296,6 +321,73 @@ def _nodes(profile: str) -> str:
             "status": {"allocatable": res, "capacity": res},
         })
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+
+
+def _apiserver_options() -> list[str]:
+    """Test-only apiserver options from the environment (hack/cluster's docstring names them)."""
+    options = []
+    if os.environ.get("LAKEJOB_ETCD_COMPACTION_INTERVAL"):
+        options.append(f"--etcd-compaction-interval={os.environ['LAKEJOB_ETCD_COMPACTION_INTERVAL']}")
+    if os.environ.get("LAKEJOB_WATCH_CACHE", "1") == "0":
+        options.append("--watch-cache=false")
+    if os.environ.get("LAKEJOB_AUDIT_POLICY"):
+        options += [f"--audit-policy-file={os.environ['LAKEJOB_AUDIT_POLICY']}",
+                    f"--audit-log-path={RUN / 'logs' / 'audit.log'}", "--audit-log-format=json",
+                    "--audit-log-maxsize=0"]
+    return options
+
+
+def command(name: str) -> list[str]:
+    """The command line of control-plane component `name`, binary first: the one place it is
+    written, for `up` and for `start` (a restarted component runs exactly as it first did, on the
+    same run directory, PKI and etcd data)."""
+    pki, kcfg = RUN / "pki", str(kubeconfig_path())
+    if name == "etcd":
+        return ["etcd", "--name=lakejob", f"--data-dir={RUN}/etcd",
+                f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+                f"--advertise-client-urls=http://127.0.0.1:{PORTS['etcd']}",
+                f"--listen-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
+                f"--initial-cluster=lakejob=http://127.0.0.1:{PORTS['etcd-peer']}",
+                "--unsafe-no-fsync", "--quota-backend-bytes=8589934592", "--log-level=warn"]
+    if name == "kube-apiserver":
+        return [
+            "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}", "--etcd-prefix=/registry",
+            f"--bind-address={API_HOST}", f"--advertise-address={API_HOST}", f"--secure-port={PORTS['apiserver']}",
+            f"--cert-dir={pki}", f"--tls-cert-file={pki}/apiserver.crt", f"--tls-private-key-file={pki}/apiserver.key",
+            f"--client-ca-file={pki}/ca.crt",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki}/sa.pub", f"--service-account-signing-key-file={pki}/sa.key",
+            "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",  # one admin client on loopback: APF only adds queueing
+            "--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
+            # With a real node the `kubernetes` Service needs its endpoint (this apiserver); without, none.
+            f"--endpoint-reconciler-type={'lease' if REAL_NODE else 'none'}",
+            *([f"--kubelet-client-certificate={pki}/apiserver-kubelet-client.crt",
+               f"--kubelet-client-key={pki}/apiserver-kubelet-client.key",
+               f"--kubelet-certificate-authority={pki}/ca.crt",
+               "--kubelet-preferred-address-types=InternalIP"] if REAL_NODE else []),
+            *_apiserver_options(),
+            "--v=1"]
+    if name == "kube-controller-manager":
+        return [
+            "kube-controller-manager", f"--kubeconfig={kcfg}", f"--authentication-kubeconfig={kcfg}",
+            f"--authorization-kubeconfig={kcfg}", "--leader-elect=false", "--bind-address=127.0.0.1",
+            f"--secure-port={PORTS['controller-manager']}", f"--service-account-private-key-file={pki}/sa.key",
+            f"--root-ca-file={pki}/ca.crt", "--use-service-account-credentials=false",
+            "--kube-api-qps=500", "--kube-api-burst=1000", "--concurrent-gc-syncs=50", "--v=1"]
+    if name == "kube-scheduler":
+        return [
+            "kube-scheduler", f"--kubeconfig={kcfg}", f"--authentication-kubeconfig={kcfg}",
+            f"--authorization-kubeconfig={kcfg}", "--leader-elect=false", "--bind-address=127.0.0.1",
+            f"--secure-port={PORTS['scheduler']}", "--v=1"]
+    if name == "kwok":
+        return [
+            "kwok", f"--kubeconfig={kcfg}", "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--config={HERE / 'stages.yaml'}", "--server-address=127.0.0.1:" + str(PORTS["kwok"]),
+            "--node-lease-duration-seconds=40"]
+    raise ValueError(f"not a control-plane component: {name}")
 
 
 # --------------------------------------------------------------------------- verbs
@@ -347,53 +439,12 @@ def _up(profile: str) -> None:
     pki = RUN / "pki"
     _make_pki(pki)
     _write_kubeconfig(pki)
-    kcfg = str(kubeconfig_path())
     (RUN / "profile").write_text(profile)
     if REAL_NODE:
         NODE.network_up()  # before the apiserver, which listens on the bridge's address
 
-    _start("etcd", ["etcd", "--name=lakejob", f"--data-dir={RUN}/etcd",
-                    f"--listen-client-urls=http://127.0.0.1:{PORTS['etcd']}",
-                    f"--advertise-client-urls=http://127.0.0.1:{PORTS['etcd']}",
-                    f"--listen-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
-                    f"--initial-advertise-peer-urls=http://127.0.0.1:{PORTS['etcd-peer']}",
-                    f"--initial-cluster=lakejob=http://127.0.0.1:{PORTS['etcd-peer']}",
-                    "--unsafe-no-fsync", "--quota-backend-bytes=8589934592", "--log-level=warn"])
-    # The apiserver gives up on etcd after ~20 s; on a loaded machine etcd can take longer to come up.
-    _wait("etcd /health", _etcd_healthy, 120, "etcd")
-    _start("kube-apiserver", [
-        "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}", "--etcd-prefix=/registry",
-        f"--bind-address={API_HOST}", f"--advertise-address={API_HOST}", f"--secure-port={PORTS['apiserver']}",
-        f"--cert-dir={pki}", f"--tls-cert-file={pki}/apiserver.crt", f"--tls-private-key-file={pki}/apiserver.key",
-        f"--client-ca-file={pki}/ca.crt",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={pki}/sa.pub", f"--service-account-signing-key-file={pki}/sa.key",
-        "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
-        "--enable-priority-and-fairness=false",  # one admin client on loopback: APF only adds queueing
-        "--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
-        # With a real node the `kubernetes` Service needs its endpoint (this apiserver); without, none.
-        f"--endpoint-reconciler-type={'lease' if REAL_NODE else 'none'}",
-        *([f"--kubelet-client-certificate={pki}/apiserver-kubelet-client.crt",
-           f"--kubelet-client-key={pki}/apiserver-kubelet-client.key",
-           f"--kubelet-certificate-authority={pki}/ca.crt",
-           "--kubelet-preferred-address-types=InternalIP"] if REAL_NODE else []),
-        "--v=1"])
-    _wait("etcd and kube-apiserver /readyz", _ready, 120, "kube-apiserver")
-    _start("kube-controller-manager", [
-        "kube-controller-manager", f"--kubeconfig={kcfg}", f"--authentication-kubeconfig={kcfg}",
-        f"--authorization-kubeconfig={kcfg}", "--leader-elect=false", "--bind-address=127.0.0.1",
-        f"--secure-port={PORTS['controller-manager']}", f"--service-account-private-key-file={pki}/sa.key",
-        f"--root-ca-file={pki}/ca.crt", "--use-service-account-credentials=false",
-        "--kube-api-qps=500", "--kube-api-burst=1000", "--concurrent-gc-syncs=50", "--v=1"])
-    _start("kube-scheduler", [
-        "kube-scheduler", f"--kubeconfig={kcfg}", f"--authentication-kubeconfig={kcfg}",
-        f"--authorization-kubeconfig={kcfg}", "--leader-elect=false", "--bind-address=127.0.0.1",
-        f"--secure-port={PORTS['scheduler']}", "--v=1"])
-    _start("kwok", [
-        "kwok", f"--kubeconfig={kcfg}", "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        f"--config={HERE / 'stages.yaml'}", "--server-address=127.0.0.1:" + str(PORTS["kwok"]),
-        "--node-lease-duration-seconds=40"])
+    for name in COMPONENTS:  # in order: each waits for what it needs (etcd, then the apiserver)
+        _start(name)
     _kubectl("apply", "-f", "-", stdin=_nodes(profile))
 
     def nodes_ready() -> bool:
@@ -450,6 +501,30 @@ def _teardown(quiet: bool = False) -> None:
         shutil.rmtree(RUN)
 
 
+def _named(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown:
+        raise ClusterError(f"not a control-plane component: {', '.join(unknown)} (one of {', '.join(COMPONENTS)})")
+    if not (RUN / "pids").is_dir():
+        raise ClusterError(f"no cluster in {RUN}: start one with `make cluster`")
+    return names
+
+
+def stop(names: list[str]) -> None:
+    """Stop the named components by PID (the last started first), keeping the run directory and
+    etcd's data: `start` brings them back as they were (fault tests: the apiserver and etcd down)."""
+    _stop_all(only=[n for n in reversed(COMPONENTS) if n in _named(names)])
+
+
+def start(names: list[str]) -> None:
+    """Start the named components that do not run, in start order, each from its one command line,
+    waiting until each serves (etcd /health, the apiserver /readyz)."""
+    for name in [n for n in COMPONENTS if n in _named(names)]:
+        if alive(name) is None:
+            _start(name)
+            print(f"cluster: started {name} (pid {alive(name)})")
+
+
 def down() -> None:
     _teardown()
     print(f"cluster: down; removed {RUN}")
@@ -464,6 +539,10 @@ def main() -> int:
     sub.add_parser("kubeconfig", help="print the kubeconfig path of the running cluster")
     sub.add_parser("status", help="exit 0 if the cluster runs")
     sub.add_parser("residue", help="print, as JSON, what of the real node is still on this machine")
+    p_stop = sub.add_parser("stop", help="stop the named components, keeping the run directory (and etcd's data)")
+    p_stop.add_argument("components", nargs="+", metavar="COMPONENT", help=", ".join(COMPONENTS))
+    p_start = sub.add_parser("start", help="start the named components again, as `up` started them")
+    p_start.add_argument("components", nargs="+", metavar="COMPONENT", help=", ".join(COMPONENTS))
     sub.add_parser("stop-operator", help="stop the operator `make demo` left running (tests run their own)")
     args = parser.parse_args()
     try:
@@ -479,6 +558,10 @@ def main() -> int:
             return 0 if running() else 1
         elif args.verb == "residue":
             print(json.dumps(NODE.residue(), indent=1))
+        elif args.verb == "stop":
+            stop(args.components)
+        elif args.verb == "start":
+            start(args.components)
         elif args.verb == "stop-operator":
             _stop_all(only=EXTRAS)
     except ClusterError as e:
