@@ -69,7 +69,7 @@ test: venv tools images
 	@$(BIN)/pytest tests/unit tests/e2e
 
 # The fault tests, each on a KWOK-only control plane of its own (the shared cluster is left alone);
-# they write their figures into docs/reliability.md. .ci/run runs them after `make test`.
+# they write their figures into docs/reliability.md. Not in .ci/run yet (CI time: docs/testing.md).
 test-faults: venv tools
 	@$(BIN)/pytest -m faults tests/e2e/test_faults.py
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,6 +93,12 @@ class FaultCluster:
         return kubectl
 
     def down(self) -> None:
+        """Stop it; its components' logs are kept beside the run directory (which `down` removes)."""
+        kept = self.run_dir.parent / "logs"
+        kept.mkdir(exist_ok=True)
+        for log in (self.run_dir / "logs").glob("*.log"):
+            if log.name != "audit.log":
+                shutil.copy(log, kept / log.name)
         self.cluster("down")
 
     def stop(self, *components: str) -> None:
@@ -113,6 +120,26 @@ class FaultCluster:
             except json.JSONDecodeError:
                 continue  # a line cut by the apiserver's stop
         return out
+
+    def started(self, namespace: str, resource: str) -> Callable[[], set[str]]:
+        """A function returning the CRs (by name) whose first `resource` the operator has created
+        so far, following the audit log as it grows (light enough to poll during a burst)."""
+        path, offset, names = self.run_dir / "logs" / "audit.log", 0, set()
+
+        def poll() -> set[str]:
+            nonlocal offset
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            complete = chunk[:chunk.rfind(b"\n") + 1]
+            offset += len(complete)
+            for e in operator_creates([json.loads(line) for line in complete.splitlines() if line.strip()],
+                                      namespace):
+                if e["objectRef"]["resource"] == resource:
+                    names.add("-".join(e["objectRef"]["name"].split("-")[:2]))
+            return names
+
+        return poll
 
 
 class Link:
@@ -416,7 +443,10 @@ def wait_terminal(kubectl: Kubectl, namespace: str, kinds: Iterable[Kind], names
             return seen
         if time.monotonic() > deadline:
             sample = dict(list(pending.items())[:20])
-            raise AssertionError(f"{len(pending)} CRs not terminal after {timeout:.0f}s, e.g. {sample}")
+            first = next(iter(pending)).split("/")[1]
+            pods = kubectl.result("get", "pods", "-n", namespace, "-l", f"lakejob.io/name={first}", "-o", "wide").stdout
+            raise AssertionError(f"{len(pending)} CRs not terminal after {timeout:.0f}s, e.g. {sample}; "
+                                 f"{first}'s pods:\n{pods}\nevents:\n{kubectl.events(namespace)[-1500:]}")
         time.sleep(2)
 
 

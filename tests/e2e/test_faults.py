@@ -41,6 +41,7 @@ MIXED = int(os.environ.get("LAKEJOB_FAULTS_MIXED", "100"))
 # and a bench's.
 PORT_BASE = int(os.environ.get("LAKEJOB_FAULTS_PORT_BASE", "18540"))
 OUTAGE_S = 30
+CUT_S = 40
 # The watches whose 410 and re-list the blind-spell tests wait for (as kopf names them in its log).
 WATCHED = {"sparkbatches.v1alpha1.lakejob.io", "sparksessions.v1alpha1.lakejob.io", "flinkjarjobs.v1alpha1.lakejob.io",
            "dagjobs.v1alpha1.lakejob.io", "pods.v1", "jobs.v1.batch"}
@@ -87,13 +88,13 @@ def test_kill_9_mid_burst_loses_and_duplicates_nothing(fault_cluster: tuple[Faul
     try:
         op.start()
         kubectl.wait_for(lambda: "lakejob operator started" in op.text(), "the operator to start")
+        started = cluster.started(ns, kind.started[0])
         t0 = time.monotonic()
         burst = Burst(cluster.kubeconfig, ns, [kind.manifest(n, 5) for n in names])
-        resource, selector = kind.started
-        started = kubectl.wait_for(lambda: (c := count(kubectl, resource, ns, selector)) >= N // 2 and c,
-                                   f"half of the {kind.name}s to have their first child", timeout=300)
+        kubectl.wait_for(lambda: len(started()) >= N // 2, f"half of the {kind.name}s to have their first child",
+                         timeout=300)
         op.kill()
-        killed_at = time.monotonic() - t0
+        killed_at, at_kill = time.monotonic() - t0, len(started())
         burst.join()
         time.sleep(2)  # the simulated pods go on without an operator
         op2.start()
@@ -105,8 +106,9 @@ def test_kill_9_mid_burst_loses_and_duplicates_nothing(fault_cluster: tuple[Faul
         FIGURES.append({"fault": "kill -9 of the operator mid-burst", "kind": kind.name, "crs": N,
                         "recovery_s": recovery, "lost": len(children.lost) + len(wrong),
                         "duplicated": len(children.duplicated),
-                        "note": f"{N} CRs created in {burst.seconds:.0f} s, killed {killed_at:.0f} s in with "
-                                f"{started} started; recovery: restart → every CR terminal (5 s simulated runs)"})
+                        "note": f"{N} CRs created in {burst.seconds:.0f} s; killed {killed_at:.0f} s in, "
+                                f"{at_kill} with their first child; recovery: restart → every CR "
+                                "terminal (5 s simulated runs)"})
         assert not wrong, f"{len(wrong)} ended otherwise than {kind.done}: {dict(list(wrong.items())[:10])}"
         assert not children.lost, children.lost[:20]
         assert not children.duplicated, children.duplicated[:20]
@@ -280,10 +282,10 @@ def test_apiserver_and_etcd_stopped_30s_mid_run(fault_cluster: tuple[FaultCluste
 def test_watch_cut_past_etcd_compaction_gets_410_and_relists(tmp_path_factory: pytest.TempPathFactory,
                                                             tmp_path: Path) -> None:
     """The operator's connections are cut for longer than etcd keeps history: this apiserver serves
-    watches from etcd (no watch cache) and compacts every 5 s, so the operator's watches, resuming
+    watches from etcd (no watch cache) and compacts every 10 s, so the operator's watches, resuming
     from the revision they last saw, get 410 Gone and must re-list."""
     cluster = FaultCluster(tmp_path_factory.mktemp("faults410") / "run", PORT_BASE + 20,
-                           env={"LAKEJOB_ETCD_COMPACTION_INTERVAL": "5s", "LAKEJOB_WATCH_CACHE": "0"})
+                           env={"LAKEJOB_ETCD_COMPACTION_INTERVAL": "10s", "LAKEJOB_WATCH_CACHE": "0"})
     kubectl = cluster.up()
     ns = namespace(kubectl, "cut")
     link = Link(cluster.apiserver)
@@ -300,13 +302,14 @@ def test_watch_cut_past_etcd_compaction_gets_410_and_relists(tmp_path_factory: p
                  for i in range(200)]
         create_many(kubectl, ns, churn)  # etcd's revision moves on, past what the operator saw
         kubectl.run("delete", "configmaps", "-n", ns, "-l", "churn=1", "--wait=false")
-        time.sleep(max(0.0, 30 - (time.monotonic() - cut)))  # 30 s, six compactions
+        time.sleep(max(0.0, CUT_S - (time.monotonic() - cut)))  # four compactions
         link.restore()
         back = time.monotonic()
         kubectl.wait_for(lambda: WATCHED <= op.relisted(), "the operator's watches to get 410 and re-list",
                          timeout=120)
-        check_after_blind_spell(cluster, kubectl, op, ns, spell, back, "watch cut 30 s, past etcd's compaction (410)",
-                                "10 CRs and 5 driver pods deleted meanwhile; compaction every 5 s")
+        check_after_blind_spell(cluster, kubectl, op, ns, spell, back,
+                                f"watch cut {CUT_S} s, past etcd's compaction (410)",
+                                "10 CRs and 5 driver pods deleted meanwhile; compaction every 10 s")
     finally:
         op.stop()
         link.close()

@@ -70,3 +70,30 @@ def test_a_dead_child_is_not_running_even_before_it_is_reaped(cluster: ModuleTyp
         assert cluster._start_time(child.pid) is None
     finally:
         child.wait()
+
+
+def test_stop_and_start_take_named_components_down_and_up_from_their_one_command_line(
+        cluster: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stop`/`start` (the fault tests' apiserver-and-etcd outage) act on the named components only,
+    and a restarted one runs the command line `up` gave it; the test-only apiserver options come
+    from the environment."""
+    started: list[list[str]] = []
+
+    def spawn(name: str, cmd: list[str], *args: object, **kwargs: object) -> int:
+        started.append(cmd)
+        return 1
+
+    monkeypatch.setattr(cluster, "spawn", spawn)
+    monkeypatch.setattr(cluster, "alive", lambda name: None)
+    monkeypatch.setattr(cluster, "READY", {})
+    cluster.start(["kube-apiserver", "etcd"])
+    assert [Path(c[0]).name for c in started] == ["etcd", "kube-apiserver"]  # start order, whatever was asked
+    assert started[1][1:] == cluster.command("kube-apiserver")[1:]
+    assert not any(a.startswith(("--etcd-compaction-interval", "--watch-cache", "--audit")) for a in started[1])
+    monkeypatch.setenv("LAKEJOB_ETCD_COMPACTION_INTERVAL", "10s")
+    monkeypatch.setenv("LAKEJOB_WATCH_CACHE", "0")
+    monkeypatch.setenv("LAKEJOB_AUDIT_POLICY", "/p.yaml")
+    options = cluster.command("kube-apiserver")
+    assert {"--etcd-compaction-interval=10s", "--watch-cache=false", "--audit-policy-file=/p.yaml"} <= set(options)
+    with pytest.raises(cluster.ClusterError, match="not a control-plane component: kubelet"):
+        cluster.stop(["kubelet"])
