@@ -2,7 +2,7 @@
 #   make demo   local cluster with a real node + CRDs + operator + examples, watched until they settle
 #   make test   unit tests, then e2e tests on the local cluster (builds binaries and images once)
 #   make test-faults  kill -9 mid-burst, apiserver+etcd down, a watch cut past compaction (docs/reliability.md)
-#   make images build the container images (Spark, operator, node's pause) into the cache
+#   make images build the container images (Spark, Flink, operator, node's pause) into the cache
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -69,7 +69,7 @@ test: venv tools images
 	@$(BIN)/pytest tests/unit tests/e2e
 
 # The fault tests, each on a KWOK-only control plane of its own (the shared cluster is left alone);
-# they write their figures into docs/reliability.md. Not in .ci/run yet (CI time: docs/testing.md).
+# they write their figures into docs/reliability.md. .ci/run calls it after `make test`.
 test-faults: venv tools
 	@$(BIN)/pytest -m faults tests/e2e/test_faults.py
 

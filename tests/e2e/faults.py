@@ -244,6 +244,9 @@ class FaultOperator(Operator):
                               # KWOK's pods have no REST API: refused at once, not a DNS lookup each.
                               "LAKEJOB_SPARK_REST_URL_TEMPLATE": "http://127.0.0.1:9/{name}",
                               "LAKEJOB_FLINK_REST_URL_TEMPLATE": "http://127.0.0.1:9/{name}",
+                              # Every DagJob of a burst runs at once: BatchCompute's MaxRunning queue
+                              # (100 by default; its own tests cover it) would make the burst a queue.
+                              "LAKEJOB_DAG_MAX_RUNNING": "1000",
                               **(env or {})})
 
     def start(self) -> None:
@@ -422,11 +425,14 @@ def states(kubectl: Kubectl, kind: Kind, namespace: str) -> dict[str, dict[str, 
     return {o["metadata"]["name"]: o.get("status") or {} for o in out["items"]}
 
 
-def count(kubectl: Kubectl, resource: str, namespace: str, selector: str) -> int:
-    """How many CRs have children of `resource` matching `selector` (by their lakejob.io/name)."""
+def begun(kubectl: Kubectl, kind: Kind, namespace: str) -> set[str]:
+    """The CRs of `kind` that have started: with their first child (by its lakejob.io/name), or
+    ended already (a SparkSession's pods are deleted when it ends)."""
+    resource, selector = kind.started
     out = kubectl.run("get", resource, "-n", namespace, "-l", selector, "--chunk-size=0",
                       "-o", r"jsonpath={.items[*].metadata.labels.lakejob\.io/name}")
-    return len(set(out.split()))
+    ended = {n for n, st in states(kubectl, kind, namespace).items() if st.get(kind.state_field) in kind.terminal}
+    return ended | set(out.split())
 
 
 def wait_terminal(kubectl: Kubectl, namespace: str, kinds: Iterable[Kind], names: dict[str, set[str]],

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.faults import KINDS, Burst, FaultCluster, FaultOperator, Kind, Link, check_children, count, \
-    create_many, states, wait_terminal, write_figures
+from tests.e2e.faults import KINDS, Burst, FaultCluster, FaultOperator, Kind, Link, begun, \
+    check_children, create_many, states, wait_terminal, write_figures
 from tests.e2e.kubectl import Kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,9 +159,8 @@ def wait_mid_run(kubectl: Kubectl, ns: str, spell: Spell) -> None:
     """Until the quick fifth is terminal and every CR has started."""
     for kind in KINDS.values():
         wait_terminal(kubectl, ns, [kind], {kind.name: set(spell.names[kind.name][:MIXED // 5])}, timeout=300)
-        resource, selector = kind.started
-        kubectl.wait_for(lambda: count(kubectl, resource, ns, selector) >= MIXED,
-                         f"every {kind.name} to have started", timeout=300)
+        kubectl.wait_for(lambda: len(begun(kubectl, kind, ns)) >= MIXED, f"every {kind.name} to have started",
+                         timeout=300)
 
 
 def delete_while_blind(kubectl: Kubectl, ns: str, spell: Spell) -> None:

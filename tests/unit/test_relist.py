@@ -32,6 +32,10 @@ class FakeKube:
         uids = self.pods if path.endswith("/pods") else self.crs
         return 200, {"items": [{"metadata": {"uid": u}} for u in uids]}
 
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.lists.append(f"GET {name}")
+        return {"metadata": {"uid": f"u-{name}"}} if f"u-{name}" in self.crs else None
+
 
 class Relisting(Reconciler):
     kind = "Relisting"
@@ -107,7 +111,41 @@ async def test_an_object_whose_event_comes_late_is_kept() -> None:
     kube.crs = ["u-a", "u-b"]
     r.cr_event("ADDED", cr("a"), {})
     r.cr_event("ADDED", cr("b"), {})
+    await settle(r)
     r.cr_event(None, cr("a"), {})  # b's listed event is still on its way
     await settle(r)
     assert set(r.bodies) == {("ns", "a"), ("ns", "b")}
     assert kube.lists == ["/apis/lakejob.io/v1alpha1/namespaces/ns/relistings"]
+
+
+async def test_a_cr_a_child_relist_wakes_is_looked_at_before_anything_is_done_for_it() -> None:
+    """The pods' watch re-lists first: a pod's event wakes a CR deleted meanwhile. Its pass would
+    make children for a CR that is gone; it GETs the CR first, and forgets it."""
+    kube = FakeKube()
+    r = Relisting(kube)
+    index = {("ns", "a"): [entry("a-driver-1", "a")], ("ns", "b"): [entry("b-driver-1", "b")]}
+    kube.crs, kube.pods = ["u-a", "u-b"], ["u-a-driver-1", "u-b-driver-1"]
+    for name in ("a", "b"):
+        r.cr_event(None, cr(name), {INDEX: index})
+    for p, parent in (("a-driver-1", "a"), ("b-driver-1", "b")):
+        r.child_event(pod(p, parent), {INDEX: index}, {"name": p}, index=INDEX, listed=True)
+    await settle(r)
+    r.passes.clear()
+    r.cr_event("MODIFIED", cr("a"), {INDEX: index})  # a plain event: the first listings are over
+    await settle(r)
+    kube.crs = ["u-a"]  # b is deleted while the watches are down; its pod is not yet collected
+    r.passes.clear()
+    kube.lists.clear()
+    r.child_event(pod("b-driver-1", "b"), {INDEX: index}, {"name": "b-driver-1", "phase": "Succeeded"},
+                  index=INDEX, listed=True)
+    await asyncio.sleep(0.01)
+    assert ("ns", "b") not in r.bodies and r.passes == []  # nothing was done for b
+    assert kube.lists == ["GET b"]
+    r.child_event(pod("a-driver-1", "a"), {INDEX: index}, {"name": "a-driver-1", "phase": "Succeeded"},
+                  index=INDEX, listed=True)
+    await asyncio.sleep(0.01)
+    assert r.passes == [("ns", "a")] and kube.lists == ["GET b", "GET a"]  # a is there: one look, then on
+    r.child_event(pod("a-driver-1", "a"), {INDEX: index}, {"name": "a-driver-1", "phase": "Failed"}, index=INDEX)
+    await asyncio.sleep(0.01)
+    assert r.passes == [("ns", "a"), ("ns", "a")] and kube.lists == ["GET b", "GET a"]  # not again
+    await settle(r)

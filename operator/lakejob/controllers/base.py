@@ -258,6 +258,8 @@ class Reconciler(ABC):
         self._gone: set[str] = set()  # uids of children kopf's indexes still hold, deleted unseen
         self._listings: dict[str, tuple[float, float]] = {}  # CR plural or child index → (first, last)
         self._listing_timers: dict[str, asyncio.TimerHandle] = {}
+        self._listed_before: set[str] = set()  # resources past their first listing: the next is a re-list
+        self._relisted_at = 0.0  # when the last re-list of any of them began (monotonic)
         metrics.STATES.sources[self.kind] = lambda: [self.state_of(b) for b in self.bodies.values()]
 
     # ------------------------------------------------------------------ inputs from kopf
@@ -273,6 +275,8 @@ class Reconciler(ABC):
         self._seen[key] = now = time.monotonic()
         if event_type is None:
             self._listed(self.plural, now)
+        else:
+            self._listed_before.add(self.plural)
         self.bodies[key] = body
         self._spawn(key)
 
@@ -294,6 +298,8 @@ class Reconciler(ABC):
             self._child_seen[uid] = now = time.monotonic()
             if listed and index:
                 self._listed(index, now)
+            elif index:
+                self._listed_before.add(index)
             if summary is not None:
                 if self._child_summaries.get(uid) == summary:
                     return
@@ -397,6 +403,8 @@ class Reconciler(ABC):
         """An object of `resource` (this kind's plural, or a child index) came from a listing at
         `now`. The listing is over once none of its objects has come for LISTING_QUIET_S; then what
         no event has named since it began is checked (`_after_listing`)."""
+        if resource not in self._listings and resource in self._listed_before:
+            self._relisted_at = now  # until confirmed, a CR no event has named since may be gone
         self._listings[resource] = (self._listings.get(resource, (now, now))[0], now)
         if resource not in self._listing_timers:
             self._listing_timers[resource] = asyncio.get_running_loop().call_later(
@@ -410,6 +418,7 @@ class Reconciler(ABC):
                 LISTING_QUIET_S - (time.monotonic() - last), self._listing_over, resource)
             return
         del self._listings[resource]
+        self._listed_before.add(resource)
         self.track(asyncio.get_running_loop().create_task(self._after_listing(resource, began)))
 
     async def _after_listing(self, resource: str, began: float) -> None:
@@ -443,9 +452,27 @@ class Reconciler(ABC):
             asked = time.monotonic()
             present = await self._uids((GROUP, VERSION, self.plural), namespace, None)
             for key, uid in suspects.items():
-                if key[0] == namespace and uid not in present and self._seen.get(key, 0.0) < asked:
+                if key[0] != namespace or self._seen.get(key, 0.0) >= asked:
+                    continue
+                if uid in present:
+                    self._seen[key] = asked  # confirmed: no need to look again before its next pass
+                else:
                     log.info("%s %s/%s was deleted while the watch was down; forgetting it", self.kind, *key)
                     self.forget(key, uid)
+
+    async def _still_there(self, key: Key, body: dict[str, Any]) -> bool:
+        """Before a pass acts for a CR that no event has named since a re-list began (a child's
+        event woke it, a timer): the re-list may have left it out because it was deleted, and a pass
+        would make children for it. One GET says; a deleted CR is forgotten."""
+        meta = body["metadata"]
+        asked = time.monotonic()
+        current = await self.kube.get(API_VERSION, self.kind, meta["namespace"], meta["name"])
+        if current is None or current["metadata"].get("uid") != meta["uid"]:
+            log.info("%s %s/%s was deleted while the watch was down; forgetting it", self.kind, *key)
+            self.forget(key, meta["uid"])
+            return False
+        self._seen[key] = max(self._seen.get(key, 0.0), asked)
+        return True
 
     async def _sweep_children(self, index: str, began: float) -> None:
         suspects: dict[str, Key] = {}  # child uid → its parent's key
@@ -493,6 +520,8 @@ class Reconciler(ABC):
                 return
             started = time.monotonic()
             try:
+                if self._seen.get(key, 0.0) < self._relisted_at and not await self._still_there(key, body):
+                    return
                 await self._say_what_is_ignored(body)
                 await self.reconcile_one(key, body)
             except asyncio.CancelledError:
