@@ -4,8 +4,11 @@
 Runs after `make cluster` (the Makefile orders it). Two halves:
 - real: the chart installed with Helm from the locally built operator image (namespace
   lakejob-demo-operator), running on the cluster's real node and watching namespace lakejob-demo, where
-  examples/real/ run for real (SparkPi, a PySpark job, a failing job retried once); the demo ends
-  with what they printed (status.log).
+  examples/real/ run for real (SparkPi, a PySpark job, a failing job retried once, a Spark Connect
+  session) and so does the DLI example body, pasted unchanged (examples/sparkbatch-dli.yaml), its
+  packages fetched from a package store: moto's S3 server on the real node's bridge address, filled
+  by hack/store.py. The demo ends with what the jobs printed (status.log) and a query the session
+  answers through `kubectl port-forward`.
 - simulated: examples/*.yaml in namespace default, on KWOK's nodes, whose pods run no code,
   handled by an operator process on this host. KWOK cannot answer a Spark driver's REST API, which
   SparkSession reads idle/busy from, so a static server in the run directory answers "no running
@@ -30,8 +33,13 @@ KUBECTL = str(cluster.BIN / "kubectl")
 sys.path.insert(0, str(ROOT / "hack"))
 import render_argocd  # noqa: E402  (the state → health table of every kind)
 import incluster  # noqa: E402  (hack/incluster.py: the chart from the local images, on the real node)
+import store  # noqa: E402  (hack/store.py: the packages the DLI example names)
 
 REST_PORT = cluster.PORT_BASE + 9
+STORE_PORT = cluster.PORT_BASE + 10
+BRIDGE = "10.244.0.1"  # the real node's bridge: this machine's own address on the pods' network
+BUCKET, PREFIX, STORE_SECRET = "lakejob-demo-packages", "dli/", "lakejob-store"
+DEMO_KEY_ID, DEMO_KEY_SECRET = "demo", "demo-secret"  # moto takes any keys; a real store's go in the Secret
 # Its own operator namespace: lakejob-system may hold another install (the kustomize base, a test's).
 REAL_NS, SYSTEM_NS, RELEASE = "lakejob-demo", "lakejob-demo-operator", "lakejob-demo"
 T0 = time.monotonic()
@@ -68,16 +76,74 @@ def start_operator() -> None:
         "LAKEJOB_DRIVER_LOGS": "false",  # fake KWOK pods have no kubelet to read logs from
         "LAKEJOB_SPARK_REST_URL_TEMPLATE": f"http://127.0.0.1:{REST_PORT}/jobs.json",
         "LAKEJOB_FLINK_REST_URL_TEMPLATE": f"http://127.0.0.1:{REST_PORT}/no-flink-here",
+        # The vendors' example bodies name DLI packages: a store to resolve them (KWOK fetches nothing).
+        "LAKEJOB_PACKAGES_URL": "s3://lakejob-demo-packages/",
     })
 
 
-def install_real_operator() -> None:
+def start_store() -> dict[str, object]:
+    """moto's S3 server on the bridge address (pods reach it, nothing outside does), holding the
+    packages examples/sparkbatch-dli.yaml names; the chart's `stores` values for it."""
+    import boto3
+    import yaml
+
+    endpoint = f"http://{BRIDGE}:{STORE_PORT}"
+    _background("object-store", [sys.executable, "-m", "moto.server", "-H", BRIDGE, "-p", str(STORE_PORT)], {})
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id=DEMO_KEY_ID, aws_secret_access_key=DEMO_KEY_SECRET)
+    for _ in range(50):
+        try:
+            s3.create_bucket(Bucket=BUCKET)
+            break
+        except Exception:  # not listening yet (or the bucket exists: create_bucket then says so)
+            if any(b["Name"] == BUCKET for b in _buckets(s3)):
+                break
+            time.sleep(0.2)
+    spec = yaml.safe_load((ROOT / "examples" / "sparkbatch-dli.yaml").read_text())["spec"]
+    step(f"package store {endpoint}: compiling SparkPi and uploading what examples/sparkbatch-dli.yaml names")
+    for name, content in store.dli_batch_packages(spec, store.spark_examples_jar()):
+        s3.put_object(Bucket=BUCKET, Key=PREFIX + name, Body=content)
+        print(f"  s3://{BUCKET}/{PREFIX}{name} ({len(content)} bytes)")
+    return {"packagesUrl": f"s3://{BUCKET}/{PREFIX}", "secretName": STORE_SECRET,
+            "s3": {"endpoint": endpoint, "addressingStyle": "path", "region": "us-east-1"}}
+
+
+def _buckets(s3: object) -> list[dict[str, str]]:
+    try:
+        return list(s3.list_buckets()["Buckets"])  # type: ignore[attr-defined]
+    except Exception:
+        return []
+
+
+def ask_the_session(name: str) -> None:
+    """What a notebook user does: port-forward to the session's Connect port, run a query."""
+    forward = subprocess.Popen([KUBECTL, "port-forward", "-n", REAL_NS, f"svc/{name}-session-svc", "15002:15002"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())})
+    try:
+        time.sleep(3)
+        query = ("from pyspark.sql import SparkSession, functions as F\n"
+                 "spark = SparkSession.builder.remote('sc://127.0.0.1:15002').getOrCreate()\n"
+                 "print(spark.range(100).agg(F.sum('id')).first()[0])")
+        r = subprocess.run([sys.executable, "-c", query], capture_output=True, text=True, timeout=300)
+        answer = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else \
+            f"no answer: {(r.stderr.strip().splitlines() or ['?'])[-1]}"
+        print(f"  spark.range(100) summed by session {name}'s executor, asked through port-forward: {answer}")
+    finally:
+        forward.terminate()
+
+
+def install_real_operator(stores: dict[str, object]) -> None:
     """The chart, from the local operator image, on the real node, watching REAL_NS."""
     # The DagJob example names the chart's PriorityClasses: this release makes them unless present.
     have_classes = subprocess.run([KUBECTL, "get", "priorityclass", "lakejob-priority-low"], capture_output=True,
                                   env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())}).returncode == 0
-    values = incluster.values([REAL_NS], priority_classes=not have_classes, retries={"backoffSeconds": 3})
+    values = incluster.values([REAL_NS], priority_classes=not have_classes, retries={"backoffSeconds": 3},
+                              stores=stores)
     kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": REAL_NS}}))
+    kubectl("apply", "-n", REAL_NS, "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": STORE_SECRET}, "type": "Opaque",
+        "stringData": {"S3_ACCESS_KEY_ID": DEMO_KEY_ID, "S3_ACCESS_KEY_SECRET": DEMO_KEY_SECRET}}))
     step(f"helm upgrade --install {RELEASE} charts/lakejob -n {SYSTEM_NS} "
          f"(image {values['image']['repository']}:{values['image']['tag']}), waiting for the operator to be ready")
     incluster.install(str(cluster.kubeconfig_path()), RELEASE, SYSTEM_NS, values)
@@ -100,12 +166,14 @@ def main() -> int:
     step("CRDs installed: " + ", ".join(kubectl("get", "crd", "-o", "name").split()))
     if real:
         try:
-            install_real_operator()
-        except incluster.InstallError as e:
+            install_real_operator(start_store())
+        except (incluster.InstallError, RuntimeError) as e:
             print(f"demo: {e}", file=sys.stderr)
             return 1
-        step(f"operator running in-cluster; applying examples/real/ to namespace {REAL_NS} (real pods)")
+        step(f"operator running in-cluster; applying examples/real/ and the DLI example body to namespace "
+             f"{REAL_NS} (real pods)")
         print(kubectl("apply", "-n", REAL_NS, "-f", str(ROOT / "examples" / "real")), end="")
+        print(kubectl("apply", "-n", REAL_NS, "-f", str(ROOT / "examples" / "sparkbatch-dli.yaml")), end="")
     else:
         step("LAKEJOB_REAL_NODE=0: no real node, only the simulated examples run")
     start_operator()
@@ -123,7 +191,8 @@ def main() -> int:
             print(kubectl("get", "lakejob", "-n", ns), end="")
             print(kubectl("get", "pods", "-n", ns, "-o", "wide"), end="" if ns == REAL_NS else "\n")
         real_done = all(((i.get("status") or {}).get("state") in ("success", "dead", "killed"))
-                        for i in items if i["metadata"]["namespace"] == REAL_NS)  # the real jobs finish
+                        for i in items if i["metadata"]["namespace"] == REAL_NS
+                        and i["kind"] == "SparkBatch")  # the real batch jobs finish; the session stays up
         calm = calm + 1 if items and real_done and all(health(i) != "Progressing" for i in items) else 0
         if calm >= 3:
             step("every example settled")
@@ -139,11 +208,14 @@ def main() -> int:
             print(f"  {item['metadata']['name']} ({st.get('state')}, attempt {st.get('attempt')}):")
             for line in (st.get("log") or [])[-4:]:
                 print(f"      {line}")
+        for item in json.loads(kubectl("get", "sparksession", "-n", REAL_NS, "-o", "json"))["items"]:
+            if (item.get("status") or {}).get("state") in ("idle", "busy"):
+                ask_the_session(item["metadata"]["name"])
     events = kubectl("get", "events", "-n", namespaces[0], "--sort-by=.lastTimestamp")
     print("\nRecent events:\n" + "\n".join(events.splitlines()[-12:]))
     print(f"\nThe cluster and both operators keep running (`make cluster-down` stops all). Look further:\n"
           f"  export KUBECONFIG={cluster.kubeconfig_path()}\n"
-          f"  kubectl get sb -n {REAL_NS}                    # the real jobs\n"
+          f"  kubectl get sb,ss -n {REAL_NS}                 # the real jobs and the session\n"
           f"  kubectl logs -n {REAL_NS} spark-pi-driver-1     # a real driver's whole log\n"
           f"  kubectl logs -n {SYSTEM_NS} deploy/{RELEASE} # the operator\n"
           f"  kubectl get lakejob -o wide                     # the simulated examples")

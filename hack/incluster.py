@@ -29,19 +29,30 @@ class InstallError(Exception):
 
 
 def values(watch: list[str], priority_classes: bool = False, **extra: Any) -> dict[str, Any]:
-    """Chart values: the local operator and Spark images, the operator on the real node, small
+    """Chart values: the local operator, Spark, Flink and task images, the operator on the real node, small
     requests (a 2-core machine), watching `watch`; `extra` keys replace top-level ones."""
     refs = images.names()
     repository, tag = refs["operator"].rsplit(":", 1)
     spark_repository, spark_version = refs["spark"].rsplit(":", 1)
+    flink_repository, flink_version = refs["flink"].rsplit(":", 1)
     return {
         "image": {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"},
         "watchNamespaces": watch,
-        "spark": {"defaultVersion": spark_version, "imageTemplate": spark_repository + ":{version}"},
+        # The local image for its own version and for DLI's 2.3 (the seeds' example asks for 2.3.2);
+        # a 100m CPU request for pods whose conf sets none (DLI's sc_type A driver wants 2 cores).
+        "spark": {"defaultVersion": spark_version, "imageTemplate": spark_repository + ":{version}",
+                  "images": {"2.3": refs["spark"]}, "requestCores": "100m"},
+        # Every job's pods on the real node, as a pasted vendor body has no placement of its own.
+        "workloads": {"nodeSelector": SELECTOR, "tolerations": [TOLERATION]},
+        # A CU of 100m and 1 GiB: a JobManager and a TaskManager fit beside the rest on 2 cores.
+        "flink": {"defaultVersion": flink_version, "imageTemplate": flink_repository + ":{version}",
+                  "cuMillicpu": 100, "cuMemoryMiB": 1024},
         "nodeSelector": SELECTOR, "tolerations": [TOLERATION],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-        # PriorityClasses are cluster-wide with fixed names: only one release may own them.
-        "dag": {"priorityClasses": {"create": priority_classes}},
+        # PriorityClasses are cluster-wide with fixed names: only one release may own them. DagJob
+        # command tasks run in the local task image, by default and for BatchCompute's img-ubuntu.
+        "dag": {"priorityClasses": {"create": priority_classes}, "defaultImage": refs["task"],
+                "images": {"img-ubuntu": refs["task"]}},
         **extra,
     }
 

@@ -17,7 +17,9 @@ The images (their recipes are the folders beside this file; references are fixed
     python-base  lakejob.local/python-base:bookworm  (internal) Debian's Python 3.11, made by mmdebstrap
     jre-base     lakejob.local/jre-base:bookworm     (internal) Java 17, Python, tini, made by mmdebstrap
     spark        lakejob.local/spark:<spark/VERSION> pyspark's Spark on jre-base, the official image's interface
+    flink        lakejob.local/flink:<flink/VERSION> the apache-flink wheels' Flink on jre-base, the official image's interface
     operator     lakejob.local/operator:<version>    the repository's Dockerfile on python-base
+    task         lakejob.local/task:bookworm         DagJob command tasks' image: python-base's Python and /bin/sh
 
 How: root file systems with mmdebstrap (from the machine's Debian sources), images with buildah
 (`--isolation chroot`, its own storage), exported with `buildah push IMAGE docker-archive:TAR:REF`,
@@ -32,7 +34,8 @@ Debian archive or PyPI serve at build time is not hashed: delete a tar to rebuil
 
 Cache ($LAKEJOB_CACHE, default ~/.cache/lakejob):
     images/<name>-<hash12>.tar     the images (docker-archive); older hashes are removed
-    images/downloads/              the pyspark wheel (built from PyPI's sdist) and py4j's wheel (kept)
+    images/downloads/              the pyspark wheel (built from PyPI's sdist), py4j's wheel and the
+                                   apache-flink and apache-flink-libraries wheels (kept)
     images/logs/<name>.log         the last build's output
     buildah/ (runroot buildah/runroot)   buildah's storage
 A build works in a temporary folder (images/.build-*) removed on success and on failure, and writes
@@ -89,7 +92,7 @@ class Image:
 
     name: str
     reference: str
-    kind: str  # "pause" | "rootfs" | "spark" | "operator": which steps make it
+    kind: str  # "pause" | "rootfs" | "spark" | "flink" | "operator" | "task": which steps make it
     recipe: tuple[str, ...]  # files and folders (relative to the repository) whose content is hashed
     dockerfile: str  # relative to the repository
     base: str | None = None  # the name of the image it is built FROM
@@ -113,6 +116,14 @@ def spark_version(root: Path = ROOT) -> str:
     lines = _read_lines(root / "images" / "spark" / "VERSION")
     if len(lines) != 1 or not re.fullmatch(r"\d+\.\d+\.\d+", lines[0]):
         raise ImageError("images: images/spark/VERSION must hold one pyspark version such as 4.0.1: fix that file")
+    return lines[0]
+
+
+def flink_version(root: Path = ROOT) -> str:
+    """The Flink version the Flink image is built from (images/flink/VERSION: apache-flink's)."""
+    lines = _read_lines(root / "images" / "flink" / "VERSION")
+    if len(lines) != 1 or not re.fullmatch(r"\d+\.\d+\.\d+", lines[0]):
+        raise ImageError("images: images/flink/VERSION must hold one apache-flink version such as 2.3.0: fix that file")
     return lines[0]
 
 
@@ -151,6 +162,7 @@ def catalog(root: Path = ROOT) -> dict[str, Image]:
                      tool_args=mmdebstrap_options(_read_lines(root / "images" / name / "packages")), internal=True)
 
     spark = spark_version(root)
+    flink = flink_version(root)
     return {
         "pause": Image("pause", "lakejob.local/pause:3.10", "pause", ("images/pause",), "images/pause/Dockerfile",
                        tool_args=("-static", "-Os", "-s", "-Wall", "-Wextra")),
@@ -159,9 +171,13 @@ def catalog(root: Path = ROOT) -> dict[str, Image]:
         "spark": Image("spark", f"lakejob.local/spark:{spark}", "spark", ("images/spark",), "images/spark/Dockerfile",
                        base="jre-base", build_args=(("BASE", f"lakejob.local/jre-base:{SUITE}"), ("SPARK_VERSION", spark)),
                        tool_args=("javac", "--release", "17")),
+        "flink": Image("flink", f"lakejob.local/flink:{flink}", "flink", ("images/flink",), "images/flink/Dockerfile",
+                       base="jre-base", build_args=(("BASE", f"lakejob.local/jre-base:{SUITE}"), ("FLINK_VERSION", flink))),
         "operator": Image("operator", f"lakejob.local/operator:{operator_version(root)}", "operator",
                           ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "operator"), "Dockerfile",
                           base="python-base", build_args=(("BASE", f"lakejob.local/python-base:{SUITE}"),)),
+        "task": Image("task", f"lakejob.local/task:{SUITE}", "task", ("images/task",), "images/task/Dockerfile",
+                      base="python-base", build_args=(("BASE", f"lakejob.local/python-base:{SUITE}"),)),
     }
 
 
@@ -489,6 +505,55 @@ def _spark_examples(b: Build) -> None:
             z.writestr(info, file.read_bytes())
 
 
+# The folders of a Flink distribution (flink-*-bin.tgz) that the PyPI wheels carry under pyflink/:
+# the scripts and default configuration are apache-flink's, the jars apache-flink-libraries'.
+FLINK_DIST_DIRS = ("bin", "conf", "lib", "opt", "plugins", "licenses")
+
+
+def _flink_wheel(b: Build, project: str) -> Path:
+    """A wheel of `project` at the image's Flink version in images/downloads, downloaded once.
+    apache-flink's wheels are per Python version and platform; only their scripts are used, so the
+    one pip picks for this Python does."""
+    version = dict(b.image.build_args)["FLINK_VERSION"]
+    downloads = cache_root() / "images" / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    pattern = f"{project.replace('-', '_')}-{version}-*.whl"
+    found = sorted(downloads.glob(pattern))
+    if not found:
+        if importlib.util.find_spec("pip") is None:
+            raise ImageError(f"images: {b.image.name}: pip is not available to {sys.executable}: apt-get install python3-pip")
+        b.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", f"{project}=={version}",
+               "-d", downloads], f"pip could not download a {project}=={version} wheel (is PyPI reachable? does it "
+                                 "serve that version for this Python? images/flink/VERSION names it)")
+        found = sorted(downloads.glob(pattern))
+    if not found:
+        raise ImageError(b.fails(f"pip download left no {pattern} in {_shown(downloads)}: see {_shown(b.log)}"))
+    return found[0]
+
+
+def _flink_inputs(b: Build) -> None:
+    """The distribution's folders from both wheels into the context as flink/, modes kept (the scripts
+    are executable), and the entrypoint beside them."""
+    dist = b.context / "flink"
+    for project in ("apache-flink", "apache-flink-libraries"):
+        with zipfile.ZipFile(_flink_wheel(b, project)) as z:
+            for info in z.infolist():
+                parts = info.filename.split("/")
+                if len(parts) < 3 or parts[0] != "pyflink" or parts[1] not in FLINK_DIST_DIRS or info.is_dir():
+                    continue
+                target = dist.joinpath(*parts[1:])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                target.chmod(0o755 if (info.external_attr >> 16) & 0o111 else 0o644)
+    missing = [d for d in ("bin/standalone-job.sh", "bin/bash-java-utils.jar", "conf/config.yaml", "lib")
+               if not (dist / d).exists()]
+    if missing:
+        raise ImageError(b.fails(f"the apache-flink wheels lack {', '.join(missing)}: delete them from the downloads "
+                                 "folder, or images/build.py needs an update for this Flink version"))
+    shutil.copy2(ROOT / "images" / "flink" / "docker-entrypoint.sh", b.context / "docker-entrypoint.sh")
+
+
 def _inspect_label(reference: str) -> str | None:
     """The input-hash label of reference in buildah's storage, None when it is not there."""
     r = subprocess.run([*_buildah(), "inspect", "--type", "image", reference], capture_output=True, text=True)
@@ -564,8 +629,21 @@ def _smoke_spark(b: Build) -> None:
            "Pi is roughly", timeout=600)
 
 
+def _smoke_flink(b: Build) -> None:
+    """The entrypoint merges FLINK_PROPERTIES into the configuration, and Flink's client runs."""
+    _smoke(b, ["env", "FLINK_PROPERTIES=lakejob.smoke: two words", "/docker-entrypoint.sh", "bash", "-c",
+               'flink --version && grep -A1 "^lakejob:" "$FLINK_CONF_DIR/config.yaml"'], "smoke: two words",
+           timeout=300)
+
+
 def _smoke_operator(b: Build) -> None:
     _smoke(b, ["lakejob", "run", "--help"], "--all-namespaces", timeout=120)
+
+
+def _smoke_task(b: Build) -> None:
+    """/bin/sh runs a Python command, as DagJob's wrapper (render/dag.py REDIRECT) does."""
+    _smoke(b, ["/bin/sh", "-c", '"$0" "$@" & wait "$!"', "python3", "-c", "print('task ' + 'ok')"], "task ok",
+           timeout=60)
 
 
 def _export(b: Build) -> None:
@@ -593,8 +671,11 @@ STEPS: dict[str, list[tuple[str, Callable[[Build], None]]]] = {
     "rootfs": [("mmdebstrap", _debootstrap), ("buildah build", _buildah_build), ("export", _export)],
     "spark": [("pyspark and py4j wheels", _spark_inputs), ("javac SparkPi", _spark_examples), ("buildah build", _buildah_build),
               ("smoke test: SparkPi", _smoke_spark), ("export", _export)],
+    "flink": [("apache-flink wheels", _flink_inputs), ("buildah build", _buildah_build),
+              ("smoke test: flink --version, FLINK_PROPERTIES", _smoke_flink), ("export", _export)],
     "operator": [("buildah build", _buildah_build), ("smoke test: lakejob run --help", _smoke_operator),
                  ("export", _export)],
+    "task": [("buildah build", _buildah_build), ("smoke test: /bin/sh and python3", _smoke_task), ("export", _export)],
 }
 
 

@@ -72,6 +72,16 @@ class Http:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
             return 0
 
+    async def patch(self, url: str, timeout_s: float) -> int:
+        """PATCH without a body (Flink's job cancellation); the HTTP status, or 0 when no answer came."""
+        try:
+            async with self.session().patch(url, allow_redirects=False,
+                                            timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                await resp.read()
+                return resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return 0
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -6,10 +6,12 @@ base can set it without rewriting the command line.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lakejob.oss.client import ADDRESSING_STYLES
 
@@ -23,6 +25,27 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"LAKEJOB_{name}={value!r}: must be one of {', '.join(allowed)}")
     return value
+
+
+def _packages_url(url: str) -> str:
+    """LAKEJOB_PACKAGES_URL: empty, or SCHEME://BUCKET[/PREFIX] of an object store."""
+    scheme, sep, rest = url.strip().partition("://")
+    if url.strip() and (not sep or scheme not in ("s3", "s3a", "obs", "oss") or not rest.strip("/")):
+        raise ValueError(f"LAKEJOB_PACKAGES_URL={url!r}: expected s3://BUCKET/PREFIX/ (or obs://, s3a://, oss://)")
+    return url.strip()
+
+
+def _tolerations(text: str) -> tuple[dict[str, Any], ...]:
+    """LAKEJOB_WORKLOAD_TOLERATIONS: a JSON list of Kubernetes tolerations (empty: none)."""
+    if not text.strip():
+        return ()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"LAKEJOB_WORKLOAD_TOLERATIONS: not JSON: {e}") from None
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ValueError("LAKEJOB_WORKLOAD_TOLERATIONS: expected a JSON list of tolerations (objects)")
+    return tuple(value)
 
 
 def _parse_map(text: str) -> dict[str, str]:
@@ -85,9 +108,14 @@ class PodPolicy:
 class Settings:
     # Spark
     default_spark_version: str = "3.5.7"
+    # spark_version → image: the map first ("3.5.7", then "3.5"), then the template; an empty
+    # template makes the map the whole list, and a version it does not name is refused.
     spark_image_template: str = "apache/spark:{version}"
     spark_images: dict[str, str] = field(default_factory=dict)  # "3.5" or "3.5.7" → image
     spark_uid: int = 185  # the user of the apache/spark images
+    # The CPU request of Spark pods whose conf sets no spark.kubernetes.{driver,executor}.request.cores
+    # (e.g. "100m" where DLI's whole-core sizes would not fit); empty: their whole cores, as Spark does.
+    spark_request_cores: str = ""
     scheduling_timeout_s: int = 3 * 3600  # DLI: a job that gets no resources for ~3 hours is dead
     default_max_retry_times: int = 20  # DLI's default
     retry_backoff_s: float = 10.0  # first retry delay; doubles per attempt
@@ -123,7 +151,6 @@ class Settings:
     flink_poll_interval_s: float = 5.0  # REST poll period of a running job
     flink_restart_delay_s: float = 10.0  # restart_when_exception: wait this long before redeploying
     flink_checkpoints_retained: int = 3  # Flink's num-retained, so the checkpoint last polled is still there
-    flink_resource_dir: str = "/opt/flink/usrlib"  # where DLI package names (myGroup/a.jar) are found in pods
     # Leader election between replicas (lakejob run --leader-elect; lakejob.leader): a standby takes
     # the Lease over once it has seen it unchanged for the duration; the leader exits when it has not
     # renewed within the deadline (shorter: it stops before anyone else starts). Renewals every period.
@@ -132,16 +159,27 @@ class Settings:
     leader_renew_deadline_s: float = 10.0
     leader_retry_period_s: float = 2.0
     metrics_port: int = 9090  # 0 disables the metrics endpoint
-    # DagJob: images, node selection, PriorityClasses, queueing and BatchCompute's quotas
-    # The image of a command task's `fetch` init container and `upload` sidecar (`lakejob-oss`): the
-    # operator's own, as the chart names it (image.repository:appVersion).
-    dag_fetcher_image: str = "ghcr.io/lakejob/operator:0.1.0"
-    dag_upload_grace_s: int = 120  # the pod's terminationGracePeriodSeconds: time for the uploads
-    # Where lakejob-oss reaches OSS (its S3 API): OSS_ENDPOINT, OSS_ADDRESSING_STYLE, OSS_REGION in
-    # the fetch and upload containers. No endpoint: those containers fail, saying so.
+    # Object stores and the package store (render.packages). The image of the `fetch` init
+    # containers (Spark drivers, Flink pods, DagJob tasks) and of a DagJob task's `upload` sidecar
+    # (`lakejob-oss`): the operator's own, as the chart names it (image.repository:appVersion).
+    fetcher_image: str = "ghcr.io/lakejob/operator:0.1.0"
+    # Where DLI package names (`group/name`, `name`) live: s3://BUCKET/PREFIX/ (obs:// and s3a:// mean
+    # the same store) or oss://…; empty: a package name is refused, naming this setting.
+    packages_url: str = ""
+    # Where lakejob-oss reaches OSS (oss:// paths) and any S3-API store (obs://, s3a://, s3://):
+    # {OSS,S3}_ENDPOINT, _ADDRESSING_STYLE, _REGION in the fetch (and upload) containers. No
+    # endpoint: those containers fail, saying so.
     oss_endpoint: str = ""
     oss_addressing_style: str = "virtual"  # what Alibaba OSS requires; "path" for most local S3 servers
     oss_region: str = ""
+    s3_endpoint: str = ""
+    s3_addressing_style: str = "virtual"
+    s3_region: str = ""
+    # A Secret in each job's namespace with the stores' keys (S3_ACCESS_KEY_ID, S3_ACCESS_KEY_SECRET,
+    # OSS_ACCESS_KEY_ID, …), read by the fetchers only; empty: unsigned requests.
+    store_secret: str = ""
+    # DagJob: images, node selection, PriorityClasses, queueing and BatchCompute's quotas
+    dag_upload_grace_s: int = 120  # the pod's terminationGracePeriodSeconds: time for the uploads
     dag_default_image: str = "python:3.12-slim"  # runs CommandLine when no ImageId maps to an image
     dag_images: dict[str, str] = field(default_factory=dict)  # BatchCompute ImageId → container image
     dag_uid: int = 1000  # command pods run as this non-root user
@@ -164,6 +202,11 @@ class Settings:
     # is refused (the operator would POST from inside the cluster wherever a user points it). The
     # URLs LAKEJOB_NOTIFICATION_TOPICS maps topic names to are the operator's own and always allowed.
     notify_allowed_hosts: tuple[str, ...] = ()
+    # Where the jobs' pods run unless a spec says otherwise (render.common.place): a node selector
+    # and tolerations every driver, executor, JobManager, TaskManager and task pod gets, under the
+    # spec's own (e.g. a Spark node pool). WORKLOAD_NODE_SELECTOR "k=v,…", WORKLOAD_TOLERATIONS JSON.
+    workload_node_selector: dict[str, str] = field(default_factory=dict)
+    workload_tolerations: tuple[dict[str, Any], ...] = ()
     # Housekeeping
     max_concurrent_reconciles: int = 64  # bounded: a burst is worked through in order, not all at once
     # Every live CR is reconciled once per interval whatever happens (spread over it): the safety
@@ -174,10 +217,11 @@ class Settings:
     error_backoff_s: float = 1.0
     error_backoff_max_s: float = 300.0
 
-    def spark_image(self, version: str) -> str:
+    def spark_image(self, version: str) -> str | None:
+        """The image of `version`, None when neither the map nor a template gives one."""
         major_minor = ".".join(version.split(".")[:2])
         return self.spark_images.get(version) or self.spark_images.get(major_minor) or \
-            self.spark_image_template.format(version=version)
+            (self.spark_image_template.format(version=version) if self.spark_image_template else None)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -186,6 +230,7 @@ class Settings:
             spark_image_template=_env("SPARK_IMAGE_TEMPLATE", cls.spark_image_template),
             spark_images=_parse_map(_env("SPARK_IMAGES", "")),
             spark_uid=int(_env("SPARK_UID", str(cls.spark_uid))),
+            spark_request_cores=_env("SPARK_REQUEST_CORES", cls.spark_request_cores),
             scheduling_timeout_s=int(_env("SCHEDULING_TIMEOUT_SECONDS", str(cls.scheduling_timeout_s))),
             default_max_retry_times=int(_env("DEFAULT_MAX_RETRY_TIMES", str(cls.default_max_retry_times))),
             retry_backoff_s=float(_env("RETRY_BACKOFF_SECONDS", str(cls.retry_backoff_s))),
@@ -216,7 +261,6 @@ class Settings:
             flink_poll_interval_s=float(_env("FLINK_POLL_INTERVAL_SECONDS", str(cls.flink_poll_interval_s))),
             flink_restart_delay_s=float(_env("FLINK_RESTART_DELAY_SECONDS", str(cls.flink_restart_delay_s))),
             flink_checkpoints_retained=int(_env("FLINK_CHECKPOINTS_RETAINED", str(cls.flink_checkpoints_retained))),
-            flink_resource_dir=_env("FLINK_RESOURCE_DIR", cls.flink_resource_dir),
             leader_lease_name=_env("LEADER_LEASE_NAME", cls.leader_lease_name),
             leader_lease_duration_s=float(_env("LEADER_LEASE_DURATION_SECONDS", str(cls.leader_lease_duration_s))),
             leader_renew_deadline_s=float(_env("LEADER_RENEW_DEADLINE_SECONDS", str(cls.leader_renew_deadline_s))),
@@ -226,8 +270,15 @@ class Settings:
             pod_policy=PodPolicy.parse(_env("POD_POLICY_ALLOW", "")),
             notify_allowed_hosts=tuple(h.strip().lower() for h in _env("NOTIFY_ALLOWED_HOSTS", "").split(",")
                                        if h.strip()),
+            workload_node_selector=_parse_map(_env("WORKLOAD_NODE_SELECTOR", "")),
+            workload_tolerations=_tolerations(_env("WORKLOAD_TOLERATIONS", "")),
             max_concurrent_reconciles=int(_env("MAX_CONCURRENT_RECONCILES", str(cls.max_concurrent_reconciles))),
-            dag_fetcher_image=_env("DAG_FETCHER_IMAGE", cls.dag_fetcher_image),
+            fetcher_image=_env("FETCHER_IMAGE", cls.fetcher_image),
+            packages_url=_packages_url(_env("PACKAGES_URL", cls.packages_url)),
+            s3_endpoint=_env("S3_ENDPOINT", cls.s3_endpoint),
+            s3_addressing_style=_choice("S3_ADDRESSING_STYLE", cls.s3_addressing_style, ADDRESSING_STYLES),
+            s3_region=_env("S3_REGION", cls.s3_region),
+            store_secret=_env("STORE_SECRET", cls.store_secret),
             dag_upload_grace_s=int(_env("DAG_UPLOAD_GRACE_SECONDS", str(cls.dag_upload_grace_s))),
             oss_endpoint=_env("OSS_ENDPOINT", cls.oss_endpoint),
             oss_addressing_style=_choice("OSS_ADDRESSING_STYLE", cls.oss_addressing_style, ADDRESSING_STYLES),

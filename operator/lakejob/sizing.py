@@ -149,12 +149,13 @@ def is_cpu_quantity(value: str) -> bool:
     return re.match(CPU_QUANTITY, value) is not None and re.match(ZERO_CPU, value) is None
 
 
-def request_cpu(conf: Mapping[str, str], side: str, cores: int) -> str:
+def request_cpu(conf: Mapping[str, str], side: str, cores: int, default: str = "") -> str:
     """The pod's CPU request: conf's request.cores when set (Spark's own key, so a job can ask for
-    250m while Spark still plans with whole cores), else the whole cores."""
+    250m while Spark still plans with whole cores), else `default` (the operator's setting), else
+    the whole cores."""
     value = conf.get(request_cores_key(side))
     if value is None:
-        return k8s_cpu(cores)
+        return default or k8s_cpu(cores)
     if not is_cpu_quantity(value):
         raise ValueError(f"conf[{request_cores_key(side)}]: {value} is not a Kubernetes CPU quantity greater than 0 "
                          f"(for example 250m or 0.5)")

@@ -6,6 +6,7 @@ cluster-down` stops it). The binaries must have been built (`make tools`, which 
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import objectstore
 from tests.e2e.kubectl import CACHE, Kubectl, Operator
+from tests.e2e.objectstore import ObjectStore
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = [sys.executable, str(ROOT / "hack" / "cluster" / "cluster.py")]
@@ -105,11 +108,22 @@ def real_namespace(kubectl: Kubectl, crds_installed: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def incluster_operator(kubectl: Kubectl, real_namespace: str) -> Iterator[tuple[str, str]]:
+def object_store() -> Iterator[ObjectStore]:
+    """moto's S3 server on an address the real node's pods reach (tests/e2e/objectstore.py)."""
+    from tests.e2e.real import REAL_NODE
+
+    yield from objectstore.serve(REAL_NODE)
+
+
+@pytest.fixture(scope="session")
+def incluster_operator(kubectl: Kubectl, real_namespace: str,
+                       object_store: ObjectStore) -> Iterator[tuple[str, str]]:
     """The operator as users run it: `helm install` of the chart with the locally built image, on the
-    real node, with only the chart's RBAC, watching `real_namespace`. Yields (release, namespace)."""
+    real node, with only the chart's RBAC, watching `real_namespace`, its package store in
+    `object_store` (the store's keys a Secret in `real_namespace`). Yields (release, namespace)."""
     from tests.e2e.real import install_chart, uninstall_chart
 
-    release, ns = install_chart(kubectl, real_namespace)
+    kubectl.run("apply", "-n", real_namespace, "-f", "-", stdin=json.dumps(object_store.secret()))
+    release, ns = install_chart(kubectl, real_namespace, stores=object_store.chart_values())
     yield release, ns
     uninstall_chart(kubectl, release, ns)

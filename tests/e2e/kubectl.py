@@ -88,6 +88,8 @@ class Operator:
         self.env = {**os.environ, "KUBECONFIG": kubeconfig, "LAKEJOB_DRIVER_LOGS": "false",
                     "LAKEJOB_RETRY_BACKOFF_SECONDS": "1",
                     "LAKEJOB_NOTIFY_ALLOWED_HOSTS": "127.0.0.1",  # the tests' notification hooks
+                    # The vendors' example bodies name DLI packages (KWOK runs no fetch: any store will do).
+                    "LAKEJOB_PACKAGES_URL": "s3://lakejob-packages/dli/",
                     "LAKEJOB_METRICS_PORT": "0", **(env or {})}  # many operators run at once in tests
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -34,12 +34,13 @@ def on_real_node(manifest: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def install_chart(kubectl: Any, watch: str) -> tuple[str, str]:
-    """The chart from the local images on the real node, watching `watch`; (release, namespace)."""
+def install_chart(kubectl: Any, watch: str, **extra: Any) -> tuple[str, str]:
+    """The chart from the local images on the real node, watching `watch`, with `extra` top-level
+    values; (release, namespace)."""
     ns = kubectl.fresh_namespace("lakejob-sys")
     release = f"lj{uuid.uuid4().hex[:5]}"
     values = incluster.values([watch], retries={"backoffSeconds": 2, "backoffMaxSeconds": 10,
-                                                "defaultMaxRetryTimes": 20})
+                                                "defaultMaxRetryTimes": 20}, **extra)
     try:
         incluster.install(kubectl.kubeconfig, release, ns, values, timeout_s=180)
     except incluster.InstallError as e:

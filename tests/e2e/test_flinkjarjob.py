@@ -82,7 +82,10 @@ def test_the_dli_example_pasted_unchanged_runs_sized_in_cus(kubectl: Kubectl, na
         assert container["args"][0] == args0 and container["image"] == "flink:2.3.0-java17"
         assert pod["metadata"]["labels"]["lakejob.io/queue"] == "testQueue"
         assert pod["metadata"]["annotations"]["lakejob.io/log-bucket"] == "bucketName"
-        assert pod["spec"]["initContainers"][0]["name"] == "dependency-files"
+        # The packages from the store (the operator's LAKEJOB_PACKAGES_URL), then the files to userData.
+        assert [c["name"] for c in pod["spec"]["initContainers"]] == ["fetch", "dependency-files"]
+        assert pod["spec"]["initContainers"][0]["args"][:2] == [
+            "--map", "s3://lakejob-packages/dli/javaQueueStream.jar=/opt/lakejob/packages/javaQueueStream.jar"]
     args = jm["spec"]["containers"][0]["args"]
     assert args == ["standalone-job", "--job-id", st["job_id"], "--job-classname",
                     "org.apache.flink.examples.streaming.JavaQueueStream", "--", "-windowSize", "2000", "-rate3"]
@@ -92,9 +95,8 @@ def test_the_dli_example_pasted_unchanged_runs_sized_in_cus(kubectl: Kubectl, na
     conf = yaml.safe_load(cm["data"]["config.yaml"])
     assert conf["taskmanager.numberOfTaskSlots"] == 1 and conf["parallelism.default"] == 1
     assert conf["jobmanager.rpc.address"] == "dli-test-jobmanager"
-    assert conf["pipeline.classpaths"] == ("file:///opt/flink/usrlib/javaQueueStream.jar;"
-                                           "file:///opt/flink/usrlib/myGroup/test.jar;"
-                                           "file:///opt/flink/usrlib/myGroup/test1.jar;file:///opt/flink/lakejob-files/")
+    # The fetched jars are in usrlib (/opt/flink/usrlib/packages), on Flink's classpath without a word.
+    assert conf["pipeline.classpaths"] == "file:///opt/flink/lakejob-files/"
     svc = kubectl.get("service", "dli-test-jobmanager", namespace)
     assert svc is not None and sorted(p["port"] for p in svc["spec"]["ports"]) == [6123, 6124, 8081]
     assert {"JobManagerCreated", "JobManagerRunning"} <= set(reasons(kubectl, namespace, "dli-test"))
@@ -243,8 +245,15 @@ def test_failures_restart_resuming_from_the_checkpoint_until_resume_max_num_then
         uid = kubectl.wait_for(lambda: (kubectl.get("flinkjarjob", "flaky", ns) or {}).get("metadata", {}).get("uid"),
                                "the job's uid")
         fake_flink.jids = [job_id(uid, attempt) for attempt in (1, 2, 3, 4)]
-        st = kubectl.wait_for(lambda: (s := status(kubectl, "flaky", ns)).get("state") == "Failed" and s,
-                              "three failures, the third final", timeout=90, namespace=ns,
+        seen: dict[str, list[str]] = {}  # JobManager pod → its arguments (a restart deletes the one before)
+
+        def failed() -> dict[str, Any] | None:
+            for pod in kubectl.list("pods", ns, "lakejob.io/role=jobmanager"):
+                seen[pod["metadata"]["name"]] = pod["spec"]["containers"][0]["args"]
+            st = status(kubectl, "flaky", ns)
+            return st if st.get("state") == "Failed" else None
+
+        st = kubectl.wait_for(failed, "three failures, the third final", timeout=90, namespace=ns,
                               show=("flinkjarjob", "flaky"))
         assert st["status_name"] == "job_running_exception" and st["attempt"] == 3 and st["restarts"] == 2
         assert len(st["restart_times"]) == 2
@@ -252,13 +261,14 @@ def test_failures_restart_resuming_from_the_checkpoint_until_resume_max_num_then
             in st["status_desc"]
         # Each restart resumed from the newest checkpoint the REST API reported for the attempt before.
         for attempt in (2, 3):
-            pod = kubectl.get("pod", f"flaky-jm-{attempt}", ns)
-            assert pod is not None
-            args = pod["spec"]["containers"][0]["args"]
+            args = seen[f"flaky-jm-{attempt}"]
             expected = f"file:/ckpt/{job_id(uid, attempt - 1)}/chk-7"
             assert args[args.index("--fromSavepoint") + 1] == expected
             assert args[args.index("--job-id") + 1] == job_id(uid, attempt)
-        assert kubectl.get("pod", "flaky-jm-4", ns) is None
+        assert "flaky-jm-4" not in seen
+        # Each restart deleted the failed attempt's pod; the last attempt's is kept for its logs.
+        kubectl.wait_for(lambda: [p["metadata"]["name"] for p in kubectl.list("pods", ns, "lakejob.io/role=jobmanager")]
+                         == ["flaky-jm-3"], "only the last attempt's JobManager pod left", namespace=ns)
         events = kubectl.wait_for(lambda: len(fake_flink.events) >= 3 and fake_flink.events,
                                   "three CloudEvents at the notification endpoint", namespace=ns)
         assert len(events) == 3
@@ -293,8 +303,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("resume-minus-two", {"resume_max_num": -2}, "spec.resume_max_num"),
     ("log-no-bucket", {"log_enabled": True}, "obs_bucket is required when log_enabled is true"),
     ("resume-no-restart", {"resume_checkpoint": True}, "resume_checkpoint needs restart_when_exception: true"),
-    ("jar-s3", {"entrypoint": "s3://bucket/job.jar"}, "spec.entrypoint"),
-    ("dep-jar-obs", {"dependency_jars": ["obs://b/a.jar"]}, "spec.dependency_jars[0]"),
+    ("jar-hdfs", {"entrypoint": "hdfs://nn/job.jar"}, "spec.entrypoint"),
+    ("dep-jar-ftp", {"dependency_jars": ["ftp://h/a.jar"]}, "spec.dependency_jars[0]"),
     ("dep-file-http", {"dependency_files": ["https://x/a.csv"]}, "spec.dependency_files[0]"),
     ("checkpoint-no-scheme", {"checkpoint_path": "bucket/ckpt"}, "spec.checkpoint_path"),
     ("args-quote", {"entrypoint_args": "--name 'unterminated"}, "spec.entrypoint_args"),

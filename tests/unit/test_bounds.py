@@ -162,8 +162,8 @@ def test_a_huge_heartbeat_annotation_is_kept_short_and_the_same_one_is_no_activi
 
 
 def _running_flink() -> tuple[FlinkJarJobSpec, FlinkJarJobStatus, flink.PodObs]:
-    spec = FlinkJarJobSpec.model_validate({"name": "wc", "entrypoint": "job.jar", "restart_when_exception": True,
-                                           "resume_checkpoint": True})
+    spec = FlinkJarJobSpec.model_validate({"name": "wc", "entrypoint": "local:///job.jar",
+                                           "restart_when_exception": True, "resume_checkpoint": True})
     d = flink.decide(spec, None, META, FlinkJarJobStatus(), flink.Observed(T0, None, TaskManagerCounts()), SETTINGS)
     jm = flink.PodObs(name=d.status.jobManagerPod or "", phase="Running", created_ms=T0)
     return spec, d.status, jm
@@ -243,7 +243,7 @@ def test_a_spark_configmap_over_1mib_is_refused_before_it_is_created() -> None:
 
 def test_a_flink_configmap_over_1mib_is_refused() -> None:
     # Past what the model allows (an object admitted by an older CRD): the builder still refuses it.
-    spec = FlinkJarJobSpec.model_validate({"name": "f", "entrypoint": "job.jar"})
+    spec = FlinkJarJobSpec.model_validate({"name": "f", "entrypoint": "local:///job.jar"})
     spec = spec.model_copy(update={"runtime_config": "".join(f"k{i}: {'v' * 1000}\n" for i in range(1100))})
     owner = Owner("lakejob.io/v1alpha1", "FlinkJarJob", "f", "ns", "uid")
     with pytest.raises(ObjectTooLarge, match=r"^ConfigMap ns/f-flink-config .*runtime_config"):

@@ -59,9 +59,13 @@ def _set(path: str, value: Any) -> dict[str, Any]:
     ("timeouts.schedulingSeconds", 0, "timeouts.schedulingSeconds"),
     ("extraEnv", [{"name": "PATH", "value": "/x"}], "extraEnv.0.name"),
     ("dag.uploadGraceSeconds", 0, "dag.uploadGraceSeconds"),
-    ("dag.oss.addressingStyle", "vhost", "dag.oss.addressingStyle"),
-    ("dag.oss.endpoint", "https://oss.example.com/bucket/key", "dag.oss.endpoint"),
-    ("dag.oss.bucket", "b", "dag.oss"),
+    ("stores.oss.addressingStyle", "vhost", "stores.oss.addressingStyle"),
+    ("stores.oss.endpoint", "https://oss.example.com/bucket/key", "stores.oss.endpoint"),
+    ("stores.oss.bucket", "b", "stores.oss"),
+    ("stores.s3.endpoint", "https://obs.example.com/bucket", "stores.s3.endpoint"),
+    ("stores.packagesUrl", "https://example.com/pkgs", "stores.packagesUrl"),
+    ("stores.secretName", "Store_Keys", "stores.secretName"),
+    ("spark.requestCores", "a lot", "spark.requestCores"),
     ("unknownKey", 1, ""),
 ])
 def test_bad_values_are_rejected_naming_the_key(path: str, value: Any, where: str) -> None:
@@ -90,8 +94,13 @@ def test_dag_defaults_agree_with_the_operator_settings() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     defaults = Settings()
     # fetch/upload run the operator's own image (it has lakejob-oss): "" in the chart means that.
-    assert VALUES["dag"]["fetcherImage"] == ""
-    assert defaults.dag_fetcher_image == f"{VALUES['image']['repository']}:{chart['appVersion']}"
+    assert VALUES["stores"]["fetcherImage"] == ""
+    assert defaults.fetcher_image == f"{VALUES['image']['repository']}:{chart['appVersion']}"
     assert VALUES["dag"]["uploadGraceSeconds"] == defaults.dag_upload_grace_s
-    assert VALUES["dag"]["oss"] == {"endpoint": defaults.oss_endpoint, "addressingStyle": defaults.oss_addressing_style,
-                                    "region": defaults.oss_region}
+    stores = VALUES["stores"]
+    assert stores["oss"] == {"endpoint": defaults.oss_endpoint, "addressingStyle": defaults.oss_addressing_style,
+                             "region": defaults.oss_region}
+    assert stores["s3"] == {"endpoint": defaults.s3_endpoint, "addressingStyle": defaults.s3_addressing_style,
+                            "region": defaults.s3_region}
+    assert (stores["packagesUrl"], stores["secretName"]) == (defaults.packages_url, defaults.store_secret)
+    assert VALUES["spark"]["requestCores"] == defaults.spark_request_cores

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +85,7 @@ def test_fetcher_init_container_gets_package_inputs_and_mounts() -> None:
                     Mounts={"Entries": [{"Source": "oss://bucket/m/", "Destination": "/mnt/m"}]}))
     pod = j["spec"]["template"]["spec"]
     fetch, upload = pod["initContainers"]
-    assert fetch["image"] == SETTINGS.dag_fetcher_image == "ghcr.io/lakejob/operator:0.1.0"
+    assert fetch["image"] == SETTINGS.fetcher_image == "ghcr.io/lakejob/operator:0.1.0"
     assert fetch["command"] == ["lakejob-oss", "fetch"] and "restartPolicy" not in fetch
     assert fetch["args"] == ["--package", "oss://bucket/pkg/w.tar.gz", "--into", dag.WORKDIR,
                              "--map", "oss://bucket/in/=/data/in/", "--map", "oss://bucket/one.csv=/data/one.csv",
@@ -105,8 +108,11 @@ def test_upload_sidecar_gets_redirect_paths_outputs_and_logs() -> None:
     upload = pod["initContainers"][1]
     assert upload["restartPolicy"] == "Always"  # a native sidecar
     # ... that the command waits for until it handles SIGTERM (the file lakejob-oss upload writes).
-    assert upload["startupProbe"]["exec"]["command"] == ["test", "-e", "/lakejob/out/.upload-ready"]
-    assert upload["image"] == SETTINGS.dag_fetcher_image and upload["command"] == ["lakejob-oss", "upload"]
+    probe = upload["startupProbe"]
+    assert probe["exec"]["command"] == ["test", "-e", "/lakejob/out/.upload-ready"]
+    # ... patiently: a failed startup probe would restart the sidecar on a busy node.
+    assert probe["timeoutSeconds"] >= 10 and probe["periodSeconds"] * probe["failureThreshold"] >= 600
+    assert upload["image"] == SETTINGS.fetcher_image and upload["command"] == ["lakejob-oss", "upload"]
     assert upload["args"] == ["--job-id", "uid-9", "--task", "Work",
                               "--stdout-to", "oss://bucket/o/", "--stderr-to", "oss://bucket/o/",
                               "--output", "/data/a.csv=oss://bucket/a.csv", "--output", "/data/out=oss://bucket/out/",
@@ -132,6 +138,31 @@ def test_the_redirect_wrapper_keeps_words_status_and_streams(tmp_path: Path) -> 
     assert r.returncode == 3 and r.stdout == "" and r.stderr == ""
     assert (tmp_path / "stdout").read_text() == "['a b', '$HOME', '*']\n"
     assert (tmp_path / "stderr").read_text() == "to stderr\n"
+
+
+@pytest.mark.parametrize(("handler", "status"), [
+    ("", 128 + signal.SIGTERM),  # the default action ends it: the shell's status says which signal
+    ("signal.signal(signal.SIGTERM, lambda *_: sys.exit(7)); ", 7),  # its own handler's status
+])
+def test_the_redirect_wrapper_passes_sigterm_to_the_command(tmp_path: Path, handler: str, status: int) -> None:
+    """The wrapper stays (as PID 1 in the pod: without a handler there, SIGTERM would be ignored)
+    and passes SIGTERM on; the command stops and the wrapper ends with the command's status."""
+    script = dag.REDIRECT.replace(dag.OUT_DIR, str(tmp_path))
+    program = f"import os, signal, sys, time; {handler}print(os.getpid(), flush=True); time.sleep(60)"
+    wrapper = subprocess.Popen(["/bin/sh", "-c", script, sys.executable, "-c", program], cwd=tmp_path)
+    try:
+        out = tmp_path / "stdout"
+        deadline = time.monotonic() + 30
+        while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        command = int(out.read_text())
+        wrapper.send_signal(signal.SIGTERM)
+        assert wrapper.wait(timeout=10) == status
+        with pytest.raises(ProcessLookupError):
+            os.kill(command, 0)  # gone, not orphaned
+    finally:
+        wrapper.kill()
+        wrapper.wait()
 
 
 def test_nothing_to_upload_means_no_sidecar_and_the_bare_command() -> None:
@@ -209,6 +240,17 @@ def test_empty_keys_as_in_the_seed_make_no_secret_and_no_env() -> None:
         {"name": "OSS_ADDRESSING_STYLE", "value": "virtual"}]
 
 
+def test_a_task_without_keys_gets_the_operators_store_secret_and_its_own_keys_win() -> None:
+    store = Settings(store_secret="lakejob-store")
+    env = job(command(), settings=store)["spec"]["template"]["spec"]["initContainers"][0]["env"]
+    assert [e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e] == [
+        {"name": "lakejob-store", "key": k, "optional": True}
+        for k in ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN")]
+    env = job(command(Mounts={"OSS": {"secretName": "mine"}}), settings=store)["spec"]["template"]["spec"][
+        "initContainers"][0]["env"]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e} == {"mine"}
+
+
 @pytest.mark.parametrize(("extra", "settings", "image", "selector"), [
     ({}, SETTINGS, SETTINGS.dag_default_image, None),
     ({"AutoCluster": {"ImageId": "img-ubuntu", "InstanceType": "bcs.a2.large"}}, SETTINGS, "ubuntu:24.04", None),
@@ -228,6 +270,21 @@ def test_cluster_id_or_auto_cluster_pick_image_and_nodes(extra: dict[str, Any], 
     pod = job(command(**extra), settings=settings)["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == image
     assert pod.get("nodeSelector") == selector
+
+
+def test_the_operators_workload_placement_goes_under_the_tasks_own() -> None:
+    toleration = {"key": "pool", "operator": "Exists", "effect": "NoSchedule"}
+    placed = Settings(workload_node_selector={"pool": "batch", "lakejob.io/cluster": "any"},
+                      workload_tolerations=(toleration,), dag_cluster_label="lakejob.io/cluster")
+    pod = job(command(), settings=placed)["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "batch", "lakejob.io/cluster": "any"} and pod["tolerations"] == [toleration]
+    # The task's ClusterId wins over the operator's key; its pod block's keys and tolerations too.
+    pod = job(command(ClusterId="cls-1"), settings=placed)["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "batch", "lakejob.io/cluster": "cls-1"}
+    own = {"key": "gpu", "operator": "Exists"}
+    pod = job(command(pod={"nodeSelector": {"pool": "gpu"}, "tolerations": [own]}),
+              settings=placed)["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu", "lakejob.io/cluster": "any"} and pod["tolerations"] == [own, toleration]
 
 
 @pytest.mark.parametrize(("priority", "name"), [

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from lakejob.controllers.flinkjarjob import checkpoint_conflict, observe_pods
+from lakejob.controllers.flinkjarjob import checkpoint_conflict, observe_pods, summarize_flink_pod
 from lakejob.controllers.flinkjarjob_decide import (
+    CANCEL_TIMEOUT_MS,
     FLINK_FAILED_EXIT,
     Action,
     Decision,
@@ -31,7 +32,8 @@ from lakejob.settings import Settings
 UID = "0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f"
 T0 = 1_700_000_000_000
 META = Meta(name="wc", namespace="ns", uid=UID, generation=1, created_ms=T0)
-SETTINGS = Settings(flink_restart_delay_s=10, notification_topics={"alerts": "http://hook/alerts"})
+SETTINGS = Settings(flink_restart_delay_s=10, notification_topics={"alerts": "http://hook/alerts"},
+                    packages_url="s3://pkgs/dli/")
 DELAY_MS = 10_000
 
 
@@ -225,6 +227,29 @@ def test_restart_waits_the_delay_then_starts_the_next_attempt_resuming_from_the_
     assert d.events[-1][1] == "Restarted" and "resuming from checkpoint obs://b/c/chk-9" in d.events[-1][2]
 
 
+def test_the_restart_deletes_the_failed_attempts_ended_jobmanager_pod() -> None:
+    # Kept, a job that fails again and again would keep one ended pod per restart (seen on the real node).
+    sp = spec(restart_when_exception=True)
+    d = step(sp, running(sp), obs(T0 + 5000, jm("Failed", exit_code=137, term_reason="Error")))
+    assert d.status.state == "Restarting" and not d.actions  # kept until the restart: its logs are readable
+    d = step(sp, d.status, obs(T0 + 15_000, jm("Failed", exit_code=137, term_reason="Error")))
+    assert d.actions == [Action("delete_jobmanager", pod="wc-jm-1"), Action("ensure_children", 2),
+                         Action("create_jobmanager", 2, "wc-jm-2", None)]
+    deleting = step(sp, fail(sp, running(sp), T0 + 5000).status, obs(T0 + 15_000, jm("Failed", deleting=True)))
+    assert verbs(deleting) == ["ensure_children", "create_jobmanager"]
+
+
+def test_a_silent_rest_poll_after_answers_changes_nothing_and_a_first_one_is_the_pods_view() -> None:
+    s = step(spec(), running(spec()), obs(T0 + 2000, jm("Running"), RestObs("RUNNING"))).status
+    assert (s.status_name, s.reason) == ("job_running", "JobRunning")
+    d = step(spec(), s, obs(T0 + 7000, jm("Running")))
+    assert (d.status.status_name, d.status.reason, d.status.flinkState) == ("job_running", "JobRunning", "RUNNING")
+    assert not d.events and not d.actions and d.requeue_after_s == SETTINGS.flink_poll_interval_s
+    # REST says RESTARTING, then is silent: still job_running_exception, not "running" from the pod.
+    s = step(spec(), s, obs(T0 + 8000, jm("Running"), RestObs("RESTARTING"))).status
+    assert step(spec(), s, obs(T0 + 9000, jm("Running"))).status.status_name == "job_running_exception"
+
+
 def test_restart_without_resume_checkpoint_starts_without_state() -> None:
     sp = spec(restart_when_exception=True)
     s = running(sp)
@@ -317,6 +342,27 @@ def test_suspend_cancels_deletes_everything_then_succeeds_when_no_pod_is_left() 
     assert d.status.status_name == "job_cancel_success" and d.status.state == "Cancelled" and is_finished(d.status)
 
 
+def test_suspend_of_a_job_whose_rest_answers_cancels_it_in_flink_first() -> None:
+    s = step(spec(), running(spec()), obs(T0 + 2000, jm("Running"), RestObs("RUNNING"))).status
+    sp = spec(suspend=True)
+    d = step(sp, s, obs(T0 + 5000, jm("Running"), RestObs("RUNNING"), pods_left=2))
+    assert (d.status.status_name, d.status.reason) == ("job_canceling", "CancellingJob")
+    assert verbs(d) == ["cancel_job"] and d.requeue_after_s == 1
+    waiting = step(sp, d.status, obs(T0 + 6000, jm("Running"), RestObs("CANCELLING"), pods_left=2))
+    assert not waiting.actions and waiting.status.reason == "CancellingJob" and waiting.requeue_after_s == 1
+    done = step(sp, waiting.status, obs(T0 + 7000, jm("Running"), RestObs("CANCELED"), pods_left=2))
+    assert (done.status.reason, verbs(done)) == ("Suspended", ["delete_jobmanager", "cleanup"])
+    assert "Flink reports the job CANCELED" in (done.status.status_desc or "")
+    # The JobManager of a cancelled application exits 0 by itself, maybe before a poll saw CANCELED.
+    exited = step(sp, waiting.status, obs(T0 + 7000, jm("Succeeded", exit_code=0), pods_left=2))
+    assert "its JobManager ended with exit code 0" in (exited.status.status_desc or "")
+    assert verbs(exited) == ["delete_jobmanager", "cleanup"]
+    late = step(sp, waiting.status, obs(T0 + 5000 + CANCEL_TIMEOUT_MS, jm("Running"), pods_left=2))
+    assert "did not cancel it within 60s" in (late.status.status_desc or "") and verbs(late)[-1] == "cleanup"
+    gone = step(sp, done.status, obs(T0 + 9000, None, pods_left=0))
+    assert gone.status.status_name == "job_cancel_success" and is_finished(gone.status)
+
+
 def test_suspend_cancels_a_pending_restart() -> None:
     sp = spec(restart_when_exception=True)
     d = fail(sp, running(sp), T0 + 5000)
@@ -358,8 +404,103 @@ def test_observe_pods_picks_the_current_jobmanager_and_counts_taskmanagers() -> 
     def p(name: str, role: str, phase: str, deleting: bool = False) -> dict[str, Any]:
         return {"name": name, "role": role, "phase": phase, "created_ms": T0, "deleting": deleting, "app": None}
 
-    jmo, counts = observe_pods([p("wc-jm-1", "jobmanager", "Failed"), p("wc-jm-2", "jobmanager", "Running"),
-                                p("t1", "taskmanager", "Running"), p("t2", "taskmanager", "Pending"),
-                                p("t3", "taskmanager", "Running", deleting=True)], "wc-jm-2")
+    jmo, counts, fetch = observe_pods([p("wc-jm-1", "jobmanager", "Failed"), p("wc-jm-2", "jobmanager", "Running"),
+                                       p("t1", "taskmanager", "Running"), p("t2", "taskmanager", "Pending"),
+                                       p("t3", "taskmanager", "Running", deleting=True)], "wc-jm-2")
     assert jmo is not None and jmo.name == "wc-jm-2" and jmo.phase == "Running"
-    assert counts == TaskManagerCounts(running=1, pending=1)
+    assert counts == TaskManagerCounts(running=1, pending=1) and fetch is None
+    failed = {**p("t4", "taskmanager", "Pending"), "fetch_failed": "lakejob-oss: fetch failed: s3://b/k: Timeout"}
+    assert observe_pods([failed], "wc-jm-2")[2] == ("t4", "lakejob-oss: fetch failed: s3://b/k: Timeout")
+
+
+def pod_body(init: dict[str, Any], restart_policy: str = "Always") -> dict[str, Any]:
+    return {"metadata": {"name": "wc-taskmanager-x", "labels": {"lakejob.io/role": "taskmanager"},
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"restartPolicy": restart_policy},
+            "status": {"phase": "Pending", "initContainerStatuses": [{"name": "fetch", **init}]}}
+
+
+def test_a_taskmanagers_failed_fetch_is_seen_while_its_kubelet_retries_it_and_forgotten_once_it_succeeds() -> None:
+    failed = {"terminated": {"exitCode": 1, "message": "lakejob-oss: fetch failed: s3://b/k: NoSuchKey"}}
+    backing_off = pod_body({"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": failed})
+    assert summarize_flink_pod(backing_off)["fetch_failed"] == "lakejob-oss: fetch failed: s3://b/k: NoSuchKey"
+    assert "fetch_failed" in summarize_flink_pod(pod_body({"state": failed}))
+    done = pod_body({"state": {"terminated": {"exitCode": 0}}, "lastState": failed})
+    assert "fetch_failed" not in summarize_flink_pod(done)
+    assert "fetch_failed" not in summarize_flink_pod(pod_body({"state": {"running": {}}}))
+
+
+# ------------------------------------------------------------------------------------ the job's files
+
+
+def test_a_package_that_cannot_be_named_is_job_submit_fail_before_anything_is_created() -> None:
+    d = step(spec(entrypoint="javaQueueStream.jar", smn_topic="alerts"), FlinkJarJobStatus(), obs(T0),
+             replace(SETTINGS, packages_url=""))
+    s = d.status
+    assert (s.status_name, s.state, s.reason) == ("job_submit_fail", "Failed", "InvalidPackage") and not d.actions
+    assert (s.status_desc or "").startswith("entrypoint: 'javaQueueStream.jar' is a DLI package name, and the "
+                                            "operator has no package store: set LAKEJOB_PACKAGES_URL")
+    assert d.events[0][:2] == ("Warning", "InvalidPackage") and d.notifications[0][0] == "http://hook/alerts"
+
+
+NO_SUCH_KEY = "lakejob-oss: fetch failed: s3://pkgs/dli/myGroup/test.jar: NoSuchKey (The specified key does not exist.)"
+TIMEOUT = "lakejob-oss: fetch failed: s3://pkgs/dli/myGroup/test.jar: ConnectTimeoutError"
+
+
+def started(sp: FlinkJarJobSpec) -> FlinkJarJobStatus:
+    return step(sp, FlinkJarJobStatus(), obs(T0)).status
+
+
+def fetch_failed_jm(message: str) -> PodObs:
+    return jm("Failed", exit_code=1, term_reason="FetchFailed", term_message=message)
+
+
+def test_a_package_missing_from_the_store_is_job_submit_fail_naming_it_and_never_restarted() -> None:
+    sp = spec(dependency_jars=["myGroup/test.jar"], restart_when_exception=True, smn_topic="alerts")
+    d = step(sp, started(sp), obs(T0 + 3000, fetch_failed_jm(NO_SUCH_KEY)))
+    s = d.status
+    assert (s.status_name, s.state, s.reason) == ("job_submit_fail", "Failed", "FetchFailed")
+    assert (s.status_desc or "").startswith(
+        "JobManager pod wc-jm-1: the job's files could not be fetched before Flink started: dependency_jars[0] "
+        "'myGroup/test.jar' (s3://pkgs/dli/myGroup/test.jar): NoSuchKey (The specified key does not exist.). "
+        "Upload it to the store"), s.status_desc
+    assert s.nextRestartTime is None and verbs(d) == ["cleanup"] and is_finished(s)
+    assert d.events[0][:2] == ("Warning", "FetchFailed") and "'myGroup/test.jar'" in d.events[0][2]
+    assert d.notifications
+
+
+def test_a_failed_fetch_of_the_jobmanager_restarts_only_with_restart_when_exception() -> None:
+    sp = spec(dependency_jars=["myGroup/test.jar"], restart_when_exception=True)
+    d = step(sp, started(sp), obs(T0 + 3000, fetch_failed_jm(TIMEOUT)))
+    assert (d.status.status_name, d.status.state, d.status.reason) == \
+        ("job_running_exception", "Restarting", "FetchFailed")
+    assert "dependency_jars[0] 'myGroup/test.jar' (s3://pkgs/dli/myGroup/test.jar): ConnectTimeoutError" in \
+        (d.status.status_desc or "")
+    plain = spec(dependency_jars=["myGroup/test.jar"])
+    d = step(plain, started(plain), obs(T0 + 3000, fetch_failed_jm(TIMEOUT)))
+    assert (d.status.status_name, d.status.reason) == ("job_submit_fail", "FetchFailed") and is_finished(d.status)
+    assert "set restart_when_exception: true" in (d.status.status_desc or "")
+
+
+def test_a_taskmanagers_failed_fetch_while_starting_is_reported_and_waited_for_unless_missing() -> None:
+    sp = spec(dependency_jars=["myGroup/test.jar"])
+    s = step(sp, started(sp), obs(T0 + 1000, jm("Running"))).status
+    s.status_name = "job_submitting"  # e.g. Flink INITIALIZING while the TaskManager cannot start
+    d = step(sp, s, obs(T0 + 2000, jm("Running"), RestObs("RUNNING"), taskmanager_fetch=("wc-tm-a", TIMEOUT)))
+    assert (d.status.status_name, d.status.reason) == ("job_submitting", "FetchFailed") and not d.actions
+    assert "TaskManager pod wc-tm-a: the job's files could not be fetched" in (d.status.status_desc or "")
+    assert d.events[0][0] == "Warning" and d.requeue_after_s == SETTINGS.flink_poll_interval_s
+    again = step(sp, d.status, obs(T0 + 3000, jm("Running"), RestObs("RUNNING"),
+                                   taskmanager_fetch=("wc-tm-a", TIMEOUT)))
+    assert not again.events  # unchanged: no Event per poll
+    d = step(sp, d.status, obs(T0 + 4000, jm("Running"), RestObs("RUNNING"),
+                               taskmanager_fetch=("wc-tm-a", NO_SUCH_KEY)))
+    assert (d.status.status_name, d.status.reason) == ("job_submit_fail", "FetchFailed")
+    assert verbs(d) == ["delete_jobmanager", "cleanup"]
+
+
+def test_a_taskmanagers_failed_fetch_once_running_is_left_to_flink() -> None:
+    sp = spec(dependency_jars=["myGroup/test.jar"])
+    s = running(sp)
+    d = step(sp, s, obs(T0 + 5000, jm("Running"), taskmanager_fetch=("wc-tm-a", NO_SUCH_KEY)))
+    assert d.status.status_name == "job_running" and not d.actions

@@ -73,7 +73,8 @@ def test_entrypoint_args_with_unbalanced_quotes_are_rejected(text: str) -> None:
     ({"tags": [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]}, "tags must have distinct keys"),
     ({"tags": [{"key": "x/y", "value": "1"}]}, "tags.0.key"),
     ({"tags": [{"key": "x", "value": "has space"}]}, "tags.0.value"),
-    ({"entrypoint": "obs://bucket/a.jar"}, "entrypoint"),
+    ({"entrypoint": "hdfs://nn/a.jar"}, "entrypoint"),  # a class loader cannot read it, nor can the fetcher
+    ({"dependency_jars": ["ftp://h/a.jar"]}, "dependency_jars.0"),
     ({"dependency_files": ["http://h/a.csv"]}, "dependency_files.0"),
     ({"checkpoint_path": "/no/scheme"}, "checkpoint_path"),
     ({"name": "x" * 58}, "name"),
@@ -88,6 +89,8 @@ def test_rules(fields: dict[str, Any], message: str) -> None:
     {"log_enabled": True, "obs_bucket": "b"}, {"restart_when_exception": True, "resume_checkpoint": True},
     {"entrypoint": "https://repo/x.jar"}, {"entrypoint": "/opt/flink/usrlib/x.jar"}, {"entrypoint": "g/x.jar"},
     {"dependency_jars": ["local:///a.jar", "file:///b.jar"]}, {"checkpoint_path": "obs://bucket/ckpt"},
+    {"entrypoint": "obs://bucket/a.jar", "dependency_jars": ["s3a://b/x.jar", "oss://b/y.jar"],
+     "dependency_files": ["obs://b/a.csv", "s3://b/b.csv"]},
     {"cu_number": 4, "manager_cu_number": 2, "tm_cus": 2}, {"cu_number": 3, "parallel_number": 4, "tm_slot_num": 2},
 ])
 def test_valid(fields: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """render.flink: configuration (ours, then runtime_config), the JobManager's command, pod sizing,
-the TaskManager Deployment, dependency jars and files, names, labels, the REST URL setting."""
+the TaskManager Deployment, the job's files (fetched from the package store into usrlib, or read
+where they are), refusals, placement, names, labels, the REST URL setting."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,7 +14,7 @@ from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
 OWNER = Owner("lakejob.io/v1alpha1", "FlinkJarJob", "wc", "team-a", "uid-1")
-SETTINGS = Settings()
+SETTINGS = Settings(packages_url="s3://pkgs/dli/", s3_endpoint="http://store:9000", store_secret="keys")
 
 
 def spec(**fields: Any) -> FlinkJarJobSpec:
@@ -75,19 +76,111 @@ def test_several_checkpoints_are_retained_unless_the_runtime_config_says_otherwi
     assert mine["execution.checkpointing.num-retained"] == 10
 
 
-def test_jars_and_files_on_the_classpath() -> None:
+def test_jars_read_where_they_are_go_on_the_classpath_and_fetched_ones_do_not() -> None:
     c = conf(spec(entrypoint="javaQueueStream.jar", dependency_jars=["https://repo/x.jar", "local:///opt/y.jar",
-                                                                     "/abs/z.jar", "file:///w.jar"],
+                                                                     "/abs/z.jar", "file:///w.jar", "obs://b/v.jar"],
                   dependency_files=["myGroup/a.csv"]))
+    # The fetched jars are in usrlib, which Flink puts on the classpath itself: listed twice, a jar
+    # with a Main-Class would be two entry classes.
     assert c["pipeline.classpaths"].split(";") == [
-        "file:///opt/flink/usrlib/javaQueueStream.jar", "https://repo/x.jar", "file:///opt/y.jar",
-        "file:///abs/z.jar", "file:///w.jar", "file:///opt/flink/lakejob-files/"]
-    assert "pipeline.classpaths" not in conf(spec())
+        "https://repo/x.jar", "file:///opt/y.jar", "file:///abs/z.jar", "file:///w.jar",
+        "file:///opt/flink/lakejob-files/"]
+    assert "pipeline.classpaths" not in conf(spec()) and "pipeline.classpaths" not in conf(spec(entrypoint="a.jar"))
 
 
-def test_resource_dir_setting() -> None:
-    s = Settings(flink_resource_dir="/data/pkgs")
-    assert conf(spec(entrypoint="g/a.jar"), s)["pipeline.classpaths"] == "file:///data/pkgs/g/a.jar"
+def tm_pod(sp: FlinkJarJobSpec, settings: Settings = SETTINGS) -> dict[str, Any]:
+    tpl: dict[str, Any] = render.taskmanager_deployment(sp, OWNER, render.resolve_sizing(sp, settings),
+                                                        settings)["spec"]["template"]
+    return tpl
+
+
+def test_both_roles_fetch_the_jars_into_usrlib_before_flink_starts() -> None:
+    sp = spec(entrypoint="javaQueueStream.jar", dependency_jars=["myGroup/test.jar", "obs://bkt/lib/v.jar",
+                                                                  "local:///opt/y.jar"])
+    for pod in (jm_pod(sp), tm_pod(sp)):
+        ps = pod["spec"]
+        fetch = ps["initContainers"][0]
+        assert fetch["name"] == "fetch" and fetch["command"] == ["lakejob-oss", "fetch"]
+        assert fetch["args"] == [
+            "--map", "s3://pkgs/dli/javaQueueStream.jar=/opt/lakejob/packages/javaQueueStream.jar",
+            "--map", "s3://pkgs/dli/myGroup/test.jar=/opt/lakejob/packages/myGroup/test.jar",
+            "--map", "s3://bkt/lib/v.jar=/opt/lakejob/packages/objects/obs/bkt/lib/v.jar"]
+        assert {"name": "S3_ENDPOINT", "value": "http://store:9000"} in fetch["env"]
+        assert {"name": "S3_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {
+            "name": "keys", "key": "S3_ACCESS_KEY_ID", "optional": True}}} in fetch["env"]
+        # Flink's own emptyDirs (/tmp, its log folder) are not the fetcher's: it writes only the packages.
+        assert fetch["volumeMounts"] == [{"name": "lakejob-packages", "mountPath": "/opt/lakejob/packages"}]
+        assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
+        assert ps["securityContext"]["runAsUser"] == 9999
+        assert {"name": "lakejob-packages", "emptyDir": {}} in ps["volumes"]
+        # The Flink container sees them inside usrlib, read-only: /opt/flink/usrlib/packages/myGroup/test.jar.
+        assert {"name": "lakejob-packages", "mountPath": "/opt/flink/usrlib/packages", "readOnly": True} in \
+            ps["containers"][0]["volumeMounts"]
+
+
+def test_nothing_to_fetch_means_no_fetcher_and_no_volume() -> None:
+    sp = spec(entrypoint="local:///opt/flink/usrlib/job.jar", dependency_jars=["https://repo/x.jar"])
+    for pod in (jm_pod(sp), tm_pod(sp)):
+        assert "initContainers" not in pod["spec"]
+        assert all(v["name"] != "lakejob-packages" for v in pod["spec"]["volumes"])
+
+
+def test_dependency_files_are_fetched_then_copied_to_userdata() -> None:
+    sp = spec(dependency_files=["myGroup/a$b.csv", "oss://b/k/c.txt", "local:///data/x.csv"])
+    for pod in (jm_pod(sp), tm_pod(sp)):
+        fetch, copy = pod["spec"]["initContainers"]
+        assert fetch["name"] == "fetch" and fetch["args"] == [
+            "--map", "s3://pkgs/dli/myGroup/a$b.csv=/opt/lakejob/packages/myGroup/a$b.csv",
+            "--map", "oss://b/k/c.txt=/opt/lakejob/packages/objects/oss/b/k/c.txt"]
+        assert copy["name"] == "dependency-files"
+        assert copy["command"] == ["sh", "-c", "mkdir -p /opt/flink/lakejob-files/userData && cp -- "
+                                   "'/opt/flink/usrlib/packages/myGroup/a$b.csv' "
+                                   "/opt/flink/usrlib/packages/objects/oss/b/k/c.txt /data/x.csv "
+                                   "/opt/flink/lakejob-files/userData/"]
+        assert {"name": "lakejob-packages", "mountPath": "/opt/flink/usrlib/packages", "readOnly": True} in \
+            copy["volumeMounts"]
+        mounts = pod["spec"]["containers"][0]["volumeMounts"]
+        assert {"name": "lakejob-files", "mountPath": "/opt/flink/lakejob-files", "readOnly": True} in mounts
+
+
+def test_local_dependency_files_are_copied_without_a_fetcher() -> None:
+    (copy,) = jm_pod(spec(dependency_files=["/data/x.csv"]))["spec"]["initContainers"]
+    assert copy["name"] == "dependency-files" and copy["volumeMounts"] == [
+        {"name": "lakejob-files", "mountPath": "/opt/flink/lakejob-files"},
+        {"name": "lakejob-tmp", "mountPath": "/tmp"}, {"name": "lakejob-log", "mountPath": "/opt/flink/log"}]
+
+
+@pytest.mark.parametrize(("fields", "settings", "says"), [
+    ({"entrypoint": "javaQueueStream.jar"}, Settings(),
+     "entrypoint: 'javaQueueStream.jar' is a DLI package name, and the operator has no package store: set "
+     "LAKEJOB_PACKAGES_URL"),
+    ({"dependency_jars": ["a.jar", "g/../b.jar"]}, SETTINGS, "dependency_jars[1]: 'g/../b.jar' has an empty, '.' or"),
+    ({"dependency_files": ["myGroup/"]}, SETTINGS, "dependency_files[0]: 'myGroup/' names a folder"),
+    ({"dependency_files": ["obs:///k.csv"]}, SETTINGS, "dependency_files[0]: 'obs:///k.csv' has no bucket"),
+    ({"dependency_files": ["a/test.csv", "local:///x/b.csv", "b/test.csv"]}, SETTINGS,
+     "dependency_files[2]: 'b/test.csv' and dependency_files[0]: 'a/test.csv' are both userData/test.csv"),
+])
+def test_files_that_cannot_be_named_are_refused_naming_the_field(fields: dict[str, Any], settings: Settings,
+                                                                 says: str) -> None:
+    refused = render.problem(spec(**fields), settings)
+    assert refused is not None and refused[0] == "InvalidPackage" and refused[1].startswith(says), refused
+
+
+def test_files_that_can_be_named_are_not_refused() -> None:
+    assert render.problem(spec(entrypoint="a.jar", dependency_jars=["s3a://b/k.jar", "/x.jar"],
+                               dependency_files=["g/a.csv", "h/b.csv"]), SETTINGS) is None
+    assert render.problem(spec(entrypoint="local:///opt/job.jar"), Settings()) is None  # no store needed
+
+
+def test_the_operators_workload_placement_under_the_spec() -> None:
+    s = Settings(workload_node_selector={"pool": "flink", "zone": "a"},
+                 workload_tolerations=({"key": "spark", "operator": "Exists"},))
+    sp = spec(jobManager={"nodeSelector": {"zone": "b"}})
+    jm = render.jobmanager_pod(sp, OWNER, render.resolve_sizing(sp, s), 1, None, s)["spec"]
+    assert jm["nodeSelector"] == {"pool": "flink", "zone": "b"}
+    assert jm["tolerations"] == [{"key": "spark", "operator": "Exists"}]
+    tm = tm_pod(sp, s)["spec"]
+    assert tm["nodeSelector"] == {"pool": "flink", "zone": "a"} and tm["tolerations"] == jm["tolerations"]
 
 
 def test_config_text_quotes_only_what_yaml_would_misread() -> None:
@@ -131,15 +224,6 @@ def test_jobmanager_pod_is_sized_owned_labelled_and_never_restarted_by_kubernete
                                  {"name": "lakejob-log", "mountPath": "/opt/flink/log"}]
     assert ps["securityContext"]["runAsUser"] == 9999 and ps["securityContext"]["runAsNonRoot"] is True
     assert "initContainers" not in ps
-
-
-def test_dependency_files_are_copied_to_userdata_by_an_init_container() -> None:
-    pod = jm_pod(spec(dependency_files=["myGroup/a$b.csv", "local:///data/x.csv"]))
-    (init,) = pod["spec"]["initContainers"]
-    assert init["command"] == ["sh", "-c", "mkdir -p /opt/flink/lakejob-files/userData && cp -- "
-                               "'/opt/flink/usrlib/myGroup/a$b.csv' /data/x.csv /opt/flink/lakejob-files/userData/"]
-    mounts = pod["spec"]["containers"][0]["volumeMounts"]
-    assert {"name": "lakejob-files", "mountPath": "/opt/flink/lakejob-files", "readOnly": True} in mounts
 
 
 def test_log_bucket_annotation_only_when_logging() -> None:

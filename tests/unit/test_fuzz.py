@@ -53,7 +53,7 @@ from lakejob.render import dag as render_dag
 from lakejob.render import flink as render_flink
 from lakejob.render import spark as render_spark
 from lakejob.render import sparksession as render_session
-from lakejob.render.common import ObjectTooLarge, Owner
+from lakejob.render.common import ObjectTooLarge, Owner, Unrenderable
 from lakejob.settings import Settings
 
 EXAMPLES = int(os.environ.get("LAKEJOB_FUZZ_EXAMPLES", "300"))
@@ -378,6 +378,9 @@ def rendered(build: Callable[[], Any]) -> None:
     except ObjectTooLarge as e:
         assert "bytes" in str(e)
         outcome = "render: ObjectTooLarge"
+    except Unrenderable as e:  # a file the settings cannot resolve (a spec changed after admission)
+        assert ": " in str(e)
+        outcome = "render: Unrenderable"
     else:
         json.dumps(out)  # what kube.py sends
         outcome = "render: manifests"
@@ -433,7 +436,7 @@ def render_spark_actions(spec: Any, owner: Owner, actions: list[Any], session: b
             rendered(lambda: render_session.configmap(spec, owner, sz, a.attempt, SETTINGS))
             rendered(lambda: render_session.service(spec, owner))
         elif a.verb == "ensure_children":
-            rendered(lambda: render_spark.configmap(spec, owner, sz, a.attempt, SETTINGS, render_spark.batch_conf(spec)))
+            rendered(lambda: render_spark.configmap(spec, owner, sz, a.attempt, SETTINGS, render_spark.batch_conf(spec, SETTINGS)))
             rendered(lambda: render_spark.driver_service(spec, owner))
             rendered(lambda: render_spark.driver_rbac(spec, owner))
         elif a.verb == "create_driver":

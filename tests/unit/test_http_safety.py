@@ -53,3 +53,14 @@ async def test_a_post_follows_no_redirect(redirecting: tuple[str, list[str]]) ->
         await http.close()
     await asyncio.sleep(0)
     assert hits == ["/hook"]
+
+
+async def test_a_patch_follows_no_redirect_and_an_unanswered_one_is_zero(redirecting: tuple[str, list[str]]) -> None:
+    url, hits = redirecting
+    http = Http()
+    try:
+        assert await http.patch(url + "?mode=cancel", 5) == 307  # Flink's job cancellation
+        assert await http.patch("http://127.0.0.1:1/jobs/x", 5) == 0
+    finally:
+        await http.close()
+    assert hits == ["/hook"]

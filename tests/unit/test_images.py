@@ -7,8 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -16,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "images" / "build.py"
-NAMES = ["pause", "python-base", "jre-base", "spark", "operator"]
+NAMES = ["pause", "python-base", "jre-base", "spark", "flink", "operator", "task"]
 
 
 def _load() -> ModuleType:
@@ -66,11 +67,15 @@ def test_a_recipe_file_rebuilds_its_image_only(tree: Path) -> None:
     assert changed(tree, append(tree / "images" / "pause" / "pause.c", "\n")) == {"pause"}
     assert changed(tree, append(tree / "images" / "spark" / "entrypoint.sh", "# changed\n")) == {"spark"}
     assert changed(tree, append(tree / "images" / "spark" / "examples" / "SparkPi.java", "\n")) == {"spark"}
+    assert changed(tree, append(tree / "images" / "flink" / "docker-entrypoint.sh", "# changed\n")) == {"flink"}
+    assert changed(tree, append(tree / "images" / "flink" / "Dockerfile", "\n")) == {"flink"}
+    assert changed(tree, append(tree / "images" / "task" / "Dockerfile", "\n")) == {"task"}
 
 
 def test_a_base_image_rebuilds_the_images_on_it(tree: Path) -> None:
-    assert changed(tree, append(tree / "images" / "jre-base" / "packages", "less\n")) == {"jre-base", "spark"}
-    assert changed(tree, append(tree / "images" / "python-base" / "Dockerfile", "\n")) == {"python-base", "operator"}
+    assert changed(tree, append(tree / "images" / "jre-base" / "packages", "less\n")) == {"jre-base", "spark", "flink"}
+    assert changed(tree, append(tree / "images" / "python-base" / "Dockerfile", "\n")) == {"python-base", "operator",
+                                                                                          "task"}
 
 
 def test_the_operator_hashes_what_its_dockerfile_copies(tree: Path) -> None:
@@ -120,19 +125,32 @@ def test_the_spark_version_is_the_tag_and_an_input(tree: Path) -> None:
         images.catalog(tree)
 
 
-def test_names_lists_the_five_references() -> None:
+def test_the_flink_version_is_the_tag_and_an_input(tree: Path) -> None:
+    version = tree / "images" / "flink" / "VERSION"
+    assert images.catalog(tree)["flink"].reference == f"lakejob.local/flink:{version.read_text().strip()}"
+    assert changed(tree, lambda: version.write_text("2.2.0\n")) == {"flink"}
+    assert dict(images.catalog(tree)["flink"].build_args)["FLINK_VERSION"] == "2.2.0"
+    version.write_text("2.x\n")
+    with pytest.raises(images.ImageError, match="images/flink/VERSION"):
+        images.catalog(tree)
+
+
+def test_names_lists_the_seven_references() -> None:
     r = subprocess.run([sys.executable, str(SCRIPT), "names"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     rows = dict(line.split("\t") for line in r.stdout.splitlines())
     with open(ROOT / "pyproject.toml", "rb") as f:
         version = tomllib.load(f)["project"]["version"]
     spark = (ROOT / "images" / "spark" / "VERSION").read_text().strip()
+    flink = (ROOT / "images" / "flink" / "VERSION").read_text().strip()
     assert rows == {
         "pause": "lakejob.local/pause:3.10",
         "python-base": "lakejob.local/python-base:bookworm",
         "jre-base": "lakejob.local/jre-base:bookworm",
         "spark": f"lakejob.local/spark:{spark}",
+        "flink": f"lakejob.local/flink:{flink}",
         "operator": f"lakejob.local/operator:{version}",
+        "task": "lakejob.local/task:bookworm",
     }
 
 
@@ -219,3 +237,129 @@ def test_entrypoint_copes_with_a_uid_without_a_passwd_entry(fake_spark: dict[str
                        env={**fake_spark, "HOME": "/root"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["HOME=/tmp", "SPARK_USER=spark", "HADOOP_USER_NAME=spark"]
+
+
+# --- the Flink image: the distribution from the wheels, and images/flink/docker-entrypoint.sh ----------
+
+def _wheel(path: Path, files: dict[str, tuple[str, int]]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, (text, mode) in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o100000 | mode) << 16
+            z.writestr(info, text)
+
+
+def test_the_flink_distribution_comes_from_both_wheels_with_its_modes(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEJOB_CACHE", str(tmp_path / "cache"))
+    downloads = tmp_path / "cache" / "images" / "downloads"
+    downloads.mkdir(parents=True)
+    _wheel(downloads / "apache_flink-2.3.0-cp311-cp311-manylinux2014_x86_64.whl", {
+        "pyflink/bin/standalone-job.sh": ("#!/bin/bash\n", 0o755), "pyflink/conf/config.yaml": ("a: 1\n", 0o644),
+        "pyflink/datastream/__init__.py": ("", 0o644), "apache_flink-2.3.0.dist-info/RECORD": ("", 0o644)})
+    _wheel(downloads / "apache_flink_libraries-2.3.0-py2.py3-none-any.whl", {
+        "pyflink/bin/bash-java-utils.jar": ("jar", 0o664), "pyflink/lib/flink-dist-2.3.0.jar": ("jar", 0o644),
+        "pyflink/plugins/metrics-jmx/flink-metrics-jmx-2.3.0.jar": ("jar", 0o644), "pyflink/version.py": ("", 0o644)})
+    catalog = images.catalog()
+    build = images.Build(catalog["flink"], "0" * 64, {}, catalog, tmp_path / "build", tmp_path / "log",
+                         images.Progress("flink", 1))
+    build.context.mkdir(parents=True)
+    images._flink_inputs(build)
+    dist = build.context / "flink"
+    found = sorted(p.relative_to(dist).as_posix() for p in dist.rglob("*") if p.is_file())
+    assert found == ["bin/bash-java-utils.jar", "bin/standalone-job.sh", "conf/config.yaml",
+                     "lib/flink-dist-2.3.0.jar", "plugins/metrics-jmx/flink-metrics-jmx-2.3.0.jar"]
+    assert os.access(dist / "bin" / "standalone-job.sh", os.X_OK) and not os.access(dist / "conf" / "config.yaml", os.X_OK)
+    assert (build.context / "docker-entrypoint.sh").read_bytes() == FLINK_ENTRYPOINT.read_bytes()
+
+
+FLINK_ENTRYPOINT = ROOT / "images" / "flink" / "docker-entrypoint.sh"
+# A stand-in for Flink's BashJavaUtils: it prints, as its result lines, the file it was given and the
+# -D options, one a line.
+FAKE_JAVA = """#!/bin/bash
+while [ "$1" != --configDir ]; do shift; done
+conf="$2"; shift 2
+echo "INFO some log line"
+sed 's/^/BASH_JAVA_UTILS_EXEC_RESULT:/' "$conf/config.yaml"
+for option in "$@"; do echo "BASH_JAVA_UTILS_EXEC_RESULT:$option"; done
+"""
+
+
+# The entrypoint runs as a user who cannot write to a read-only folder, as in a pod (root can).
+AS_USER = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+as_user = pytest.mark.skipif(bool(AS_USER) and shutil.which("setpriv") is None, reason="as root, needs setpriv")
+
+
+@pytest.fixture
+def fake_flink() -> Iterator[dict[str, str]]:
+    """FLINK_HOME with a read-only conf/, JAVA_HOME with FAKE_JAVA, tini and scripts that print their
+    arguments; in a folder of its own under /tmp that the entrypoint's user can reach (pytest's are root's)."""
+    base = Path(tempfile.mkdtemp(prefix="lakejob-test-flink-"))
+    base.chmod(0o755)
+    try:
+        yield _fake_flink(base)
+    finally:
+        shutil.rmtree(base)
+
+
+def _fake_flink(base: Path) -> dict[str, str]:
+    flink, java, bin_, tmp = base / "flink", base / "java", base / "bin", base / "tmp"
+    for folder in (flink / "bin", flink / "lib", flink / "conf", java / "bin", bin_, tmp):
+        folder.mkdir(parents=True)
+    (flink / "lib" / "flink-dist-2.3.0.jar").write_text("")
+    (flink / "conf" / "config.yaml").write_text("rest.port: 8081\n")
+    (flink / "conf" / "log4j-console.properties").write_text("x\n")
+    for script in ("standalone-job.sh", "taskmanager.sh", "jobmanager.sh"):
+        (flink / "bin" / script).write_text(PRINT_ARGS + 'echo "FLINK_CONF_DIR=$FLINK_CONF_DIR"\n')
+        (flink / "bin" / script).chmod(0o755)
+    (java / "bin" / "java").write_text(FAKE_JAVA)
+    (java / "bin" / "java").chmod(0o755)
+    (bin_ / "tini").write_text('#!/bin/sh\n[ "$1" = -s ] && [ "$2" = -- ] || exit 99\nshift 2\nexec "$@"\n')
+    (bin_ / "tini").chmod(0o755)
+    tmp.chmod(0o1777)
+    (flink / "conf").chmod(0o555)  # as a ConfigMap mount
+    return {"PATH": f"{bin_}:/usr/bin:/bin", "HOME": str(tmp), "FLINK_HOME": str(flink),
+            "JAVA_HOME": str(java), "TMPDIR": str(tmp)}
+
+
+def flink_entrypoint(env: dict[str, str], *args: str) -> list[str]:
+    r = subprocess.run([*AS_USER, "bash", str(FLINK_ENTRYPOINT), *args], capture_output=True, text=True, env=env,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+@as_user
+def test_flink_entrypoint_writes_the_configuration_beside_a_read_only_one_and_runs_the_role(
+        fake_flink: dict[str, str]) -> None:
+    env = {**fake_flink, "JOB_MANAGER_RPC_ADDRESS": "wc-jobmanager", "SLOTS": "4",
+           "FLINK_PROPERTIES": "state.backend.type: rocksdb\n\n  a.b:  two words ${SLOTS}  \nno key here"}
+    out = flink_entrypoint(env, "standalone-job", "--job-id", "42", "--", "-s", "x")
+    conf = out[-1].removeprefix("FLINK_CONF_DIR=")
+    assert conf.startswith(fake_flink["TMPDIR"] + "/flink-conf.") and out[-2:-1] == ["x"]
+    assert out[-8:-1] == ["standalone-job.sh", "start-foreground", "--job-id", "42", "--", "-s", "x"]
+    assert Path(conf, "config.yaml").read_text().splitlines() == [
+        "rest.port: 8081", "-Djobmanager.rpc.address=wc-jobmanager", "-Dblob.server.port=6124",
+        "-Dquery.server.port=6125", "-Dstate.backend.type=rocksdb", "-Da.b=two words 4"]
+    assert Path(conf, "log4j-console.properties").exists()
+    assert Path(fake_flink["FLINK_HOME"], "conf", "config.yaml").read_text() == "rest.port: 8081\n"
+
+
+@as_user
+def test_flink_entrypoint_edits_a_writable_configuration_in_place(fake_flink: dict[str, str]) -> None:
+    conf = Path(fake_flink["FLINK_HOME"]) / "conf"
+    conf.chmod(0o777)
+    (conf / "config.yaml").chmod(0o666)
+    out = flink_entrypoint({**fake_flink, "TASK_MANAGER_NUMBER_OF_TASK_SLOTS": "2"}, "taskmanager", "-Dx=1")
+    assert out[-4:] == ["taskmanager.sh", "start-foreground", "-Dx=1", f"FLINK_CONF_DIR={conf}"]
+    assert "-Dtaskmanager.numberOfTaskSlots=2" in (conf / "config.yaml").read_text().splitlines()
+
+
+@as_user
+def test_flink_entrypoint_runs_anything_else_and_says_its_usage(fake_flink: dict[str, str]) -> None:
+    (Path(fake_flink["FLINK_HOME"]) / "conf").chmod(0o777)
+    (Path(fake_flink["FLINK_HOME"]) / "conf" / "config.yaml").chmod(0o666)
+    assert flink_entrypoint(fake_flink, "sh", "-c", 'echo "$FLINK_CONF_DIR"') == [f"{fake_flink['FLINK_HOME']}/conf"]
+    assert flink_entrypoint(fake_flink, "help")[-1].startswith("Usage: docker-entrypoint.sh (jobmanager|standalone-job|")

@@ -173,6 +173,23 @@ def test_fetch_without_an_endpoint_says_which_variable(env: dict[str, str], tmp_
     assert r.stderr.startswith("lakejob-oss: OSS_ENDPOINT is not set")
 
 
+def test_fetch_reads_s3_paths_from_the_s3_store_with_its_own_variables(
+        env: dict[str, str], s3: Any, bucket: str, tmp_path: Path) -> None:
+    """s3:// mappings (what render.packages makes of DLI package names, obs:// and s3a:// paths) use
+    the S3_* variables; no --into is needed without a package, and no OSS variable either."""
+    s3.put_object(Bucket=bucket, Key="pkgs/batchTest/app.jar", Body=b"jar")
+    s3_env = {k.replace("OSS_", "S3_"): v for k, v in env.items()}
+    r = lakejob_oss(s3_env, "fetch", "--map", f"s3://{bucket}/pkgs/batchTest/app.jar={tmp_path}/p/app.jar")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p" / "app.jar").read_bytes() == b"jar"
+    r = lakejob_oss(s3_env, "fetch", "--map", f"s3://{bucket}/pkgs/missing.jar={tmp_path}/p/missing.jar")
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"lakejob-oss: fetch failed: s3://{bucket}/pkgs/missing.jar: NoSuchKey (The specified key does not exist.)"]
+    r = lakejob_oss(env, "fetch", "--map", f"s3://{bucket}/pkgs/batchTest/app.jar={tmp_path}/q")
+    assert r.returncode == 2 and r.stderr.startswith("lakejob-oss: S3_ENDPOINT is not set")
+
+
 # ----------------------------------------------------------------------------- upload
 
 

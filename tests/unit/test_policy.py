@@ -358,7 +358,7 @@ def test_a_users_volume_at_a_writable_dir_is_kept() -> None:
 
 
 def flink_pods(**fields: Any) -> list[dict[str, Any]]:
-    spec = FlinkJarJobSpec.model_validate({"name": "wc", "entrypoint": "a.jar", **fields})
+    spec = FlinkJarJobSpec.model_validate({"name": "wc", "entrypoint": "local:///a.jar", **fields})
     sz = render_flink.resolve_sizing(spec, SETTINGS)
     return [render_flink.jobmanager_pod(spec, FLINK_OWNER, sz, 1, None, SETTINGS),
             render_flink.taskmanager_deployment(spec, FLINK_OWNER, sz, SETTINGS)["spec"]["template"]]

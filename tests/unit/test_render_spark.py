@@ -495,12 +495,12 @@ def test_driver_pod_size_matches_properties(conf: dict[str, str]) -> None:
 
 
 def test_properties_lists_comma_joined() -> None:
-    p = props(spec_of(jars=["a.jar", "s3a://b/c.jar"], files=["x.txt"], pyFiles=["u.py", "v.zip"],
-                      archives=["env.tar.gz#env"]))
-    assert p["spark.jars"] == "a.jar,s3a://b/c.jar"
-    assert p["spark.files"] == "x.txt"
-    assert p["spark.submit.pyFiles"] == "u.py,v.zip"
-    assert p["spark.archives"] == "env.tar.gz#env"
+    p = props(spec_of(jars=["local:///a.jar", "hdfs://nn/c.jar"], files=["/opt/x.txt"],
+                      pyFiles=["local:///u.py", "file:///v.zip"], archives=["local:///env.tar.gz#env"]))
+    assert p["spark.jars"] == "local:///a.jar,hdfs://nn/c.jar"
+    assert p["spark.files"] == "/opt/x.txt"
+    assert p["spark.submit.pyFiles"] == "local:///u.py,file:///v.zip"
+    assert p["spark.archives"] == "local:///env.tar.gz#env"
 
 
 def test_properties_without_optional_inputs() -> None:
@@ -556,7 +556,7 @@ def test_properties_text_round_trip_tricky() -> None:
 
 def test_properties_text_round_trip_full_properties() -> None:
     spec = spec_of(conf={"spark.sql.shuffle.partitions": "8", "spark.executor.extraJavaOptions": "-Da=b -Dc=d",
-                         "spark.hadoop.fs.s3a.endpoint": "http://minio:9000"}, jars=["a.jar", "b.jar"])
+                         "spark.hadoop.fs.s3a.endpoint": "http://minio:9000"}, jars=["local:///a.jar", "/b.jar"])
     p = props(spec)
     assert load_properties(r.properties_text(p)) == p
 
@@ -714,10 +714,10 @@ def test_good_request_cores_are_accepted(value: str) -> None:
 
 def test_a_jvm_batch_puts_its_primary_jar_in_spark_jars_for_the_executors() -> None:
     spec = spec_of(jars=["local:///opt/lib/dep.jar"], conf={"spark.jars": "local:///opt/lib/conf.jar"})
-    cm = r.configmap(spec, OWNER, resolve_sizing(spec), 1, SETTINGS, r.batch_conf(spec))
+    cm = r.configmap(spec, OWNER, resolve_sizing(spec), 1, SETTINGS, r.batch_conf(spec, SETTINGS))
     text = cm["data"]["spark.properties"]
     assert ("spark.jars=local\\:///opt/lib/conf.jar,local\\:///opt/lib/dep.jar,"
             "local\\:///opt/spark/examples/jars/spark-examples.jar") in text or \
         "spark.jars=local:///opt/lib/conf.jar,local:///opt/lib/dep.jar,local:///opt/spark/examples/jars/spark-examples.jar" \
         in text
-    assert r.batch_conf(py_spec()) == {}  # PySpark's file goes through PythonRunner, not spark.jars
+    assert r.batch_conf(py_spec(), SETTINGS) == {}  # PySpark's file goes through PythonRunner, not spark.jars

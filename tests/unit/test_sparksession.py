@@ -136,9 +136,17 @@ def test_driver_runs_the_connect_server_and_serves_its_port() -> None:
     assert c["resources"]["requests"] == {"cpu": "2", "memory": "7884Mi"}  # sc_type A: 7G + 716M
 
 
+def test_the_driver_is_ready_when_the_connect_port_listens() -> None:
+    spec = spec_of()
+    (c,) = r.driver_pod(spec, OWNER, resolve_sizing(spec), 1, SETTINGS, "nb-spark")["spec"]["containers"]
+    assert c["readinessProbe"]["tcpSocket"] == {"port": 15002}
+
+
 def test_service_exposes_connect_and_ui_ports() -> None:
     svc = r.service(spec_of(), OWNER)
     assert svc["metadata"]["name"] == "nb-session-svc" and svc["spec"]["clusterIP"] == "None"
+    # Executors resolve the driver by this name before it is Ready (before Connect listens).
+    assert svc["spec"]["publishNotReadyAddresses"] is True
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {
         "driver-rpc-port": 7078, "blockmanager": 7079, "spark-ui": 4040, "spark-connect": 15002}
     assert svc["spec"]["selector"] == {"lakejob.io/kind": "SparkSession", "lakejob.io/name": "nb",
@@ -147,9 +155,12 @@ def test_service_exposes_connect_and_ui_ports() -> None:
 
 def test_properties_bind_the_connect_port_and_add_its_package_on_spark_3() -> None:
     spec = spec_of(conf={"spark.jars.packages": "org.postgresql:postgresql:42.7.4",
-                         "spark.connect.grpc.binding.port": "1"})
+                         "spark.connect.grpc.binding.port": "1", "spark.ui.enabled": "false",
+                         "spark.ui.port": "4041"})
     props = r.properties(spec, OWNER, resolve_sizing(spec), 1, SETTINGS)
     assert props["spark.connect.grpc.binding.port"] == "15002"
+    # The operator reads idle/busy from the UI's REST API, at the Service's port.
+    assert (props["spark.ui.enabled"], props["spark.ui.port"]) == ("true", "4040")
     assert props["spark.jars.packages"] == ("org.apache.spark:spark-connect_2.12:3.5.7,"
                                             "org.postgresql:postgresql:42.7.4")
     assert props["spark.dynamicAllocation.enabled"] == "false"
@@ -202,9 +213,12 @@ def drv(phase: str, attempt: int = 1, **kw: Any) -> DriverObs:
 
 
 def obs(now: int, driver: DriverObs | None = None, payload: Any = "none", heartbeat: str | None = None,
-        app: str = APP) -> Observed:
+        app: str = APP, ready: bool | None = None) -> Observed:
+    """What a pass sees; a Running driver is Ready (its Connect port answers) unless `ready` says not."""
     rest = None if payload == "none" else RestObs(app=app, at_ms=now, activity=rest_activity(payload))
-    return Observed(now_ms=now, driver=driver, executors=ExecutorCounts(), rest=rest, heartbeat=heartbeat)
+    ready = driver is not None and driver.phase == "Running" if ready is None else ready
+    return Observed(now_ms=now, driver=driver, executors=ExecutorCounts(), rest=rest, heartbeat=heartbeat,
+                    driver_ready=ready)
 
 
 def step(status: SparkSessionStatus, observed: Observed, spec: SparkSessionSpec | None = None,
@@ -256,6 +270,32 @@ def test_running_driver_is_starting_until_rest_answers_then_idle() -> None:
     assert s.state == "idle" and cond(s, "Ready") == "True" and cond(s, "RestReachable") == "True"
     assert s.idleSince == iso(T0 + 9 * SECOND) and s.runningJobs == 0
     assert d.requeue_after_s == pytest.approx(3600.1)  # the operator's default idle timeout
+
+
+def test_rest_answering_is_not_idle_until_the_driver_is_ready_then_idle() -> None:
+    # On the real node Spark's REST API answered a minute before the Connect server listened.
+    s = step(SparkSessionStatus(), obs(T0)).status
+    s = step(s, obs(T0 + 5 * SECOND, drv("Running"), ready=False)).status
+    d = step(s, obs(T0 + 9 * SECOND, drv("Running"), RECORDED["jobs_idle"], ready=False))
+    assert d.status.state == "starting" and d.status.reason == "WaitingForConnect"
+    assert "15002" in (d.status.message or "") and cond(d.status, "Ready") == "False"
+    assert cond(d.status, "RestReachable") == "True" and [e[1] for e in d.events] == ["WaitingForConnect"]
+    assert d.requeue_after_s is not None
+    again = step(d.status, obs(T0 + 12 * SECOND, drv("Running"), RECORDED["jobs_idle"], ready=False))
+    assert again.status.state == "starting" and again.events == []  # one Event, not one per pass
+    d = step(d.status, obs(T0 + 15 * SECOND, drv("Running"), RECORDED["jobs_idle"], ready=True))
+    assert d.status.state == "idle" and cond(d.status, "Ready") == "True"
+    assert d.status.idleSince == iso(T0 + 15 * SECOND)
+
+
+def test_a_connect_server_that_never_listens_is_a_start_timeout_saying_so() -> None:
+    spec = spec_of(schedulingTimeout="60s")
+    s = step(SparkSessionStatus(), obs(T0), spec).status
+    s = step(s, obs(T0 + 5 * SECOND, drv("Running"), RECORDED["jobs_idle"], ready=False), spec).status
+    d = step(s, obs(T0 + 61 * SECOND, drv("Running"), RECORDED["jobs_idle"], ready=False), spec)
+    assert d.status.state == "error" and d.status.reason == "StartTimeout"
+    assert d.status.log == ["StartTimeout: the Spark Connect server did not listen on port 15002 within 60s"]
+    assert d.actions == [Action("delete_driver", pod="nb-session-1")]
 
 
 def test_idle_busy_idle_with_recorded_payloads_and_the_idle_clock_restarts() -> None:
@@ -389,3 +429,24 @@ def test_an_unschedulable_driver_is_an_error_after_the_scheduling_timeout() -> N
 def test_default_spark_version_without_connect_is_an_error_not_a_crash() -> None:
     d = step(SparkSessionStatus(), obs(T0), settings=Settings(default_spark_version="3.3.4"))
     assert d.status.state == "error" and "3.4 or later" in (d.status.message or "") and d.actions == []
+
+
+def test_a_version_with_no_image_is_an_error_naming_it_and_nothing_is_made() -> None:
+    only_35 = Settings(spark_image_template="", spark_images={"3.5": "apache/spark:3.5.7"})
+    d = step(SparkSessionStatus(), obs(T0), spec_of(spark_version="4.0.1"), settings=only_35)
+    assert d.status.state == "error" and d.status.reason == "NoImage" and d.actions == []
+    assert "4.0.1" in (d.status.message or "") and "LAKEJOB_SPARK_IMAGES" in (d.status.message or "")
+
+
+@pytest.mark.parametrize(("driver", "why"), [
+    # kill -9 of the JVM on the real node: tini exits 137, the log's tail is an unrelated INFO line.
+    (dict(exit_code=137, term_reason="Error", term_message="32:10 INFO SessionHolder: Session with userId"),
+     "killed by SIGKILL"),
+    (dict(exit_code=1, term_reason="Error", term_message="INFO x\njava.lang.IllegalStateException: boom\n\tat a.b(C)"),
+     "java.lang.IllegalStateException: boom"),
+    (dict(exit_code=137, term_reason="OOMKilled", term_message=""), "OOMKilled"),
+])
+def test_a_failed_driver_is_explained_in_one_line(driver: dict[str, Any], why: str) -> None:
+    d = step(idle_session(spec_of()), obs(T0 + 30 * SECOND, drv("Failed", **driver)))
+    assert d.status.state == "error"
+    assert d.status.message == f"driver pod nb-session-1 failed with exit code {driver['exit_code']}: {why}"

@@ -43,7 +43,7 @@ from lakejob.crds import GROUP, VERSION
 from lakejob.http import Http
 from lakejob.models.common import Condition, now_iso, set_condition
 from lakejob.notify import Notifier
-from lakejob.render.common import short_name
+from lakejob.render.common import Unrenderable, short_name
 from lakejob.settings import Settings
 
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -204,6 +204,8 @@ def classify(error: Exception) -> tuple[str, str, str]:
         if error.transient:
             return "transient", "APIUnavailable", str(error)
         return "rejected", "Rejected", f"the API refused to {error.what}: {error.status} {error.message}"
+    if isinstance(error, Unrenderable):  # the spec or the operator's settings must change
+        return "unrenderable", "CannotRender", str(error)
     if isinstance(error, (OSError, asyncio.TimeoutError, aiohttp.ClientError)):
         return "transient", "APIUnavailable", f"the API could not be reached: {type(error).__name__}: {error}"
     return "internal", "InternalError", f"{type(error).__name__}: {error}"[:1024]

@@ -2,12 +2,14 @@
 
 The loop is controllers.base's; decide is controllers.flinkjarjob_decide (pure). Here:
 - observe: the spec through the model, the status, the JobManager and TaskManager pods from the
-  pod index (no LIST calls), the JobManager's REST API through the operator's one HTTP client
-  (only while the JobManager pod runs; short timeout; None when it does not answer, e.g. on KWOK),
-  and, for a new job, whether an older FlinkJarJob in the namespace already uses its checkpoint_path
-  (from the bodies the operator holds: admission sees one object at a time, so this cannot be CEL);
+  pod index (no LIST calls; with a failed `fetch` init container's message, render.packages), the
+  JobManager's REST API through the operator's one HTTP client (only while the JobManager pod
+  runs; short timeout; None when it does not answer, e.g. on KWOK), and, for a new job, whether
+  an older FlinkJarJob in the namespace already uses its checkpoint_path (from the bodies the
+  operator holds: admission sees one object at a time, so this cannot be CEL);
 - apply: status (write-ahead) alongside the idempotent children, then the JobManager pod,
-  deletions, Events and CloudEvent notifications (in the background, never awaited here).
+  deletions, a stop's cancellation through the REST API, Events and CloudEvent notifications (in
+  the background, never awaited here).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Any
 from lakejob import kube as kubemod
 from lakejob import policy
 from lakejob.controllers import base
-from lakejob.controllers.base import Key, ms
+from lakejob.controllers.base import Key, log, ms
 from lakejob.controllers.flinkjarjob_decide import (
     EVENT_TYPE,
     Decision,
@@ -34,6 +36,7 @@ from lakejob.controllers.sparkbatch import summarize_pod
 from lakejob.models.flinkjarjob import TERMINAL_PHASES, FlinkJarJobSpec, FlinkJarJobStatus, TaskManagerCounts
 from lakejob.notify import cloudevent
 from lakejob.render import flink as render
+from lakejob.render import packages
 from lakejob.render.common import Owner
 
 KIND = "FlinkJarJob"
@@ -46,9 +49,28 @@ def parse_spec(body: Mapping[str, Any]) -> tuple[FlinkJarJobSpec | None, str | N
     return base.parse_spec(FlinkJarJobSpec, body)
 
 
-def observe_pods(pods: list[dict[str, Any]], jobmanager: str | None) -> tuple[PodObs | None, TaskManagerCounts]:
+def summarize_flink_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """summarize_pod, plus `fetch_failed`: the termination message of a `fetch` init container that
+    failed and has not succeeded since. A TaskManager's pod belongs to a Deployment, whose kubelet
+    retries a failed init container with a back-off: the failure is then in its lastState, which
+    summarize_pod (for pods that never restart) does not read."""
+    out = summarize_pod(body)
+    for cs in (body.get("status") or {}).get("initContainerStatuses") or []:
+        if cs.get("name") != packages.FETCHER:
+            continue
+        state = cs.get("state") or {}
+        failed = state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
+        if failed.get("exitCode"):  # non-zero: a terminated state with exit code 0 is a fetch that succeeded
+            out["fetch_failed"] = failed.get("message") or ""
+    return out
+
+
+def observe_pods(pods: list[dict[str, Any]], jobmanager: str | None
+                 ) -> tuple[PodObs | None, TaskManagerCounts, tuple[str, str] | None]:
+    """The current JobManager, the TaskManagers by phase, and the first TaskManager whose fetch failed."""
     jm = None
     counts = TaskManagerCounts()
+    fetch = None
     for p in pods:
         if p["role"] == "jobmanager" and p["name"] == jobmanager:
             jm = PodObs(**{k: v for k, v in p.items() if k in PodObs.__dataclass_fields__})
@@ -56,7 +78,9 @@ def observe_pods(pods: list[dict[str, Any]], jobmanager: str | None) -> tuple[Po
             phase = p["phase"].lower()
             if phase in ("pending", "running", "failed"):
                 setattr(counts, phase, getattr(counts, phase) + 1)
-    return jm, counts
+            if fetch is None and "fetch_failed" in p:
+                fetch = (str(p["name"]), str(p["fetch_failed"]))
+    return jm, counts, fetch
 
 
 def _checkpoint_key(path: str | None) -> str | None:
@@ -109,7 +133,7 @@ class FlinkJarJobReconciler(base.Reconciler):
         status = FlinkJarJobStatus.model_validate(self.status_of(body))
         spec, error = policy.checked(parse_spec(body), self.settings, meta["namespace"])
         pods = self.children(PODS, key)
-        jm, tms = observe_pods(pods, status.jobManagerPod)
+        jm, tms, tm_fetch = observe_pods(pods, status.jobManagerPod)
         owner = Owner(base.API_VERSION, KIND, meta["name"], meta["namespace"], meta["uid"])
         rest = None
         if jm is not None and jm.phase == "Running" and not jm.deleting and not is_finished(status):
@@ -121,7 +145,7 @@ class FlinkJarJobReconciler(base.Reconciler):
         # Only pods the watch has shown count as left: a create noted but never seen cannot block a cancel.
         left = len(self.indexed(PODS, key))
         observed = Observed(now_ms=now, jobmanager=jm, taskmanagers=tms, rest=rest, pods_left=left,
-                            checkpoint_conflict=conflict)
+                            checkpoint_conflict=conflict, taskmanager_fetch=tm_fetch)
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
                  generation=meta.get("generation", 1), created_ms=ms(meta.get("creationTimestamp")) or now)
         await self._apply(key, body, owner, spec, decide(spec, error, m, status, observed, self.settings))
@@ -172,6 +196,8 @@ class FlinkJarJobReconciler(base.Reconciler):
                 then.append(self.kube.delete_child("v1", "Pod", owner.namespace, action.pod, owner.uid))
             elif action.verb == "cleanup":
                 then.append(self._cleanup(owner))
+            elif action.verb == "cancel_job":
+                then.append(self._cancel_job(owner, decision.status.job_id))
         await asyncio.gather(*then)
         if decision.requeue_after_s is not None:
             self.requeue(key, meta["uid"], decision.requeue_after_s)
@@ -189,7 +215,16 @@ class FlinkJarJobReconciler(base.Reconciler):
         pod = render.jobmanager_pod(spec, owner, render.resolve_sizing(spec, self.settings), attempt, savepoint,
                                     self.settings)
         if await self.kube.create(pod):
-            self.note_created(key, PODS, summarize_pod(pod))
+            self.note_created(key, PODS, summarize_flink_pod(pod))
+
+    async def _cancel_job(self, owner: Owner, job_id: str | None) -> None:
+        """Ask Flink to cancel the job (PATCH /jobs/<id>?mode=cancel). No answer needs handling here:
+        decide deletes the pods anyway once CANCEL_TIMEOUT_MS has passed."""
+        url = f"{render.rest_url(owner, self.settings)}/jobs/{job_id}?mode=cancel"
+        code = await self.http.patch(url, self.settings.flink_rest_timeout_s)
+        if not 200 <= code < 300:
+            log.info("FlinkJarJob %s/%s: cancelling job %s through %s answered %s", owner.namespace, owner.name,
+                     job_id, url, code or "nothing")
 
     async def _cleanup(self, owner: Owner) -> None:
         """Remove what an ended job no longer needs (the GC removes the TaskManager pods with their Deployment)."""
@@ -201,4 +236,4 @@ class FlinkJarJobReconciler(base.Reconciler):
 
 # ------------------------------------------------------------------------------------ kopf
 
-base.watch(KIND, FlinkJarJobReconciler.plural, {PODS: (("pods",), summarize_pod)})
+base.watch(KIND, FlinkJarJobReconciler.plural, {PODS: (("pods",), summarize_flink_pod)})

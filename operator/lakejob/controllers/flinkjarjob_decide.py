@@ -10,12 +10,15 @@ the states are DLI's Flink job statuses:
        │                    ▼        ▼
        │             job_running_exception ──(restart_when_exception, under resume_max_num/hour)──→ job_submitting
        │                    └── otherwise terminal: the job failed, status_desc says why
-       ├──→ job_submit_fail  (invalid spec, checkpoint_path already used, JobManager never scheduled)
-    any non-terminal → job_canceling → job_cancel_success   (spec.suspend: true)
+       ├──→ job_submit_fail  (invalid spec, files that cannot be named or fetched, checkpoint_path
+       │                      already used, JobManager never scheduled)
+    any non-terminal → job_canceling → job_cancel_success   (spec.suspend: true; a job whose REST API
+                                                              answers is cancelled in Flink first)
 
 What the job is doing comes from the REST API when it answers and from the JobManager pod's phase
 otherwise (a running pod is taken as a running job; the JobManager exits 0 when the job finished
-and 1443 when it failed). Status is the write-ahead log: a new attempt (attempt, jobManagerPod,
+and 1443 when it failed). A `fetch` init container that failed (render.packages: the job's files
+from the package store) is reported with the package's name. Status is the write-ahead log: a new attempt (attempt, jobManagerPod,
 job_id, restart time) is recorded before its JobManager is created, so a crash never repeats it.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, Literal
 from lakejob import sizing
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, clip, iso, ready_and_complete
+from lakejob.controllers.sparkbatch_decide import FETCH_FAILED
 from lakejob.models.flinkjarjob import (
     HOUR_MS,
     TERMINAL_PHASES,
@@ -36,15 +40,21 @@ from lakejob.models.flinkjarjob import (
     TaskManagerCounts,
     TaskManagerResources,
 )
-from lakejob.render.flink import Names, job_id, resolve_sizing
+from lakejob.render.flink import Names, files_of, job_id, problem, resolve_sizing
+from lakejob.render.packages import explain_failure
 from lakejob.settings import Settings
 
 # Flink's exit code for an application whose job FAILED (ApplicationStatus.FAILED).
 FLINK_FAILED_EXIT = 1443
 EVENT_TYPE = "io.lakejob.flinkjarjob.failed"
+# How long a stop waits for Flink to cancel the job (REST: CANCELED, or the JobManager exits) before
+# it deletes the pods anyway.
+CANCEL_TIMEOUT_MS = 60_000
 # A checkpoint path the REST API reports is kept only up to this length (Linux's PATH_MAX): a longer
 # one is no path a restart could resume from, and a cut one would be a wrong one.
 CHECKPOINT_BYTES = 4096
+# A fetch failure no retry can mend: the object or its bucket is not in the store.
+MISSING = ("NoSuchKey", "NoSuchBucket")
 
 
 @dataclass(frozen=True)
@@ -80,9 +90,11 @@ class Observed:
     rest: RestObs | None = None  # None: not polled, or the REST API did not answer
     pods_left: int = 0  # pods of this job that still exist (a cancel is done when none are)
     checkpoint_conflict: str | None = None  # an older FlinkJarJob here with the same checkpoint_path
+    # A TaskManager pod whose `fetch` init container failed (the kubelet retries it): (pod, its message).
+    taskmanager_fetch: tuple[str, str] | None = None
 
 
-Verb = Literal["ensure_children", "create_jobmanager", "delete_jobmanager", "cleanup"]
+Verb = Literal["ensure_children", "create_jobmanager", "delete_jobmanager", "cleanup", "cancel_job"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +234,11 @@ def _new(step: _Step, spec: FlinkJarJobSpec | None, spec_error: str | None) -> N
         step.notify(spec)
         return
     s.resources = resources(sz)
+    if (refused := problem(spec, step.settings)) is not None:
+        # Nothing is created for a job whose files the operator cannot name.
+        step.transition("job_submit_fail", *refused, warning=True)
+        step.notify(spec)
+        return
     if obs.checkpoint_conflict is not None:
         step.transition("job_submit_fail", "CheckpointPathInUse",
                         f"checkpoint_path {spec.checkpoint_path} is already used by FlinkJarJob {obs.checkpoint_conflict} "
@@ -249,7 +266,8 @@ def _start_attempt(step: _Step, attempt: int, savepoint: str | None) -> None:
     step.act("create_jobmanager", attempt, s.jobManagerPod, savepoint)
 
 
-View = Literal["pending", "submitting", "running", "restarting", "failed", "finished", "canceled", "missing"]
+View = Literal["pending", "submitting", "running", "restarting", "failed", "finished", "canceled", "missing",
+               "unchanged"]
 
 
 def _view(step: _Step) -> tuple[View, str, str]:
@@ -273,6 +291,11 @@ def _view(step: _Step) -> tuple[View, str, str]:
     if jm.phase != "Running":
         return "pending", "Pending", f"JobManager pod {jm.name} is {jm.phase}"
     if rest is None:
+        if step.s.flinkState is not None:
+            # The REST API has answered this attempt before (flinkState is reset per attempt): one
+            # silent poll is a JobManager too busy to answer in time (seen on a loaded real node),
+            # not news. Taken as "running" it flipped the reason and sent an Event per missed poll.
+            return "unchanged", "", ""
         # KWOK, or REST unreachable: a running JobManager is taken as a running job.
         return "running", "JobManagerRunning", ""
     state = rest.state
@@ -297,6 +320,15 @@ def _follow(step: _Step, spec: FlinkJarJobSpec) -> None:
     view, reason, desc = _view(step)
     waited_s = (obs.now_ms - (s.start_time or obs.now_ms)) / 1000
     starting = s.status_name in ("job_init", "job_submitting")
+    jm = obs.jobmanager
+    if view == "failed" and jm is not None and jm.term_reason == FETCH_FAILED:
+        _fetch_failed(step, spec, f"JobManager pod {jm.name}", jm.term_message, retrying=False)
+        return
+    # Once the job runs, a TaskManager that cannot start is Flink's to report (it fails the job).
+    if starting and obs.taskmanager_fetch is not None and view not in ("failed", "finished", "canceled"):
+        _fetch_failed(step, spec, f"TaskManager pod {obs.taskmanager_fetch[0]}", obs.taskmanager_fetch[1],
+                      retrying=True)
+        return
     if view == "missing" and not starting:
         _failed(step, spec, reason, desc)
         return
@@ -314,7 +346,9 @@ def _follow(step: _Step, spec: FlinkJarJobSpec) -> None:
                      f"the JobManager was not running after {settings.scheduling_timeout_s}s"
                      + (f": {why}" if why else "") + ". Free resources in the namespace or lower cu_number.")
         return
-    if view in ("pending", "missing"):
+    if view == "unchanged":
+        step.d.requeue_after_s = settings.flink_poll_interval_s
+    elif view in ("pending", "missing"):
         if s.status_name == "job_init":
             step.transition("job_submitting", "JobManagerPending", desc)
         step.d.requeue_after_s = max(1.0, min(settings.scheduling_timeout_s - waited_s + 0.5,
@@ -336,6 +370,25 @@ def _follow(step: _Step, spec: FlinkJarJobSpec) -> None:
     else:  # canceled in Flink itself
         step.transition("job_cancel_success", reason, desc)
         _cleanup(step, keep_ended_jobmanager=True)
+
+
+def _fetch_failed(step: _Step, spec: FlinkJarJobSpec, pod: str, message: str | None, retrying: bool) -> None:
+    """A `fetch` init container failed: Flink never started in that pod. The message names the spec
+    field, the name as given, the object and the store's reason (packages.explain_failure). A failed
+    JobManager pod is kept: `kubectl logs -c fetch` shows the whole story."""
+    why = explain_failure(message or "", files_of(spec, step.settings).fetches)
+    desc = f"{pod}: the job's files could not be fetched before Flink started: {why}"
+    if any(code in why for code in MISSING):  # a retry would find it missing too
+        _submit_fail(step, spec, FETCH_FAILED, f"{desc}. Upload it to the store or correct the name, and re-create "
+                     "the job.", keep_ended_jobmanager=True)
+    elif retrying:  # a TaskManager's: its Deployment's kubelet retries the fetch, backing off
+        step.transition("job_submitting", FETCH_FAILED, f"{desc}; the TaskManager retries it", warning=True)
+        step.d.requeue_after_s = step.settings.flink_poll_interval_s
+    elif spec.restart_when_exception:
+        _failed(step, spec, FETCH_FAILED, desc)
+    else:
+        _submit_fail(step, spec, FETCH_FAILED, f"{desc}. Fix the store and re-create the job, or set "
+                     "restart_when_exception: true to retry automatically.", keep_ended_jobmanager=True)
 
 
 def _failed(step: _Step, spec: FlinkJarJobSpec, reason: str, desc: str) -> None:
@@ -374,6 +427,11 @@ def _restarting(step: _Step, spec: FlinkJarJobSpec) -> None:
     # in the hour before it, so no sliding hour holds more than resume_max_num.
     s.restart_times = [*(s.restart_times or []), obs.now_ms]
     s.restarts = (s.restarts or 0) + 1
+    old = obs.jobmanager
+    if old is not None and not old.deleting:
+        # The failed attempt's ended pod: its failure is in the Event and status_desc already (with
+        # its last log lines), and kept, a job failing again and again would keep a pod per restart.
+        step.act("delete_jobmanager", pod=old.name)
     savepoint = s.last_checkpoint if spec.resume_checkpoint else None
     _start_attempt(step, s.attempt + 1, savepoint)
     if savepoint:
@@ -387,10 +445,34 @@ def _restarting(step: _Step, spec: FlinkJarJobSpec) -> None:
 
 
 def _canceling(step: _Step) -> None:
+    """spec.suspend: DLI's stop. When the job's REST API has answered, Flink cancels the job first
+    (reason CancellingJob), so it ends CANCELED with its checkpoints kept as configured, and the
+    JobManager exits by itself; then, or at once without REST (KWOK), or after CANCEL_TIMEOUT_MS,
+    every child is deleted (reason Suspended), and job_cancel_success once no pod is left."""
     s, obs = step.s, step.obs
+    jm, rest = obs.jobmanager, obs.rest
     if s.status_name != "job_canceling":
         s.nextRestartTime = None
+        if jm is not None and jm.phase == "Running" and not jm.deleting and s.flinkState is not None:
+            step.transition("job_canceling", "CancellingJob", "stopping: the Flink job is being cancelled")
+            step.act("cancel_job")
+            step.d.requeue_after_s = 1
+            return
         step.transition("job_canceling", "Suspended", "stopping: the JobManager and TaskManagers are being deleted")
+        _cleanup(step, keep_ended_jobmanager=False)
+    elif s.reason == "CancellingJob":
+        ended = jm is None or jm.deleting or jm.phase not in ("Pending", "Running", "Unknown")
+        if rest is not None and rest.state in ("CANCELED", "FINISHED", "FAILED"):
+            how = f"Flink reports the job {rest.state}"
+        elif ended:
+            how = "its JobManager ended" + (f" with exit code {jm.exit_code}" if jm and jm.exit_code is not None else "")
+        elif obs.now_ms - (s.update_time or obs.now_ms) >= CANCEL_TIMEOUT_MS:
+            how = f"Flink did not cancel it within {CANCEL_TIMEOUT_MS // 1000}s"
+        else:
+            step.d.requeue_after_s = 1
+            return
+        step.transition("job_canceling", "Suspended", f"stopping: {how}; the JobManager and TaskManagers are "
+                        "being deleted")
         _cleanup(step, keep_ended_jobmanager=False)
     if obs.pods_left == 0:
         step.transition("job_cancel_success", "Suspended", "stopped by spec.suspend; every pod was removed")
@@ -398,9 +480,10 @@ def _canceling(step: _Step) -> None:
         step.d.requeue_after_s = 2
 
 
-def _submit_fail(step: _Step, spec: FlinkJarJobSpec, reason: str, desc: str) -> None:
+def _submit_fail(step: _Step, spec: FlinkJarJobSpec, reason: str, desc: str,
+                 keep_ended_jobmanager: bool = False) -> None:
     step.transition("job_submit_fail", reason, desc, warning=True)
-    _cleanup(step, keep_ended_jobmanager=False)
+    _cleanup(step, keep_ended_jobmanager)
     step.notify(spec)
 
 

@@ -25,10 +25,15 @@ from lakejob.models.spark import ExecutorCounts, ResolvedResources, SparkAppSpec
 from lakejob.sizing import SparkSizing
 from lakejob.models.spark import resolve_sizing as resolve_sizing  # re-exported: the sizing decide records
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
-from lakejob.render.spark import Names, app_id, queue_of
+from lakejob.render.packages import explain_failure, locate
+from lakejob.render.spark import Names, app_id, files_of, problem, queue_of
 from lakejob.settings import Settings
 
 LOG_LINES = 10
+# The driver pod's `fetch` init container failed (render.packages): its JVM never started.
+FETCH_FAILED = "FetchFailed"
+# A fetch failure no retry can mend: the object or its bucket is not in the store.
+_MISSING = ("NoSuchKey", "NoSuchBucket")
 # Lines read back from a finished driver: enough to find the program's own output under the lines
 # Spark logs while it shuts down. A line may be of any length: `status_log` bounds what reaches status.
 LOG_READ_LINES = 400
@@ -149,6 +154,11 @@ def _new(step: _Step, spec: SparkBatchSpec | None, spec_error: str | None, setti
         step.transition("killed", "Suspended", "created with suspend: true; nothing was started")
         _finish(step)
         return
+    if (refused := problem(spec, settings, spec.file)) is not None:
+        # Nothing is created for a job whose image or files the operator cannot name.
+        step.transition("dead", *refused, warning=True)
+        _finish(step)
+        return
     _start_attempt(step, 1)
     step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt 1)")
 
@@ -227,6 +237,16 @@ def _running(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
             s.log = driver_output(step.obs.log_tail)
         step.transition("success", "Completed", f"driver pod {drv.name} succeeded")
         _finish(step)
+    elif drv.phase == "Failed" and drv.term_reason == FETCH_FAILED:
+        fetches = [*files_of(spec, settings).fetches, *filter(None, [locate(spec.file, "file", settings)[1]])]
+        why = explain_failure(drv.term_message or "", fetches)
+        message = f"driver pod {drv.name}: its files could not be fetched before the driver started: {why}"
+        if any(code in why for code in _MISSING):
+            s.log = status_log([why])
+            step.transition("dead", FETCH_FAILED, message, warning=True)  # a retry would find it missing too
+            _finish(step)
+        else:
+            _failed(step, spec, settings, FETCH_FAILED, message, None)
     elif drv.phase == "Failed":
         why = headline(drv.term_message or "") or drv.term_reason or "the driver failed"
         _failed(step, spec, settings, drv.term_reason or "DriverFailed",

@@ -2,7 +2,8 @@
 
 The loop is controllers.base's; decide is controllers.sparksession_decide (pure). Here:
 - observe: the spec through the model, the status, the driver and executor pods from the pod
-  index (no LIST calls), the poller's last look at the driver's REST API, the heartbeat annotation;
+  index (no LIST calls; the driver's Ready condition says the Connect server listens), the
+  poller's last look at the driver's REST API, the heartbeat annotation;
 - apply: status (write-ahead) alongside the idempotent children, then the driver pod, deletions
   and Events;
 - the poller: one loop per operator (started with the reconciler's resync) that GETs every live
@@ -77,9 +78,11 @@ class SparkSessionReconciler(SparkReconciler):
         status = SparkSessionStatus.model_validate(self.status_of(body))
         spec, error = policy.checked(parse_spec(body), self.settings, meta["namespace"])
         now = self.now_ms()
-        pods = observe_pods(self.children(PODS, key), status.driverPod, status.appId, now, None)
+        children = self.children(PODS, key)
+        pods = observe_pods(children, status.driverPod, status.appId, now, None)
+        ready = any(p["name"] == status.driverPod and p["role"] == "driver" and p.get("ready") for p in children)
         observed = Observed(now_ms=now, driver=pods.driver, executors=pods.executors, rest=self.rest.get(key),
-                            heartbeat=(meta.get("annotations") or {}).get(HEARTBEAT_ANNOTATION))
+                            heartbeat=(meta.get("annotations") or {}).get(HEARTBEAT_ANNOTATION), driver_ready=ready)
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
                  generation=meta.get("generation", 1), created_ms=ms(meta.get("creationTimestamp")) or now)
         await self.apply(key, body, spec, decide(spec, error, m, status, observed, self.settings))
@@ -97,10 +100,13 @@ class SparkSessionReconciler(SparkReconciler):
         return self._delete_children(owner, spec) if action.verb == "delete_children" else None
 
     async def _delete_children(self, owner: Owner, spec: SparkSessionSpec | None) -> None:
-        """What a finished session no longer needs: its Service, ConfigMap and per-session RBAC
-        (the driver, and with it the executors it owns, is gone already)."""
+        """What a session that ended as asked (dead, success) no longer needs: its Service, ConfigMap
+        and per-session RBAC, and the failed drivers of earlier attempts that a recovery left for
+        inspection (their executors, which they own, go with them). The current driver is gone already."""
         names = render_spark.Names.of_owner(owner)
         targets = [("v1", "Service", names.service), ("v1", "ConfigMap", names.configmap)]
+        targets += [("v1", "Pod", p["name"]) for p in self.children(PODS, (owner.namespace, names.base))
+                    if p["role"] == "driver" and not p.get("deleting")]
         if self.settings.driver_rbac == "per-job" and not (spec and spec.driver and spec.driver.serviceAccountName):
             targets += [("v1", "ServiceAccount", names.rbac), ("rbac.authorization.k8s.io/v1", "Role", names.rbac),
                         ("rbac.authorization.k8s.io/v1", "RoleBinding", names.rbac)]
@@ -145,7 +151,11 @@ class SparkSessionReconciler(SparkReconciler):
             payload = await self.http.get_json(url, self.settings.session_poll_timeout_s)
         activity = rest_activity(payload)
         interval = self.settings.session_poll_interval_s
-        if activity is None:
+        if activity is None and status.get("state") == "starting":
+            # A JVM that is starting is not answering yet as expected (on a busy node for a minute or
+            # more): backing off would only delay `idle` by up to the back-off's maximum.
+            track.next_at = time.monotonic() + interval
+        elif activity is None:
             track.failures += 1
             track.next_at = time.monotonic() + min(interval * 2 ** track.failures,
                                                    self.settings.session_poll_backoff_max_s)
@@ -160,4 +170,12 @@ class SparkSessionReconciler(SparkReconciler):
 
 # ------------------------------------------------------------------------------------ kopf
 
-base.watch(KIND, SparkSessionReconciler.plural, {PODS: (("pods",), summarize_pod)})
+def summarize_session_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """SparkBatch's pod summary plus the pod's Ready condition: a session's driver is Ready once the
+    Connect server listens (its readiness probe), which is when the session may turn idle."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return {**summarize_pod(body),
+            "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)}
+
+
+base.watch(KIND, SparkSessionReconciler.plural, {PODS: (("pods",), summarize_session_pod)})

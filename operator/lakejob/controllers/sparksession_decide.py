@@ -3,7 +3,8 @@
 Called by controllers.sparksession after it has observed the driver pod (pod index), the last
 poll of the driver's Spark REST API (its poller) and the heartbeat annotation. DLI's Table 4:
 
-    (new) → not_started → starting → idle ⇄ busy       (driver pod Running → REST answers → jobs)
+    (new) → not_started → starting → idle ⇄ busy       (driver pod Running → REST answers and the
+                                                         driver is Ready (Connect listens) → jobs)
     idle for heartbeatTimeoutInSecond → shutting_down → dead      (reason IdleTimeout)
     spec.suspend: true (any live state) → shutting_down → success (reason Stopped)
     driver fails → error, or with auto_recovery → recovering → not_started … (a new driver)
@@ -20,6 +21,7 @@ driver is gone, its ConfigMap, Service and RBAC: a dead session holds nothing bu
 """
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -27,12 +29,12 @@ from typing import Any, Literal
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers import decide_common
 from lakejob.controllers.decide_common import iso, iso_ms
-from lakejob.controllers.sparkbatch_decide import DriverObs, not_started_reason, record_sizing, status_log
+from lakejob.controllers.sparkbatch_decide import DriverObs, headline, not_started_reason, record_sizing, status_log
 from lakejob.models.common import parse_duration, set_condition
 from lakejob.models.spark import ExecutorCounts, resolve_sizing
 from lakejob.models.sparksession import TERMINAL_STATES, SparkSessionSpec, SparkSessionStatus, spark_at_least_3_4
-from lakejob.render.sparksession import connect_url, spark_version
-from lakejob.render.spark import Names, app_id
+from lakejob.render.sparksession import CONNECT_PORT, connect_url, spark_version
+from lakejob.render.spark import Names, app_id, problem
 from lakejob.settings import Settings
 
 LIVE_STATES = ("not_started", "starting", "idle", "busy")
@@ -65,6 +67,9 @@ class Observed:
     executors: ExecutorCounts
     rest: RestObs | None = None
     heartbeat: str | None = None  # the lakejob.io/heartbeat annotation
+    # The driver pod's Ready condition: its readiness probe reached the Connect server's port
+    # (render.sparksession). Spark's REST API answers well before that.
+    driver_ready: bool = False
 
 
 Verb = Literal["ensure_children", "create_driver", "delete_driver", "delete_children"]
@@ -158,6 +163,10 @@ def _new(step: _Step, spec: SparkSessionSpec | None, spec_error: str | None, set
         step.transition("error", "InvalidSpec", f"the operator's default Spark version {settings.default_spark_version} "
                         "has no Spark Connect: set spark_version 3.4 or later", warning=True)
         return
+    if (refused := problem(spec, settings)) is not None:
+        # No image for its spark_version, or a file that cannot be named: nothing is created.
+        step.transition("error", *refused, warning=True)
+        return
     record_sizing(s, spec, resolve_sizing(spec))  # the model refuses sizes that cannot be made (parse)
     s.kind = spec.kind
     s.heartbeat = _heartbeat_token(step.obs.heartbeat)  # the value at creation is not activity
@@ -228,12 +237,18 @@ def _starting(step: _Step, spec: SparkSessionSpec, settings: Settings) -> None:
     rest = _rest(step)
     if rest is not None and rest.activity is not None:
         step.rest_condition(True, "the driver's REST API answers")
-        s.lastActivityTime = iso(max(step.obs.now_ms, rest.activity.last_activity_ms or 0))
-        _apply_activity(step, spec, settings, rest.activity, first=True)
-        return
+        if step.obs.driver_ready:
+            s.lastActivityTime = iso(max(step.obs.now_ms, rest.activity.last_activity_ms or 0))
+            _apply_activity(step, spec, settings, rest.activity, first=True)
+            return
+        # Not idle yet: a client told so now would find nothing listening on the Connect port.
+        step.transition("starting", "WaitingForConnect", "Spark's REST API answers; waiting for the Spark "
+                        f"Connect server to listen on port {CONNECT_PORT} (the driver pod's readiness)")
     waited, timeout = _waited_s(step), _timeout_s(spec, settings)
     if waited >= timeout:
-        s.log = [f"StartTimeout: the driver's REST API did not answer within {timeout}s"]
+        what = "the driver's REST API did not answer" if s.reason != "WaitingForConnect" else \
+            f"the Spark Connect server did not listen on port {CONNECT_PORT}"
+        s.log = [f"StartTimeout: {what} within {timeout}s"]
         _shutdown(step, "StartTimeout", f"Spark did not come up within {timeout}s schedulingTimeout", final="error")
         return
     step.d.requeue_after_s = max(1.0, min(timeout - waited + 0.5, settings.resync_interval_s))
@@ -325,7 +340,7 @@ def _driver_ended(step: _Step, spec: SparkSessionSpec, settings: Settings, drv: 
         reason, message = "DriverPodMissing", f"driver pod {s.driverPod} disappeared"
         s.log = [message]
     else:
-        why = drv.term_message or drv.term_reason or "the driver failed"
+        why = _failure(drv)
         code = "unknown" if drv.exit_code is None else str(drv.exit_code)
         reason, message = drv.term_reason or "DriverFailed", f"driver pod {drv.name} failed with exit code {code}: {why}"
         s.log = status_log([f"exit code {code}, reason {drv.term_reason or 'unknown'}"
@@ -342,6 +357,19 @@ def _driver_ended(step: _Step, spec: SparkSessionSpec, settings: Settings, drv: 
         retries = f" after {s.attempt - 1} recoveries" if spec.auto_recovery else ""
         s.connectUrl = None
         step.transition("error", reason, message + retries, warning=True)
+
+
+def _failure(drv: DriverObs) -> str:
+    """Why a driver failed, in one line. A JVM killed by a signal (the OOM killer, a crash, kill -9)
+    leaves no exception: its log's last line is whatever it logged before, so the signal is named;
+    else the exception the log ends with (its termination message is the log's tail)."""
+    if drv.term_reason != "OOMKilled" and drv.exit_code is not None and drv.exit_code > 128:
+        number = drv.exit_code - 128  # a shell's (and tini's) way of reporting a child killed by a signal
+        try:
+            return f"killed by {signal.Signals(number).name}"
+        except ValueError:
+            return f"killed by signal {number}"
+    return headline(drv.term_message or "") or drv.term_reason or "the driver failed"
 
 
 def _recovering(step: _Step, spec: SparkSessionSpec, settings: Settings) -> None:

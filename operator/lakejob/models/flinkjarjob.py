@@ -29,12 +29,12 @@ PHASES = ("Pending", "Running", "Restarting", "Failed", "Cancelling", "Cancelled
 TERMINAL_PHASES = ("Failed", "Cancelled", "Succeeded")
 HOUR_MS = 3_600_000
 
-# A jar Flink can put on pipeline.classpaths (java.net.URLClassLoader): a DLI package name relative
-# to the operator's resource directory, an absolute path, local:// or file:// (in the image or a
-# volume), or http(s)://. Object stores (obs://, s3://) are not URLs a class loader can read.
-JAR_PATTERN = r"^((https?|file|local)://[^\s]+|[^\s:]+)$"
-# A dependency file is copied into the pods, so it must be local to the image or a volume.
-FILE_PATTERN = r"^((file|local)://[^\s]+|[^\s:]+)$"
+# A jar: a DLI package name (in the operator's package store) or an object store path (obs://,
+# s3a://, s3://, s3n://, oss://), which the pods fetch (render.packages); or what Flink's class
+# loader reads itself: an absolute path, local:// or file:// (in the image or a volume), http(s)://.
+JAR_PATTERN = r"^((https?|file|local|obs|s3|s3a|s3n|oss)://[^\s]+|[^\s:]+)$"
+# A dependency file is copied into the pods, so it is fetched or local to the image or a volume.
+FILE_PATTERN = r"^((file|local|obs|s3|s3a|s3n|oss)://[^\s]+|[^\s:]+)$"
 CHECKPOINT_PATTERN = r"^[a-z][a-z0-9+.-]*://[^\s]+$"
 # runtime_config: Flink `key: value` lines; blank lines and # comments allowed.
 RUNTIME_CONFIG_PATTERN = r"^([ \t]*(#[^\n]*)?(\n|$)|[ \t]*[A-Za-z0-9_.\-]+:[ \t][^\n]*(\n|$))*$"
@@ -241,15 +241,17 @@ class FlinkJarJobSpec(Model):
     main_class: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
         None, description="Job entry class (standalone-job --job-classname). Default: the jar manifest's Main-Class.")
     entrypoint: Jar | None = Field(
-        None, description="The job's jar: a DLI package name (resolved under the operator's Flink resource "
-                          "directory), an absolute path, local://, file:// or http(s)://.")
+        None, description="The job's jar: a DLI package name (fetched from the operator's package store), an "
+                          "obs://, s3a://, s3:// or oss:// path (fetched), or an absolute path, local://, file:// "
+                          "or http(s)://.")
     entrypoint_args: Annotated[str, Field(max_length=4096, pattern=ARGS_PATTERN)] | None = Field(
         None, description="Arguments of the main class, one string split as a POSIX shell would "
                           "(quotes group, backslash escapes).")
     dependency_jars: Annotated[list[Jar], Field(max_length=64)] | None = Field(
-        None, description="More jars on the job's classpath (pipeline.classpaths); same forms as entrypoint.")
+        None, description="More jars on the job's classpath; same forms as entrypoint.")
     dependency_files: Annotated[list[DepFile], Field(max_length=64)] | None = Field(
-        None, description="Files copied into every pod and readable as the class path resource userData/<file name>.")
+        None, description="Files put into every pod and readable as the class path resource userData/<file name>: "
+                          "DLI package names, obs://, s3a://, s3://, oss://, absolute paths, local:// or file://.")
     restart_when_exception: bool | None = Field(
         None, description="Redeploy the job when it fails. Default false.")
     resume_checkpoint: bool | None = Field(

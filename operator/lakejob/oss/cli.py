@@ -30,12 +30,17 @@ def _fail(message: str, status: int) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     from lakejob.oss import fetch
 
+    clients: dict[str, Any] = {}
+
+    def client(scheme: str) -> Any:  # one per store, made when a path first names it
+        if scheme not in clients:
+            clients[scheme] = oss.client_from_env(scheme)
+        return clients[scheme]
+
     try:
-        s3 = oss.client_from_env()
+        fetch.run(client, args.package, args.into, args.map)
     except oss.ConfigError as e:
         return _fail(str(e), 2)
-    try:
-        fetch.run(s3, args.package, args.into, args.map)
     except paths.PathError as e:
         return _fail(str(e), 2)
     except fetch.FetchError as e:
@@ -75,9 +80,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="verb", required=True)
     f = sub.add_parser("fetch", help="download and unpack the package, then copy each mapping (init container)")
     f.add_argument("--package", help="oss:// path of a .tar.gz, unpacked into --into")
-    f.add_argument("--into", required=True, help="directory the package is unpacked into")
+    f.add_argument("--into", help="directory the package is unpacked into")
     f.add_argument("--map", action="append", default=[], metavar="OSS=LOCAL",
-                   help="oss:// folder → local directory, or file → local file (into it when it is a directory "
+                   help="oss:// or s3:// folder → local directory, or file → local file (into it when it is a directory "
                         "or ends with /); repeatable")
     f.set_defaults(func=_fetch)
     u = sub.add_parser("upload", help="echo the command's output; on SIGTERM upload it, outputs and logs (sidecar)")

@@ -2,8 +2,9 @@
 the four calls fetch and upload make (list a folder, download an object, upload a file), with
 errors turned into one line naming the object and the service's reason (NoSuchKey, AccessDenied…).
 
-Called by lakejob.oss.fetch and lakejob.oss.upload (through lakejob.oss.cli, which builds the
-client once). Environment, as render.dag sets it in the task's pod:
+Called by lakejob.oss.fetch and lakejob.oss.upload (through lakejob.oss.cli, which builds a
+client per store once). Environment, as render.dag (OSS) and render.packages (S3) set it in a pod;
+each store has the same variables under its prefix, `OSS_` for oss:// paths, `S3_` for s3://:
 
 | variable | meaning |
 |---|---|
@@ -58,20 +59,28 @@ def endpoint_url(value: str) -> str:
     return value if "://" in value else f"https://{value}"
 
 
-def config_from_env(env: Mapping[str, str]) -> Config:
-    """The Config the variables of the module docstring describe (ConfigError when unusable)."""
-    endpoint = env.get("OSS_ENDPOINT", "").strip()
+# A path's scheme → (its variables' prefix, the operator setting that gives its endpoint).
+STORES = {"oss": ("OSS", "LAKEJOB_OSS_ENDPOINT, e.g. https://oss-cn-hangzhou.aliyuncs.com"),
+          "s3": ("S3", "LAKEJOB_S3_ENDPOINT, e.g. https://obs.cn-north-4.myhuaweicloud.com")}
+
+
+def config_from_env(env: Mapping[str, str], scheme: str = "oss") -> Config:
+    """The Config of the store of `scheme` paths, from the variables of the module docstring
+    (ConfigError when unusable)."""
+    p, setting = STORES[scheme]
+    endpoint = env.get(f"{p}_ENDPOINT", "").strip()
     if not endpoint:
-        raise ConfigError("OSS_ENDPOINT is not set: the OSS (S3 API) endpoint, e.g. "
-                          "https://oss-cn-hangzhou.aliyuncs.com (operator setting LAKEJOB_OSS_ENDPOINT)")
-    style = env.get("OSS_ADDRESSING_STYLE", "").strip() or "virtual"
+        raise ConfigError(f"{p}_ENDPOINT is not set: the endpoint of the store of {scheme}:// paths "
+                          f"(operator setting {setting})")
+    style = env.get(f"{p}_ADDRESSING_STYLE", "").strip() or "virtual"
     if style not in ADDRESSING_STYLES:
-        raise ConfigError(f"OSS_ADDRESSING_STYLE={style!r}: must be one of {', '.join(ADDRESSING_STYLES)}")
-    key_id, secret = env.get("OSS_ACCESS_KEY_ID") or None, env.get("OSS_ACCESS_KEY_SECRET") or None
+        raise ConfigError(f"{p}_ADDRESSING_STYLE={style!r}: must be one of {', '.join(ADDRESSING_STYLES)}")
+    key_id, secret = env.get(f"{p}_ACCESS_KEY_ID") or None, env.get(f"{p}_ACCESS_KEY_SECRET") or None
     if bool(key_id) != bool(secret):
-        raise ConfigError("OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET: give both or neither")
-    return Config(endpoint=endpoint_url(endpoint), addressing_style=style, region=env.get("OSS_REGION") or None,
-                  access_key_id=key_id, access_key_secret=secret, session_token=env.get("OSS_SESSION_TOKEN") or None)
+        raise ConfigError(f"{p}_ACCESS_KEY_ID and {p}_ACCESS_KEY_SECRET: give both or neither")
+    return Config(endpoint=endpoint_url(endpoint), addressing_style=style, region=env.get(f"{p}_REGION") or None,
+                  access_key_id=key_id, access_key_secret=secret,
+                  session_token=env.get(f"{p}_SESSION_TOKEN") or None)
 
 
 def make_client(config: Config) -> S3Client:
@@ -97,8 +106,8 @@ def make_client(config: Config) -> S3Client:
     return session.client("s3", endpoint_url=config.endpoint, config=options)
 
 
-def client_from_env() -> S3Client:
-    return make_client(config_from_env(os.environ))
+def client_from_env(scheme: str = "oss") -> S3Client:
+    return make_client(config_from_env(os.environ, scheme))
 
 
 def reason(error: BaseException) -> str:
@@ -119,16 +128,16 @@ def reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def list_keys(client: S3Client, bucket: str, prefix: str) -> list[str]:
-    """Every object key under `prefix` (all pages)."""
+def list_keys(client: S3Client, bucket: str, prefix: str, scheme: str = "oss") -> list[str]:
+    """Every object key under `prefix` (all pages); `scheme` names the store in errors."""
     try:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
     except Exception as e:
-        raise TransferError(f"oss://{bucket}/{prefix}: {reason(e)}") from e
+        raise TransferError(f"{scheme}://{bucket}/{prefix}: {reason(e)}") from e
 
 
-def download(client: S3Client, bucket: str, key: str, path: str) -> None:
+def download(client: S3Client, bucket: str, key: str, path: str, scheme: str = "oss") -> None:
     """The object into `path` (its directories made), written to a temporary name first so that
     a failed download leaves no partial file. GetObject (not HEAD + ranged GETs) so a missing
     object is reported as the service names it (NoSuchKey)."""
@@ -143,7 +152,7 @@ def download(client: S3Client, bucket: str, key: str, path: str) -> None:
     except Exception as e:
         if os.path.exists(partial):
             os.remove(partial)
-        raise TransferError(f"oss://{bucket}/{key}: {reason(e)}") from e
+        raise TransferError(f"{scheme}://{bucket}/{key}: {reason(e)}") from e
 
 
 def upload(client: S3Client, path: str, bucket: str, key: str) -> None:

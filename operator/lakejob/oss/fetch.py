@@ -3,8 +3,9 @@
 1. The package (PackagePath, a .tar.gz as BatchCompute packages are) is downloaded into the
    working directory and unpacked there, after every member has been checked (paths.archive_problem):
    one member that would land outside refuses the whole package, before anything is written.
-2. Each mapping (InputMapping, Mounts entries: `oss://…=/local`) is copied: a folder
-   recursively into a local directory, a file to a local file (or into a local directory).
+2. Each mapping (InputMapping, Mounts entries: `oss://…=/local`; for the Spark and Flink kinds'
+   packages, render.packages's `s3://…=/local`) is copied: a folder recursively into a local
+   directory, a file to a local file (or into a local directory).
 
 The first failure stops the fetch (FetchError, one line naming the path and the reason), so the
 init container fails and Kubernetes retries the instance as its MaxRetryCount allows.
@@ -17,6 +18,7 @@ import os
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from lakejob.oss import client as oss
@@ -61,7 +63,7 @@ def fetch_package(client: S3Client, package: str, into: str) -> int:
     fd, archive = tempfile.mkstemp(prefix=".lakejob-package-", dir=into)
     os.close(fd)
     try:
-        oss.download(client, src.bucket, src.key, archive)
+        oss.download(client, src.bucket, src.key, archive, src.scheme)
         return unpack(archive, into, package)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -72,9 +74,9 @@ def fetch_mapping(client: S3Client, src: paths.OSSPath, local: str, log: TextIO)
     """Copy one mapping; the number of objects copied."""
     try:
         if not src.is_folder:
-            oss.download(client, src.bucket, src.key, paths.file_target(src, local, os.path.isdir(local)))
+            oss.download(client, src.bucket, src.key, paths.file_target(src, local, os.path.isdir(local)), src.scheme)
             return 1
-        plan = paths.folder_plan(src, local, oss.list_keys(client, src.bucket, src.key))
+        plan = paths.folder_plan(src, local, oss.list_keys(client, src.bucket, src.key, src.scheme))
     except paths.PathError as e:  # an object key that would land outside `local`
         raise FetchError(f"{src}: refused: {e}") from e
     os.makedirs(local, exist_ok=True)
@@ -82,19 +84,23 @@ def fetch_mapping(client: S3Client, src: paths.OSSPath, local: str, log: TextIO)
         # An empty folder is a legitimate input, but a mistyped one looks the same: say so.
         print(f"lakejob-oss: {src}: no objects under this folder; {local} stays empty", file=log)
     for key, target in plan:
-        oss.download(client, src.bucket, key, target)
+        oss.download(client, src.bucket, key, target, src.scheme)
     return len(plan)
 
 
-def run(client: S3Client, package: str | None, into: str, mappings: list[str], log: TextIO = sys.stderr) -> None:
-    """The whole fetch (FetchError or paths.PathError on the first failure)."""
+def run(client: Callable[[str], S3Client], package: str | None, into: str | None, mappings: list[str],
+        log: TextIO = sys.stderr) -> None:
+    """The whole fetch (FetchError or paths.PathError on the first failure); `client(scheme)` is
+    the client of a store (an oss:// package and mappings from any of paths.FETCH_SCHEMES)."""
     parsed = [paths.fetch_mapping(m) for m in mappings]  # every argument checked before any transfer
+    if package and not into:
+        raise paths.PathError("--package needs --into, the directory it is unpacked into")
     try:
-        if package:
-            count = fetch_package(client, package, into)
+        if package and into:
+            count = fetch_package(client("oss"), package, into)
             print(f"lakejob-oss: {package}: {count} member(s) unpacked into {into}", file=log)
         for src, local in parsed:
-            count = fetch_mapping(client, src, local, log)
+            count = fetch_mapping(client(src.scheme), src, local, log)
             print(f"lakejob-oss: {src}: {count} object(s) copied to {local}", file=log)
     except oss.TransferError as e:
         raise FetchError(str(e)) from e

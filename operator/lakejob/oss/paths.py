@@ -1,4 +1,4 @@
-"""Pure rules of lakejob-oss: oss:// paths, which object key a local file is uploaded to, where
+"""Pure rules of lakejob-oss: oss:// and s3:// paths, which object key a local file is uploaded to, where
 a downloaded object lands, BatchCompute's names for uploaded logs, and which archive members or
 object keys would write outside their directory. No I/O: lakejob.oss.fetch and lakejob.oss.upload
 walk the file system and call the S3 API, and ask these functions what to do.
@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 SCHEME = "oss://"
+# The stores a fetch reads from: Alibaba OSS (oss://, BatchCompute's) and any other store that
+# speaks the S3 API (s3://: Huawei OBS, AWS S3, MinIO…; render.packages maps obs:// and s3a:// to it).
+# Uploads (BatchCompute's OutputMapping and logs) go to OSS only.
+FETCH_SCHEMES = ("oss", "s3")
 STREAMS = ("stdout", "stderr")
 Stream = Literal["stdout", "stderr"]
 
@@ -33,33 +37,36 @@ class PathError(ValueError):
 class OSSPath:
     bucket: str
     key: str  # "" is the bucket's root
+    scheme: str = "oss"  # which store: one of FETCH_SCHEMES
 
     @property
     def is_folder(self) -> bool:
         return self.key == "" or self.key.endswith("/")
 
     def __str__(self) -> str:
-        return f"{SCHEME}{self.bucket}/{self.key}"
+        return f"{self.scheme}://{self.bucket}/{self.key}"
 
 
-def parse(uri: str) -> OSSPath:
-    """`oss://bucket/key` → OSSPath. The bucket must be followed by `/` (BatchCompute's form)."""
-    if not uri.startswith(SCHEME):
-        raise PathError(f"{uri}: not an oss:// path")
-    bucket, slash, key = uri[len(SCHEME):].partition("/")
+def parse(uri: str, schemes: tuple[str, ...] = ("oss",)) -> OSSPath:
+    """`oss://bucket/key` (or another of `schemes`) → OSSPath. The bucket must be followed by `/`
+    (BatchCompute's form)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in schemes:
+        raise PathError(f"{uri}: not an {' or '.join(s + '://' for s in schemes)} path")
+    bucket, slash, key = rest.partition("/")
     if not bucket or not slash:
-        raise PathError(f"{uri}: expected oss://BUCKET/KEY")
-    return OSSPath(bucket, key)
+        raise PathError(f"{uri}: expected {scheme}://BUCKET/KEY")
+    return OSSPath(bucket, key, scheme)
 
 
 def fetch_mapping(text: str) -> tuple[OSSPath, str]:
-    """`--map oss://…=/local` → (source, local path). Split at the first `=/`: object keys often
+    """`--map oss://…=/local` (or s3://…) → (source, local path). Split at the first `=/`: object keys often
     hold `=` (Hive partitions: `dt=2024-01-01/`) but hardly ever a segment ending in `=`, and the
     local side is absolute (admission requires it)."""
     src, sep, dst = text.partition("=/")
     if not sep:
-        raise PathError(f"{text}: expected OSS=LOCAL with an absolute local path")
-    return parse(src), "/" + dst
+        raise PathError(f"{text}: expected REMOTE=LOCAL with an absolute local path")
+    return parse(src, FETCH_SCHEMES), "/" + dst
 
 
 def upload_mapping(text: str) -> tuple[str, OSSPath]:

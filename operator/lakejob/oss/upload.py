@@ -2,7 +2,7 @@
 with restartPolicy Always, started after `fetch`, before the command).
 
 While the command runs, its stdout and stderr go to files in the shared out directory
-(render.dag wraps the command in `/bin/sh -c 'exec "$0" "$@" >>…/stdout 2>>…/stderr'`); this
+(render.dag wraps the command in `/bin/sh -c '… "$0" "$@" >>…/stdout 2>>…/stderr & …'`); this
 program copies what is appended to them to its own stdout and stderr, so `kubectl logs -c upload`
 shows the command's output as it comes. Kubernetes sends the sidecar SIGTERM once the command's
 container has exited (or the pod is deleted, or its deadline passes); then it uploads, under

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from lakejob.models.common import PodCustomization, label_value
+from lakejob.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,17 @@ def read_only_root(pod: dict[str, Any], containers: list[dict[str, Any]], writab
         c["securityContext"] = {**(c.get("securityContext") or {}), "readOnlyRootFilesystem": True}
 
 
+def place(pod: dict[str, Any], settings: Settings) -> None:
+    """The operator's workload placement (settings.workload_*) under what the pod already has from
+    its spec: the spec's nodeSelector keys win, its tolerations come first."""
+    spec = pod["spec"]
+    if settings.workload_node_selector:
+        spec["nodeSelector"] = {**settings.workload_node_selector, **spec.get("nodeSelector", {})}
+    if settings.workload_tolerations:
+        have = spec.get("tolerations", [])
+        spec["tolerations"] = [*have, *(t for t in settings.workload_tolerations if t not in have)]
+
+
 def customize(pod: dict[str, Any], container: dict[str, Any], custom: PodCustomization | None) -> None:
     """Apply a user's typed pod customisation block (driver:, executor:, …) to a pod and its main container."""
     if custom is None:
@@ -163,7 +175,12 @@ def customize(pod: dict[str, Any], container: dict[str, Any], custom: PodCustomi
 OBJECT_LIMIT_BYTES = 1024 * 1024
 
 
-class ObjectTooLarge(ValueError):
+class Unrenderable(ValueError):
+    """What a spec asks for cannot be rendered with the operator's settings (an object too large, a
+    file that cannot be resolved, a version without an image); the message names the field."""
+
+
+class ObjectTooLarge(Unrenderable):
     """A rendered object is larger than Kubernetes accepts: raised by the builders before any create."""
 
 

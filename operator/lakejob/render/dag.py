@@ -36,10 +36,17 @@ FETCHER = "fetch"
 UPLOADER = "upload"
 MAIN = "task"
 TOOL = "lakejob-oss"
-# The command's stdout/stderr to files the sidecar uploads. `exec` keeps the command the
-# container's main process (signals reach it, its exit status is the container's); the command's
-# words follow as $0 "$@", never parsed by the shell. The task's image needs /bin/sh.
-REDIRECT = f'exec "$0" "$@" >>{OUT_DIR}/stdout 2>>{OUT_DIR}/stderr'
+# The command's stdout/stderr to files the sidecar uploads; the command's words follow as $0 "$@",
+# never parsed by the shell. The task's image needs /bin/sh. The shell stays, as the container's
+# PID 1, and passes SIGTERM on: a PID 1 without a handler of its own ignores SIGTERM (the kernel
+# gives PID 1 no default action), so a command exec'd there (`python worker.py`) would not stop
+# on a pod's deletion and would take the whole grace period, leaving the upload sidecar none.
+# The container's exit status is the command's (128 + N when signal N ended it); `kill -0` loops
+# while the command still runs after a signal interrupted `wait`.
+REDIRECT = (f'trap \'kill -TERM "$pid" 2>/dev/null\' TERM INT; '
+            f'"$0" "$@" >>{OUT_DIR}/stdout 2>>{OUT_DIR}/stderr & pid=$!; '
+            'wait "$pid"; status=$?; '
+            'while kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done; exit "$status"')
 OSS_KEYS = ("AccessKeyId", "AccessKeySecret", "AccessSecurityToken")
 # lakejob-oss's environment: the names Alibaba's OSS tools read.
 OSS_ENV = {"AccessKeyId": "OSS_ACCESS_KEY_ID", "AccessKeySecret": "OSS_ACCESS_KEY_SECRET",
@@ -113,7 +120,8 @@ def oss_secret(spec: DagJobSpec, owner: Owner) -> dict[str, Any] | None:
 
 def _oss_env(cr_name: str, task_name: str, task: Task, settings: Settings) -> list[dict[str, Any]]:
     """Where and as whom lakejob-oss reaches OSS: the operator's endpoint settings, the task's keys
-    as Secret references (never the keys)."""
+    as Secret references (never the keys); a task without keys of its own gets the operator's store
+    Secret (settings.store_secret, the OSS_* keys the package fetchers read too), when there is one."""
     env: list[dict[str, Any]] = [{"name": "OSS_ADDRESSING_STYLE", "value": settings.oss_addressing_style}]
     if settings.oss_endpoint:
         env.insert(0, {"name": "OSS_ENDPOINT", "value": settings.oss_endpoint})
@@ -121,6 +129,10 @@ def _oss_env(cr_name: str, task_name: str, task: Task, settings: Settings) -> li
         env.append({"name": "OSS_REGION", "value": settings.oss_region})
     creds = oss_credentials(task)
     if creds is None:
+        if settings.store_secret:
+            env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": settings.store_secret, "key": name,
+                                                                  "optional": True}}}
+                    for name in OSS_ENV.values()]
         return env
     for key in OSS_KEYS:
         if creds.secretName:
@@ -223,7 +235,7 @@ def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings,
         for src, dst in fetches:
             args += ["--map", f"{src}={dst}"]
         init.append({
-            "name": FETCHER, "image": settings.dag_fetcher_image, "command": [TOOL, "fetch"], "args": args,
+            "name": FETCHER, "image": settings.fetcher_image, "command": [TOOL, "fetch"], "args": args,
             "env": oss_env, "volumeMounts": mounts, "securityContext": container_sc,
         })
     if uploads:
@@ -234,12 +246,15 @@ def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings,
         # fetch has finished; Kubernetes stops it (SIGTERM) once the command's container has exited,
         # and gives it the pod's grace period for the uploads.
         init.append({
-            "name": UPLOADER, "image": settings.dag_fetcher_image, "command": [TOOL, "upload"], "args": uploads,
+            "name": UPLOADER, "image": settings.fetcher_image, "command": [TOOL, "upload"], "args": uploads,
             "restartPolicy": "Always", "env": [*oss_env, instance], "volumeMounts": [*mounts, out],
             "securityContext": container_sc,
             # The kubelet starts the command once this succeeds: the sidecar handles SIGTERM by then.
+            # A busy node runs an exec probe slowly and starts Python slowly (measured: over a minute
+            # at load 30 on 2 cores), and a failed startup probe restarts the sidecar: a generous
+            # timeout and 10 minutes in all; the first success ends the wait.
             "startupProbe": {"exec": {"command": ["test", "-e", f"{OUT_DIR}/{READY_FILE}"]},
-                             "periodSeconds": 1, "failureThreshold": 120},
+                             "periodSeconds": 1, "timeoutSeconds": 10, "failureThreshold": 600},
         })
         pod_spec["terminationGracePeriodSeconds"] = settings.dag_upload_grace_s
     if init:
@@ -254,6 +269,8 @@ def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings,
     template: dict[str, Any] = {"metadata": {"labels": dict(meta["labels"]), "annotations": dict(meta["annotations"])},
                                 "spec": pod_spec}
     common.customize(template, main, task.pod)
+    # The operator's workload placement under what the task (ClusterId, its pod block) chose.
+    common.place(template, settings)
     if task.pod is not None and task.pod.volumeMounts:
         # fetch and upload see what the command sees: a volume of the user's may be where inputs
         # go or outputs come from.

@@ -1,6 +1,8 @@
 """Pure builders: a FlinkJarJob spec → the manifests of a standalone application cluster. No I/O.
 
-Called by lakejob.controllers.flinkjarjob (and by the real-Flink e2e test, which runs what we render).
+Called by lakejob.controllers.flinkjarjob, by its decide (which refuses with `problem` the files that
+cannot be named, and names a failed fetch's object with `files_of`), and by the real-Flink e2e test,
+which runs what we render.
 The layout is Flink's own standalone Kubernetes one, with the official image's entrypoint:
 
 - ConfigMap `<base>-flink-config`: the Flink configuration (`config.yaml` from Flink 2.0,
@@ -15,16 +17,25 @@ The layout is Flink's own standalone Kubernetes one, with the official image's e
   re-register with whichever JobManager answers at the Service, so a Deployment that replaces a
   lost one is all they need, and it survives the job's restarts unchanged.
 
-Jars go on pipeline.classpaths (file:// or http(s):// URLs a class loader reads); dependency files
-are copied by an init container into <FILES_DIR>/userData/, and FILES_DIR is on the classpath, so
-`getResource("userData/<file>")` finds them as on DLI. Every object carries the lakejob.io/* labels,
-the job's tags as labels, and an ownerReference to the FlinkJarJob.
+The job's files (entrypoint, dependency_jars, dependency_files) are named as DLI's users name them:
+package names and obs:// / s3a:// / oss:// paths are fetched from the stores by render.packages'
+`fetch` init container into an emptyDir, in the JobManager and in every TaskManager (TaskManagers
+load the job's classes from the same local paths), before Flink starts. The Flink container mounts
+that emptyDir read-only at FLINK_PACKAGES, inside usrlib: standalone-job puts every jar under
+usrlib on the job's classpath and finds the main class in it when main_class is not given. Jars
+the job reads itself (local://, file://, absolute paths, http(s)://) go on pipeline.classpaths.
+Dependency files, fetched or local, are copied by an init container into <FILES_DIR>/userData/,
+and FILES_DIR is on the classpath, so `getResource("userData/<file>")` finds them as on DLI.
+Every object carries the lakejob.io/* labels, the job's tags as labels, and an ownerReference to
+the FlinkJarJob.
 """
 from __future__ import annotations
 
 import json
 import posixpath
 import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -32,7 +43,7 @@ import yaml
 from lakejob import sizing
 from lakejob.models.common import PodCustomization
 from lakejob.models.flinkjarjob import FlinkJarJobSpec
-from lakejob.render import common
+from lakejob.render import common, packages
 from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
@@ -42,12 +53,17 @@ REST_PORT = 8081
 TM_RPC_PORT = 6122
 CONF_DIR = "/opt/flink/conf"
 FILES_DIR = "/opt/flink/lakejob-files"
+USRLIB = "/opt/flink/usrlib"
+# The fetched files in the Flink containers: a folder of usrlib, not usrlib itself, so that jars an
+# image keeps in its own usrlib stay visible.
+FLINK_PACKAGES = f"{USRLIB}/packages"
 LOG_DIR = "/opt/flink/log"
 # With a read-only root file system, the emptyDirs where Flink writes: java.io.tmpdir (io.tmp.dirs:
 # blobs, spill files, RocksDB's local state, web uploads; the start scripts' pid file) and its log
 # directory (log.file: ours logs to the console only, but the scripts name a file there).
-# The configuration directory is a ConfigMap, read-only already: the entrypoint's rewrite of it
-# fails as it does on every Flink Kubernetes deployment, and our configuration already holds it.
+# The configuration directory is a ConfigMap, read-only already: the operator's image
+# (images/flink) writes its merged configuration to a fresh folder under /tmp instead; the official
+# image's in-place rewrite fails, as on every Flink Kubernetes deployment, and ours holds its values.
 WRITABLE_DIRS = {"lakejob-tmp": "/tmp", "lakejob-log": LOG_DIR}
 PLUGINS_ENV = "ENABLE_BUILT_IN_PLUGINS"
 CONTAINER = "flink-main-container"
@@ -121,27 +137,71 @@ def resolve_sizing(spec: FlinkJarJobSpec, settings: Settings) -> sizing.FlinkSiz
 # ------------------------------------------------------------------------------------ paths
 
 
-def local_path(ref: str, settings: Settings) -> str:
-    """A path inside the pods: local:///x and file:///x are /x; a DLI package name is under the
-    operator's resource directory (LAKEJOB_FLINK_RESOURCE_DIR)."""
+def local_path(ref: str) -> str:
+    """A path inside the pods of a file the job reads itself: local:///x and file:///x are /x."""
     for scheme in ("local://", "file://"):
         if ref.startswith(scheme):
             return ref[len(scheme):]
-    return ref if ref.startswith("/") else posixpath.join(settings.flink_resource_dir, ref)
+    return ref
 
 
-def jar_url(ref: str, settings: Settings) -> str:
-    """A jar as a pipeline.classpaths URL: http(s) as given, anything else a file:// URL."""
-    if ref.startswith(("http://", "https://")):
-        return ref
-    return "file://" + local_path(ref, settings)
+def in_flink(fetched: str) -> str:
+    """Where the Flink containers see a fetched file (packages.locate's path in the emptyDir)."""
+    return FLINK_PACKAGES + fetched[len(packages.PACKAGES_DIR):]
 
 
-def classpaths(spec: FlinkJarJobSpec, settings: Settings) -> list[str]:
-    out = [jar_url(j, settings) for j in ([spec.entrypoint] if spec.entrypoint else []) + (spec.dependency_jars or [])]
+@dataclass(frozen=True)
+class Files:
+    """Where the job's files are in the pods, and the objects the `fetch` init container fetches."""
+
+    classpaths: list[str]  # pipeline.classpaths: jars read where they are (fetched jars are in usrlib)
+    files: list[str]  # dependency files as paths in the pods, copied to FILES_DIR/userData
+    fetches: list[packages.Fetch]
+
+
+def _jars(spec: FlinkJarJobSpec) -> Iterator[tuple[str, str]]:
+    if spec.entrypoint:
+        yield "entrypoint", spec.entrypoint
+    for i, ref in enumerate(spec.dependency_jars or []):
+        yield f"dependency_jars[{i}]", ref
+
+
+def files_of(spec: FlinkJarJobSpec, settings: Settings) -> Files:
+    """packages.PackageError naming the field when a reference cannot be resolved."""
+    classpaths: list[str] = []
+    fetches: list[packages.Fetch] = []
+    for field, ref in _jars(spec):
+        path, fetch = packages.locate(ref, field, settings)
+        if fetch is not None:
+            fetches.append(fetch)
+        else:  # http(s) as given (a class loader reads it), anything else a file:// URL
+            classpaths.append(path if path.startswith(("http://", "https://")) else "file://" + local_path(path))
+    files: list[str] = []
+    for i, ref in enumerate(spec.dependency_files or []):
+        path, fetch = packages.locate(ref, f"dependency_files[{i}]", settings)
+        files.append(local_path(path) if fetch is None else in_flink(path))
+        fetches += [fetch] if fetch is not None else []
     if spec.dependency_files:
-        out.append(f"file://{FILES_DIR}/")  # a directory URL: the class loader finds userData/<file> in it
-    return out
+        classpaths.append(f"file://{FILES_DIR}/")  # a directory URL: the class loader finds userData/<file> in it
+    return Files(classpaths, files, fetches)
+
+
+def problem(spec: FlinkJarJobSpec, settings: Settings) -> tuple[str, str] | None:
+    """(reason, message) when the job's files cannot be named, so that nothing is created."""
+    try:
+        files = files_of(spec, settings)
+    except packages.PackageError as e:
+        return "InvalidPackage", str(e)
+    seen: dict[str, int] = {}
+    for i, path in enumerate(files.files):
+        base = posixpath.basename(path)
+        if base in seen:
+            refs = spec.dependency_files or []
+            return "InvalidPackage", (f"dependency_files[{i}]: {refs[i]!r} and dependency_files[{seen[base]}]: "
+                                      f"{refs[seen[base]]!r} are both userData/{base}, where the job reads them; "
+                                      "give each file its own name")
+        seen[base] = i
+    return None
 
 
 # ------------------------------------------------------------------------------------ configuration
@@ -187,7 +247,7 @@ def configuration(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing, s
         # openings (without them the job fails at start with InaccessibleObjectException).
         "env.java.opts.all": JAVA17_OPTS,
     }
-    paths = classpaths(spec, settings)
+    paths = files_of(spec, settings).classpaths
     if paths:
         ours["pipeline.classpaths"] = ";".join(paths)
     if spec.checkpoint_path:
@@ -281,16 +341,23 @@ def _pod(spec: FlinkJarJobSpec, owner: Owner, role: str, args: list[str], millic
     }
     spec_: dict[str, Any] = {"enableServiceLinks": False, "securityContext": pod_sc, "containers": [container],
                              "volumes": volumes}
+    files = files_of(spec, settings)
+    if files.fetches:
+        # The fetcher's emptyDir (added with the fetcher, once the pod is complete): inside usrlib.
+        mounts.append({"name": packages.VOLUME, "mountPath": FLINK_PACKAGES, "readOnly": True})
     if spec.dependency_files:
         volumes.append({"name": "lakejob-files", "emptyDir": {}})
         mounts.append({"name": "lakejob-files", "mountPath": FILES_DIR, "readOnly": True})
-        sources = " ".join(shlex.quote(local_path(f, settings)) for f in spec.dependency_files)
+        sources = " ".join(shlex.quote(f) for f in files.files)
+        copy_mounts: list[dict[str, Any]] = [{"name": "lakejob-files", "mountPath": FILES_DIR}]
+        if files.fetches:
+            copy_mounts.append({"name": packages.VOLUME, "mountPath": FLINK_PACKAGES, "readOnly": True})
         spec_["initContainers"] = [{
             "name": "dependency-files",
             "image": container["image"],
             "imagePullPolicy": "IfNotPresent",
             "command": ["sh", "-c", f"mkdir -p {FILES_DIR}/userData && cp -- {sources} {FILES_DIR}/userData/"],
-            "volumeMounts": [{"name": "lakejob-files", "mountPath": FILES_DIR}],
+            "volumeMounts": copy_mounts,
             "securityContext": container_sc,
         }]
     pod: dict[str, Any] = {"metadata": {"labels": labels(spec, owner, role), "annotations": _annotations(spec)},
@@ -307,6 +374,19 @@ def _read_only_root(spec: FlinkJarJobSpec, pod: dict[str, Any], container: dict[
     if spec.image or any(e.name == PLUGINS_ENV for e in (custom.env if custom else None) or []):
         return
     common.read_only_root(pod, [container, *pod["spec"].get("initContainers", [])], WRITABLE_DIRS)
+
+
+def _finish(spec: FlinkJarJobSpec, pod: dict[str, Any], container: dict[str, Any], custom: PodCustomization | None,
+            settings: Settings) -> None:
+    """What every JobManager and TaskManager pod gets after the user's customisation: the operator's
+    workload placement, the read-only root, and the `fetch` init container, first, so the job's
+    files are in place before the dependency files are copied and before Flink starts."""
+    common.customize(pod, container, custom)
+    common.place(pod, settings)
+    _read_only_root(spec, pod, container, custom)
+    # Its emptyDir is mounted in the Flink container (and the copier) by _pod already, inside usrlib.
+    packages.add_to_pod(pod, [], packages.fetcher(files_of(spec, settings).fetches, settings, settings.flink_uid,
+                                                  common.security_context(settings.flink_uid)[1]))
 
 
 def jobmanager_args(spec: FlinkJarJobSpec, owner: Owner, attempt: int, savepoint: str | None) -> list[str]:
@@ -332,8 +412,7 @@ def jobmanager_pod(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing, 
     pod["metadata"]["labels"]["lakejob.io/attempt"] = str(attempt)
     pod["metadata"]["annotations"]["lakejob.io/attempt"] = str(attempt)
     pod["spec"]["restartPolicy"] = "Never"  # the operator decides about restarts (resume_max_num)
-    common.customize(pod, container, spec.jobManager)
-    _read_only_root(spec, pod, container, spec.jobManager)
+    _finish(spec, pod, container, spec.jobManager, settings)
     return {"apiVersion": "v1", "kind": "Pod", **pod}
 
 
@@ -344,8 +423,7 @@ def taskmanager_deployment(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.Flink
     template, container = _pod(spec, owner, "taskmanager", ["taskmanager", "-Dtaskmanager.host=$(POD_IP)"],
                                sz.taskmanager_millicpu, sz.taskmanager_memory_mib, settings)
     container["ports"] = [{"name": "rpc", "containerPort": TM_RPC_PORT}]
-    common.customize(template, container, spec.taskManager)
-    _read_only_root(spec, template, container, spec.taskManager)
+    _finish(spec, template, container, spec.taskManager, settings)
     selector = {k: v for k, v in labels(spec, owner, "taskmanager").items() if k.startswith("lakejob.io/")
                 and k != "lakejob.io/queue"}
     return {

@@ -19,7 +19,7 @@ from typing import Any
 from lakejob import sizing
 from lakejob.models.spark import SparkAppSpec
 from lakejob.models.sparkbatch import SparkBatchSpec
-from lakejob.render import common
+from lakejob.render import common, packages
 from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
@@ -112,10 +112,79 @@ def labels(owner: Owner, names: Names, role: str, queue: str | None) -> dict[str
     return common.labels(owner, names.base, role, queue)
 
 
+class NoImage(common.Unrenderable):
+    """No image for the spec's spark_version in the operator's settings; the message says which."""
+
+
 def image_for(spec: SparkAppSpec, settings: Settings) -> str:
     if spec.feature == "custom" and spec.image:
         return spec.image
-    return settings.spark_image(spec.spark_version or settings.default_spark_version)
+    version = spec.spark_version or settings.default_spark_version
+    image = settings.spark_image(version)
+    if image is None:
+        known = ", ".join(sorted(settings.spark_images)) or "none"
+        raise NoImage(f"spark_version: {version} has no image: the operator's LAKEJOB_SPARK_IMAGES (chart "
+                      f"spark.images) names {known}, and LAKEJOB_SPARK_IMAGE_TEMPLATE (spark.imageTemplate) is empty")
+    return image
+
+
+@dataclass(frozen=True)
+class Files:
+    """A Spark spec's files as the driver is given them (local paths where they are fetched), and
+    the fetches (render.packages). DLI's `resources` and `groups` join the lists of their type."""
+
+    jars: list[str]
+    files: list[str]
+    py_files: list[str]
+    archives: list[str]
+    fetches: list[packages.Fetch]
+
+
+# A DLI resource's type → the Spark list it joins (DLI: jar, pyFile, file, modelFile).
+RESOURCE_LISTS = {"jar": "jars", "pyFile": "pyFiles", "pyfile": "pyFiles", "file": "files", "modelFile": "files"}
+
+
+def files_of(spec: SparkAppSpec, settings: Settings) -> Files:
+    """packages.PackageError naming the field when a reference cannot be resolved."""
+    lists: dict[str, list[tuple[str, str]]] = {"jars": [], "files": [], "pyFiles": [], "archives": []}
+    for name in lists:
+        lists[name] = [(f"{name}[{i}]", ref) for i, ref in enumerate(getattr(spec, name) or [])]
+    named = [(f"resources[{i}]", r.name or "", r.type) for i, r in enumerate(spec.resources or [])]
+    named += [(f"groups[{g}].resources[{i}]", f"{group.name}/{r.name}" if group.name else r.name or "", r.type)
+              for g, group in enumerate(spec.groups or []) for i, r in enumerate(group.resources or [])]
+    for where, ref, type_ in named:
+        target = RESOURCE_LISTS.get(type_ or "jar")
+        if target is None:
+            raise packages.PackageError(f"{where}.type: {type_!r} is not a DLI resource type "
+                                        f"({', '.join(sorted(set(RESOURCE_LISTS)))})")
+        lists[target].append((where, ref))
+    given: dict[str, list[str]] = {}
+    fetches: list[packages.Fetch] = []
+    for name, refs in lists.items():
+        given[name] = []
+        for where, ref in refs:
+            # spark.archives takes `file.zip#alias`: the alias names the unpacked directory.
+            ref, hash_, alias = ref.partition("#") if name == "archives" else (ref, "", "")
+            path, fetch = packages.locate(ref, where, settings)
+            given[name].append(path + hash_ + alias)
+            fetches += [fetch] if fetch is not None else []
+    return Files(given["jars"], given["files"], given["pyFiles"], given["archives"], fetches)
+
+
+def problem(spec: SparkAppSpec, settings: Settings, main_file: str | None = None) -> tuple[str, str] | None:
+    """(reason, message) when the operator cannot run `spec` with these settings: no image for its
+    spark_version (NoImage), a file it names that cannot be resolved (InvalidPackage). Else None."""
+    try:
+        image_for(spec, settings)
+    except NoImage as e:
+        return "NoImage", str(e)
+    try:
+        if main_file is not None:
+            packages.locate(main_file, "file", settings)
+        files_of(spec, settings)
+    except packages.PackageError as e:
+        return "InvalidPackage", str(e)
+    return None
 
 
 def read_only_root(spec: SparkAppSpec) -> bool:
@@ -145,12 +214,17 @@ def properties(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, at
         # Polling with a resourceVersion keeps the driver's executor LISTs off etcd (the Kubeflow
         # benchmark's 600 ms API latency came from these LISTs).
         "spark.kubernetes.executor.enablePollingWithResourceVersion": "true",
+        # Spark's 10 s for the driver's Kubernetes client to connect and answer: a busy node or
+        # apiserver (several JVMs starting at once) exceeded it and the driver died at start.
+        "spark.kubernetes.driver.connectionTimeout": "30000",
+        "spark.kubernetes.driver.requestTimeout": "30000",
         "spark.ui.port": str(UI_PORT),
         "spark.local.dir": LOCAL_DIR,
-        "spark.kubernetes.executor.request.cores": str(sizing_.executor_cores),
+        "spark.kubernetes.executor.request.cores": settings.spark_request_cores or str(sizing_.executor_cores),
     }
-    for key, values in (("spark.jars", spec.jars), ("spark.files", spec.files),
-                        ("spark.submit.pyFiles", spec.pyFiles), ("spark.archives", spec.archives)):
+    files = files_of(spec, settings)
+    for key, values in (("spark.jars", files.jars), ("spark.files", files.files),
+                        ("spark.submit.pyFiles", files.py_files), ("spark.archives", files.archives)):
         if values:
             ours[key] = ",".join(values)
     if spec.obs_bucket:
@@ -185,7 +259,7 @@ def properties(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, at
     return dict(sorted({**ours, **(spec.conf or {}), **owned, **(owned_extra or {})}.items()))
 
 
-def batch_conf(spec: SparkBatchSpec) -> dict[str, str]:
+def batch_conf(spec: SparkBatchSpec, settings: Settings) -> dict[str, str]:
     """The keys Spark's own submission adds for a SparkBatch, which the operator stands in for: a
     JVM application's primary jar joins spark.jars, so that the executors load its classes (the
     driver's spark-submit, told by spark.kubernetes.submitInDriver that the submission already
@@ -193,7 +267,7 @@ def batch_conf(spec: SparkBatchSpec) -> dict[str, str]:
     if spec.is_python:
         return {}
     jars = [j.strip() for j in (spec.conf or {}).get("spark.jars", "").split(",") if j.strip()]
-    jars += [*(spec.jars or []), spec.file]
+    jars += [*files_of(spec, settings).jars, packages.locate(spec.file, "file", settings)[0]]
     return {"spark.jars": ",".join(dict.fromkeys(jars))}
 
 
@@ -226,6 +300,7 @@ def executor_template(spec: SparkAppSpec, owner: Owner, settings: Settings) -> d
         "spec": {"enableServiceLinks": False, "securityContext": pod_sc, "containers": [container]},
     }
     common.customize(pod, container, spec.executor)
+    common.place(pod, settings)
     if read_only_root(spec):
         common.read_only_root(pod, [container], WRITABLE_DIRS)
         container["workingDir"] = WORK_DIR
@@ -236,15 +311,17 @@ def driver_pod(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
                settings: Settings, service_account: str) -> dict[str, Any]:
     """A SparkBatch's driver: its main class (JVM files only) and its file with its arguments."""
     main = ["--class", spec.className] if spec.className and not spec.is_python else []
+    file, fetch = packages.locate(spec.file, "file", settings)
     return spark_driver_pod(spec, owner, sizing_, attempt, settings, service_account,
-                            [*main, spec.file, *(spec.args or [])])
+                            [*main, file, *(spec.args or [])], fetches=[fetch] if fetch else [])
 
 
 def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
                      settings: Settings, service_account: str, main: Sequence[str],
-                     ports: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
+                     ports: Sequence[tuple[str, int]] = (), fetches: Sequence[packages.Fetch] = ()) -> dict[str, Any]:
     """The driver pod of any Spark kind: `driver --properties-file … <main>`, serving `ports` besides
-    Spark's own (RPC, block manager, UI)."""
+    Spark's own (RPC, block manager, UI). A `fetch` init container first puts the files the spec
+    names (and `fetches`, e.g. a batch's main file) into the pod (render.packages)."""
     names = Names.of_owner(owner)
     app = app_id(owner.uid, attempt)
     pod_sc, container_sc = common.security_context(settings.spark_uid)
@@ -268,7 +345,8 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
                   {"name": "spark-ui", "containerPort": UI_PORT, "protocol": "TCP"},
                   *({"name": n, "containerPort": p, "protocol": "TCP"} for n, p in ports)],
         # Spark itself sets the memory limit equal to the request: the JVM heap plus overhead.
-        "resources": {"requests": {"cpu": sizing.request_cpu(spec.conf or {}, "driver", sizing_.driver_cores),
+        "resources": {"requests": {"cpu": sizing.request_cpu(spec.conf or {}, "driver", sizing_.driver_cores,
+                                                             settings.spark_request_cores),
                                    "memory": memory},
                       "limits": {"memory": memory}},
         "volumeMounts": [{"name": "spark-conf", "mountPath": CONF_DIR},
@@ -298,9 +376,12 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
         },
     }
     common.customize(pod, container, spec.driver)
+    common.place(pod, settings)
     if read_only_root(spec):
         common.read_only_root(pod, [container], WRITABLE_DIRS)
         container["workingDir"] = WORK_DIR
+    packages.add_to_pod(pod, [container], packages.fetcher(
+        [*files_of(spec, settings).fetches, *fetches], settings, settings.spark_uid, container_sc))
     return pod
 
 

@@ -8,6 +8,12 @@ gRPC port 15002 added to the pod and the Service. Spark 3.4/3.5 images do not sh
 server in jars/, so for them the server's package is added to spark.jars.packages (as
 start-connect-server.sh's `--packages` advice does); Spark 4 images have it.
 
+The Connect server listens only after the SparkContext is up, which on Kubernetes includes waiting
+for executors to register (up to spark.scheduler.maxRegisteredResourcesWaitingTime, 30 s): on a
+real node its REST API answered 30-60 s before port 15002 did. So the driver container has a TCP
+readiness probe on 15002 (the session is `idle` only once the driver is Ready), and the Service
+publishes the driver while it is not Ready yet (executors reach it by that name during start-up).
+
 Called by controllers.sparksession (children, driver, URLs) and controllers.sparksession_decide
 (the connect URL it records in status).
 """
@@ -26,6 +32,7 @@ KIND = "SparkSession"
 CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 CONNECT_PORT = 15002
 PORTS = (("spark-connect", CONNECT_PORT),)
+READY_PERIOD_S = 3  # how soon after the Connect server listens the session turns idle (at most)
 
 
 def spark_version(spec: SparkSessionSpec, settings: Settings) -> str:
@@ -43,9 +50,11 @@ def connect_package(version: str) -> str | None:
 
 
 def owned_properties(spec: SparkSessionSpec, settings: Settings) -> dict[str, str]:
-    """The keys the Connect server needs on top of render.spark's: its port, and its package on 3.x
-    (kept in front of any packages the user lists in conf)."""
-    out = {"spark.connect.grpc.binding.port": str(CONNECT_PORT)}
+    """The keys the Connect server needs on top of render.spark's: its port, its package on 3.x
+    (kept in front of any packages the user lists in conf), and the UI on the Service's port: the
+    operator reads idle/busy from its REST API, so a session's conf may not turn it off or move it."""
+    out = {"spark.connect.grpc.binding.port": str(CONNECT_PORT),
+           "spark.ui.enabled": "true", "spark.ui.port": str(spark.UI_PORT)}
     package = connect_package(spark_version(spec, settings))
     if package:
         user = (spec.conf or {}).get("spark.jars.packages", "").strip()
@@ -68,12 +77,19 @@ def driver_pod(spec: SparkSessionSpec, owner: Owner, sizing_: sizing.SparkSizing
     pod = spark.spark_driver_pod(spec, owner, sizing_, attempt, settings, service_account,
                                  ["--class", CONNECT_SERVER_CLASS], PORTS)
     pod["metadata"]["annotations"]["lakejob.io/session-kind"] = spec.kind
+    # Ready = the Connect server accepts connections (the kubelet connects; gRPC shrugs it off).
+    (driver,) = [c for c in pod["spec"]["containers"] if c["name"] == spark.DRIVER_CONTAINER]
+    driver["readinessProbe"] = {
+        "tcpSocket": {"port": CONNECT_PORT}, "periodSeconds": READY_PERIOD_S, "failureThreshold": 3}
     return pod
 
 
 def service(spec: SparkSessionSpec, owner: Owner) -> dict[str, Any]:
-    """The driver's headless Service: Spark's ports (executors, UI/REST 4040) and Spark Connect's."""
-    return spark.driver_service(spec, owner, PORTS)
+    """The driver's headless Service: Spark's ports (executors, UI/REST 4040) and Spark Connect's,
+    resolving to the driver before it is Ready (its executors register before it listens on 15002)."""
+    svc = spark.driver_service(spec, owner, PORTS)
+    svc["spec"]["publishNotReadyAddresses"] = True
+    return svc
 
 
 def connect_url(name: str, namespace: str) -> str:
