@@ -672,6 +672,15 @@ def test_driver_output_keeps_what_the_program_printed_and_warnings_not_sparks_in
         "25/11/29 18:45:09 WARN TaskSetManager: Stage 0 contains a task of very large size", "Pi is roughly 3.14159"]
 
 
+def test_a_succeeded_drivers_output_has_no_stack_frames_of_sparks_warnings() -> None:
+    blocked = ["25/12/03 13:11:20 WARN BlockedThreadChecker: Thread vert.x-eventloop-thread-1 has been blocked",
+               "io.vertx.core.VertxException: Thread blocked",
+               *[f"\tat app//io.netty.Frame{i}.run(Frame.java:{i})" for i in range(12)], "\t... 22 more"]
+    log = [*blocked, "Pi is roughly 3.14322", "25/12/03 13:11:30 INFO SparkContext: Successfully stopped"]
+    assert driver_output(log, succeeded=True) == [blocked[0], blocked[1], "Pi is roughly 3.14322"]
+    assert driver_output(log)[-2:] == ["\t... 22 more", "Pi is roughly 3.14322"]  # a failure keeps its trace
+
+
 def test_a_succeeded_driver_leaves_its_output_in_status_log() -> None:
     spec = spec_of()
     d = step(spec, running(spec), obs(T0 + 30 * SECOND, drv("Succeeded", exit_code=0), log_tail=SPARK_PI_LOG))

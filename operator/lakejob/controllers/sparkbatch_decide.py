@@ -46,10 +46,17 @@ def _output(lines: list[str]) -> list[str]:
     return [line for line in lines if line.strip() and not _SPARK_CHATTER.match(line)]
 
 
-def driver_output(lines: list[str]) -> list[str]:
+# A JVM stack frame (`\tat a.b.C.m(C.java:1)`, `\t... 22 more`) or a cause line's indentation.
+_FRAME = re.compile(r"^\s+(at |\.\.\. \d+ more)")
+
+
+def driver_output(lines: list[str], succeeded: bool = False) -> list[str]:
     """The last LOG_LINES lines of a driver's log that are not Spark's own INFO chatter: what the
-    program printed, warnings, errors and stack traces (`kubectl logs` has the rest), bounded."""
-    return status_log(_output(lines))
+    program printed, warnings, errors and stack traces (`kubectl logs` has the rest), bounded. A
+    driver that succeeded keeps no stack frames: they belong to warnings Spark logs under load
+    (a blocked event loop) and would push the program's own last lines out."""
+    out = _output(lines)
+    return status_log([line for line in out if not _FRAME.match(line)] if succeeded else out)
 
 
 def status_log(lines: list[str]) -> list[str]:
@@ -234,7 +241,7 @@ def _running(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
         return
     if drv.phase == "Succeeded":
         if step.obs.log_tail:
-            s.log = driver_output(step.obs.log_tail)
+            s.log = driver_output(step.obs.log_tail, succeeded=True)
         step.transition("success", "Completed", f"driver pod {drv.name} succeeded")
         _finish(step)
     elif drv.phase == "Failed" and drv.term_reason == FETCH_FAILED:
