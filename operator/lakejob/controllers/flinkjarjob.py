@@ -55,13 +55,8 @@ def summarize_flink_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     retries a failed init container with a back-off: the failure is then in its lastState, which
     summarize_pod (for pods that never restart) does not read."""
     out = summarize_pod(body)
-    for cs in (body.get("status") or {}).get("initContainerStatuses") or []:
-        if cs.get("name") != packages.FETCHER:
-            continue
-        state = cs.get("state") or {}
-        failed = state.get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
-        if failed.get("exitCode"):  # non-zero: a terminated state with exit code 0 is a fetch that succeeded
-            out["fetch_failed"] = failed.get("message") or ""
+    if (failed := packages.failed_fetch(body.get("status") or {})) is not None:
+        out["fetch_failed"] = failed.get("message") or ""
     return out
 
 

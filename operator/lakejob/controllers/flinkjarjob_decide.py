@@ -29,7 +29,6 @@ from typing import Any, Literal
 from lakejob import sizing
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, clip, iso, ready_and_complete
-from lakejob.controllers.sparkbatch_decide import FETCH_FAILED
 from lakejob.models.flinkjarjob import (
     HOUR_MS,
     TERMINAL_PHASES,
@@ -41,7 +40,7 @@ from lakejob.models.flinkjarjob import (
     TaskManagerResources,
 )
 from lakejob.render.flink import Names, files_of, job_id, problem, resolve_sizing
-from lakejob.render.packages import explain_failure
+from lakejob.render.packages import FETCH_FAILED, beyond_retry, explain_failure
 from lakejob.settings import Settings
 
 # Flink's exit code for an application whose job FAILED (ApplicationStatus.FAILED).
@@ -53,8 +52,6 @@ CANCEL_TIMEOUT_MS = 60_000
 # A checkpoint path the REST API reports is kept only up to this length (Linux's PATH_MAX): a longer
 # one is no path a restart could resume from, and a cut one would be a wrong one.
 CHECKPOINT_BYTES = 4096
-# A fetch failure no retry can mend: the object or its bucket is not in the store.
-MISSING = ("NoSuchKey", "NoSuchBucket")
 
 
 @dataclass(frozen=True)
@@ -378,7 +375,7 @@ def _fetch_failed(step: _Step, spec: FlinkJarJobSpec, pod: str, message: str | N
     JobManager pod is kept: `kubectl logs -c fetch` shows the whole story."""
     why = explain_failure(message or "", files_of(spec, step.settings).fetches)
     desc = f"{pod}: the job's files could not be fetched before Flink started: {why}"
-    if any(code in why for code in MISSING):  # a retry would find it missing too
+    if beyond_retry(why):  # a retry would find it missing too
         _submit_fail(step, spec, FETCH_FAILED, f"{desc}. Upload it to the store or correct the name, and re-create "
                      "the job.", keep_ended_jobmanager=True)
     elif retrying:  # a TaskManager's: its Deployment's kubelet retries the fetch, backing off

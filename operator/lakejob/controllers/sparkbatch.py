@@ -21,8 +21,7 @@ from lakejob import kube as kubemod
 from lakejob import policy
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
-from lakejob.controllers.sparkbatch_decide import FETCH_FAILED, LOG_READ_LINES, DriverObs, Meta, Observed, decide, \
-    resolve_sizing
+from lakejob.controllers.sparkbatch_decide import LOG_READ_LINES, DriverObs, Meta, Observed, decide, resolve_sizing
 from lakejob.models.spark import ExecutorCounts, SparkAppSpec
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
 from lakejob.render import packages
@@ -59,11 +58,9 @@ def summarize_pod(body: Mapping[str, Any]) -> dict[str, Any]:
             t = state["terminated"]
             out.update(exit_code=t.get("exitCode"), term_reason=t.get("reason"), term_message=t.get("message"),
                        started_ms=ms(t.get("startedAt")), finished_ms=ms(t.get("finishedAt")))
-    for cs in status.get("initContainerStatuses") or []:
-        t = (cs.get("state") or {}).get("terminated") or {}
-        if cs.get("name") == packages.FETCHER and t.get("exitCode"):  # the driver never started
-            out.update(exit_code=t["exitCode"], term_reason=FETCH_FAILED, term_message=t.get("message"),
-                       finished_ms=ms(t.get("finishedAt")))
+    if (t := packages.failed_fetch(status)) is not None:  # the driver never started
+        out.update(exit_code=t["exitCode"], term_reason=packages.FETCH_FAILED, term_message=t.get("message"),
+                   finished_ms=ms(t.get("finishedAt")))
     if status.get("phase") == "Failed" and "term_reason" not in out:
         out["term_reason"], out["term_message"] = status.get("reason"), status.get("message")
     return out

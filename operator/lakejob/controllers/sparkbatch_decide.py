@@ -25,15 +25,12 @@ from lakejob.models.spark import ExecutorCounts, ResolvedResources, SparkAppSpec
 from lakejob.sizing import SparkSizing
 from lakejob.models.spark import resolve_sizing as resolve_sizing  # re-exported: the sizing decide records
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
-from lakejob.render.packages import explain_failure, locate
+from lakejob.render.packages import FETCH_FAILED, beyond_retry, explain_failure, locate
 from lakejob.render.spark import Names, app_id, files_of, problem, queue_of
 from lakejob.settings import Settings
 
 LOG_LINES = 10
-# The driver pod's `fetch` init container failed (render.packages): its JVM never started.
-FETCH_FAILED = "FetchFailed"
-# A fetch failure no retry can mend: the object or its bucket is not in the store.
-_MISSING = ("NoSuchKey", "NoSuchBucket")
+
 # Lines read back from a finished driver: enough to find the program's own output under the lines
 # Spark logs while it shuts down. A line may be of any length: `status_log` bounds what reaches status.
 LOG_READ_LINES = 400
@@ -248,7 +245,7 @@ def _running(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
         fetches = [*files_of(spec, settings).fetches, *filter(None, [locate(spec.file, "file", settings)[1]])]
         why = explain_failure(drv.term_message or "", fetches)
         message = f"driver pod {drv.name}: its files could not be fetched before the driver started: {why}"
-        if any(code in why for code in _MISSING):
+        if beyond_retry(why):
             s.log = status_log([why])
             step.transition("dead", FETCH_FAILED, message, warning=True)  # a retry would find it missing too
             _finish(step)

@@ -45,6 +45,11 @@ SECRET_KEYS = {"s3": ("S3_ACCESS_KEY_ID", "S3_ACCESS_KEY_SECRET", "S3_SESSION_TO
                "oss": ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN")}
 
 
+FETCH_FAILED = "FetchFailed"  # the reason of a job whose `fetch` container failed: its JVM never started
+# A fetch failure no retry can mend: the object or its bucket is not in the store.
+_BEYOND_RETRY = ("NoSuchKey", "NoSuchBucket")
+
+
 class PackageError(Unrenderable):
     """A reference that cannot be resolved; the message names the field, the value and the rule."""
 
@@ -162,6 +167,21 @@ def add_to_pod(pod: dict[str, Any], containers: Sequence[dict[str, Any]], init: 
     spec.setdefault("volumes", []).append({"name": VOLUME, "emptyDir": {}})
     for c in containers:
         c.setdefault("volumeMounts", []).append({"name": VOLUME, "mountPath": PACKAGES_DIR, "readOnly": True})
+
+
+def failed_fetch(pod_status: dict[str, Any]) -> dict[str, Any] | None:
+    """The terminated state of a pod's `fetch` container that failed (its current state, or its last
+    one while the kubelet retries it in a pod that restarts), None when it has not failed."""
+    for cs in pod_status.get("initContainerStatuses") or []:
+        if cs.get("name") == FETCHER:
+            failed = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
+            return failed if failed.get("exitCode") else None  # exit code 0: a fetch that succeeded
+    return None
+
+
+def beyond_retry(why: str) -> bool:
+    """Whether a fetch failure (explain_failure's text) would fail again: the object is missing."""
+    return any(code in why for code in _BEYOND_RETRY)
 
 
 def explain_failure(message: str, fetches: Iterable[Fetch]) -> str:
