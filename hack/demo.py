@@ -5,10 +5,12 @@ Runs after `make cluster` (the Makefile orders it). Two halves:
 - real: the chart installed with Helm from the locally built operator image (namespace
   lakejob-demo-operator), running on the cluster's real node and watching namespace lakejob-demo, where
   examples/real/ run for real (SparkPi, a PySpark job, a failing job retried once, a Spark Connect
-  session) and so does the DLI example body, pasted unchanged (examples/sparkbatch-dli.yaml), its
-  packages fetched from a package store: moto's S3 server on the real node's bridge address, filled
-  by hack/store.py. The demo ends with what the jobs printed (status.log) and a query the session
-  answers through `kubectl port-forward`.
+  session, a streaming Flink job, a DAG of commands) and so does the DLI example body, pasted
+  unchanged (examples/sparkbatch-dli.yaml), its packages fetched from a package store: moto's S3
+  server on the real node's bridge address, filled by hack/store.py, which is also the DagJob's OSS.
+  The demo ends with what the jobs printed (status.log, the Flink TaskManager's counts, the DAG
+  tasks' stdout read back from the store) and a query the session answers through `kubectl
+  port-forward`.
 - simulated: examples/*.yaml in namespace default, on KWOK's nodes, whose pods run no code,
   handled by an operator process on this host. KWOK cannot answer a Spark driver's REST API, which
   SparkSession reads idle/busy from, so a static server in the run directory answers "no running
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
@@ -39,6 +42,8 @@ REST_PORT = cluster.PORT_BASE + 9
 STORE_PORT = cluster.PORT_BASE + 10
 BRIDGE = "10.244.0.1"  # the real node's bridge: this machine's own address on the pods' network
 BUCKET, PREFIX, STORE_SECRET = "lakejob-demo-packages", "dli/", "lakejob-store"
+DAG_BUCKET = "lakejob-demo"  # examples/real/dagjob.yaml's OSS bucket
+FLINK_PACKAGE = "flinkDemo/tiny-count.jar"  # examples/real/flinkjarjob.yaml's entrypoint
 DEMO_KEY_ID, DEMO_KEY_SECRET = "demo", "demo-secret"  # moto takes any keys; a real store's go in the Secret
 # Its own operator namespace: lakejob-system may hold another install (the kustomize base, a test's).
 REAL_NS, SYSTEM_NS, RELEASE = "lakejob-demo", "lakejob-demo-operator", "lakejob-demo"
@@ -83,29 +88,41 @@ def start_operator() -> None:
 
 def start_store() -> dict[str, object]:
     """moto's S3 server on the bridge address (pods reach it, nothing outside does), holding the
-    packages examples/sparkbatch-dli.yaml names; the chart's `stores` values for it."""
-    import boto3
+    packages examples/sparkbatch-dli.yaml and examples/real/flinkjarjob.yaml name and the bucket of
+    examples/real/dagjob.yaml; the chart's `stores` values for it."""
     import yaml
 
     endpoint = f"http://{BRIDGE}:{STORE_PORT}"
     _background("object-store", [sys.executable, "-m", "moto.server", "-H", BRIDGE, "-p", str(STORE_PORT)], {})
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                      aws_access_key_id=DEMO_KEY_ID, aws_secret_access_key=DEMO_KEY_SECRET)
-    for _ in range(50):
-        try:
-            s3.create_bucket(Bucket=BUCKET)
-            break
-        except Exception:  # not listening yet (or the bucket exists: create_bucket then says so)
-            if any(b["Name"] == BUCKET for b in _buckets(s3)):
+    s3 = store_client()
+    for bucket in (BUCKET, DAG_BUCKET):
+        for _ in range(50):
+            try:
+                s3.create_bucket(Bucket=bucket)
                 break
-            time.sleep(0.2)
+            except Exception:  # not listening yet (or the bucket exists: create_bucket then says so)
+                if any(b["Name"] == bucket for b in _buckets(s3)):
+                    break
+                time.sleep(0.2)
     spec = yaml.safe_load((ROOT / "examples" / "sparkbatch-dli.yaml").read_text())["spec"]
     step(f"package store {endpoint}: compiling SparkPi and uploading what examples/sparkbatch-dli.yaml names")
     for name, content in store.dli_batch_packages(spec, store.spark_examples_jar()):
         s3.put_object(Bucket=BUCKET, Key=PREFIX + name, Body=content)
         print(f"  s3://{BUCKET}/{PREFIX}{name} ({len(content)} bytes)")
-    return {"packagesUrl": f"s3://{BUCKET}/{PREFIX}", "secretName": STORE_SECRET,
-            "s3": {"endpoint": endpoint, "addressingStyle": "path", "region": "us-east-1"}}
+    step(f"package store: compiling the Flink job of examples/real/flinkjarjob.yaml as {FLINK_PACKAGE}")
+    jar = store.flink_jar([ROOT / "tests" / "e2e" / "data" / "FlinkTinyJob.java"], "FlinkTinyJob")
+    s3.put_object(Bucket=BUCKET, Key=PREFIX + FLINK_PACKAGE, Body=jar)
+    print(f"  s3://{BUCKET}/{PREFIX}{FLINK_PACKAGE} ({len(jar)} bytes)")
+    # One server is both stores: S3 (packages, obs://) and OSS (the DagJob's oss:// paths).
+    where = {"endpoint": endpoint, "addressingStyle": "path", "region": "us-east-1"}
+    return {"packagesUrl": f"s3://{BUCKET}/{PREFIX}", "secretName": STORE_SECRET, "s3": where, "oss": where}
+
+
+def store_client() -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=f"http://{BRIDGE}:{STORE_PORT}", region_name="us-east-1",
+                        aws_access_key_id=DEMO_KEY_ID, aws_secret_access_key=DEMO_KEY_SECRET)
 
 
 def _buckets(s3: object) -> list[dict[str, str]]:
@@ -143,10 +160,41 @@ def install_real_operator(stores: dict[str, object]) -> None:
     kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": REAL_NS}}))
     kubectl("apply", "-n", REAL_NS, "-f", "-", stdin=json.dumps({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": STORE_SECRET}, "type": "Opaque",
-        "stringData": {"S3_ACCESS_KEY_ID": DEMO_KEY_ID, "S3_ACCESS_KEY_SECRET": DEMO_KEY_SECRET}}))
+        "stringData": {"S3_ACCESS_KEY_ID": DEMO_KEY_ID, "S3_ACCESS_KEY_SECRET": DEMO_KEY_SECRET,
+                       "OSS_ACCESS_KEY_ID": DEMO_KEY_ID, "OSS_ACCESS_KEY_SECRET": DEMO_KEY_SECRET}}))
     step(f"helm upgrade --install {RELEASE} charts/lakejob -n {SYSTEM_NS} "
          f"(image {values['image']['repository']}:{values['image']['tag']}), waiting for the operator to be ready")
     incluster.install(str(cluster.kubeconfig_path()), RELEASE, SYSTEM_NS, values)
+
+
+def settled(item: dict[str, Any]) -> bool:
+    """A real example has shown what it does: a batch job or a DAG has ended, the Flink job runs
+    (it never ends by itself), the session is up (it waits for queries)."""
+    st = item.get("status") or {}
+    return {"SparkBatch": st.get("state") in ("success", "dead", "killed"),
+            "DagJob": st.get("State") in ("Finished", "Failed", "Stopped"),
+            "FlinkJarJob": st.get("status_name") not in (None, "job_init", "job_submitting"),
+            }.get(item["kind"], True)
+
+
+def show_flink_and_dag() -> None:
+    """The Flink job's state and its TaskManager's last counts; each DAG task's stdout, read back
+    from the store under BatchCompute's names."""
+    for item in json.loads(kubectl("get", "flinkjarjob", "-n", REAL_NS, "-o", "json"))["items"]:
+        name, st = item["metadata"]["name"], item.get("status") or {}
+        print(f"  FlinkJarJob {name} ({st.get('status_name')}), its TaskManager's last lines:")
+        logs = kubectl("logs", "-n", REAL_NS, "-l", f"lakejob.io/name={name},lakejob.io/role=taskmanager",
+                       "--tail=200")
+        for line in [x for x in logs.splitlines() if x.startswith("tiny-count ")][-3:]:
+            print(f"      {line}")
+    s3 = store_client()
+    for item in json.loads(kubectl("get", "dagjob", "-n", REAL_NS, "-o", "json"))["items"]:
+        name, st = item["metadata"]["name"], item.get("status") or {}
+        print(f"  DagJob {name} ({st.get('State')}); its tasks' stdout, from s3://{DAG_BUCKET}/{name}/logs/:")
+        listed = s3.list_objects_v2(Bucket=DAG_BUCKET, Prefix=f"{name}/logs/stdout.").get("Contents", [])
+        for obj in sorted(listed, key=lambda o: o["LastModified"]):
+            text = s3.get_object(Bucket=DAG_BUCKET, Key=obj["Key"])["Body"].read().decode(errors="replace").strip()
+            print(f"      {obj['Key'].rsplit('/', 1)[-1]}: {text}")
 
 
 def health(item: dict[str, object]) -> str:
@@ -190,9 +238,7 @@ def main() -> int:
             print(f"{time.strftime('%H:%M:%S')} ({time.monotonic() - T0:.0f}s) kubectl get lakejob -n {ns}   # {what}")
             print(kubectl("get", "lakejob", "-n", ns), end="")
             print(kubectl("get", "pods", "-n", ns, "-o", "wide"), end="" if ns == REAL_NS else "\n")
-        real_done = all(((i.get("status") or {}).get("state") in ("success", "dead", "killed"))
-                        for i in items if i["metadata"]["namespace"] == REAL_NS
-                        and i["kind"] == "SparkBatch")  # the real batch jobs finish; the session stays up
+        real_done = all(settled(i) for i in items if i["metadata"]["namespace"] == REAL_NS)
         calm = calm + 1 if items and real_done and all(health(i) != "Progressing" for i in items) else 0
         if calm >= 3:
             step("every example settled")
@@ -208,6 +254,7 @@ def main() -> int:
             print(f"  {item['metadata']['name']} ({st.get('state')}, attempt {st.get('attempt')}):")
             for line in (st.get("log") or [])[-4:]:
                 print(f"      {line}")
+        show_flink_and_dag()
         for item in json.loads(kubectl("get", "sparksession", "-n", REAL_NS, "-o", "json"))["items"]:
             if (item.get("status") or {}).get("state") in ("idle", "busy"):
                 ask_the_session(item["metadata"]["name"])

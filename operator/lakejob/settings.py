@@ -35,6 +35,15 @@ def _packages_url(url: str) -> str:
     return url.strip()
 
 
+def _blob_endpoint(url: str) -> str:
+    """LAKEJOB_BLOB_ENDPOINT: empty, or an http(s) URL, `{account}` standing for the account."""
+    url = url.strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(f"LAKEJOB_BLOB_ENDPOINT={url!r}: expected https://{{account}}.blob.core.windows.net "
+                         "or, for an emulator, http://HOST:PORT/{account}")
+    return url
+
+
 def _tolerations(text: str) -> tuple[dict[str, Any], ...]:
     """LAKEJOB_WORKLOAD_TOLERATIONS: a JSON list of Kubernetes tolerations (empty: none)."""
     if not text.strip():
@@ -175,8 +184,12 @@ class Settings:
     s3_endpoint: str = ""
     s3_addressing_style: str = "virtual"
     s3_region: str = ""
+    # Azure Blob (wasb(s)://, abfs(s)://): the Blob service URL, `{account}` standing for the path's
+    # storage account; empty: https://{account}.blob.core.windows.net (BLOB_ENDPOINT in the fetcher).
+    blob_endpoint: str = ""
     # A Secret in each job's namespace with the stores' keys (S3_ACCESS_KEY_ID, S3_ACCESS_KEY_SECRET,
-    # OSS_ACCESS_KEY_ID, …), read by the fetchers only; empty: unsigned requests.
+    # OSS_ACCESS_KEY_ID, …, BLOB_ACCOUNT_KEY or BLOB_SAS_TOKEN), read by the fetchers only; empty:
+    # unsigned (anonymous) requests.
     store_secret: str = ""
     # DagJob: images, node selection, PriorityClasses, queueing and BatchCompute's quotas
     dag_upload_grace_s: int = 120  # the pod's terminationGracePeriodSeconds: time for the uploads
@@ -278,6 +291,7 @@ class Settings:
             s3_endpoint=_env("S3_ENDPOINT", cls.s3_endpoint),
             s3_addressing_style=_choice("S3_ADDRESSING_STYLE", cls.s3_addressing_style, ADDRESSING_STYLES),
             s3_region=_env("S3_REGION", cls.s3_region),
+            blob_endpoint=_blob_endpoint(_env("BLOB_ENDPOINT", cls.blob_endpoint)),
             store_secret=_env("STORE_SECRET", cls.store_secret),
             dag_upload_grace_s=int(_env("DAG_UPLOAD_GRACE_SECONDS", str(cls.dag_upload_grace_s))),
             oss_endpoint=_env("OSS_ENDPOINT", cls.oss_endpoint),

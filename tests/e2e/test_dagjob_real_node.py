@@ -13,6 +13,8 @@ OSS store (tests/e2e/objectstore.py: `stores.oss.endpoint`, path-style addressin
   then fails, a task running beside it is stopped (its command ends on SIGTERM, its output is
   uploaded) and the one after it never starts.
 - A sparkBatch task runs SparkPi as a child SparkBatch, then its downstream command task.
+- A flinkJarJob task runs a bounded Flink job (data/FlinkSumJob.java, its jar a DLI package in the
+  store) as a child FlinkJarJob to job_finish, then its downstream command task.
 """
 from __future__ import annotations
 
@@ -240,3 +242,40 @@ def test_a_sparkbatch_task_runs_sparkpi_as_a_child_then_its_downstream_command(
         assert read(object_store, f"{prefix}/run/a/a.txt") == "11\n"
     finally:
         kubectl.run("delete", "dagjob", "with-spark", "-n", ns, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def flink_sum_jar() -> bytes:
+    from tests.e2e.test_flinkjarjob_real import DATA, store
+
+    return store.flink_jar([DATA / "FlinkSumJob.java"], "FlinkSumJob")
+
+
+def test_a_flinkjarjob_task_runs_a_bounded_flink_job_as_a_child_then_its_downstream_command(
+        kubectl: Kubectl, incluster_operator: tuple[str, str], real_namespace: str, object_store: ObjectStore,
+        priority_classes: None, prefix: str, flink_sum_jar: bytes) -> None:
+    ns = real_namespace
+    package = f"dag-{prefix}/flink-sum.jar"  # a DLI package name: fetched from the package store
+    object_store.put_package(package, flink_sum_jar)
+    flink = {"name": "sum", "entrypoint": package, "main_class": "FlinkSumJob", "entrypoint_args": "100",
+             "parallel_number": 1}
+    tasks = {"sum": {"flinkJarJob": flink},
+             "report": task("a", prefix, {f"oss://{BUCKET}/{prefix}/in/": "/data/in/"})}
+    object_store.client().put_object(Bucket=BUCKET, Key=f"{prefix}/in/numbers.txt", Body=b"7 8\n")
+    kubectl.apply(dagjob("with-flink", tasks, {"sum": ["report"]}), ns)
+    try:
+        st = wait_state(kubectl, "with-flink", ns, "Finished", "Failed", timeout=DAG_TIMEOUT)
+        assert st["State"] == "Finished", json.dumps(st, indent=1)
+        t = st["Tasks"]
+        assert t["sum"]["Type"] == "flinkJarJob" and t["sum"]["EndTime"] <= t["report"]["StartTime"]
+        child = kubectl.get("flinkjarjob", t["sum"]["Child"], ns)
+        assert child is not None and child["metadata"]["ownerReferences"][0]["name"] == "with-flink"
+        assert child["status"]["status_name"] == "job_finish", json.dumps(child["status"], indent=1)
+        # main() runs in the JobManager (application mode), which is kept once the job has ended.
+        (jm,) = kubectl.list("pods", ns, f"lakejob.io/kind=FlinkJarJob,lakejob.io/name={short_name(t['sum']['Child'])},"
+                                         "lakejob.io/role=jobmanager")
+        assert jm["spec"]["nodeName"] == "lakejob-real" and jm["status"]["phase"] == "Succeeded"
+        assert "flink-sum n=100 sum=5050" in kubectl.result("logs", jm["metadata"]["name"], "-n", ns).stdout
+        assert read(object_store, f"{prefix}/run/a/a.txt") == "15\n"
+    finally:
+        kubectl.run("delete", "dagjob", "with-flink", "-n", ns, "--wait=false")

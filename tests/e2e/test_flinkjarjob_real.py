@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -33,7 +34,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.kubectl import Kubectl, Operator
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
+import store  # noqa: E402  (hack/store.py: javac into a jar)
+from tests.e2e.kubectl import Kubectl, Operator  # noqa: E402
 from tests.e2e.test_flinkjarjob import status
 
 DATA = Path(__file__).parent / "data"
@@ -115,12 +118,8 @@ def local_flink(tmp_path: Path) -> Iterator[LocalFlink]:
 
 
 def compile_job(tmp: Path) -> Path:
-    assert FLINK_HOME is not None
-    classes = tmp / "classes"
-    subprocess.run(["javac", "-d", str(classes), "-cp", str(FLINK_HOME / "lib" / "*"),
-                    str(DATA / "FlinkTinyJob.java")], check=True, capture_output=True, timeout=120)
     jar = tmp / "job.jar"
-    subprocess.run(["jar", "cf", str(jar), "-C", str(classes), "."], check=True, timeout=60)
+    jar.write_bytes(store.flink_jar([DATA / "FlinkTinyJob.java"], "FlinkTinyJob"))
     return jar
 
 

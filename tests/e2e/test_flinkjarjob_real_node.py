@@ -39,7 +39,7 @@ from tests.e2e.kubectl import KUBECTL, Kubectl
 from tests.e2e.objectstore import KEY_ID, KEY_SECRET, ObjectStore
 from tests.e2e.real import REAL_NODE, SELECTOR, TOLERATION
 from tests.e2e.test_flinkjarjob import ROOT, status, wait_status
-from tests.e2e.test_flinkjarjob_real import DATA, FLINK_HOME, compile_job
+from tests.e2e.test_flinkjarjob_real import DATA, FLINK_HOME, compile_job, store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real,
               pytest.mark.skipif(not REAL_NODE, reason="LAKEJOB_REAL_NODE=0: no real node"),
@@ -270,15 +270,11 @@ def test_stopping_a_running_job_cancels_it_in_flink_and_removes_its_pods(
 
 def java_jar(tmp: Path, name: str, sources: dict[str, str]) -> bytes:
     """Java sources (path → text) compiled against flink-dist into one jar's bytes."""
-    assert FLINK_HOME is not None
-    src, classes = tmp / f"{name}-src", tmp / f"{name}-classes"
+    src = tmp / f"{name}-src"
     for path, text in sources.items():
         (src / path).parent.mkdir(parents=True, exist_ok=True)
         (src / path).write_text(text)
-    subprocess.run(["javac", "-d", str(classes), "-cp", str(FLINK_HOME / "lib" / "*"),
-                    *(str(src / p) for p in sources)], check=True, capture_output=True, timeout=120)
-    subprocess.run(["jar", "cf", str(tmp / name), "-C", str(classes), "."], check=True, timeout=60)
-    return (tmp / name).read_bytes()
+    return store.flink_jar([src / p for p in sources], name)
 
 
 def dependency_jar(tmp: Path, name: str, cls: str) -> bytes:

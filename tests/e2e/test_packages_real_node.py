@@ -10,6 +10,9 @@ objectstore.py), on the real node, with the operator installed by Helm (its sett
   executors import the module and read the files (Spark's working directory, SparkFiles).
 - A package missing from the store: `dead` before any driver JVM starts, the status and the
   Event naming the package; the store's keys never show in a status, an Event or a log.
+- HDInsight's Livy example body (examples/sparkbatch-livy.yaml) with only its `<…>` placeholders
+  filled: sample.jar, helper.jar and config.xml are wasb:// blobs in Azurite (the Azure Blob
+  emulator); Job1 runs with its args, calls Helper from `jars` and reads `files` on the executors.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from tests.e2e.test_sparkbatch import status, wait_state
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 import store  # noqa: E402  (hack/store.py: the packages the DLI example names)
+from azurite import ACCOUNT, ACCOUNT_KEY  # noqa: E402  (hack/azurite.py: the Blob emulator's account)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real,
               pytest.mark.skipif(not REAL_NODE, reason="LAKEJOB_REAL_NODE=0: no real node"),
@@ -115,6 +119,38 @@ def test_pyfiles_files_and_resources_from_the_store_reach_the_executors(
         assert "sum of weighted squares: 1155" in st.get("log", []), st.get("log")  # 3 * (1² + … + 10²)
     finally:
         kubectl.run("delete", "sparkbatch", "store-py", "-n", ns, "--wait=false")
+
+
+def test_the_livy_example_with_its_placeholders_filled_runs_from_azure_blob(
+        kubectl: Kubectl, incluster_operator: tuple[str, str], real_namespace: str,
+        object_store: ObjectStore) -> None:
+    ns = real_namespace
+    text = (ROOT / "examples" / "sparkbatch-livy.yaml").read_text()
+    body = yaml.safe_load(text.replace("<BlobStorageContainerName>", "livy").replace("<StorageAccountName>", ACCOUNT))
+    sample, helper = store.livy_example_jars()
+    container = object_store.container("livy")
+    for name, content in (("sample.jar", sample), ("helper.jar", helper),
+                          ("config.xml", b"<configuration><factor>7</factor></configuration>\n")):
+        container.upload_blob(name, content, overwrite=True)
+    assert body["spec"]["file"] == object_store.wasb("livy", "sample.jar")
+    name = body["metadata"]["name"]
+    kubectl.apply(body, ns)
+    try:
+        st = wait_state(kubectl, name, ns, "success", "dead", timeout=JOB_TIMEOUT)
+        assert st["state"] == "success", json.dumps(st, indent=1)
+        assert "Job1 arg0 arg1: 385" in st.get("log", []), st.get("log")  # 7 * (1 + … + 10), on the executors
+        (pod,) = driver_pods(kubectl, ns, name)
+        (fetch,) = pod["spec"]["initContainers"]
+        assert sorted(fetch["args"][1::2]) == sorted(
+            f"blob://livy@{ACCOUNT}/{n}=/opt/lakejob/packages/objects/wasb/livy@{ACCOUNT}.blob.core.windows.net/{n}"
+            for n in ("sample.jar", "helper.jar", "config.xml"))
+        release, op_ns = incluster_operator
+        logs = kubectl.result("logs", "-n", op_ns, "-l", "app.kubernetes.io/name=lakejob", "--tail=-1").stdout
+        events = kubectl.run("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")
+        for text in (json.dumps(st), json.dumps(pod), logs, events):
+            assert ACCOUNT_KEY not in text
+    finally:
+        kubectl.run("delete", "sparkbatch", name, "-n", ns, "--wait=false")
 
 
 def test_a_package_missing_from_the_store_fails_the_job_naming_it_before_the_driver_starts(

@@ -71,19 +71,36 @@ def test_the_store_keys_are_secret_references_and_endpoints_come_from_the_settin
     assert not any(k.startswith("OSS_") for k in env)  # no oss:// path: no OSS variables
 
 
+def test_a_blob_path_gets_the_blob_endpoint_and_keys_and_no_s3_variables() -> None:
+    settings = Settings(blob_endpoint="http://10.244.0.1:10000/{account}", store_secret="store-keys")
+    spec = SparkBatchSpec.model_validate({"file": "wasb://jobs@acct.blob.core.windows.net/app.jar", "className": "A"})
+    (fetch,) = driver(spec, settings)["spec"]["initContainers"]
+    env = {e["name"]: e for e in fetch["env"]}
+    assert env["BLOB_ENDPOINT"]["value"] == "http://10.244.0.1:10000/{account}"
+    for key in ("BLOB_ACCOUNT_KEY", "BLOB_SAS_TOKEN"):
+        assert env[key]["valueFrom"] == {"secretKeyRef": {"name": "store-keys", "key": key, "optional": True}}
+    assert set(env) == {"BLOB_ENDPOINT", "BLOB_ACCOUNT_KEY", "BLOB_SAS_TOKEN"}
+    assert fetch["args"] == ["--map", f"blob://jobs@acct/app.jar={P}/objects/wasb/jobs@acct.blob.core.windows.net/app.jar"]
+
+
 @pytest.mark.parametrize(("ref", "remote", "local"), [
     ("obs://bkt/libs/a.jar", "s3://bkt/libs/a.jar", f"{P}/objects/obs/bkt/libs/a.jar"),
     ("s3a://bkt/a.jar", "s3://bkt/a.jar", f"{P}/objects/s3a/bkt/a.jar"),
     ("oss://bkt/x/a.jar", "oss://bkt/x/a.jar", f"{P}/objects/oss/bkt/x/a.jar"),
     ("OBS://bkt/a.jar", "s3://bkt/a.jar", f"{P}/objects/obs/bkt/a.jar"),
+    ("wasb://jobs@acct.blob.core.windows.net/lib/a.jar", "blob://jobs@acct/lib/a.jar",
+     f"{P}/objects/wasb/jobs@acct.blob.core.windows.net/lib/a.jar"),
+    ("abfss://fs@acct.dfs.core.windows.net/a.jar", "blob://fs@acct/a.jar",
+     f"{P}/objects/abfss/fs@acct.dfs.core.windows.net/a.jar"),
+    ("wasbs://jobs@acct.blob.core.chinacloudapi.cn/a.jar", "blob://jobs@acct/a.jar",
+     f"{P}/objects/wasbs/jobs@acct.blob.core.chinacloudapi.cn/a.jar"),
 ])
 def test_object_store_paths_are_fetched_from_their_store(ref: str, remote: str, local: str) -> None:
     assert packages.locate(ref, "jars[0]", STORE) == (local, packages.Fetch("jars[0]", ref, remote, local))
 
 
 @pytest.mark.parametrize("ref", ["local:///opt/spark/examples/jars/spark-examples.jar", "/opt/app.jar",
-                                 "file:///opt/app.jar", "https://example.com/a.jar", "hdfs://nn/a.jar",
-                                 "wasb://c@acct.blob.core.windows.net/a.jar"])
+                                 "file:///opt/app.jar", "https://example.com/a.jar", "hdfs://nn/a.jar"])
 def test_what_the_job_reads_itself_is_left_alone(ref: str) -> None:
     assert packages.locate(ref, "file", STORE) == (ref, None)
 
@@ -92,6 +109,8 @@ def test_what_the_job_reads_itself_is_left_alone(ref: str) -> None:
     ("../etc/passwd", "'..'"), ("group//a.jar", "empty"), ("group/", "folder"), ("obs://bkt/", "folder"),
     ("obs:///a.jar", "no bucket"), ("ftp://h/a.jar", "ftp:// is not one the operator can fetch"),
     ("obs://bkt/a/../../b.jar", "'..'"),
+    ("wasb://acct.blob.core.windows.net/a.jar", "no container or account"),
+    ("abfs://fs@/a.jar", "no container or account"), ("wasbs://c@acct.blob.core.windows.net/", "folder"),
 ])
 def test_references_that_could_write_anywhere_are_refused_naming_the_field(ref: str, words: str) -> None:
     with pytest.raises(packages.PackageError, match=words) as e:

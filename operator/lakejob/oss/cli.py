@@ -28,17 +28,20 @@ def _fail(message: str, status: int) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from lakejob.oss import fetch
+    from lakejob.oss import blob, fetch
 
-    clients: dict[str, Any] = {}
+    readers: dict[str, fetch.Reader] = {}
 
-    def client(scheme: str) -> Any:  # one per store, made when a path first names it
-        if scheme not in clients:
-            clients[scheme] = oss.client_from_env(scheme)
-        return clients[scheme]
+    def reader(scheme: str) -> fetch.Reader:  # one per store, made when a path first names it
+        if scheme not in readers:
+            if scheme == blob.SCHEME:
+                readers[scheme] = blob.reader_from_env()
+            else:
+                readers[scheme] = oss.reader_from_env(scheme)
+        return readers[scheme]
 
     try:
-        fetch.run(client, args.package, args.into, args.map)
+        fetch.run(reader, args.package, args.into, args.map)
     except oss.ConfigError as e:
         return _fail(str(e), 2)
     except paths.PathError as e:
@@ -82,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--package", help="oss:// path of a .tar.gz, unpacked into --into")
     f.add_argument("--into", help="directory the package is unpacked into")
     f.add_argument("--map", action="append", default=[], metavar="OSS=LOCAL",
-                   help="oss:// or s3:// folder → local directory, or file → local file (into it when it is a directory "
+                   help="oss://, s3:// or blob:// folder → local directory, or file → local file (into it when it is a directory "
                         "or ends with /); repeatable")
     f.set_defaults(func=_fetch)
     u = sub.add_parser("upload", help="echo the command's output; on SIGTERM upload it, outputs and logs (sidecar)")

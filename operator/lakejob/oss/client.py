@@ -1,5 +1,5 @@
 """The S3 API edge of lakejob-oss: its configuration from the environment, the boto3 client, and
-the four calls fetch and upload make (list a folder, download an object, upload a file), with
+the calls fetch and upload make (a Reader: list a folder, download an object; upload a file), with
 errors turned into one line naming the object and the service's reason (NoSuchKey, AccessDenied…).
 
 Called by lakejob.oss.fetch and lakejob.oss.upload (through lakejob.oss.cli, which builds a
@@ -20,9 +20,9 @@ connection errors).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, BinaryIO, Literal, get_args
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -128,31 +128,51 @@ def reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def list_keys(client: S3Client, bucket: str, prefix: str, scheme: str = "oss") -> list[str]:
-    """Every object key under `prefix` (all pages); `scheme` names the store in errors."""
-    try:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-    except Exception as e:
-        raise TransferError(f"{scheme}://{bucket}/{prefix}: {reason(e)}") from e
-
-
-def download(client: S3Client, bucket: str, key: str, path: str, scheme: str = "oss") -> None:
-    """The object into `path` (its directories made), written to a temporary name first so that
-    a failed download leaves no partial file. GetObject (not HEAD + ranged GETs) so a missing
-    object is reported as the service names it (NoSuchKey)."""
+def replace_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """`write` into a temporary name next to `path` (its directories made), then renamed to it, so
+    that a failed download leaves no partial file."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     partial = f"{path}.lakejob-partial"
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
         with open(partial, "wb") as out:
-            for chunk in body.iter_chunks(CHUNK):
-                out.write(chunk)
+            write(out)
         os.replace(partial, path)
-    except Exception as e:
+    except BaseException:
         if os.path.exists(partial):
             os.remove(partial)
-        raise TransferError(f"{scheme}://{bucket}/{key}: {reason(e)}") from e
+        raise
+
+
+class Reader:
+    """What lakejob.oss.fetch reads an S3-API store's paths (oss://, s3://) with: list a folder,
+    download an object (lakejob.oss.blob has the same two calls for Azure Blob)."""
+
+    def __init__(self, client: S3Client, scheme: str) -> None:
+        self.client, self.scheme = client, scheme
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every object key under `prefix` (all pages)."""
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+        except Exception as e:
+            raise TransferError(f"{self.scheme}://{bucket}/{prefix}: {reason(e)}") from e
+
+    def download(self, bucket: str, key: str, path: str) -> None:
+        """The object into `path`. GetObject (not HEAD + ranged GETs) so a missing object is
+        reported as the service names it (NoSuchKey)."""
+        def write(out: BinaryIO) -> None:
+            for chunk in self.client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(CHUNK):
+                out.write(chunk)
+
+        try:
+            replace_atomically(path, write)
+        except Exception as e:
+            raise TransferError(f"{self.scheme}://{bucket}/{key}: {reason(e)}") from e
+
+
+def reader_from_env(scheme: str) -> Reader:
+    return Reader(client_from_env(scheme), scheme)
 
 
 def upload(client: S3Client, path: str, bucket: str, key: str) -> None:

@@ -19,13 +19,19 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import Protocol, TextIO
 
 from lakejob.oss import client as oss
 from lakejob.oss import paths
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+
+class Reader(Protocol):
+    """A store's two calls a fetch makes: lakejob.oss.client.Reader (oss://, s3://) and
+    lakejob.oss.blob.Reader (blob://). Both raise client.TransferError naming the object."""
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
+
+    def download(self, bucket: str, key: str, path: str) -> None: ...
 
 
 class FetchError(Exception):
@@ -53,7 +59,7 @@ def unpack(archive: str, into: str, label: str) -> int:
     return len(members)
 
 
-def fetch_package(client: S3Client, package: str, into: str) -> int:
+def fetch_package(reader: Reader, package: str, into: str) -> int:
     src = paths.parse(package)
     if src.is_folder:
         raise FetchError(f"{package}: a package is a file, not a folder")
@@ -63,20 +69,20 @@ def fetch_package(client: S3Client, package: str, into: str) -> int:
     fd, archive = tempfile.mkstemp(prefix=".lakejob-package-", dir=into)
     os.close(fd)
     try:
-        oss.download(client, src.bucket, src.key, archive, src.scheme)
+        reader.download(src.bucket, src.key, archive)
         return unpack(archive, into, package)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(archive)
 
 
-def fetch_mapping(client: S3Client, src: paths.OSSPath, local: str, log: TextIO) -> int:
+def fetch_mapping(reader: Reader, src: paths.OSSPath, local: str, log: TextIO) -> int:
     """Copy one mapping; the number of objects copied."""
     try:
         if not src.is_folder:
-            oss.download(client, src.bucket, src.key, paths.file_target(src, local, os.path.isdir(local)), src.scheme)
+            reader.download(src.bucket, src.key, paths.file_target(src, local, os.path.isdir(local)))
             return 1
-        plan = paths.folder_plan(src, local, oss.list_keys(client, src.bucket, src.key, src.scheme))
+        plan = paths.folder_plan(src, local, reader.list_keys(src.bucket, src.key))
     except paths.PathError as e:  # an object key that would land outside `local`
         raise FetchError(f"{src}: refused: {e}") from e
     os.makedirs(local, exist_ok=True)
@@ -84,23 +90,23 @@ def fetch_mapping(client: S3Client, src: paths.OSSPath, local: str, log: TextIO)
         # An empty folder is a legitimate input, but a mistyped one looks the same: say so.
         print(f"lakejob-oss: {src}: no objects under this folder; {local} stays empty", file=log)
     for key, target in plan:
-        oss.download(client, src.bucket, key, target, src.scheme)
+        reader.download(src.bucket, key, target)
     return len(plan)
 
 
-def run(client: Callable[[str], S3Client], package: str | None, into: str | None, mappings: list[str],
+def run(reader: Callable[[str], Reader], package: str | None, into: str | None, mappings: list[str],
         log: TextIO = sys.stderr) -> None:
-    """The whole fetch (FetchError or paths.PathError on the first failure); `client(scheme)` is
-    the client of a store (an oss:// package and mappings from any of paths.FETCH_SCHEMES)."""
+    """The whole fetch (FetchError or paths.PathError on the first failure); `reader(scheme)` is
+    the Reader of a store (an oss:// package and mappings from any of paths.FETCH_SCHEMES)."""
     parsed = [paths.fetch_mapping(m) for m in mappings]  # every argument checked before any transfer
     if package and not into:
         raise paths.PathError("--package needs --into, the directory it is unpacked into")
     try:
         if package and into:
-            count = fetch_package(client("oss"), package, into)
+            count = fetch_package(reader("oss"), package, into)
             print(f"lakejob-oss: {package}: {count} member(s) unpacked into {into}", file=log)
         for src, local in parsed:
-            count = fetch_mapping(client(src.scheme), src, local, log)
+            count = fetch_mapping(reader(src.scheme), src, local, log)
             print(f"lakejob-oss: {src}: {count} object(s) copied to {local}", file=log)
     except oss.TransferError as e:
         raise FetchError(str(e)) from e

@@ -22,9 +22,10 @@ from typing import Literal
 
 SCHEME = "oss://"
 # The stores a fetch reads from: Alibaba OSS (oss://, BatchCompute's) and any other store that
-# speaks the S3 API (s3://: Huawei OBS, AWS S3, MinIO…; render.packages maps obs:// and s3a:// to it).
+# speaks the S3 API (s3://: Huawei OBS, AWS S3, MinIO…; render.packages maps obs:// and s3a:// to it),
+# and Azure Blob (blob://CONTAINER@ACCOUNT/KEY: render.packages's form of wasb:// and abfs://).
 # Uploads (BatchCompute's OutputMapping and logs) go to OSS only.
-FETCH_SCHEMES = ("oss", "s3")
+FETCH_SCHEMES = ("oss", "s3", "blob")
 STREAMS = ("stdout", "stderr")
 Stream = Literal["stdout", "stderr"]
 
@@ -56,6 +57,8 @@ def parse(uri: str, schemes: tuple[str, ...] = ("oss",)) -> OSSPath:
     bucket, slash, key = rest.partition("/")
     if not bucket or not slash:
         raise PathError(f"{uri}: expected {scheme}://BUCKET/KEY")
+    if scheme == "blob" and not all(bucket.partition("@")[::2]):
+        raise PathError(f"{uri}: expected blob://CONTAINER@ACCOUNT/KEY")
     return OSSPath(bucket, key, scheme)
 
 

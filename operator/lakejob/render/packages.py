@@ -8,9 +8,11 @@ them as they are:
   under the operator's package store (`LAKEJOB_PACKAGES_URL`, e.g. `s3://dli-packages/`), as
   DLI's resource management holds them in OBS;
 - an object store path: `obs://bucket/key` (Huawei OBS) and `s3a://` / `s3://` go to the S3 store
-  (`LAKEJOB_S3_ENDPOINT`), `oss://` to the OSS store (`LAKEJOB_OSS_ENDPOINT`);
-- what the image or Spark itself reads (`local:`, `file:`, `http(s):`, `hdfs:`, Azure's `wasb(s):`
-  and `abfs(s):`, an absolute path): left as it is.
+  (`LAKEJOB_S3_ENDPOINT`), `oss://` to the OSS store (`LAKEJOB_OSS_ENDPOINT`), Azure's
+  `wasb(s)://CONTAINER@ACCOUNT.blob.core.windows.net/key` and `abfs(s)://FS@ACCOUNT.dfs…/key` to
+  the account's Blob service (`LAKEJOB_BLOB_ENDPOINT`);
+- what the image or Spark itself reads (`local:`, `file:`, `http(s):`, `hdfs:`, an absolute
+  path): left as it is.
 Each fetched object lands at a fixed place in an emptyDir (`PACKAGES_DIR`), keeping its base name
 (Spark's `SparkFiles.get(name)` and a working directory's file names depend on it), and the job
 is given that local path instead. One mechanism for every kind: the `fetch` container is
@@ -35,14 +37,15 @@ PACKAGES_DIR = "/opt/lakejob/packages"  # an emptyDir in the pod: package names 
 VOLUME = "lakejob-packages"
 FETCHER = "fetch"
 TOOL = "lakejob-oss"
-# Kept as they are: what Spark, Flink or the image read themselves. Azure's wasb(s):// and
-# abfs(s):// too, for now: an image with hadoop-azure reads them (no Blob fetcher yet).
-PASS_THROUGH = ("local", "file", "http", "https", "hdfs", "viewfs", "wasb", "wasbs", "abfs", "abfss")
-# Object store schemes → the store lakejob-oss reads them from (its oss:// or s3:// paths).
-STORE_OF = {"obs": "s3", "s3a": "s3", "s3": "s3", "s3n": "s3", "oss": "oss"}
-# The Secret keys the fetcher reads, per store (lakejob.oss.client's variables).
+# Kept as they are: what Spark, Flink or the image read themselves.
+PASS_THROUGH = ("local", "file", "http", "https", "hdfs", "viewfs")
+# Object store schemes → the store lakejob-oss reads them from (its oss://, s3:// or blob:// paths).
+STORE_OF = {"obs": "s3", "s3a": "s3", "s3": "s3", "s3n": "s3", "oss": "oss",
+            "wasb": "blob", "wasbs": "blob", "abfs": "blob", "abfss": "blob"}
+# The Secret keys the fetcher reads, per store (lakejob.oss.client's and lakejob.oss.blob's variables).
 SECRET_KEYS = {"s3": ("S3_ACCESS_KEY_ID", "S3_ACCESS_KEY_SECRET", "S3_SESSION_TOKEN"),
-               "oss": ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN")}
+               "oss": ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN"),
+               "blob": ("BLOB_ACCOUNT_KEY", "BLOB_SAS_TOKEN")}
 
 
 FETCH_FAILED = "FetchFailed"  # the reason of a job whose `fetch` container failed: its JVM never started
@@ -60,7 +63,7 @@ class Fetch:
 
     field: str  # the spec field that names it, e.g. "jars[0]", for messages
     ref: str  # as the spec gives it
-    remote: str  # s3://bucket/key or oss://bucket/key
+    remote: str  # s3://bucket/key, oss://bucket/key or blob://container@account/key
     local: str  # where it lands in the pod
 
 
@@ -87,11 +90,21 @@ def locate(ref: str, field: str, settings: Settings) -> tuple[str, Fetch | None]
                                f"(object stores: {', '.join(s + '://' for s in STORE_OF)}; read by the job "
                                f"itself: {', '.join(s + '://' for s in PASS_THROUGH)}, or an absolute path)")
         bucket, _, key = rest.partition("/")
+        if store == "blob":
+            # HDInsight's and ADLS Gen2's form: CONTAINER@ACCOUNT.blob.core.windows.net (or .dfs…);
+            # the account is the host's first label, wherever the service is (sovereign clouds too).
+            container, at, host = bucket.partition("@")
+            if not (container and at and host.partition(".")[0]):
+                raise PackageError(f"{field}: {ref!r} has no container or account: expected "
+                                   f"{scheme}://CONTAINER@ACCOUNT.blob.core.windows.net/PATH")
+            remote_bucket = f"{container}@{host.partition('.')[0]}"
+        else:
+            remote_bucket = bucket
         problem = "has no bucket" if not bucket else _key_problem(key)
         if problem is not None:
             raise PackageError(f"{field}: {ref!r} {problem}: expected {scheme}://BUCKET/KEY")
         local = posixpath.join(PACKAGES_DIR, "objects", scheme.lower(), bucket, key)
-        return local, Fetch(field, ref, f"{store}://{bucket}/{key}", local)
+        return local, Fetch(field, ref, f"{store}://{remote_bucket}/{key}", local)
     # A DLI package name: group/name or name, under the package store.
     if (problem := _key_problem(ref)) is not None:
         raise PackageError(f"{field}: {ref!r} {problem}: a package name is NAME or GROUP/NAME")
@@ -130,14 +143,17 @@ def fetcher(fetches: Iterable[Fetch], settings: Settings, uid: int,
     env: list[dict[str, Any]] = []
     for store in stores:
         prefix = store.upper()
-        endpoint, style, region = ((settings.s3_endpoint, settings.s3_addressing_style, settings.s3_region)
-                                   if store == "s3" else
-                                   (settings.oss_endpoint, settings.oss_addressing_style, settings.oss_region))
-        if endpoint:
-            env.append({"name": f"{prefix}_ENDPOINT", "value": endpoint})
-        env.append({"name": f"{prefix}_ADDRESSING_STYLE", "value": style})
-        if region:
-            env.append({"name": f"{prefix}_REGION", "value": region})
+        if store == "blob":
+            env += [{"name": "BLOB_ENDPOINT", "value": settings.blob_endpoint}] if settings.blob_endpoint else []
+        else:
+            endpoint, style, region = ((settings.s3_endpoint, settings.s3_addressing_style, settings.s3_region)
+                                       if store == "s3" else
+                                       (settings.oss_endpoint, settings.oss_addressing_style, settings.oss_region))
+            if endpoint:
+                env.append({"name": f"{prefix}_ENDPOINT", "value": endpoint})
+            env.append({"name": f"{prefix}_ADDRESSING_STYLE", "value": style})
+            if region:
+                env.append({"name": f"{prefix}_REGION", "value": region})
         if settings.store_secret:
             env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": settings.store_secret, "key": k,
                                                                "optional": True}}}
