@@ -19,6 +19,10 @@ help:
 $(BIN)/lakejob: pyproject.toml
 	@$(PY) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
+	@# batchcompute 2.1.7 (Alibaba's SDK, which the gateway's tests sign requests with) is an old sdist
+	@# whose setup.py imports pkg_resources: built without isolation, with a setuptools that has it.
+	@$(BIN)/pip install -q wheel 'setuptools>=65,<81'
+	@$(BIN)/pip install -q --no-build-isolation batchcompute==2.1.7
 	@$(BIN)/pip install -q -e '.[dev,spark]'
 	@# The Flink distribution for the real-Flink test: jars and scripts only (its Python API's
 	@# dependencies would pin apache-beam and an old pandas), hence --no-deps.

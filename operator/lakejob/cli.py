@@ -1,4 +1,4 @@
-"""The `lakejob` command: `run` the operator, write the `crds`.
+"""The `lakejob` command: `run` the operator, serve the vendors' APIs (`gateway`), write the `crds`.
 
 Entry point of the console script (pyproject [project.scripts]) and of the container image.
 `run` builds the Settings once (flags over LAKEJOB_* env vars), hands them to lakejob.operator
@@ -75,6 +75,21 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    from lakejob.gateway import identity, server
+
+    if args.keys:
+        try:
+            identity.KeysFile(args.keys).keys()
+        except (OSError, ValueError) as e:
+            print(f"lakejob gateway: --keys: {e}", file=sys.stderr)
+            return 2
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server.serve(args.port, args.keys, args.namespace)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakejob", description="Spark/Flink/DAG jobs as Kubernetes resources.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_run)
+    gw = sub.add_parser("gateway", help="serve the vendors' REST APIs (Livy, DLI, BatchCompute) over lakejob's "
+                                        "resources, acting as each caller (docs/gateway.md)")
+    gw.add_argument("--port", type=int, default=8998, help="port to listen on (default 8998, Livy's)")
+    gw.add_argument("--keys", default=None,
+                    help="the keys file: vendor credentials and the Kubernetes identity each stands for "
+                         "(a mounted Secret; re-read when it changes). Without it only bearer tokens are accepted")
+    gw.add_argument("-n", "--namespace", default=None,
+                    help="namespace of requests whose path and key name none (Livy's /batches)")
+    gw.add_argument("-v", "--verbose", action="store_true")
+    gw.set_defaults(func=_gateway)
     gen = sub.add_parser("crds", help="write the CRDs generated from the models")
     gen.add_argument("--output", default="crds", help="directory for the CRDs (default: crds)")
     gen.add_argument("--chart", action="append", default=[], help="also write into this directory (repeatable)")

@@ -18,10 +18,11 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import Configuration
 
@@ -111,6 +112,15 @@ def describe_owner(existing: Mapping[str, Any]) -> str:
     return "not made by lakejob"
 
 
+def _merge(defaults: dict[str, str], extra: Sequence[tuple[str, str]]) -> CIMultiDict[str]:
+    merged = CIMultiDict(defaults)
+    for name in {n for n, _ in extra}:
+        merged.popall(name, None)
+    for name, value in extra:
+        merged.add(name, value)
+    return merged
+
+
 @dataclass
 class Kube:
     server: str
@@ -121,6 +131,9 @@ class Kube:
     # Leader election's fence (lakejob.leader.Elector.fence): called before every request that
     # writes; it ends the process when this replica may no longer be the leader.
     fence: Callable[[], None] | None = None
+    # The same server with no credentials of ours (no client certificate, no token): what the
+    # gateway sends a caller's own bearer token through, so that only the caller's token counts.
+    bare: Kube | None = None
 
     @classmethod
     async def connect(cls) -> Kube:
@@ -133,16 +146,19 @@ class Kube:
             # Read $KUBECONFIG now, not at import (the loader's default is frozen when imported).
             await k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None,
                                               client_configuration=cfg)
-        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
-        if cfg.cert_file:
-            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-        if not cfg.verify_ssl:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        # Many concurrent creates in a burst: a generous pool, as kopf's own client uses.
-        connector = aiohttp.TCPConnector(ssl=ctx, limit=256)
-        session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
-        kube = cls(server=str(cfg.host).rstrip("/"), session=session, token_file=token_file)
+        def session(with_cert: bool) -> aiohttp.ClientSession:
+            ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
+            if cfg.cert_file and with_cert:
+                ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+            if not cfg.verify_ssl:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            # Many concurrent creates in a burst: a generous pool, as kopf's own client uses.
+            connector = aiohttp.TCPConnector(ssl=ctx, limit=256)
+            return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
+
+        kube = cls(server=str(cfg.host).rstrip("/"), session=session(True), token_file=token_file)
+        kube.bare = cls(server=kube.server, session=session(False))
         bearer = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
         if bearer and not token_file:
             kube._token = bearer.removeprefix("Bearer ").strip()
@@ -150,6 +166,8 @@ class Kube:
 
     async def close(self) -> None:
         await self.session.close()
+        if self.bare is not None:
+            await self.bare.close()
 
     def _headers(self, content_type: str = "application/json") -> dict[str, str]:
         headers = {"Content-Type": content_type, "Accept": "application/json"}
@@ -164,7 +182,10 @@ class Kube:
 
     async def request(self, method: str, url_path: str, body: Any = None, *,
                       content_type: str = "application/json", params: dict[str, str] | None = None,
-                      timeout: float | None = None) -> tuple[int, Any]:
+                      timeout: float | None = None, headers: Sequence[tuple[str, str]] = ()) -> tuple[int, Any]:
+        """One request; `headers` replace the defaults of their names (a name may repeat:
+        Impersonate-Group). The gateway's: the caller's own token, or impersonation of the caller's
+        identity (lakejob.gateway.identity)."""
         if self.fence is not None and method != "GET":
             self.fence()
         data = None if body is None else json.dumps(body)
@@ -172,7 +193,7 @@ class Kube:
         if timeout is not None:
             kw["timeout"] = aiohttp.ClientTimeout(total=timeout)
         async with self.session.request(method, self.server + url_path, data=data, params=params,
-                                        headers=self._headers(content_type), **kw) as resp:
+                                        headers=_merge(self._headers(content_type), headers), **kw) as resp:
             text = await resp.text()
             try:
                 payload = json.loads(text) if text else None
@@ -308,13 +329,15 @@ class Kube:
         newest = max(payload["items"], key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         return str(newest.get("message") or "") or None
 
-    async def pod_log_tail(self, namespace: str, name: str, lines: int, timeout: float) -> list[str] | None:
-        """The last `lines` lines of a pod's log, or None when the kubelet can't be reached in time.
-        Read as a stream keeping only the last LOG_TAIL_BYTES: a driver that printed megabytes per
-        line never costs the operator more memory than that."""
+    async def pod_log_tail(self, namespace: str, name: str, lines: int, timeout: float,
+                           headers: Sequence[tuple[str, str]] = ()) -> list[str] | None:
+        """The last `lines` lines of a pod's log, or None when the kubelet can't be reached in time
+        (or the pod is not there). Read as a stream keeping only the last LOG_TAIL_BYTES: a driver
+        that printed megabytes per line never costs the operator more memory than that."""
         try:
             async with self.session.get(self.server + path("v1", "Pod", namespace, name, "log"),
-                                        params={"tailLines": str(lines)}, headers=self._headers(),
+                                        params={"tailLines": str(lines)},
+                                        headers=_merge(self._headers(), headers),
                                         timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                 if resp.status >= 300:
                     return None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import sys
 import uuid
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,6 +19,15 @@ import incluster  # noqa: E402  (hack/incluster.py: the chart from the local ima
 REAL_NODE = os.environ.get("LAKEJOB_REAL_NODE", "1") != "0"
 TOLERATION = incluster.TOLERATION
 SELECTOR = incluster.SELECTOR
+# The in-cluster gateway's keys file (conftest.incluster_operator): one Livy user.
+GATEWAY_KEYS, GATEWAY_USER, GATEWAY_PASSWORD = "lakejob-gateway-keys", "livy:real", "real-password-do-not-print"
+
+
+def gateway_keys(namespace: str) -> dict[str, Any]:
+    """The Secret of the keys file: Livy user `real` stands for GATEWAY_USER, default `namespace`."""
+    keys = {"livy": [{"user": "real", "password": GATEWAY_PASSWORD, "as": {"user": GATEWAY_USER, "namespace": namespace}}]}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": GATEWAY_KEYS}, "type": "Opaque",
+            "stringData": {"keys.yaml": json.dumps(keys)}}
 
 
 @functools.cache
@@ -34,10 +45,14 @@ def on_real_node(manifest: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def install_chart(kubectl: Any, watch: str, **extra: Any) -> tuple[str, str]:
+def install_chart(kubectl: Any, watch: str, before: Callable[[str], None] | None = None,
+                  **extra: Any) -> tuple[str, str]:
     """The chart from the local images on the real node, watching `watch`, with `extra` top-level
-    values; (release, namespace)."""
+    values; (release, namespace). `before(namespace)` runs once the release's namespace exists
+    (e.g. to put a Secret the chart mounts there)."""
     ns = kubectl.fresh_namespace("lakejob-sys")
+    if before is not None:
+        before(ns)
     release = f"lj{uuid.uuid4().hex[:5]}"
     values = incluster.values([watch], retries={"backoffSeconds": 2, "backoffMaxSeconds": 10,
                                                 "defaultMaxRetryTimes": 20}, **extra)

@@ -41,7 +41,7 @@ from lakejob import kube as kubemod
 from lakejob import metrics
 from lakejob.crds import GROUP, VERSION
 from lakejob.http import Http
-from lakejob.models.common import Condition, now_iso, set_condition
+from lakejob.models.common import Condition, describe_errors, now_iso, set_condition
 from lakejob.notify import Notifier
 from lakejob.render.common import Unrenderable, short_name
 from lakejob.settings import Settings
@@ -84,12 +84,7 @@ def parse_spec(model: type[BaseModel], body: Mapping[str, Any]) -> tuple[Any, st
             return model.model_validate(_without(spec, unknown)), None
         except ValidationError as e:
             error = e
-    parts = []
-    for err in error.errors():
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"spec.{loc}: {msg}" if loc else f"spec: {msg}")
-    return None, "; ".join(parts)
+    return None, describe_errors(error, "spec.")
 
 
 def unknown_fields(model: type[BaseModel], body: Mapping[str, Any]) -> list[str]:

@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from lakejob import sizing
 from lakejob.models.rules import Rule, run_rules
@@ -22,6 +22,17 @@ from lakejob.models.rules import Rule, run_rules
 MAX_LIST = 256
 MAX_STR = 4096
 MAX_MAP = 256
+
+
+def describe_errors(error: ValidationError, prefix: str = "") -> str:
+    """Every broken rule of a validation, each naming its field (`prefix` + its path): what the
+    operator writes into a status and the gateway answers a bad request with."""
+    parts = []
+    for err in error.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{prefix}{loc}: {msg}" if loc else f"{prefix.rstrip('.') or 'body'}: {msg}")
+    return "; ".join(parts)
 
 
 def _rules_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:

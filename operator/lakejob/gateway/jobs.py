@@ -1,0 +1,95 @@
+"""The gateway's Kubernetes edge: lakejob's custom resources and their drivers' logs, always as the
+caller (lakejob.gateway.identity.Caller's headers on every request), through the operator's own
+client (lakejob.kube.Kube: one connection pool for the whole gateway).
+
+The gateway keeps no state: every answer is read from the apiserver when asked, lists use label
+selectors, and an id that must be allocated (Livy's integers) is claimed by creating the object
+whose name carries it (the apiserver's AlreadyExists is the lock). Called by the API modules
+(lakejob.gateway.livy, …).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lakejob import crds
+from lakejob.gateway.identity import Caller
+from lakejob.kube import Kube, KubeError, path, register_kind
+
+GROUP_VERSION = f"{crds.GROUP}/{crds.VERSION}"
+for _kind in crds.KINDS:  # the gateway runs no controller, which would teach the client these
+    register_kind(GROUP_VERSION, _kind.kind, _kind.plural)
+LOG_LINES = 100_000  # the most driver log lines one answer pages through (also bounded in bytes by Kube)
+LOG_TIMEOUT_S = 20
+
+
+class Jobs:
+    """The calls of one request, made as `caller`."""
+
+    def __init__(self, kube: Kube, caller: Caller) -> None:
+        # A caller's own token goes without any credential of the gateway's beside it (a client
+        # certificate would authenticate the request as the gateway); an impersonated identity
+        # goes with them (impersonating needs the gateway's own right to).
+        assert kube.bare is not None or caller.token is None
+        self.kube = kube.bare if caller.token is not None and kube.bare is not None else kube
+        self.caller = caller
+
+    async def _call(self, method: str, url: str, what: str, body: Any = None,
+                    params: dict[str, str] | None = None) -> tuple[int, Any]:
+        status, payload = await self.kube.request(method, url, body, params=params, headers=self.caller.headers())
+        if status >= 300 and status != 404:
+            message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
+            reason = payload.get("reason", "") if isinstance(payload, dict) else ""
+            raise ApiError(status, reason, message, what)
+        return status, payload
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        _, payload = await self._call("POST", path(obj["apiVersion"], obj["kind"], meta["namespace"]),
+                                      f"create {obj['kind']} {meta['name']}", obj)
+        return payload  # type: ignore[no-any-return]
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        status, payload = await self._call("GET", path(GROUP_VERSION, kind, namespace, name), f"get {kind} {name}")
+        return None if status == 404 else payload
+
+    async def select(self, kind: str, namespace: str, labels: Mapping[str, str] | str | None = None,
+                   fields: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, str] = {}
+        if labels:
+            params["labelSelector"] = labels if isinstance(labels, str) else ",".join(f"{k}={v}" for k, v in labels.items())
+        if fields:
+            params["fieldSelector"] = fields
+        status, payload = await self._call("GET", path(GROUP_VERSION, kind, namespace), f"list {kind}", params=params)
+        return [] if status == 404 else list(payload.get("items") or [])
+
+    async def delete(self, kind: str, namespace: str, name: str) -> bool:
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        status, _ = await self._call("DELETE", path(GROUP_VERSION, kind, namespace, name), f"delete {kind} {name}",
+                                     options)
+        return status != 404
+
+    async def merge_patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        status, payload = await self.kube.request(
+            "PATCH", path(GROUP_VERSION, kind, namespace, name), patch,
+            content_type="application/merge-patch+json", headers=self.caller.headers())
+        if status == 404:
+            return None
+        if status >= 300:
+            message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
+            raise ApiError(status, payload.get("reason", "") if isinstance(payload, dict) else "", message,
+                           f"patch {kind} {name}")
+        return payload  # type: ignore[no-any-return]
+
+    async def pod_log(self, namespace: str, pod: str) -> list[str] | None:
+        """The pod's log lines (its last LOG_LINES, at most Kube's LOG_TAIL_BYTES), None when the pod
+        or its kubelet cannot be read; read as the caller, so `pods/log` RBAC applies."""
+        return await self.kube.pod_log_tail(namespace, pod, LOG_LINES, LOG_TIMEOUT_S, headers=self.caller.headers())
+
+
+class ApiError(KubeError):
+    """The apiserver refused the caller's request (403 RBAC, 422 admission, 409 conflict…)."""
+
+    def __init__(self, status: int, reason: str, message: str, what: str) -> None:
+        super().__init__(status, message, what)
+        self.reason = reason

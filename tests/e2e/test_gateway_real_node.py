@@ -1,0 +1,91 @@
+"""The gateway as users run it (issue 13): the chart's gateway Deployment and Service (conftest.
+incluster_operator enables it, its keys file a Secret), reached with `kubectl port-forward`, driven
+by pylivy. A Livy batch runs SparkPi for real on the real node; its log is the driver's own,
+paged exactly as Livy pages it (the pages put together are `kubectl logs` of the driver).
+"""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from livy.client import LivyClient
+from livy.models import SessionState
+
+from tests.e2e.kubectl import KUBECTL, Kubectl
+from tests.e2e.real import GATEWAY_PASSWORD, GATEWAY_USER, REAL_NODE
+from tests.e2e.test_gateway_livy import free_port, rbac
+
+pytestmark = [pytest.mark.e2e, pytest.mark.real,
+              pytest.mark.skipif(not REAL_NODE, reason="LAKEJOB_REAL_NODE=0: no real node")]
+JOB_TIMEOUT = 300
+
+
+@contextlib.contextmanager
+def gateway_url(kubectl: Kubectl, release: str, ns: str, log: Path) -> Iterator[str]:
+    """`kubectl port-forward svc/<release>-gateway 8998`: what a user outside the cluster runs."""
+    port = free_port()
+    with open(log, "ab") as out:
+        forward = subprocess.Popen([KUBECTL, "port-forward", "-n", ns, f"svc/{release}-gateway", f"{port}:8998"],
+                                   env=kubectl.env, stdout=out, stderr=out)
+    try:
+        def answers() -> bool:
+            assert forward.poll() is None, f"kubectl port-forward ended: {log.read_text()[-2000:]}"
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                return True
+            except OSError:
+                return False
+
+        kubectl.wait_for(answers, "the port-forward to the gateway", timeout=60, namespace=ns)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
+
+
+def test_a_livy_batch_runs_sparkpi_for_real_and_its_driver_log_pages_exactly(
+        kubectl: Kubectl, incluster_operator: tuple[str, str], real_namespace: str, tmp_path: Path) -> None:
+    release, op_ns = incluster_operator
+    ns = real_namespace
+    rbac(kubectl, ns, {"kind": "User", "name": GATEWAY_USER, "apiGroup": "rbac.authorization.k8s.io"})
+    with gateway_url(kubectl, release, op_ns, tmp_path / "port-forward.log") as url:
+        client = LivyClient(url + "/livy", auth=("real", GATEWAY_PASSWORD))
+        batch = client.create_batch("local:///opt/spark/examples/jars/spark-examples.jar",
+                                    class_name="org.apache.spark.examples.SparkPi", args=["4"],
+                                    driver_memory="512M", driver_cores=1, executor_memory="512M",
+                                    executor_cores=1, num_executors=1)
+        name = f"livy-batch-{batch.batch_id}"
+        try:
+            deadline = time.monotonic() + JOB_TIMEOUT
+            while (state := client.get_batch(batch.batch_id).state) not in (  # type: ignore[union-attr]
+                    SessionState.SUCCESS, SessionState.DEAD, SessionState.KILLED):
+                assert time.monotonic() < deadline, f"batch {batch.batch_id} still {state}"
+                time.sleep(2)
+            assert state == SessionState.SUCCESS
+            cr = kubectl.get("sparkbatch", name, ns)
+            assert cr is not None and cr["status"]["state"] == "success"
+            driver = cr["status"]["driverPod"]
+            whole = kubectl.run("logs", driver, "-n", ns).splitlines()
+            first = client.get_batch_log(batch.batch_id, from_=0, size=7)
+            assert first is not None and first.from_ == 0 and first.total == len(whole) and len(first.lines) == 7
+            pages, start = [], 0
+            while start < first.total:
+                page = client.get_batch_log(batch.batch_id, from_=start, size=50)
+                assert page is not None and page.from_ == start
+                pages += page.lines
+                start += 50
+            assert pages == whole
+            assert any("Pi is roughly 3.1" in line for line in pages)
+            tail = client.get_batch_log(batch.batch_id)  # Livy's default: the last 100 lines
+            assert tail is not None and tail.lines == whole[-100:] and tail.from_ == max(0, len(whole) - 100)
+            client.delete_batch(batch.batch_id)
+            kubectl.wait_for(lambda: kubectl.get("sparkbatch", name, ns) is None, "the batch deleted", namespace=ns)
+        finally:
+            kubectl.run("delete", "sparkbatch", name, "-n", ns, "--wait=false", "--ignore-not-found")
+    logs = kubectl.result("logs", "-n", op_ns, "-l", "app.kubernetes.io/name=lakejob-gateway", "--tail=-1").stdout
+    assert GATEWAY_PASSWORD not in logs
