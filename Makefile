@@ -85,6 +85,7 @@ bench: venv cluster
 	@$(BIN)/python bench/dag.py
 	@$(BIN)/python bench/sparksession_poll.py
 	@$(BIN)/python bench/real_sparkpi.py
+	@$(BIN)/python bench/gateway.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,4 +1,5 @@
-"""The `lakejob` command: `run` the operator, serve the vendors' APIs (`gateway`), write the `crds`.
+"""The `lakejob` command: `run` the operator, serve the vendors' APIs (`gateway`), `submit` a vendor's
+body and follow it (`logs`, `stop`), write the `crds`.
 
 Entry point of the console script (pyproject [project.scripts]) and of the container image.
 `run` builds the Settings once (flags over LAKEJOB_* env vars), hands them to lakejob.operator
@@ -90,6 +91,35 @@ def _gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit(args: argparse.Namespace) -> int:
+    import json
+
+    from lakejob import submit
+
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            body = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"lakejob submit: {args.file}: {e}", file=sys.stderr)
+        return 2
+    if not isinstance(body, dict):
+        print(f"lakejob submit: {args.file}: expected a JSON object (the vendor's request body)", file=sys.stderr)
+        return 2
+    return submit.run(submit.submit(args.namespace, body, args.api, args.name, args.watch, sys.stdout))
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from lakejob import submit
+
+    return submit.run(submit.logs(args.namespace, args.name, args.kind, sys.stdout))
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from lakejob import submit
+
+    return submit.run(submit.stop(args.namespace, args.name, args.kind, sys.stdout))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakejob", description="Spark/Flink/DAG jobs as Kubernetes resources.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +145,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="namespace of requests whose path and key name none (Livy's /batches)")
     gw.add_argument("-v", "--verbose", action="store_true")
     gw.set_defaults(func=_gateway)
+    sm = sub.add_parser("submit", help="make the job a vendor's request body stands for (DLI, Livy, BatchCompute)")
+    sm.add_argument("file", help="the request body, JSON, as the vendor's API takes it")
+    sm.add_argument("--api", required=True, choices=["dli", "livy", "batchcompute"])
+    sm.add_argument("-n", "--namespace", default="default")
+    sm.add_argument("--name", default=None, help="the resource's name (default: generated, <api>-xxxxx)")
+    sm.add_argument("--watch", action="store_true", help="follow its state until it ends; exit 0 on success")
+    sm.set_defaults(func=_submit)
+    for verb, func, text in (("logs", _logs, "print a job's driver (Flink: JobManager) log"),
+                             ("stop", _stop, "stop a job (spec.suspend: true)")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("name")
+        p.add_argument("-n", "--namespace", default="default")
+        p.add_argument("--kind", choices=["SparkBatch", "SparkSession", "FlinkJarJob", "DagJob"], default=None,
+                       help="when the name is taken by more than one kind")
+        p.set_defaults(func=func)
     gen = sub.add_parser("crds", help="write the CRDs generated from the models")
     gen.add_argument("--output", default="crds", help="directory for the CRDs (default: crds)")
     gen.add_argument("--chart", action="append", default=[], help="also write into this directory (repeatable)")

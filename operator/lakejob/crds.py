@@ -36,6 +36,9 @@ class Kind:
     columns: list[dict[str, str]]
     description: str
     extra_columns: list[dict[str, str]] = field(default_factory=list)
+    # Fields a list may select on (CRD selectableFields: `kubectl get --field-selector`, and the
+    # gateway's filtered lists, done by the apiserver instead of by reading everything).
+    selectable: list[str] = field(default_factory=list)
 
     @property
     def crd_name(self) -> str:
@@ -47,6 +50,8 @@ AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 KINDS: list[Kind] = [
     Kind(
         kind="SparkBatch", plural="sparkbatches", short_names=["sb"], spec=SparkBatchSpec, status=SparkBatchStatus,
+        # DLI's list filters (state, job_name, queue_name / cluster_name), lakejob.gateway.dli
+        selectable=[".status.state", ".spec.name", ".spec.queue", ".spec.cluster_name"],
         description="A Spark batch job (DLI batch / Livy batch API): the operator runs its driver pod, "
                     "the driver runs its executors.",
         columns=[
@@ -176,6 +181,7 @@ def crd(kind: Kind) -> dict[str, Any]:
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
+                **({"selectableFields": [{"jsonPath": p} for p in kind.selectable]} if kind.selectable else {}),
                 "additionalPrinterColumns": [
                     {**c, "priority": int(c["priority"])} if "priority" in c else c for c in kind.columns],
                 "schema": {"openAPIV3Schema": {

@@ -18,7 +18,8 @@ from livy.models import SessionState
 
 from tests.e2e.kubectl import KUBECTL, Kubectl
 from tests.e2e.real import GATEWAY_PASSWORD, GATEWAY_USER, REAL_NODE
-from tests.e2e.test_gateway_livy import free_port, rbac
+from tests.e2e.gateway import free_port
+from tests.e2e.test_gateway_livy import rbac
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real,
               pytest.mark.skipif(not REAL_NODE, reason="LAKEJOB_REAL_NODE=0: no real node")]

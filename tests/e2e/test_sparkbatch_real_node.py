@@ -21,6 +21,7 @@ SMALL = {"driverMemory": "512M", "driverCores": 1, "executorMemory": "512M", "ex
 SPARK_PI = {"file": "local:///opt/spark/examples/jars/spark-examples.jar",
             "className": "org.apache.spark.examples.SparkPi"}
 JOB_TIMEOUT = 300  # a JVM start on a loaded 2-core machine can take half a minute
+OPERATOR_PODS = "app.kubernetes.io/name=lakejob"  # not the gateway's, beside them in the release namespace
 
 PYSPARK_JOB = """
 import sys, time
@@ -166,10 +167,10 @@ def test_the_operator_pod_deleted_mid_job_is_replaced_and_finishes_it_with_one_d
     kubectl.apply(sparkbatch("steady", executors=1, volumes=volumes, file="local:///opt/app/steady.py",
                              args=["0.4"]), ns)  # 4 tasks x 25 x 0.4 s on one executor core: ~40 s
     wait_state(kubectl, "steady", ns, "running", timeout=JOB_TIMEOUT)
-    (old,) = kubectl.list("pods", op_ns)
+    (old,) = kubectl.list("pods", op_ns, OPERATOR_PODS)
     kubectl.run("delete", "pod", old["metadata"]["name"], "-n", op_ns, "--wait=false")
     st = wait_state(kubectl, "steady", ns, "success", "dead", timeout=JOB_TIMEOUT)
     assert st["state"] == "success", st
     assert drivers(kubectl, ns, "steady") == ["steady-driver-1"] and st["attempt"] == 1
-    new = kubectl.list("pods", op_ns)
+    new = kubectl.list("pods", op_ns, OPERATOR_PODS)
     assert [p["metadata"]["name"] for p in new] != [old["metadata"]["name"]]  # a new operator finished it

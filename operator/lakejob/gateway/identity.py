@@ -16,12 +16,13 @@ The keys file (YAML), one list per API:
 
     livy:          # HTTP basic auth
       - {user: etl, password: "…", as: {user: "etl@team-a", groups: [team-a], namespace: team-a}}
-    dli:           # huaweicloudsdkcore's AK/SK
-      - {accessKey: "…", secretKey: "…", as: {user: "dli-bot", namespace: team-a}}
+    dli:           # huaweicloudsdkcore's AK/SK; projects: project_id → namespace (else the same name)
+      - {accessKey: "…", secretKey: "…", as: {user: "dli-bot", projects: {48cc2c48765f481480c7db940d6409d1: team-a}}}
     batchcompute:  # Alibaba's AccessKey
       - {accessKeyId: "…", accessKeySecret: "…", as: {user: "bc-bot", groups: [team-b]}}
 
-`as.namespace` is the caller's default namespace (Livy's paths name none). Called by
+`as.namespace` is the caller's default namespace (Livy's paths name none); `as.projects` maps DLI
+project ids to namespaces (a project id not listed is the namespace of that name). Called by
 lakejob.gateway.server (its authentication middleware); pure apart from reading the file.
 """
 from __future__ import annotations
@@ -53,6 +54,8 @@ class AsIdentity(BaseModel):
     user: str = Field(min_length=1, description="The Kubernetes user name impersonated for this key.")
     groups: list[str] = Field(default_factory=list)
     namespace: str | None = Field(None, description="Default namespace (Livy's paths name none).")
+    projects: dict[str, str] = Field(default_factory=dict, description=(
+        "DLI project_id → namespace, for this key; a project_id not listed is the namespace of that name."))
 
 
 class LivyKey(BaseModel):
@@ -105,6 +108,10 @@ class Caller:
     @property
     def namespace(self) -> str | None:
         return self.identity.namespace if self.identity else None
+
+    def project_namespace(self, project_id: str) -> str:
+        """The namespace of a DLI project: the key's map, else the namespace named as the project."""
+        return self.identity.projects.get(project_id, project_id) if self.identity else project_id
 
     def headers(self) -> Sequence[tuple[str, str]]:
         """What goes over the gateway's own credentials on every Kubernetes request it makes for

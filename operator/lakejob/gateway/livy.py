@@ -5,7 +5,8 @@ fields as they are) and whose integer id is in its name, `livy-batch-<id>`, and 
 LIVY_ID. Ids are per namespace, from 0, each the next after the largest in use: claimed by
 creating the object of that name (a second gateway replica that picked the same id gets
 AlreadyExists and takes the next), so they are unique and survive any restart. An id is reused only
-once its batch and every later one were deleted.
+once its batch and every later one were deleted (and not by a replica that made a larger one since
+it started).
 
 Paths, under `/batches`, `/livy/batches` (the caller's namespace: its key's default, else the
 gateway's) and `/namespaces/{namespace}/livy/batches`:
@@ -23,18 +24,19 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from lakejob.gateway import server
+from lakejob.gateway import logs, server
 from lakejob.gateway.jobs import ApiError, GROUP_VERSION
-from lakejob.models.common import describe_errors
 from lakejob.models.sparkbatch import SparkBatchSpec
 
 KIND = "SparkBatch"
 LIVY_ID = "lakejob.io/livy-id"
 NAME_PREFIX = "livy-batch-"
-DEFAULT_SIZE = 100  # Livy's default page, for lists and logs
 CLAIM_ATTEMPTS = 20  # ids tried before giving up when other creators keep taking them
+# namespace → the id this process tries next: one past the last it handed out. Only a hint, never
+# the truth: when another replica has moved on, the create meets AlreadyExists and the ids in use
+# are listed again. It spares a list of every batch per create.
+_next_hint: dict[str, int] = {}
 
 
 def error(status: int, code: str | None, message: str) -> dict[str, Any]:
@@ -65,25 +67,6 @@ def view(obj: dict[str, Any]) -> dict[str, Any]:
             "appInfo": {"driverLogUrl": None, "sparkUiUrl": None}, "log": list(st.get("log") or [])}
 
 
-def page(total: int, from_: int | None, size: int | None) -> tuple[int, int]:
-    """(start, end) of a page as Livy computes it: `size` lines (100 by default; negative: all),
-    from `from` or else the last `size`."""
-    size = DEFAULT_SIZE if size is None else size
-    size = total if size < 0 else size
-    start = max(0, total - size) if from_ is None or from_ < 0 else min(from_, total)
-    return start, min(total, start + size)
-
-
-def _int_param(request: web.Request, name: str) -> int | None:
-    value = request.query.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise server.Refused(400, f"{name}={value!r}: not an integer") from None
-
-
 def _batch_id(request: web.Request) -> int:
     raw = request.match_info["batch_id"]
     if not raw.isdigit():
@@ -100,20 +83,16 @@ async def _the_batch(request: web.Request) -> tuple[int, dict[str, Any]]:
 
 
 async def create(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise server.Refused(400, "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise server.Refused(400, "the body must be a JSON object (Livy's batch request)")
-    try:
-        SparkBatchSpec.model_validate(body)  # the operator's own rules, before anything is created
-    except ValidationError as e:
-        raise server.Refused(400, describe_errors(e)) from None
+    body = await server.spec_body(request, SparkBatchSpec, "Livy's batch request")
     ns, calls = server.namespace(request), server.jobs(request)
     for _ in range(CLAIM_ATTEMPTS):
-        taken = [i for i in map(livy_id, await calls.select(KIND, ns, LIVY_ID)) if i is not None]
-        batch_id = max(taken, default=-1) + 1
+        if ns not in _next_hint:
+            taken = [i for i in map(livy_id, await calls.select(KIND, ns, LIVY_ID)) if i is not None]
+            # Another request of this process may have moved on while this one listed.
+            _next_hint[ns] = max(max(taken, default=-1) + 1, _next_hint.get(ns, 0))
+        # Taken and moved on in one step (no await between): no two requests here try one id.
+        batch_id = _next_hint[ns]
+        _next_hint[ns] = batch_id + 1
         obj = {"apiVersion": GROUP_VERSION, "kind": KIND,
                "metadata": {"name": name_of(batch_id), "namespace": ns,
                             "labels": {LIVY_ID: str(batch_id), "app.kubernetes.io/created-by": "lakejob-gateway"}},
@@ -122,7 +101,8 @@ async def create(request: web.Request) -> web.Response:
             created = await calls.create(obj)
         except ApiError as e:
             if e.status == 409 and e.reason == "AlreadyExists":
-                continue  # another creator took this id first: the next one
+                _next_hint.pop(ns, None)  # another replica has moved on: list again, take the next after its
+                continue
             raise
         return web.json_response(view(created))
     raise server.Refused(503, f"could not claim a batch id in {CLAIM_ATTEMPTS} attempts (many concurrent creates); "
@@ -130,10 +110,10 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_batches(request: web.Request) -> web.Response:
-    from_, size = _int_param(request, "from") or 0, _int_param(request, "size")
+    from_, size = server.int_param(request, "from") or 0, server.int_param(request, "size")
     items = await server.jobs(request).select(KIND, server.namespace(request), LIVY_ID)
     batches = sorted((view(o) for o in items if livy_id(o) is not None), key=lambda b: int(b["id"]))
-    size = DEFAULT_SIZE if size is None else size
+    size = logs.DEFAULT_SIZE if size is None else size
     chosen = batches[max(0, from_):] if size < 0 else batches[max(0, from_):max(0, from_) + size]
     return web.json_response({"from": from_, "total": len(batches), "sessions": chosen})
 
@@ -150,13 +130,8 @@ async def get_state(request: web.Request) -> web.Response:
 
 async def get_log(request: web.Request) -> web.Response:
     batch_id, obj = await _the_batch(request)
-    st = obj.get("status") or {}
-    lines = None
-    if st.get("driverPod"):
-        lines = await server.jobs(request).pod_log(server.namespace(request), st["driverPod"])
-    if lines is None:  # no driver (yet, or any more): what the operator kept of it
-        lines = list(st.get("log") or [])
-    start, end = page(len(lines), _int_param(request, "from"), _int_param(request, "size"))
+    lines = await logs.driver_lines(server.jobs(request), server.namespace(request), obj)
+    start, end = logs.page(len(lines), server.int_param(request, "from"), server.int_param(request, "size"))
     return web.json_response({"id": batch_id, "from": start, "total": len(lines), "log": lines[start:end]})
 
 

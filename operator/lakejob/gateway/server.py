@@ -17,10 +17,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from lakejob.gateway import identity, signing
 from lakejob.gateway.jobs import ApiError, Jobs
 from lakejob.kube import Kube
+from lakejob.models.common import describe_errors
 
 log = logging.getLogger("lakejob.gateway")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -62,11 +64,47 @@ def jobs(request: web.Request) -> Jobs:
 def namespace(request: web.Request) -> str:
     """The namespace a request acts in: the path's (`/namespaces/NS/…`, DLI's project_id by the
     documented rule), else the caller's key's default, else the gateway's."""
-    ns = request.match_info.get("namespace") or request[CALLER].namespace or gateway(request).default_namespace
+    caller: identity.Caller = request[CALLER]
+    if "project_id" in request.match_info:
+        return caller.project_namespace(request.match_info["project_id"])
+    ns = request.match_info.get("namespace") or caller.namespace or gateway(request).default_namespace
     if not ns:
         raise Refused(400, "no namespace: use the paths under /namespaces/NAMESPACE/, or give the key a default "
                            "namespace (as.namespace in the keys file), or start the gateway with --namespace")
     return str(ns)
+
+
+def int_param(request: web.Request, name: str) -> int | None:
+    """An integer query parameter (None when absent); a 400 naming it when it is not one."""
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Refused(400, f"{name}={value!r}: not an integer") from None
+
+
+async def json_body(request: web.Request, what: str) -> dict[str, Any]:
+    """The request's JSON object (a 400 saying what was expected otherwise)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise Refused(400, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise Refused(400, f"the body must be a JSON object ({what})")
+    return body
+
+
+async def spec_body(request: web.Request, model: type[BaseModel], what: str) -> dict[str, Any]:
+    """The request's JSON object, checked by the kind's own rules before anything is created (a
+    400 naming every field that breaks one); returned as it came, to be the resource's spec."""
+    body = await json_body(request, what)
+    try:
+        model.model_validate(body)
+    except ValidationError as e:
+        raise Refused(400, describe_errors(e)) from None
+    return body
 
 
 async def _authenticate(request: web.Request, body: bytes) -> identity.Caller:
@@ -133,13 +171,13 @@ def make_app(gw: Gateway, apis: list[Callable[[web.Application, Gateway], None]]
 
 
 def serve(port: int, keys_path: str | None, default_namespace: str | None) -> None:
-    from lakejob.gateway import livy
+    from lakejob.gateway import dli, livy
 
     async def start() -> web.Application:
         kube = await Kube.connect()
         gw = Gateway(kube=kube, keys=identity.KeysFile(keys_path), default_namespace=default_namespace)
         gw.keys.keys()  # a broken keys file stops the start, naming the field
-        app = make_app(gw, [livy.register])
+        app = make_app(gw, [livy.register, dli.register])
 
         async def close(app: web.Application) -> None:
             await kube.close()

@@ -1,0 +1,164 @@
+"""DLI's Spark batch API (`/v2.0/{project_id}/batches`, as the seed and huaweicloudsdkdli's
+DliClient call it) over SparkBatch.
+
+A DLI batch is a SparkBatch whose spec is the request body as it came (the kind accepts DLI's
+fields as they are). Its id is the SparkBatch's name: a fresh UUID when the gateway creates it, as
+DLI's ids are, and the name as it is for one made with kubectl, so every SparkBatch of the
+project's namespace is in the list. The project's namespace: the key's `as.projects` map, else
+the namespace named as the project id (lakejob.gateway.identity).
+
+  POST   …/batches                  create; 200 with the batch (the seed's response fields)
+  GET    …/batches                  list: state, job_name, job-id, queue_name / cluster_name are
+                                    field selectors (the CRD's selectableFields); start/end (create
+                                    time, ms), order, from/size page the result
+  GET    …/batches/{batch_id}       the batch
+  GET    …/batches/{batch_id}/state {id, state}
+  GET    …/batches/{batch_id}/log   {id, from, total, log}: the driver's log, paged as Livy pages it
+  DELETE …/batches/{batch_id}       cancel: spec.suspend (the job ends `killed` and stays listed,
+                                    as a cancelled DLI job does); {"msg": "deleted"}
+Errors are DLI's: {"is_success": false, "error_code": "DLI.xxxx", "error_msg": "…"} (ERROR_CODES).
+Called by lakejob.gateway.server.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from lakejob.gateway import logs, server
+from lakejob.gateway.jobs import GROUP_VERSION
+from lakejob.models.sparkbatch import SparkBatchSpec
+
+KIND = "SparkBatch"
+OWNER = "lakejob.io/owner"  # who created it through the gateway: DLI's `owner`
+PREFIX = "/v2.0/{project_id}/batches"
+# HTTP status → DLI's error code (DLI.0001 parameter error, DLI.0002 no such object, DLI.0003
+# permission denied, DLI.0999 server error; APIG.0301 an authentication that failed, as Huawei
+# Cloud's API gateway answers it).
+ERROR_CODES = {400: "DLI.0001", 401: "APIG.0301", 403: "DLI.0003", 404: "DLI.0002", 409: "DLI.0001",
+               422: "DLI.0001"}
+ORDERS = {"duration_desc", "duration_asc", "create_time_desc", "create_time_asc"}
+
+
+def error(status: int, code: str | None, message: str) -> dict[str, Any]:
+    return {"is_success": False, "error_code": ERROR_CODES.get(status, "DLI.0999"), "error_msg": message}
+
+
+def _created_ms(obj: dict[str, Any]) -> int:
+    st = obj.get("status") or {}
+    if st.get("create_time"):
+        return int(st["create_time"])
+    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000) if stamp else 0
+
+
+def view(obj: dict[str, Any]) -> dict[str, Any]:
+    """A batch as DLI shows it (the create response and show's fields)."""
+    meta, spec, st = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    queue = st.get("queue") or spec.get("queue") or spec.get("cluster_name") or ""
+    created = _created_ms(obj)
+    out = {"id": meta.get("name"), "appId": st.get("appId") or "", "name": spec.get("name") or "",
+           "owner": (meta.get("annotations") or {}).get(OWNER, ""), "proxyUser": spec.get("proxyUser") or "",
+           "state": st.get("state") or "starting", "kind": "", "log": list(st.get("log") or []),
+           "sc_type": st.get("sc_type") or spec.get("sc_type") or "", "cluster_name": st.get("cluster_name") or queue,
+           "queue": queue, "image": spec.get("image") or "", "create_time": created,
+           "update_time": int(st.get("update_time") or created), "feature": spec.get("feature") or "",
+           "spark_version": spec.get("spark_version") or "", "req_body": json.dumps(spec, separators=(",", ":"))}
+    if st.get("duration") is not None:
+        out["duration"] = int(st["duration"])
+    return out
+
+
+async def _the_batch(request: web.Request) -> dict[str, Any]:
+    batch_id = request.match_info["batch_id"]
+    obj = await server.jobs(request).get(KIND, server.namespace(request), batch_id)
+    if obj is None:
+        raise server.Refused(404, f"The batch job {batch_id} does not exist.")
+    return obj
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await server.spec_body(request, SparkBatchSpec, "DLI's batch request")
+    caller = request[server.CALLER]
+    meta: dict[str, Any] = {"name": str(uuid.uuid4()), "namespace": server.namespace(request),
+                            "labels": {"app.kubernetes.io/created-by": "lakejob-gateway"}}
+    if caller.identity is not None:
+        meta["annotations"] = {OWNER: caller.identity.user}
+    created = await server.jobs(request).create({"apiVersion": GROUP_VERSION, "kind": KIND, "metadata": meta,
+                                                 "spec": body})
+    return web.json_response(view(created))
+
+
+def _escape(value: str) -> str:
+    """A field selector's value: `\`, `,` and `=` escaped as the apiserver parses them."""
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+
+
+def _selectors(query: Any) -> list[str]:
+    """The field selectors of a list's filters: one list call each (queue_name or cluster_name
+    matches either spec field, which DLI treats as one)."""
+    fixed = [f"{field}={_escape(query[param])}" for param, field in (("state", "status.state"), ("job_name", "spec.name"),
+                                                             ("job-id", "metadata.name")) if query.get(param)]
+    queue = query.get("queue_name") or query.get("cluster_name")
+    if not queue:
+        return [",".join(fixed)]
+    return [",".join([*fixed, f"spec.{field}={_escape(queue)}"]) for field in ("queue", "cluster_name")]
+
+
+async def list_batches(request: web.Request) -> web.Response:
+    order = request.query.get("order") or "create_time_desc"
+    if order not in ORDERS:
+        raise server.Refused(400, f"order={order!r}: must be one of {', '.join(sorted(ORDERS))}")
+    start, end = server.int_param(request, "start"), server.int_param(request, "end")
+    from_, size = server.int_param(request, "from") or 0, server.int_param(request, "size")
+    calls, ns = server.jobs(request), server.namespace(request)
+    found: dict[str, dict[str, Any]] = {}
+    for selector in _selectors(request.query):
+        for obj in await calls.select(KIND, ns, fields=selector or None):
+            found[obj["metadata"]["name"]] = obj
+    batches = [view(o) for o in found.values()
+               if (start is None or _created_ms(o) >= start) and (end is None or _created_ms(o) <= end)]
+    key = "duration" if order.startswith("duration") else "create_time"
+    batches.sort(key=lambda b: (b.get(key) or 0, b["id"]), reverse=order.endswith("_desc"))
+    size = logs.DEFAULT_SIZE if size is None else size
+    chosen = batches[from_:] if size < 0 else batches[from_:from_ + size]
+    return web.json_response({"from": from_, "total": len(batches), "sessions": chosen,
+                              "create_time": int(time.time() * 1000)})
+
+
+async def get(request: web.Request) -> web.Response:
+    return web.json_response(view(await _the_batch(request)))
+
+
+async def get_state(request: web.Request) -> web.Response:
+    b = view(await _the_batch(request))
+    return web.json_response({"id": b["id"], "state": b["state"]})
+
+
+async def get_log(request: web.Request) -> web.Response:
+    obj = await _the_batch(request)
+    lines = await logs.driver_lines(server.jobs(request), server.namespace(request), obj)
+    start, end = logs.page(len(lines), server.int_param(request, "from"), server.int_param(request, "size"))
+    return web.json_response({"id": obj["metadata"]["name"], "from": start, "total": len(lines),
+                              "log": lines[start:end]})
+
+
+async def cancel(request: web.Request) -> web.Response:
+    obj = await _the_batch(request)
+    await server.jobs(request).merge_patch(KIND, server.namespace(request), obj["metadata"]["name"],
+                                           {"spec": {"suspend": True}})
+    return web.json_response({"msg": "deleted"})
+
+
+def register(app: web.Application, gw: server.Gateway) -> None:
+    app.router.add_post(PREFIX, create)
+    app.router.add_get(PREFIX, list_batches)
+    app.router.add_get(PREFIX + "/{batch_id}", get)
+    app.router.add_get(PREFIX + "/{batch_id}/state", get_state)
+    app.router.add_get(PREFIX + "/{batch_id}/log", get_log)
+    app.router.add_delete(PREFIX + "/{batch_id}", cancel)
+    gw.shapes["/v2.0/"] = error
