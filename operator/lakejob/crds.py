@@ -77,6 +77,9 @@ KINDS: list[Kind] = [
     ),
     Kind(
         kind="DagJob", plural="dagjobs", short_names=["dag"], spec=DagJobSpec, status=DagJobStatus,
+        # BatchCompute's job Id (the uid, copied by the operator) and its list's State filter,
+        # lakejob.gateway.batchcompute
+        selectable=[".status.Id", ".status.State"],
         description="A BatchCompute DAG job: tasks (commands as Indexed Jobs, SparkBatch and FlinkJarJob "
                     "children) run in dependency order.",
         columns=[
@@ -89,6 +92,8 @@ KINDS: list[Kind] = [
     ),
     Kind(
         kind="FlinkJarJob", plural="flinkjarjobs", short_names=["fjj"], spec=FlinkJarJobSpec,
+        # DLI's list filters (status, name, queue_name), lakejob.gateway.dli_flink
+        selectable=[".status.status_name", ".spec.name", ".spec.queue_name"],
         status=FlinkJarJobStatus,
         description="A Flink JAR job (DLI Flink JAR job API) as a standalone application cluster: one "
                     "JobManager pod, a TaskManager Deployment, sized in CUs.",

@@ -2,9 +2,11 @@
 huaweicloudsdkdli's DliClient with huaweicloudsdkcore's AK/SK signing, unmodified — against the
 local control plane, the operator running the batches on KWOK.
 
-- Create, show, state, log, list with DLI's filters (state, job_name, job-id, queue_name, time
+- Spark batches: create, show, state, log, list with DLI's filters (state, job_name, job-id, queue_name, time
   window, order, paging) and cancel, the answers compared to the SparkBatches `kubectl` sees; a
   SparkBatch made with kubectl is in the list too (the API and kubectl agree).
+- Flink JAR jobs: create (job_id 1, 2), list with filters, order and paging, show, stop (the job
+  ends job_cancel_success), delete and batch delete (one result per id, an unknown one failing).
 - The key's project maps to its namespace; RBAC decides (403 in DLI's error shape where the key's
   identity has no Role); a wrong secret key is refused (401) before any Kubernetes call.
 """
@@ -20,9 +22,12 @@ import pytest
 import yaml
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
-from huaweicloudsdkdli.v1 import (CancelSparkJobRequest, CreateSparkJobRequest, CreateSparkJobRequestBody,
-                                  DliClient, ListSparkJobsRequest, ShowSparkJobLogRequest, ShowSparkJobRequest,
-                                  ShowSparkJobStatusRequest)
+from huaweicloudsdkdli.v1 import (BatchDeleteFlinkJobsRequest, BatchDeleteFlinkJobsRequestBody,
+                                  BatchStopFlinkJobsRequest, CancelSparkJobRequest, CreateFlinkJarJobRequest,
+                                  CreateFlinkJarJobRequestBody, CreateSparkJobRequest, CreateSparkJobRequestBody,
+                                  DeleteFlinkJobRequest, DliClient, ListFlinkJobsRequest, ListSparkJobsRequest,
+                                  ShowFlinkJobRequest, ShowSparkJobLogRequest, ShowSparkJobRequest,
+                                  ShowSparkJobStatusRequest, StopFlinkJobsRequestBody)
 
 from tests.e2e.kubectl import Kubectl, Operator
 from tests.e2e.gateway import Gateway, running
@@ -129,3 +134,51 @@ def test_rbac_and_the_signature_decide(kubectl: Kubectl, namespace: str, gateway
             file=PI["file"], class_name=PI["className"], num_executors=-1)))
     assert (e.value.status_code, e.value.error_code) == (400, "DLI.0001") and "numExecutors" in e.value.error_msg
     assert kubectl.list("sparkbatches", namespace) == []
+
+
+def test_the_dli_sdk_creates_lists_shows_stops_and_deletes_flink_jar_jobs(
+        kubectl: Kubectl, namespace: str, operator: Operator, gateway: Gateway) -> None:
+    kubectl.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "dli-flink"},
+                   "rules": [{"apiGroups": ["lakejob.io"], "resources": ["flinkjarjobs"],
+                              "verbs": ["get", "list", "create", "patch", "delete"]}]}, namespace)
+    kubectl.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "dli-flink"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "dli-flink"},
+                   "subjects": [{"kind": "User", "name": USER, "apiGroup": "rbac.authorization.k8s.io"}]}, namespace)
+    client = dli(gateway)
+    ids = []
+    for name in ("stream-a", "stream-b"):
+        body = CreateFlinkJarJobRequestBody(
+            name=name, queue_name="testQueue", cu_number=2, manager_cu_number=1, parallel_number=1,
+            entrypoint="local:///opt/flink/examples/streaming/WordCount.jar",
+            main_class="org.apache.flink.streaming.examples.wordcount.WordCount")
+        created = client.create_flink_jar_job(CreateFlinkJarJobRequest(body=body))
+        assert str(created.is_success) == "True" and created.job.status_name == "job_init"
+        ids.append(created.job.job_id)
+    assert ids == [1, 2]
+    cr = kubectl.get("flinkjarjob", "flink-job-1", namespace)
+    assert cr is not None and cr["spec"]["name"] == "stream-a" and cr["metadata"]["annotations"]["lakejob.io/owner"] == USER
+    kubectl.wait_for(lambda: all((kubectl.get("flinkjarjob", f"flink-job-{i}", namespace) or {}).get("status", {})
+                                 .get("status_name") == "job_running" for i in ids),
+                     "both jobs to run (KWOK: their JobManagers keep running)", namespace=namespace)
+
+    def listed(**filters: Any) -> list[int]:
+        return [j.job_id for j in client.list_flink_jobs(ListFlinkJobsRequest(**filters)).job_list.jobs]
+
+    assert listed() == [2, 1] and listed(order="asc") == [1, 2] and listed(order="asc", offset=1, limit=5) == [2]
+    assert listed(name="stream-a") == [1] and listed(status="job_running") == [2, 1] and listed(status="job_init") == []
+    assert listed(queue_name="testQueue") == [2, 1] and listed(queue_name="other") == []
+    detail = client.show_flink_job(ShowFlinkJobRequest(job_id=1)).job_detail
+    assert (detail.job_id, detail.name, detail.status, detail.user_name, detail.queue_name) == (
+        1, "stream-a", "job_running", USER, "testQueue")
+    stopped = client.batch_stop_flink_jobs(BatchStopFlinkJobsRequest(body=StopFlinkJobsRequestBody(job_ids=[1])))
+    assert [str(r.is_success) for r in stopped.body] == ["True"]  # the SDK types is_success as a string
+    kubectl.wait_for(lambda: client.show_flink_job(ShowFlinkJobRequest(job_id=1)).job_detail.status
+                     == "job_cancel_success", "job 1 stopped", namespace=namespace)
+    assert str(client.delete_flink_job(DeleteFlinkJobRequest(job_id=2)).is_success) == "True"
+    gone = client.batch_delete_flink_jobs(BatchDeleteFlinkJobsRequest(body=BatchDeleteFlinkJobsRequestBody(
+        job_ids=[1, 99])))
+    assert [str(r.is_success) for r in gone.body] == ["True", "False"] and "99" in gone.body[1].message
+    kubectl.wait_for(lambda: not kubectl.list("flinkjarjobs", namespace), "the jobs deleted", namespace=namespace)
+    with pytest.raises(ClientRequestException) as e:
+        client.show_flink_job(ShowFlinkJobRequest(job_id=2))
+    assert (e.value.status_code, e.value.error_code) == (404, "DLI.0002")

@@ -55,3 +55,17 @@ def test_errors_have_each_vendors_shape() -> None:
     assert dli.error(403, None, "no") == {"is_success": False, "error_code": "DLI.0003", "error_msg": "no"}
     assert dli.error(502, None, "down")["error_code"] == "DLI.0999"
     assert livy.error(404, None, "Session '5' not found.") == {"msg": "Session '5' not found."}
+
+
+def test_a_flinkjarjob_as_dli_shows_it() -> None:
+    from lakejob.gateway import dli_flink
+
+    cr = {"metadata": {"name": "flink-job-7", "labels": {dli_flink.DLI_FLINK_ID: "7"},
+                       "creationTimestamp": "2026-12-03T10:00:00Z"},
+          "spec": {"name": "stream", "main_class": "M", "entrypoint_args": "-a 1", "queue_name": "q"},
+          "status": {"status_name": "job_running", "restarts": 2, "last_checkpoint": "file:///ckpt/chk-3"}}
+    v = dli_flink.view(cr, "p1")
+    assert (v["job_id"], v["name"], v["status"], v["queue_name"], v["restart_times"], v["has_savepoint"]) == (
+        7, "stream", "job_running", "q", 2, True)
+    assert v["create_time"] == v["update_time"] == 1796292000000 and v["project_id"] == "p1"
+    assert dli_flink.view({"metadata": {"name": "x"}}, "p")["job_id"] is None  # made with kubectl: no job_id

@@ -46,7 +46,7 @@ class Jobs:
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         _, payload = await self._call("POST", path(obj["apiVersion"], obj["kind"], meta["namespace"]),
-                                      f"create {obj['kind']} {meta['name']}", obj)
+                                      f"create {obj['kind']} {meta.get('name') or meta.get('generateName', '') + '*'}", obj)
         return payload  # type: ignore[no-any-return]
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -25,31 +25,21 @@ from typing import Any
 
 from aiohttp import web
 
-from lakejob.gateway import logs, server
-from lakejob.gateway.jobs import ApiError, GROUP_VERSION
+from lakejob.gateway import ids, logs, server
 from lakejob.models.sparkbatch import SparkBatchSpec
 
 KIND = "SparkBatch"
 LIVY_ID = "lakejob.io/livy-id"
 NAME_PREFIX = "livy-batch-"
-CLAIM_ATTEMPTS = 20  # ids tried before giving up when other creators keep taking them
-# namespace → the id this process tries next: one past the last it handed out. Only a hint, never
-# the truth: when another replica has moved on, the create meets AlreadyExists and the ids in use
-# are listed again. It spares a list of every batch per create.
-_next_hint: dict[str, int] = {}
+SCHEME = ids.IdScheme(KIND, LIVY_ID, NAME_PREFIX)
 
 
 def error(status: int, code: str | None, message: str) -> dict[str, Any]:
     return {"msg": message}
 
 
-def name_of(batch_id: int) -> str:
-    return f"{NAME_PREFIX}{batch_id}"
-
-
 def livy_id(obj: dict[str, Any]) -> int | None:
-    value = ((obj.get("metadata") or {}).get("labels") or {}).get(LIVY_ID, "")
-    return int(value) if value.isdigit() else None
+    return SCHEME.id_of(obj)
 
 
 def state(obj: dict[str, Any]) -> str:
@@ -76,37 +66,16 @@ def _batch_id(request: web.Request) -> int:
 
 async def _the_batch(request: web.Request) -> tuple[int, dict[str, Any]]:
     batch_id = _batch_id(request)
-    obj = await server.jobs(request).get(KIND, server.namespace(request), name_of(batch_id))
-    if obj is None or livy_id(obj) != batch_id:
+    obj = await SCHEME.get(server.jobs(request), server.namespace(request), batch_id)
+    if obj is None:
         raise server.Refused(404, f"Session '{batch_id}' not found.")
     return batch_id, obj
 
 
 async def create(request: web.Request) -> web.Response:
     body = await server.spec_body(request, SparkBatchSpec, "Livy's batch request")
-    ns, calls = server.namespace(request), server.jobs(request)
-    for _ in range(CLAIM_ATTEMPTS):
-        if ns not in _next_hint:
-            taken = [i for i in map(livy_id, await calls.select(KIND, ns, LIVY_ID)) if i is not None]
-            # Another request of this process may have moved on while this one listed.
-            _next_hint[ns] = max(max(taken, default=-1) + 1, _next_hint.get(ns, 0))
-        # Taken and moved on in one step (no await between): no two requests here try one id.
-        batch_id = _next_hint[ns]
-        _next_hint[ns] = batch_id + 1
-        obj = {"apiVersion": GROUP_VERSION, "kind": KIND,
-               "metadata": {"name": name_of(batch_id), "namespace": ns,
-                            "labels": {LIVY_ID: str(batch_id), "app.kubernetes.io/created-by": "lakejob-gateway"}},
-               "spec": body}
-        try:
-            created = await calls.create(obj)
-        except ApiError as e:
-            if e.status == 409 and e.reason == "AlreadyExists":
-                _next_hint.pop(ns, None)  # another replica has moved on: list again, take the next after its
-                continue
-            raise
-        return web.json_response(view(created))
-    raise server.Refused(503, f"could not claim a batch id in {CLAIM_ATTEMPTS} attempts (many concurrent creates); "
-                              "retry")
+    created = await ids.create(server.jobs(request), SCHEME, server.namespace(request), body)
+    return web.json_response(view(created))
 
 
 async def list_batches(request: web.Request) -> web.Response:
@@ -137,7 +106,7 @@ async def get_log(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     batch_id, _ = await _the_batch(request)
-    await server.jobs(request).delete(KIND, server.namespace(request), name_of(batch_id))
+    await server.jobs(request).delete(KIND, server.namespace(request), SCHEME.name_of(batch_id))
     return web.json_response({"msg": "deleted"})
 
 

@@ -40,7 +40,7 @@ class Gateway:
 
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
-CALLER = "lakejob.caller"
+CALLER: web.RequestKey[identity.Caller] = web.RequestKey("caller", identity.Caller)
 
 
 class Refused(Exception):
@@ -57,14 +57,14 @@ def gateway(request: web.Request) -> Gateway:
 
 def jobs(request: web.Request) -> Jobs:
     """The Kubernetes calls of this request, made as its caller."""
-    caller: identity.Caller = request[CALLER]
+    caller = request[CALLER]
     return Jobs(gateway(request).kube, caller)
 
 
 def namespace(request: web.Request) -> str:
     """The namespace a request acts in: the path's (`/namespaces/NS/…`, DLI's project_id by the
     documented rule), else the caller's key's default, else the gateway's."""
-    caller: identity.Caller = request[CALLER]
+    caller = request[CALLER]
     if "project_id" in request.match_info:
         return caller.project_namespace(request.match_info["project_id"])
     ns = request.match_info.get("namespace") or caller.namespace or gateway(request).default_namespace
@@ -171,13 +171,13 @@ def make_app(gw: Gateway, apis: list[Callable[[web.Application, Gateway], None]]
 
 
 def serve(port: int, keys_path: str | None, default_namespace: str | None) -> None:
-    from lakejob.gateway import dli, livy
+    from lakejob.gateway import batchcompute, dli, dli_flink, livy
 
     async def start() -> web.Application:
         kube = await Kube.connect()
         gw = Gateway(kube=kube, keys=identity.KeysFile(keys_path), default_namespace=default_namespace)
         gw.keys.keys()  # a broken keys file stops the start, naming the field
-        app = make_app(gw, [livy.register, dli.register])
+        app = make_app(gw, [livy.register, dli.register, dli_flink.register, batchcompute.register])
 
         async def close(app: web.Application) -> None:
             await kube.close()

@@ -1,0 +1,146 @@
+"""DLI's Flink JAR job API (`/v1.0/{project_id}/streaming/…`, as the seed and huaweicloudsdkdli's
+DliClient call it) over FlinkJarJob.
+
+A job is a FlinkJarJob whose spec is the request body as it came. DLI's job_id is an integer, so
+it is claimed as Livy's ids are (lakejob.gateway.ids): the name `flink-job-<id>` and the label
+DLI_FLINK_ID, from 1, per namespace. Jobs made with kubectl have no job_id and are not listed.
+
+  POST   …/streaming/flink-jobs          create; {is_success, message, job: {job_id, status_name, status_desc}}
+  GET    …/streaming/jobs                list: `status`, `name`, `queue_name` are field selectors (the
+                                         CRD's selectableFields); `order`, `offset`/`limit` page it
+  GET    …/streaming/jobs/{job_id}       {is_success, message, job_detail}
+  POST   …/streaming/jobs/stop           {"job_ids": […]}: spec.suspend for each (DLI's stop:
+                                         job_canceling, then job_cancel_success); one result each
+  DELETE …/streaming/jobs/{job_id}       the FlinkJarJob deleted (its pods go with it)
+  POST   …/streaming/jobs/delete         {"job_ids": […]}: each deleted; one result each
+Not served: update and run (a FlinkJarJob's spec is fixed once created, and a stopped job stays
+stopped: create a new one). Errors are DLI's shape (lakejob.gateway.dli.error). Called by
+lakejob.gateway.server.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from lakejob.gateway import dli, ids, server
+from lakejob.gateway.jobs import ApiError
+from lakejob.models.flinkjarjob import FlinkJarJobSpec
+
+KIND = "FlinkJarJob"
+DLI_FLINK_ID = "lakejob.io/dli-flink-id"
+SCHEME = ids.IdScheme(KIND, DLI_FLINK_ID, "flink-job-", first=1)
+PREFIX = "/v1.0/{project_id}/streaming"
+ORDERS = {"asc": False, "desc": True}  # DLI's order of a list: by job_id
+
+
+def view(obj: dict[str, Any], project_id: str) -> dict[str, Any]:
+    """A job as DLI shows it (the list's and show's FlinkJob)."""
+    meta, spec, st = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    created = dli.created_ms(obj)
+    return {"job_id": SCHEME.id_of(obj), "name": spec.get("name") or "", "desc": spec.get("desc") or "",
+            "user_name": (meta.get("annotations") or {}).get(dli.OWNER, ""), "job_type": "flink_jar_job",
+            "status": st.get("status_name") or "job_init", "status_desc": st.get("status_desc") or "",
+            "create_time": created, "start_time": int(st.get("start_time") or 0),
+            "update_time": int(st.get("update_time") or created), "project_id": project_id,
+            "main_class": spec.get("main_class") or "", "entrypoint_args": spec.get("entrypoint_args") or "",
+            "queue_name": st.get("queue_name") or spec.get("queue_name") or "",
+            "restart_times": int(st.get("restarts") or 0), "has_savepoint": bool(st.get("last_checkpoint")),
+            "savepoint_path": st.get("last_checkpoint") or ""}
+
+
+def _job_id(raw: Any) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.isdigit():
+        return int(raw)
+    raise server.Refused(400, f"job_id {raw!r}: not a job id (an integer)")
+
+
+async def _the_job(request: web.Request, job_id: int) -> dict[str, Any]:
+    obj = await SCHEME.get(server.jobs(request), server.namespace(request), job_id)
+    if obj is None:
+        raise server.Refused(404, f"The job {job_id} does not exist.")
+    return obj
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await server.spec_body(request, FlinkJarJobSpec, "DLI's Flink JAR job request")
+    created = await ids.create(server.jobs(request), SCHEME, server.namespace(request), body, dli.owner(request))
+    return web.json_response({"is_success": True, "message": "A Flink job is created successfully.",
+                              "job": {"job_id": SCHEME.id_of(created), "status_name": "job_init", "status_desc": ""}})
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    order = request.query.get("order") or "desc"
+    if order not in ORDERS:
+        raise server.Refused(400, f"order={order!r}: must be asc or desc")
+    fields = ",".join(f"{field}={dli.escape(request.query[param])}" for param, field in (
+        ("status", "status.status_name"), ("name", "spec.name"), ("queue_name", "spec.queue_name"))
+        if request.query.get(param))
+    items = await server.jobs(request).select(KIND, server.namespace(request), DLI_FLINK_ID, fields or None)
+    pid = request.match_info["project_id"]
+    jobs = sorted((view(o, pid) for o in items if SCHEME.id_of(o) is not None), key=lambda j: int(j["job_id"]),
+                  reverse=ORDERS[order])
+    offset, limit = server.int_param(request, "offset") or 0, server.int_param(request, "limit")
+    chosen = jobs[offset:] if limit is None else jobs[offset:offset + limit]
+    return web.json_response({"is_success": True, "message": "", "job_list": {"total_count": len(jobs),
+                                                                              "jobs": chosen}})
+
+
+async def show(request: web.Request) -> web.Response:
+    obj = await _the_job(request, _job_id(request.match_info["job_id"]))
+    return web.json_response({"is_success": True, "message": "",
+                              "job_detail": view(obj, request.match_info["project_id"])})
+
+
+async def _each(request: web.Request, act: str) -> web.Response:
+    """Stop or delete every job of the body's job_ids: one result each, in order."""
+    body = await server.json_body(request, f"DLI's batch {act} request")
+    job_ids = body.get("job_ids")
+    if not isinstance(job_ids, list) or not job_ids:
+        raise server.Refused(400, "job_ids: give the ids of the jobs, a non-empty list")
+    results = []
+    for raw in job_ids:
+        try:
+            results.append(await (_stop(request, _job_id(raw)) if act == "stop" else _delete(request, _job_id(raw))))
+        except server.Refused as e:
+            results.append({"is_success": False, "message": e.message})
+        except ApiError as e:
+            results.append({"is_success": False, "message": e.message})
+    return web.json_response(results)
+
+
+async def _stop(request: web.Request, job_id: int) -> dict[str, Any]:
+    obj = await _the_job(request, job_id)
+    await server.jobs(request).merge_patch(KIND, server.namespace(request), obj["metadata"]["name"],
+                                           {"spec": {"suspend": True}})
+    return {"is_success": True, "message": f"The request for stopping job {job_id} is delivered successfully."}
+
+
+async def _delete(request: web.Request, job_id: int) -> dict[str, Any]:
+    await _the_job(request, job_id)
+    await server.jobs(request).delete(KIND, server.namespace(request), SCHEME.name_of(job_id))
+    return {"is_success": True, "message": f"The job {job_id} is deleted successfully."}
+
+
+async def stop(request: web.Request) -> web.Response:
+    return await _each(request, "stop")
+
+
+async def delete_many(request: web.Request) -> web.Response:
+    return await _each(request, "delete")
+
+
+async def delete(request: web.Request) -> web.Response:
+    return web.json_response(await _delete(request, _job_id(request.match_info["job_id"])))
+
+
+def register(app: web.Application, gw: server.Gateway) -> None:
+    app.router.add_post(PREFIX + "/flink-jobs", create)
+    app.router.add_get(PREFIX + "/jobs", list_jobs)
+    app.router.add_get(PREFIX + "/jobs/{job_id}", show)
+    app.router.add_post(PREFIX + "/jobs/stop", stop)
+    app.router.add_post(PREFIX + "/jobs/delete", delete_many)
+    app.router.add_delete(PREFIX + "/jobs/{job_id}", delete)
+    gw.shapes["/v1.0/"] = dli.error
