@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from pydantic import BaseModel, ValidationError
 
 from lakejob import crds
-from lakejob.kube import Kube, KubeError, path, register_kind
+from lakejob.kube import Kube, KubeError, controller_uid, describe_owner, path, register_kind
 from lakejob.models.common import describe_errors
 
 GROUP_VERSION = f"{crds.GROUP}/{crds.VERSION}"
@@ -133,8 +133,12 @@ async def stop(namespace: str, name: str, kind: str | None, out: TextIO) -> int:
     kube = await Kube.connect()
     try:
         obj = await _find(kube, namespace, name, kind)
+        if controller_uid(obj) is not None:  # a DagJob's task: its owner stops it, or the two would fight
+            raise Refused(f"{obj['kind']} {name} is {describe_owner(obj)}: stop that instead")
+        # Its uid in the patch: a same-named successor made in between is refused, not stopped.
         status, payload = await kube.request(
-            "PATCH", path(GROUP_VERSION, obj["kind"], namespace, name), {"spec": {"suspend": True}},
+            "PATCH", path(GROUP_VERSION, obj["kind"], namespace, name),
+            {"metadata": {"uid": obj["metadata"]["uid"]}, "spec": {"suspend": True}},
             content_type="application/merge-patch+json")
         if status >= 300:
             raise Refused(f"cannot stop {obj['kind']} {name}: {payload.get('message') if isinstance(payload, dict) else payload}")

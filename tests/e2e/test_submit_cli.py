@@ -73,6 +73,15 @@ def test_dli_flink_and_batchcompute_bodies_become_their_kinds_and_stop_stops(
                      == "killed", "pi to be killed", namespace=namespace)
     r = lakejob(kubeconfig, "stop", "nothing-here", "-n", namespace)
     assert r.returncode == 2 and "no lakejob job named nothing-here" in r.stderr
+    # A DagJob's sparkBatch task is its DagJob's to stop: refused, and left running.
+    kubectl.apply({"apiVersion": "lakejob.io/v1alpha1", "kind": "DagJob", "metadata": {"name": "owner"},
+                   "spec": {"Name": "owner", "Priority": 100, "Type": "DAG", "JobFailOnInstanceFail": True,
+                            "DAG": {"Tasks": {"pi": {"sparkBatch": PI}}}}}, namespace)
+    child = kubectl.wait_for(lambda: kubectl.list("sparkbatches", namespace, "lakejob.io/kind=DagJob"),
+                             "the DagJob's SparkBatch", namespace=namespace)[0]["metadata"]["name"]
+    r = lakejob(kubeconfig, "stop", child, "-n", namespace, "--kind", "SparkBatch")
+    assert r.returncode == 2 and "controlled by DagJob owner" in r.stderr, r.stderr
+    assert not (kubectl.get("sparkbatch", child, namespace) or {})["spec"].get("suspend")
 
 
 def test_a_bad_body_is_refused_naming_the_field(kubeconfig: str, kubectl: Kubectl, namespace: str,

@@ -69,3 +69,14 @@ def test_a_flinkjarjob_as_dli_shows_it() -> None:
         7, "stream", "job_running", "q", 2, True)
     assert v["create_time"] == v["update_time"] == 1796292000000 and v["project_id"] == "p1"
     assert dli_flink.view({"metadata": {"name": "x"}}, "p")["job_id"] is None  # made with kubectl: no job_id
+
+
+def test_a_job_another_resource_controls_is_never_patched_or_deleted_through_the_gateway() -> None:
+    from lakejob.gateway import jobs
+
+    child = {"kind": "SparkBatch", "metadata": {"name": "dag-pi", "namespace": "a", "uid": "u1", "ownerReferences": [
+        {"kind": "DagJob", "name": "nightly", "uid": "u0", "controller": True}]}}
+    with pytest.raises(jobs.ApiError) as e:
+        jobs._ours(child)
+    assert e.value.status == 409 and "controlled by DagJob nightly" in e.value.message
+    assert jobs._ours({"kind": "SparkBatch", "metadata": {"name": "pi", "uid": "u2"}})["uid"] == "u2"

@@ -369,12 +369,14 @@ class MemoryJobs:
             return True
         return [json.loads(json.dumps(o)) for o in self.objs.values() if matches(o)]
 
-    async def delete(self, kind: str, namespace: str, name: str) -> bool:
-        return self.objs.pop(name, None) is not None
+    async def delete(self, obj: dict[str, Any]) -> bool:
+        return self.objs.pop(obj["metadata"]["name"], None) is not None
 
-    async def merge_patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
-        self.objs[name]["spec"].update(patch["spec"])
-        return self.objs[name]
+    async def merge_patch(self, obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
+        stored = self.objs[obj["metadata"]["name"]]
+        assert stored["metadata"]["uid"] == obj["metadata"]["uid"]
+        stored["spec"].update(patch["spec"])
+        return stored
 
     def operator(self, uid: str, **status: Any) -> None:
         """What the operator's reconcile writes: status.Id and the rest."""

@@ -389,8 +389,7 @@ async def change_priority(request: web.Request) -> web.Response:
     obj = await _the_job(request)
     if _state(obj) in TERMINAL_STATES:
         raise _conflict(_state(obj))
-    await server.jobs(request).merge_patch(KIND, server.namespace(request), obj["metadata"]["name"],
-                                           {"spec": {"Priority": priority}})
+    await server.jobs(request).merge_patch(obj, {"spec": {"Priority": priority}})
     return web.Response(status=200)
 
 
@@ -401,8 +400,7 @@ async def _suspend(request: web.Request, value: bool) -> web.Response:
     state, suspended = _state(obj), bool((obj.get("spec") or {}).get("suspend"))
     if state in TERMINAL_STATES or (not value and state != "Stopped" and not suspended):
         raise _conflict(state)
-    await server.jobs(request).merge_patch(KIND, server.namespace(request), obj["metadata"]["name"],
-                                           {"spec": {"suspend": value}})
+    await server.jobs(request).merge_patch(obj, {"spec": {"suspend": value}})
     return web.Response(status=200)
 
 
@@ -418,7 +416,7 @@ async def delete(request: web.Request) -> web.Response:
     obj = await _the_job(request)
     if _state(obj) not in ("Stopped", *TERMINAL_STATES):
         raise _conflict(_state(obj))
-    await server.jobs(request).delete(KIND, server.namespace(request), obj["metadata"]["name"])
+    await server.jobs(request).delete(obj)
     return web.Response(status=204)
 
 

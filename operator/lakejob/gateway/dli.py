@@ -155,8 +155,7 @@ async def get_log(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.Response:
     obj = await _the_batch(request)
-    await server.jobs(request).merge_patch(KIND, server.namespace(request), obj["metadata"]["name"],
-                                           {"spec": {"suspend": True}})
+    await server.jobs(request).merge_patch(obj, {"spec": {"suspend": True}})
     return web.json_response({"msg": "deleted"})
 
 

@@ -113,14 +113,12 @@ async def _each(request: web.Request, act: str) -> web.Response:
 
 async def _stop(request: web.Request, job_id: int) -> dict[str, Any]:
     obj = await _the_job(request, job_id)
-    await server.jobs(request).merge_patch(KIND, server.namespace(request), obj["metadata"]["name"],
-                                           {"spec": {"suspend": True}})
+    await server.jobs(request).merge_patch(obj, {"spec": {"suspend": True}})
     return {"is_success": True, "message": f"The request for stopping job {job_id} is delivered successfully."}
 
 
 async def _delete(request: web.Request, job_id: int) -> dict[str, Any]:
-    await _the_job(request, job_id)
-    await server.jobs(request).delete(KIND, server.namespace(request), SCHEME.name_of(job_id))
+    await server.jobs(request).delete(await _the_job(request, job_id))
     return {"is_success": True, "message": f"The job {job_id} is deleted successfully."}
 
 

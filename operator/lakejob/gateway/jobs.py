@@ -14,7 +14,7 @@ from typing import Any
 
 from lakejob import crds
 from lakejob.gateway.identity import Caller
-from lakejob.kube import Kube, KubeError, path, register_kind
+from lakejob.kube import Kube, KubeError, controller_uid, describe_owner, path, register_kind
 
 GROUP_VERSION = f"{crds.GROUP}/{crds.VERSION}"
 for _kind in crds.KINDS:  # the gateway runs no controller, which would teach the client these
@@ -35,8 +35,10 @@ class Jobs:
         self.caller = caller
 
     async def _call(self, method: str, url: str, what: str, body: Any = None,
-                    params: dict[str, str] | None = None) -> tuple[int, Any]:
-        status, payload = await self.kube.request(method, url, body, params=params, headers=self.caller.headers())
+                    params: dict[str, str] | None = None,
+                    content_type: str = "application/json") -> tuple[int, Any]:
+        status, payload = await self.kube.request(method, url, body, params=params, content_type=content_type,
+                                                  headers=self.caller.headers())
         if status >= 300 and status != 404:
             message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
             reason = payload.get("reason", "") if isinstance(payload, dict) else ""
@@ -63,28 +65,41 @@ class Jobs:
         status, payload = await self._call("GET", path(GROUP_VERSION, kind, namespace), f"list {kind}", params=params)
         return [] if status == 404 else list(payload.get("items") or [])
 
-    async def delete(self, kind: str, namespace: str, name: str) -> bool:
-        options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
-        status, _ = await self._call("DELETE", path(GROUP_VERSION, kind, namespace, name), f"delete {kind} {name}",
-                                     options)
+    async def delete(self, obj: dict[str, Any]) -> bool:
+        """Delete the very object `obj` was read as (a uid precondition: a same-named successor made
+        in between is never taken for it); False when it is gone already."""
+        meta = _ours(obj)
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background",
+                   "preconditions": {"uid": meta["uid"]}}
+        status, _ = await self._call("DELETE", path(GROUP_VERSION, obj["kind"], meta["namespace"], meta["name"]),
+                                     f"delete {obj['kind']} {meta['name']}", options)
         return status != 404
 
-    async def merge_patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
-        status, payload = await self.kube.request(
-            "PATCH", path(GROUP_VERSION, kind, namespace, name), patch,
-            content_type="application/merge-patch+json", headers=self.caller.headers())
-        if status == 404:
-            return None
-        if status >= 300:
-            message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
-            raise ApiError(status, payload.get("reason", "") if isinstance(payload, dict) else "", message,
-                           f"patch {kind} {name}")
-        return payload  # type: ignore[no-any-return]
+    async def merge_patch(self, obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch the very object `obj` was read as (its uid in the patch, which the apiserver
+        refuses to change); None when it is gone."""
+        meta = _ours(obj)
+        body = {**patch, "metadata": {**patch.get("metadata", {}), "uid": meta["uid"]}}
+        status, payload = await self._call("PATCH", path(GROUP_VERSION, obj["kind"], meta["namespace"], meta["name"]),
+                                           f"patch {obj['kind']} {meta['name']}", body,
+                                           content_type="application/merge-patch+json")
+        return None if status == 404 else payload
 
     async def pod_log(self, namespace: str, pod: str) -> list[str] | None:
         """The pod's log lines (its last LOG_LINES, at most Kube's LOG_TAIL_BYTES), None when the pod
         or its kubelet cannot be read; read as the caller, so `pods/log` RBAC applies."""
         return await self.kube.pod_log_tail(namespace, pod, LOG_LINES, LOG_TIMEOUT_S, headers=self.caller.headers())
+
+
+def _ours(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj`'s metadata, when the vendor API may change it: not when another resource controls it
+    (a DagJob's sparkBatch or flinkJarJob task): that one's owner stops or deletes it, else the two
+    would fight. Refused as a conflict, naming the owner."""
+    meta: dict[str, Any] = obj["metadata"]
+    if controller_uid(obj) is not None:
+        raise ApiError(409, "Conflict", f"{obj['kind']} {meta['name']} is {describe_owner(obj)}: stop or delete "
+                                        "that instead", f"change {obj['kind']} {meta['name']}")
+    return meta
 
 
 class ApiError(KubeError):

@@ -105,8 +105,8 @@ async def get_log(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    batch_id, _ = await _the_batch(request)
-    await server.jobs(request).delete(KIND, server.namespace(request), SCHEME.name_of(batch_id))
+    _, obj = await _the_batch(request)
+    await server.jobs(request).delete(obj)
     return web.json_response({"msg": "deleted"})
 
 
