@@ -14,9 +14,8 @@ from lakejob.controllers.dagjob_decide import (
     Observed,
     decide,
     iso,
-    parse_indexes,
 )
-from lakejob.models.dagjob import DagJobSpec, DagJobStatus
+from lakejob.models.dagjob import DagJobSpec, DagJobStatus, parse_indexes
 from lakejob.settings import Settings
 
 META = Meta(name="dj", namespace="ns", uid="uid-1", generation=1, created_ms=1_700_000_000_000)

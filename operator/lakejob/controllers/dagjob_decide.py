@@ -25,7 +25,7 @@ from typing import Literal
 from lakejob import dag_graph
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, clip, ready_and_complete
-from lakejob.models.dagjob import TERMINAL_STATES, Counts, DagJobSpec, DagJobStatus, TaskStatus
+from lakejob.models.dagjob import TERMINAL_STATES, Counts, DagJobSpec, DagJobStatus, TaskStatus, parse_indexes
 from lakejob.render.dag import child_name
 from lakejob.settings import Settings
 
@@ -104,15 +104,6 @@ CHILD_STATES = {"success": "Finished", "dead": "Failed", "killed": "Stopped",
 
 def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_indexes(text: str | None) -> set[int]:
-    """A Job's index set ("0-2,5") → {0, 1, 2, 5}."""
-    out: set[int] = set()
-    for part in filter(None, (text or "").split(",")):
-        lo, _, hi = part.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 class _Step:

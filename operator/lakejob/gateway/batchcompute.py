@@ -39,11 +39,10 @@ from typing import Any, get_args
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from lakejob.controllers.dagjob_decide import parse_indexes
 from lakejob.gateway import dli, server
 from lakejob.gateway.jobs import GROUP_VERSION, ApiError
 from lakejob.models.common import describe_errors
-from lakejob.models.dagjob import STATES, TERMINAL_STATES, DagJobSpec
+from lakejob.models.dagjob import STATES, TERMINAL_STATES, DagJobSpec, parse_indexes
 
 KIND = "DagJob"
 TOKEN = "lakejob.io/idempotent-token"  # label: the IdempotentToken's hash (a label value can't hold any token)

@@ -443,6 +443,16 @@ class Counts(Model):
     FailedCount: int = 0
 
 
+def parse_indexes(text: str | None) -> set[int]:
+    """An index set as a Job and TaskStatus write it ("0-2,5") → {0, 1, 2, 5}: read by the
+    DagJob's decide and the gateway's BatchCompute instances."""
+    out: set[int] = set()
+    for part in filter(None, (text or "").split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 class TaskStatus(Model):
     model_config = ConfigDict(extra="ignore")
 
