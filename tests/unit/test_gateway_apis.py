@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from lakejob.gateway import dli, livy, logs
+from lakejob.gateway import dli, jobs, livy, logs
 
 CR: dict[str, Any] = {
-    "metadata": {"name": "livy-batch-3", "labels": {livy.LIVY_ID: "3"}, "annotations": {dli.OWNER: "dli:bot"},
+    "metadata": {"name": "livy-batch-3", "labels": {livy.LIVY_ID: "3"}, "annotations": {jobs.OWNER: "dli:bot"},
                  "creationTimestamp": "2026-12-03T10:00:00Z"},
     "spec": {"file": "a.jar", "className": "A", "queue": "q1", "name": "pi", "spark_version": "2.3.2"},
     "status": {"state": "success", "appId": "spark-1", "log": ["x", "Pi is roughly 3.14"], "sc_type": "A",

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from lakejob.gateway import batchcompute as bc
-from lakejob.gateway import dli
+from lakejob.gateway import jobs
 from lakejob.models.dagjob import DagJobSpec
 
 UID = "5f0c3a1e-7b7d-4d0e-9a51-0d3b2e9f4c11"
@@ -26,7 +26,7 @@ SPEC: dict[str, Any] = {
 }
 CR: dict[str, Any] = {
     "metadata": {"name": "job-abcde", "namespace": "team-b", "uid": UID, "creationTimestamp": "2026-12-03T10:00:00Z",
-                 "annotations": {dli.OWNER: "bc:bot"}},
+                 "annotations": {jobs.OWNER: "bc:bot"}},
     "spec": SPEC,
     "status": {"Id": UID, "Name": "nightly", "State": "Running", "Priority": 7,
                "CreationTime": "2026-12-03T10:00:00.120Z", "StartTime": "2026-12-03T10:00:01.500Z",
@@ -369,6 +369,9 @@ class MemoryJobs:
             return True
         return [json.loads(json.dumps(o)) for o in self.objs.values() if matches(o)]
 
+    def owner(self) -> dict[str, str]:
+        return {jobs.OWNER: "bc:bot"}  # the one key of these tests stands for bc:bot
+
     async def delete(self, obj: dict[str, Any]) -> bool:
         return self.objs.pop(obj["metadata"]["name"], None) is not None
 
@@ -436,7 +439,7 @@ async def test_the_sdk_creates_gets_lists_and_stops_jobs(gateway: MemoryJobs) ->
     def run() -> None:
         client = sdk()
         first = client.create_job(sdk_job()).Id
-        assert first == "uid-1" and gateway.objs["job-00000"]["metadata"]["annotations"] == {dli.OWNER: "bc:bot"}
+        assert first == "uid-1" and gateway.objs["job-00000"]["metadata"]["annotations"] == {jobs.OWNER: "bc:bot"}
         # Before the operator's first status: found by its uid, Waiting.
         job = client.get_job(first)
         assert (job.Id, job.State, job.Name, job.Priority, job.Owner) == (first, "Waiting", "nightly", 1, "bc:bot")

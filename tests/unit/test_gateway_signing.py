@@ -184,7 +184,7 @@ def test_dli_declared_body_hash_must_be_the_body_received(dli_sent: list[Sent]) 
 def test_dli_tampered_path_and_query_are_rejected(dli_sent: list[Sent]) -> None:
     s = dli_list_batches(dli_sent)
     for req in (replace(s.req, path=f"/v2.0/{PROJECT}/batches/other"),
-                replace(s.req, path=f"/v2.0/another-project/batches"),
+                replace(s.req, path="/v2.0/another-project/batches"),
                 replace(s.req, query=s.req.query.replace("size=10", "size=1000")),
                 replace(s.req, query=s.req.query + "&queue_name=q2"),
                 replace(s.req, query=""),

@@ -39,7 +39,7 @@ from typing import Any, get_args
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from lakejob.gateway import dli, server
+from lakejob.gateway import jobs, server
 from lakejob.gateway.jobs import GROUP_VERSION, ApiError
 from lakejob.models.common import describe_errors
 from lakejob.models.dagjob import STATES, TERMINAL_STATES, DagJobSpec, parse_indexes
@@ -185,7 +185,7 @@ def view(obj: dict[str, Any]) -> dict[str, Any]:
     meta, spec, st = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     tasks = (spec.get("DAG") or {}).get("Tasks") or {}
     return {"Id": meta.get("uid"), "Name": spec.get("Name") or st.get("Name") or "",
-            "Owner": (meta.get("annotations") or {}).get(dli.OWNER, ""), "Description": spec.get("Description") or "",
+            "Owner": (meta.get("annotations") or {}).get(jobs.OWNER, ""), "Description": spec.get("Description") or "",
             "Priority": spec.get("Priority", st.get("Priority")), "State": st.get("State") or "Waiting",
             "Message": st.get("message") or "",
             "CreationTime": bc_time(st.get("CreationTime") or meta.get("creationTimestamp")),
@@ -294,7 +294,7 @@ def _state_param(request: web.Request) -> str | None:
 async def find(request: web.Request, job_id: str) -> dict[str, Any] | None:
     """The namespace's DagJob whose uid is `job_id`."""
     calls, ns = server.jobs(request), server.namespace(request)
-    found = await calls.select(KIND, ns, fields=f"status.Id={dli.escape(job_id)}")
+    found = await calls.select(KIND, ns, fields=f"status.Id={jobs.escape(job_id)}")
     if found:
         return found[0]
     return by_uid(await calls.select(KIND, ns), job_id)
@@ -327,7 +327,7 @@ async def create(request: web.Request) -> web.Response:
     body = await _job_body(request)
     ns, token = server.namespace(request), request.query.get("IdempotentToken") or ""
     meta: dict[str, Any] = {"namespace": ns, "labels": {"app.kubernetes.io/created-by": "lakejob-gateway"},
-                            "annotations": dli.owner(request)}
+                            "annotations": server.jobs(request).owner()}
     if not token:
         meta["generateName"] = "job-"
     else:

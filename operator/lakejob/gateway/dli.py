@@ -24,17 +24,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from lakejob.gateway import logs, server
+from lakejob.gateway import jobs, logs, server
 from lakejob.gateway.jobs import GROUP_VERSION
 from lakejob.models.sparkbatch import SparkBatchSpec
 
 KIND = "SparkBatch"
-OWNER = "lakejob.io/owner"  # who created it through the gateway: DLI's `owner`
 PREFIX = "/v2.0/{project_id}/batches"
 # HTTP status → DLI's error code (DLI.0001 parameter error, DLI.0002 no such object, DLI.0003
 # permission denied, DLI.0999 server error; APIG.0301 an authentication that failed, as Huawei
@@ -48,21 +46,13 @@ def error(status: int, code: str | None, message: str) -> dict[str, Any]:
     return {"is_success": False, "error_code": ERROR_CODES.get(status, "DLI.0999"), "error_msg": message}
 
 
-def created_ms(obj: dict[str, Any]) -> int:
-    st = obj.get("status") or {}
-    if st.get("create_time"):
-        return int(st["create_time"])
-    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
-    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000) if stamp else 0
-
-
 def view(obj: dict[str, Any]) -> dict[str, Any]:
     """A batch as DLI shows it (the create response and show's fields)."""
     meta, spec, st = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     queue = st.get("queue") or spec.get("queue") or spec.get("cluster_name") or ""
-    created = created_ms(obj)
+    created = jobs.created_ms(obj)
     out = {"id": meta.get("name"), "appId": st.get("appId") or "", "name": spec.get("name") or "",
-           "owner": (meta.get("annotations") or {}).get(OWNER, ""), "proxyUser": spec.get("proxyUser") or "",
+           "owner": (meta.get("annotations") or {}).get(jobs.OWNER, ""), "proxyUser": spec.get("proxyUser") or "",
            "state": st.get("state") or "starting", "kind": "", "log": list(st.get("log") or []),
            "sc_type": st.get("sc_type") or spec.get("sc_type") or "", "cluster_name": st.get("cluster_name") or queue,
            "queue": queue, "image": spec.get("image") or "", "create_time": created,
@@ -71,13 +61,6 @@ def view(obj: dict[str, Any]) -> dict[str, Any]:
     if st.get("duration") is not None:
         out["duration"] = int(st["duration"])
     return out
-
-
-def owner(request: web.Request) -> dict[str, str]:
-    """The annotation naming who creates a job through the gateway (DLI's `owner`, `user_name`);
-    none for a bearer token, whose user the gateway does not know."""
-    caller = request[server.CALLER]
-    return {OWNER: caller.identity.user} if caller.identity is not None else {}
 
 
 async def _the_batch(request: web.Request) -> dict[str, Any]:
@@ -92,27 +75,22 @@ async def create(request: web.Request) -> web.Response:
     body = await server.spec_body(request, SparkBatchSpec, "DLI's batch request")
     meta: dict[str, Any] = {"name": str(uuid.uuid4()), "namespace": server.namespace(request),
                             "labels": {"app.kubernetes.io/created-by": "lakejob-gateway"}}
-    if owner(request):
-        meta["annotations"] = owner(request)
+    if owner := server.jobs(request).owner():
+        meta["annotations"] = owner
     created = await server.jobs(request).create({"apiVersion": GROUP_VERSION, "kind": KIND, "metadata": meta,
                                                  "spec": body})
     return web.json_response(view(created))
 
 
-def escape(value: str) -> str:
-    """A field selector's value: `\`, `,` and `=` escaped as the apiserver parses them."""
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
-
-
 def _selectors(query: Any) -> list[str]:
     """The field selectors of a list's filters: one list call each (queue_name or cluster_name
     matches either spec field, which DLI treats as one)."""
-    fixed = [f"{field}={escape(query[param])}" for param, field in (("state", "status.state"), ("job_name", "spec.name"),
+    fixed = [f"{field}={jobs.escape(query[param])}" for param, field in (("state", "status.state"), ("job_name", "spec.name"),
                                                              ("job-id", "metadata.name")) if query.get(param)]
     queue = query.get("queue_name") or query.get("cluster_name")
     if not queue:
         return [",".join(fixed)]
-    return [",".join([*fixed, f"spec.{field}={escape(queue)}"]) for field in ("queue", "cluster_name")]
+    return [",".join([*fixed, f"spec.{field}={jobs.escape(queue)}"]) for field in ("queue", "cluster_name")]
 
 
 async def list_batches(request: web.Request) -> web.Response:
@@ -127,7 +105,7 @@ async def list_batches(request: web.Request) -> web.Response:
         for obj in await calls.select(KIND, ns, fields=selector or None):
             found[obj["metadata"]["name"]] = obj
     batches = [view(o) for o in found.values()
-               if (start is None or created_ms(o) >= start) and (end is None or created_ms(o) <= end)]
+               if (start is None or jobs.created_ms(o) >= start) and (end is None or jobs.created_ms(o) <= end)]
     key = "duration" if order.startswith("duration") else "create_time"
     batches.sort(key=lambda b: (b.get(key) or 0, b["id"]), reverse=order.endswith("_desc"))
     size = logs.DEFAULT_SIZE if size is None else size

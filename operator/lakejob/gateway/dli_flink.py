@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lakejob.gateway import dli, ids, server
+from lakejob.gateway import dli, ids, jobs, server
 from lakejob.gateway.jobs import ApiError
 from lakejob.models.flinkjarjob import FlinkJarJobSpec
 
@@ -37,9 +37,9 @@ ORDERS = {"asc": False, "desc": True}  # DLI's order of a list: by job_id
 def view(obj: dict[str, Any], project_id: str) -> dict[str, Any]:
     """A job as DLI shows it (the list's and show's FlinkJob)."""
     meta, spec, st = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-    created = dli.created_ms(obj)
+    created = jobs.created_ms(obj)
     return {"job_id": SCHEME.id_of(obj), "name": spec.get("name") or "", "desc": spec.get("desc") or "",
-            "user_name": (meta.get("annotations") or {}).get(dli.OWNER, ""), "job_type": "flink_jar_job",
+            "user_name": (meta.get("annotations") or {}).get(jobs.OWNER, ""), "job_type": "flink_jar_job",
             "status": st.get("status_name") or "job_init", "status_desc": st.get("status_desc") or "",
             "create_time": created, "start_time": int(st.get("start_time") or 0),
             "update_time": int(st.get("update_time") or created), "project_id": project_id,
@@ -66,7 +66,7 @@ async def _the_job(request: web.Request, job_id: int) -> dict[str, Any]:
 
 async def create(request: web.Request) -> web.Response:
     body = await server.spec_body(request, FlinkJarJobSpec, "DLI's Flink JAR job request")
-    created = await ids.create(server.jobs(request), SCHEME, server.namespace(request), body, dli.owner(request))
+    created = await ids.create(server.jobs(request), SCHEME, server.namespace(request), body, server.jobs(request).owner())
     return web.json_response({"is_success": True, "message": "A Flink job is created successfully.",
                               "job": {"job_id": SCHEME.id_of(created), "status_name": "job_init", "status_desc": ""}})
 
@@ -75,16 +75,16 @@ async def list_jobs(request: web.Request) -> web.Response:
     order = request.query.get("order") or "desc"
     if order not in ORDERS:
         raise server.Refused(400, f"order={order!r}: must be asc or desc")
-    fields = ",".join(f"{field}={dli.escape(request.query[param])}" for param, field in (
+    fields = ",".join(f"{field}={jobs.escape(request.query[param])}" for param, field in (
         ("status", "status.status_name"), ("name", "spec.name"), ("queue_name", "spec.queue_name"))
         if request.query.get(param))
     items = await server.jobs(request).select(KIND, server.namespace(request), DLI_FLINK_ID, fields or None)
     pid = request.match_info["project_id"]
-    jobs = sorted((view(o, pid) for o in items if SCHEME.id_of(o) is not None), key=lambda j: int(j["job_id"]),
+    found = sorted((view(o, pid) for o in items if SCHEME.id_of(o) is not None), key=lambda j: int(j["job_id"]),
                   reverse=ORDERS[order])
     offset, limit = server.int_param(request, "offset") or 0, server.int_param(request, "limit")
-    chosen = jobs[offset:] if limit is None else jobs[offset:offset + limit]
-    return web.json_response({"is_success": True, "message": "", "job_list": {"total_count": len(jobs),
+    chosen = found[offset:] if limit is None else found[offset:offset + limit]
+    return web.json_response({"is_success": True, "message": "", "job_list": {"total_count": len(found),
                                                                               "jobs": chosen}})
 
 

@@ -10,6 +10,7 @@ whose name carries it (the apiserver's AlreadyExists is the lock). Called by the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from lakejob import crds
@@ -21,6 +22,21 @@ for _kind in crds.KINDS:  # the gateway runs no controller, which would teach th
     register_kind(GROUP_VERSION, _kind.kind, _kind.plural)
 LOG_LINES = 100_000  # the most driver log lines one answer pages through (also bounded in bytes by Kube)
 LOG_TIMEOUT_S = 20
+OWNER = "lakejob.io/owner"  # annotation: who created a job through the gateway (DLI's owner, user_name)
+
+
+def escape(value: str) -> str:
+    """A field selector's value: `\\`, `,` and `=` escaped as the apiserver parses them."""
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+
+
+def created_ms(obj: dict[str, Any]) -> int:
+    """When a job was made, ms since the epoch: its status' create_time, else its creationTimestamp."""
+    st = obj.get("status") or {}
+    if st.get("create_time"):
+        return int(st["create_time"])
+    stamp = (obj.get("metadata") or {}).get("creationTimestamp")
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000) if stamp else 0
 
 
 class Jobs:
@@ -33,6 +49,11 @@ class Jobs:
         assert kube.bare is not None or caller.token is None
         self.kube = kube.bare if caller.token is not None and kube.bare is not None else kube
         self.caller = caller
+
+    def owner(self) -> dict[str, str]:
+        """The OWNER annotation of a job this caller creates; none for a bearer token, whose user
+        the gateway does not know."""
+        return {OWNER: self.caller.identity.user} if self.caller.identity is not None else {}
 
     async def _call(self, method: str, url: str, what: str, body: Any = None,
                     params: dict[str, str] | None = None,
