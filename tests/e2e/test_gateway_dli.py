@@ -84,7 +84,10 @@ def test_the_dli_sdk_creates_shows_lists_and_cancels_batches_as_the_keys_user(
     cr = kubectl.get("sparkbatch", batch_id, namespace)
     assert cr is not None and cr["spec"]["className"] == PI["className"] and cr["spec"]["queue"] == "q1"
     assert cr["metadata"]["annotations"]["lakejob.io/owner"] == USER
-    # One made with kubectl, that succeeds (KWOK's simulated driver): the API lists it too.
+    # One made with kubectl, that succeeds (KWOK's simulated driver): the API lists it too. It is made
+    # in a later second: creationTimestamp (hence create_time) has a resolution of one second, and two
+    # jobs of the same second order by id, not by which came first.
+    time.sleep(1.1)
     kubectl.apply({"apiVersion": "lakejob.io/v1alpha1", "kind": "SparkBatch", "metadata": {"name": "by-kubectl"},
                    "spec": {**PI, "queue": "q2", "name": "kubectl-pi",
                             "driver": {"labels": {"sim.lakejob.io/outcome": "succeed"},
