@@ -34,8 +34,9 @@ Debian archive or PyPI serve at build time is not hashed: delete a tar to rebuil
 
 Cache ($LAKEJOB_CACHE, default ~/.cache/lakejob):
     images/<name>-<hash12>.tar     the images (docker-archive); older hashes are removed
-    images/downloads/              the pyspark wheel (built from PyPI's sdist), py4j's wheel and the
-                                   apache-flink and apache-flink-libraries wheels (kept)
+    images/downloads/              the pyspark wheel (built from PyPI's sdist), py4j's wheel, the
+                                   apache-flink and apache-flink-libraries wheels and, in connect/,
+                                   the Spark Connect client's (kept)
     images/logs/<name>.log         the last build's output
     buildah/ (runroot buildah/runroot)   buildah's storage
 A build works in a temporary folder (images/.build-*) removed on success and on failure, and writes
@@ -71,6 +72,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 FORMAT = "lakejob-images/1"  # part of every hash: bump it when this file changes how images are made
 SUITE = "bookworm"
+IMAGE_PYTHON = "3.11"  # bookworm's: the images' wheels are chosen for it
+WHEEL_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64")
 LABEL = "org.lakejob.input-hash"
 NAMESPACE = "k8s.io"
 HEARTBEAT = 30.0  # seconds between progress lines during a long step
@@ -466,10 +469,36 @@ def _py4j_wheel(b: Build, pyspark: Path) -> Path:
     return found[0]
 
 
+def _connect_wheels(b: Build) -> list[Path]:
+    """The wheels images/spark/connect-requirements.txt pins (pyspark's Spark Connect client's
+    requirements, for the image's Python), downloaded once into images/downloads/connect."""
+    requirements = ROOT / "images" / "spark" / "connect-requirements.txt"
+    pins = [line.split("==") for line in _read_lines(requirements)]
+    downloads = cache_root() / "images" / "downloads" / "connect"
+
+    def found() -> list[Path]:
+        # Wheel names normalise the project's name: '-' and '.' become '_'.
+        return [w for name, version in pins
+                for w in sorted(downloads.glob(f"{re.sub(r'[-.]', '_', name)}-{version}-*.whl"))[:1]]
+
+    if len(found()) != len(pins):
+        downloads.mkdir(parents=True, exist_ok=True)
+        b.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--implementation", "cp",
+               "--python-version", IMAGE_PYTHON, "--abi", f"cp{IMAGE_PYTHON.replace('.', '')}",
+               *(f"--platform={p}" for p in WHEEL_PLATFORMS), "-r", requirements, "-d", downloads],
+              f"pip could not download the wheels {_shown(requirements)} names (is PyPI reachable?)")
+    wheels = found()
+    if len(wheels) != len(pins):
+        raise ImageError(b.fails(f"pip download left {len(wheels)} of the {len(pins)} wheels of "
+                                 f"{_shown(requirements)} in {_shown(downloads)}: see {_shown(b.log)}"))
+    return wheels
+
+
 def _spark_inputs(b: Build) -> None:
     pyspark = _pyspark_wheel(b)
     (b.context / "wheels").mkdir(parents=True)
-    for wheel in (pyspark, _py4j_wheel(b, pyspark)):
+    shutil.copy2(ROOT / "images" / "spark" / "connect-requirements.txt", b.context / "wheels")
+    for wheel in (pyspark, _py4j_wheel(b, pyspark), *_connect_wheels(b)):
         try:
             os.link(wheel, b.context / "wheels" / wheel.name)
         except OSError:
@@ -669,7 +698,7 @@ STEPS: dict[str, list[tuple[str, Callable[[Build], None]]]] = {
     "pause": [("gcc -static pause.c", _compile_pause), ("checking pause", _check_pause),
               ("buildah build", _buildah_build), ("export", _export)],
     "rootfs": [("mmdebstrap", _debootstrap), ("buildah build", _buildah_build), ("export", _export)],
-    "spark": [("pyspark and py4j wheels", _spark_inputs), ("javac SparkPi", _spark_examples), ("buildah build", _buildah_build),
+    "spark": [("pyspark, py4j and Connect client wheels", _spark_inputs), ("javac SparkPi", _spark_examples), ("buildah build", _buildah_build),
               ("smoke test: SparkPi", _smoke_spark), ("export", _export)],
     "flink": [("apache-flink wheels", _flink_inputs), ("buildah build", _buildah_build),
               ("smoke test: flink --version, FLINK_PROPERTIES", _smoke_flink), ("export", _export)],

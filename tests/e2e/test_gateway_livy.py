@@ -9,6 +9,9 @@ unmodified — against the local control plane, with the operator running the ba
   password, no credentials and an unknown scheme are 401 before any Kubernetes call.
 - A bad body is refused naming the field, and nothing is created.
 - Two gateway replicas give the same list; a gateway restarted between create and get loses nothing.
+- Interactive sessions: pylivy creates, lists, reads and deletes them as SparkSessions (Livy's
+  defaults made explicit); statements wait for an idle session (KWOK's has no Spark: statements
+  running for real are test_gateway_real_node.py's).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import pytest
 import requests
 import yaml
 from livy.client import LivyClient
-from livy.models import SessionState
+from livy.models import SessionKind, SessionState
 
 from tests.e2e.gateway import Gateway, running
 from tests.e2e.kubectl import Kubectl, Operator
@@ -37,11 +40,15 @@ BODY = {"file": "local:///opt/spark/examples/jars/spark-examples.jar", "classNam
 
 
 def rbac(kubectl: Kubectl, ns: str, subject: dict[str, str]) -> None:
-    """What a Livy user needs in `ns`: SparkBatches, and the logs of their pods."""
+    """What a Livy user needs in `ns` (docs/gateway.md): SparkBatches and SparkSessions, the logs of
+    their pods, and the sessions' statement servers (patch: a statement marks its session active)."""
     kubectl.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "livy-user"},
                    "rules": [{"apiGroups": ["lakejob.io"], "resources": ["sparkbatches"],
                               "verbs": ["get", "list", "watch", "create", "delete"]},
-                             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]}, ns)
+                             {"apiGroups": ["lakejob.io"], "resources": ["sparksessions"],
+                              "verbs": ["get", "list", "watch", "create", "delete", "patch"]},
+                             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+                             {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get", "create"]}]}, ns)
     kubectl.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                    "metadata": {"name": f"livy-user-{subject['name'].replace(':', '-')}"},
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "livy-user"},
@@ -174,3 +181,38 @@ def test_two_replicas_agree_and_a_restart_loses_nothing(
     gateway.start()
     status, body = call(gateway, "GET", "/livy/batches/3")
     assert status == 200 and body["id"] == 3, json.dumps(body)
+
+
+def test_pylivy_sessions_are_sparksessions_and_statements_wait_for_them_to_be_idle(
+        kubectl: Kubectl, namespace: str, gateway: Gateway) -> None:
+    rbac(kubectl, namespace, {"kind": "User", "name": USER, "apiGroup": "rbac.authorization.k8s.io"})
+    client = livy(gateway)
+    assert client.server_version().major == "0" and not client.legacy_server()  # GET /version
+    session = client.create_session(SessionKind.PYSPARK, driver_memory="512M", num_executors=1, name="notebook")
+    assert session.session_id == 0 and session.kind == SessionKind.PYSPARK and session.state in (
+        SessionState.NOT_STARTED, SessionState.STARTING)
+    cr = kubectl.get("sparksession", "livy-session-0", namespace)
+    assert cr is not None and cr["metadata"]["labels"]["lakejob.io/livy-id"] == "0"
+    assert cr["metadata"]["annotations"]["lakejob.io/owner"] == USER
+    # Livy's defaults, made explicit: YARN's default queue.
+    assert cr["spec"] == {"kind": "pyspark", "driverMemory": "512M", "numExecutors": 1, "name": "notebook",
+                          "queue": "default"}
+    # Session ids and batch ids are separate, as in Livy.
+    assert call(gateway, "POST", "/livy/batches", BODY)[1]["id"] == 0
+    status, second = call(gateway, "POST", "/livy/sessions", {"queue": "q1"})
+    assert status == 201 and second["id"] == 1 and second["kind"] == "pyspark", second
+    assert [s.session_id for s in client.list_sessions()] == [0, 1]
+    status, page = call(gateway, "GET", f"/namespaces/{namespace}/livy/sessions?from=1&size=1")
+    assert status == 200 and page["total"] == 2 and [s["id"] for s in page["sessions"]] == [1]
+    status, state = call(gateway, "GET", "/livy/sessions/1/state")
+    assert status == 200 and state["id"] == 1 and state["state"] in ("not_started", "starting"), state
+    # No statement before the session is idle (KWOK's driver runs no Spark: it never is).
+    status, body = call(gateway, "POST", "/livy/sessions/0/statements", {"code": "1 + 1"})
+    assert status == 400 and body["msg"].startswith("Session 0 is ") and "while it is idle or busy" in body["msg"]
+    assert call(gateway, "GET", "/livy/sessions/7/statements")[0] == 404
+    status, body = call(gateway, "POST", "/livy/sessions", {"kind": "scala"})
+    assert status == 400 and "kind" in body["msg"], body
+    client.delete_session(0)
+    kubectl.wait_for(lambda: kubectl.get("sparksession", "livy-session-0", namespace) is None, "session 0 deleted",
+                     namespace=namespace)
+    assert client.get_session(0) is None and [s.session_id for s in client.list_sessions()] == [1]

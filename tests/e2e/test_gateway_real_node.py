@@ -1,7 +1,9 @@
 """The gateway as users run it (issue 13): the chart's gateway Deployment and Service (conftest.
 incluster_operator enables it, its keys file a Secret), reached with `kubectl port-forward`, driven
 by pylivy. A Livy batch runs SparkPi for real on the real node; its log is the driver's own,
-paged exactly as Livy pages it (the pages put together are `kubectl logs` of the driver).
+paged exactly as Livy pages it (the pages put together are `kubectl logs` of the driver). A Livy
+session runs pyspark and sql statements for real in its own pod (its statement server, beside the
+Connect server), through the apiserver's Service proxy; a running statement is cancelled.
 """
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from livy.client import LivyClient
-from livy.models import SessionState
+from livy.models import SessionKind, SessionState, SparkRuntimeError, StatementKind, StatementState
+from livy.session import LivySession
 
 from tests.e2e.kubectl import KUBECTL, Kubectl
 from tests.e2e.real import GATEWAY_PASSWORD, GATEWAY_USER, REAL_NODE
@@ -90,3 +94,58 @@ def test_a_livy_batch_runs_sparkpi_for_real_and_its_driver_log_pages_exactly(
             kubectl.run("delete", "sparkbatch", name, "-n", ns, "--wait=false", "--ignore-not-found")
     logs = kubectl.result("logs", "-n", op_ns, "-l", "app.kubernetes.io/name=lakejob-gateway", "--tail=-1").stdout
     assert GATEWAY_PASSWORD not in logs
+
+
+def test_a_livy_session_runs_pyspark_and_sql_statements_in_its_own_pod(
+        kubectl: Kubectl, incluster_operator: tuple[str, str], real_namespace: str, tmp_path: Path) -> None:
+    release, op_ns = incluster_operator
+    ns = real_namespace
+    rbac(kubectl, ns, {"kind": "User", "name": GATEWAY_USER, "apiGroup": "rbac.authorization.k8s.io"})
+    with gateway_url(kubectl, release, op_ns, tmp_path / "port-forward.log") as url:
+        session = LivySession.create(url + "/livy", auth=("real", GATEWAY_PASSWORD), kind=SessionKind.PYSPARK,
+                                     driver_memory="512M", driver_cores=1, executor_memory="512M",
+                                     executor_cores=1, num_executors=1, echo=False)
+        name = f"livy-session-{session.session_id}"
+        try:
+            deadline = time.monotonic() + JOB_TIMEOUT
+            while (state := session.state) in (SessionState.NOT_STARTED, SessionState.STARTING):
+                assert time.monotonic() < deadline, f"session {session.session_id} still {state}"
+                time.sleep(2)
+            assert state == SessionState.IDLE, kubectl.get("sparksession", name, ns)
+            # pyspark: one namespace across statements, prints then the last expression's value.
+            session.run("total = spark.range(100).selectExpr('sum(id) AS s').first()['s']")
+            out = session.run("import socket\nprint('sum', total)\nsocket.gethostname()")
+            cr = kubectl.get("sparksession", name, ns)
+            assert cr is not None and out.text == f"sum 4950\n'{cr['status']['driverPod']}'"  # in the session's pod
+            assert cr["metadata"]["annotations"]["lakejob.io/heartbeat"]  # statements are activity
+            with pytest.raises(SparkRuntimeError) as failed:
+                session.run("spark.sql('SELECT * FROM no_such_table').collect()")
+            assert failed.value.ename == "AnalysisException" and "no_such_table" in (failed.value.evalue or "")
+            # sql: Livy's JSON answer (schema and rows).
+            client = session.client
+            sql = client.create_statement(session.session_id, "SELECT id, id * id AS sq FROM range(3)",
+                                          StatementKind.SQL)
+            while (sql := client.get_statement(session.session_id, sql.statement_id)).state != StatementState.AVAILABLE:
+                time.sleep(0.5)
+            assert sql.output is not None and sql.output.json is not None
+            assert [f["name"] for f in sql.output.json["schema"]["fields"]] == ["id", "sq"]
+            assert sql.output.json["data"] == [[0, 0], [1, 1], [2, 4]]
+            # A running statement is cancelled (its Spark job interrupted), and the session goes on.
+            slow = client.create_statement(
+                session.session_id, "spark.range(10**12).selectExpr('sum(id)').collect()")
+            while client.get_statement(session.session_id, slow.statement_id).state == StatementState.WAITING:
+                time.sleep(0.2)
+            answer = requests.post(f"{url}/livy/sessions/{session.session_id}/statements/{slow.statement_id}/cancel",
+                                   auth=("real", GATEWAY_PASSWORD), timeout=30)
+            assert (answer.status_code, answer.json()) == (200, {"msg": "canceled"})
+            deadline = time.monotonic() + 60
+            while (slow := client.get_statement(session.session_id, slow.statement_id)).state != StatementState.CANCELLED:
+                assert time.monotonic() < deadline, slow
+                time.sleep(0.5)
+            assert session.run("6 * 7").text == "42"
+            assert [s.statement_id for s in client.list_statements(session.session_id)] == list(range(6))
+            session.close()  # DELETE /sessions/{id}
+            kubectl.wait_for(lambda: kubectl.get("sparksession", name, ns) is None, "the session deleted", namespace=ns)
+        finally:
+            kubectl.run("delete", "sparksession", name, "-n", ns, "--wait=false", "--ignore-not-found")
+

@@ -28,6 +28,7 @@ from lakejob.models.spark import ExecutorCounts, resolve_sizing
 from lakejob.models.sparksession import SparkSessionSpec, SparkSessionStatus
 from lakejob.render import spark as render_spark
 from lakejob.render import sparksession as r
+from lakejob.repl import server as repl_server
 from lakejob.render.common import Owner
 from lakejob.render.spark import app_id
 from lakejob.settings import Settings
@@ -142,13 +143,29 @@ def test_the_driver_is_ready_when_the_connect_port_listens() -> None:
     assert c["readinessProbe"]["tcpSocket"] == {"port": 15002}
 
 
-def test_service_exposes_connect_and_ui_ports() -> None:
+def test_the_statement_server_is_a_sidecar_in_the_sessions_image_from_its_configmap() -> None:
+    spec = spec_of(kind="sql", feature="custom", image="registry.example/spark:4.0.1")
+    pod = r.driver_pod(spec, OWNER, resolve_sizing(spec), 1, SETTINGS, "nb-spark")
+    (repl,) = [c for c in pod["spec"]["initContainers"] if c["name"] == "repl"]
+    assert repl["restartPolicy"] == "Always"  # native sidecar: the pod still ends with the driver
+    assert repl["image"] == pod["spec"]["containers"][0]["image"] == "registry.example/spark:4.0.1"
+    assert repl["command"] == ["python3", "/opt/spark/conf/lakejob-repl.py", "--port", "8999", "--kind", "sql",
+                               "--remote", "sc://localhost:15002"]
+    assert repl["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8999}
+    assert repl["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "lakejob-repl-tmp", "emptyDir": {}} in pod["spec"]["volumes"]
+    cm = r.configmap(spec, OWNER, resolve_sizing(spec), 1, SETTINGS)
+    assert cm["data"]["lakejob-repl.py"] == (Path(repl_server.__file__)).read_text()
+    assert cm["metadata"]["name"] == pod["spec"]["volumes"][0]["configMap"]["name"]
+
+
+def test_service_exposes_connect_ui_and_statement_ports() -> None:
     svc = r.service(spec_of(), OWNER)
     assert svc["metadata"]["name"] == "nb-session-svc" and svc["spec"]["clusterIP"] == "None"
     # Executors resolve the driver by this name before it is Ready (before Connect listens).
     assert svc["spec"]["publishNotReadyAddresses"] is True
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {
-        "driver-rpc-port": 7078, "blockmanager": 7079, "spark-ui": 4040, "spark-connect": 15002}
+        "driver-rpc-port": 7078, "blockmanager": 7079, "spark-ui": 4040, "spark-connect": 15002, "repl": 8999}
     assert svc["spec"]["selector"] == {"lakejob.io/kind": "SparkSession", "lakejob.io/name": "nb",
                                        "lakejob.io/role": "driver"}
 

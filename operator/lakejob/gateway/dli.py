@@ -71,15 +71,19 @@ async def _the_batch(request: web.Request) -> dict[str, Any]:
     return obj
 
 
-async def create(request: web.Request) -> web.Response:
-    body = await server.spec_body(request, SparkBatchSpec, "DLI's batch request")
+async def create_named(request: web.Request, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Create a `kind` of this spec named by a fresh UUID (DLI's ids), its owner the caller."""
     meta: dict[str, Any] = {"name": str(uuid.uuid4()), "namespace": server.namespace(request),
                             "labels": {"app.kubernetes.io/created-by": "lakejob-gateway"}}
     if owner := server.jobs(request).owner():
         meta["annotations"] = owner
-    created = await server.jobs(request).create({"apiVersion": GROUP_VERSION, "kind": KIND, "metadata": meta,
-                                                 "spec": body})
-    return web.json_response(view(created))
+    return await server.jobs(request).create({"apiVersion": GROUP_VERSION, "kind": kind, "metadata": meta,
+                                              "spec": spec})
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await server.spec_body(request, SparkBatchSpec, "DLI's batch request")
+    return web.json_response(view(await create_named(request, KIND, body)))
 
 
 def _selectors(query: Any) -> list[str]:

@@ -106,6 +106,19 @@ class Jobs:
                                            content_type="application/merge-patch+json")
         return None if status == 404 else payload
 
+    async def proxy(self, method: str, namespace: str, service: str, port: str, path_: str, body: Any = None,
+                    params: dict[str, str] | None = None) -> tuple[int, Any]:
+        """A request to a Service's port through the apiserver's Service proxy, as the caller (so
+        `services/proxy` RBAC applies): the backend's own status and JSON answer. The apiserver's
+        own refusals (RBAC, no endpoint to reach) raise ApiError."""
+        url = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path_.lstrip('/')}"
+        status, payload = await self.kube.request(method, url, body, params=params, headers=self.caller.headers())
+        if status >= 300 and (not isinstance(payload, dict) or payload.get("kind") == "Status"):
+            message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
+            reason = payload.get("reason", "") if isinstance(payload, dict) else ""
+            raise ApiError(status, reason, message, f"{method} {path_} of Service {service}")
+        return status, payload
+
     async def pod_log(self, namespace: str, pod: str) -> list[str] | None:
         """The pod's log lines (its last LOG_LINES, at most Kube's LOG_TAIL_BYTES), None when the pod
         or its kubelet cannot be read; read as the caller, so `pods/log` RBAC applies."""

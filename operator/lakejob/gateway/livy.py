@@ -17,6 +17,8 @@ gateway's) and `/namespaces/{namespace}/livy/batches`:
   GET    …/batches/{id}/log?from=&size=   {id, from, total, log}: the driver's log, paged as Livy
                                 pages it (size 100 by default, from the last `size` lines)
   DELETE …/batches/{id}         the SparkBatch deleted (its driver stops); {"msg": "deleted"}
+  GET    /version               {version}: Livy's whose API is served
+Interactive sessions are lakejob.gateway.livy_sessions'.
 Errors are Livy's: {"msg": "…"} with the HTTP status. Called by lakejob.gateway.server.
 """
 from __future__ import annotations
@@ -31,6 +33,7 @@ from lakejob.models.sparkbatch import SparkBatchSpec
 KIND = "SparkBatch"
 LIVY_ID = "lakejob.io/livy-id"
 NAME_PREFIX = "livy-batch-"
+LIVY_VERSION = "0.8.0-incubating"  # the Livy whose REST API is served (batches, sessions, statements)
 SCHEME = ids.IdScheme(KIND, LIVY_ID, NAME_PREFIX)
 
 
@@ -110,7 +113,14 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response({"msg": "deleted"})
 
 
+async def version(request: web.Request) -> web.Response:
+    """Livy's server version: clients (pylivy) pick the API of Livy 0.5 and later by it."""
+    return web.json_response({"version": LIVY_VERSION})
+
+
 def register(app: web.Application, gw: server.Gateway) -> None:
+    for path in ("/version", "/livy/version", "/namespaces/{namespace}/livy/version"):
+        app.router.add_get(path, version)
     for prefix in ("/batches", "/livy/batches", "/namespaces/{namespace}/livy/batches"):
         app.router.add_post(prefix, create)
         app.router.add_get(prefix, list_batches)

@@ -99,7 +99,11 @@ async def json_body(request: web.Request, what: str) -> dict[str, Any]:
 async def spec_body(request: web.Request, model: type[BaseModel], what: str) -> dict[str, Any]:
     """The request's JSON object, checked by the kind's own rules before anything is created (a
     400 naming every field that breaks one); returned as it came, to be the resource's spec."""
-    body = await json_body(request, what)
+    return checked(await json_body(request, what), model)
+
+
+def checked(body: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """`body`, once the kind's own rules accept it as a spec (a 400 naming every field that breaks one)."""
     try:
         model.model_validate(body)
     except ValidationError as e:
@@ -171,13 +175,14 @@ def make_app(gw: Gateway, apis: list[Callable[[web.Application, Gateway], None]]
 
 
 def serve(port: int, keys_path: str | None, default_namespace: str | None) -> None:
-    from lakejob.gateway import batchcompute, dli, dli_flink, livy
+    from lakejob.gateway import batchcompute, dli, dli_flink, dli_sessions, livy, livy_sessions
 
     async def start() -> web.Application:
         kube = await Kube.connect()
         gw = Gateway(kube=kube, keys=identity.KeysFile(keys_path), default_namespace=default_namespace)
         gw.keys.keys()  # a broken keys file stops the start, naming the field
-        app = make_app(gw, [livy.register, dli.register, dli_flink.register, batchcompute.register])
+        app = make_app(gw, [livy.register, livy_sessions.register, dli.register, dli_sessions.register,
+                                dli_flink.register, batchcompute.register])
 
         async def close(app: web.Application) -> None:
             await kube.close()

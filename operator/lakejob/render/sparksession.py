@@ -14,16 +14,22 @@ real node its REST API answered 30-60 s before port 15002 did. So the driver con
 readiness probe on 15002 (the session is `idle` only once the driver is Ready), and the Service
 publishes the driver while it is not Ready yet (executors reach it by that name during start-up).
 
-Called by controllers.sparksession (children, driver, URLs) and controllers.sparksession_decide
-(the connect URL it records in status).
+Beside the driver runs the session's statement server (lakejob.repl: Livy's `sql` and `pyspark`
+statements, attached to the Connect server in the pod): a native sidecar (an init container that
+keeps running, so the pod still ends when the driver does) in the session's image, from the copy
+of its source in the session's ConfigMap, on REPL_PORT of the pod and the Service. Its readiness
+is part of the pod's: `idle` means both listen.
+
+Called by controllers.sparksession (children, driver, URLs), controllers.sparksession_decide
+(the connect URL it records in status) and gateway.livy_sessions (the statement server's Service).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from lakejob import sizing
+from lakejob import repl, sizing
 from lakejob.models.sparksession import SparkSessionSpec
-from lakejob.render import spark
+from lakejob.render import common, spark
 from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
@@ -31,8 +37,16 @@ KIND = "SparkSession"
 
 CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 CONNECT_PORT = 15002
-PORTS = (("spark-connect", CONNECT_PORT),)
+REPL_PORT = 8999
+REPL_PORT_NAME = "repl"
+REPL_CONTAINER = "repl"
+REPL_FILE = "lakejob-repl.py"  # the statement server's source, a key of the session's ConfigMap
+DRIVER_PORTS = (("spark-connect", CONNECT_PORT),)
+SERVICE_PORTS = (*DRIVER_PORTS, (REPL_PORT_NAME, REPL_PORT))
 READY_PERIOD_S = 3  # how soon after the Connect server listens the session turns idle (at most)
+# The statement server holds a Python interpreter, the Connect client (pandas, pyarrow, gRPC) and
+# results of at most SQL_MAX_ROWS rows or 1 MiB of text per statement.
+REPL_RESOURCES = {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 
 
 def spark_version(spec: SparkSessionSpec, settings: Settings) -> str:
@@ -69,34 +83,67 @@ def properties(spec: SparkSessionSpec, owner: Owner, sizing_: sizing.SparkSizing
 
 def configmap(spec: SparkSessionSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
               settings: Settings) -> dict[str, Any]:
-    return spark.configmap(spec, owner, sizing_, attempt, settings, owned_properties(spec, settings))
+    """SparkBatch's ConfigMap plus the statement server's source."""
+    cm = spark.configmap(spec, owner, sizing_, attempt, settings, owned_properties(spec, settings))
+    cm["data"][REPL_FILE] = repl.SOURCE
+    return cm
+
+
+def repl_container(spec: SparkSessionSpec, image: str, uid: int) -> dict[str, Any]:
+    """The statement server: the session's image's Python runs the ConfigMap's copy of
+    lakejob.repl.server, its statements' default kind the session's. Read-only root always (it
+    writes nothing but Python's temporary files)."""
+    _, container_sc = common.security_context(uid)
+    return {
+        "name": REPL_CONTAINER, "image": image, "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", f"{spark.CONF_DIR}/{REPL_FILE}", "--port", str(REPL_PORT), "--kind", spec.kind,
+                    "--remote", f"sc://localhost:{CONNECT_PORT}"],
+        # Native sidecar: started before the driver, stopped after it, never holding the pod up.
+        "restartPolicy": "Always",
+        "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}, {"name": "HOME", "value": "/tmp"}],
+        "ports": [{"name": REPL_PORT_NAME, "containerPort": REPL_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": REPL_PORT}, "periodSeconds": READY_PERIOD_S},
+        "resources": REPL_RESOURCES,
+        "volumeMounts": [{"name": "spark-conf", "mountPath": spark.CONF_DIR, "readOnly": True},
+                         {"name": "lakejob-repl-tmp", "mountPath": "/tmp"}],
+        "securityContext": {**container_sc, "readOnlyRootFilesystem": True},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
 
 
 def driver_pod(spec: SparkSessionSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
                settings: Settings, service_account: str) -> dict[str, Any]:
     pod = spark.spark_driver_pod(spec, owner, sizing_, attempt, settings, service_account,
-                                 ["--class", CONNECT_SERVER_CLASS], PORTS)
+                                 ["--class", CONNECT_SERVER_CLASS], DRIVER_PORTS)
     pod["metadata"]["annotations"]["lakejob.io/session-kind"] = spec.kind
     # Ready = the Connect server accepts connections (the kubelet connects; gRPC shrugs it off).
     (driver,) = [c for c in pod["spec"]["containers"] if c["name"] == spark.DRIVER_CONTAINER]
     driver["readinessProbe"] = {
         "tcpSocket": {"port": CONNECT_PORT}, "periodSeconds": READY_PERIOD_S, "failureThreshold": 3}
+    pod["spec"].setdefault("initContainers", []).append(repl_container(spec, driver["image"], settings.spark_uid))
+    pod["spec"]["volumes"].append({"name": "lakejob-repl-tmp", "emptyDir": {}})
     return pod
 
 
 def service(spec: SparkSessionSpec, owner: Owner) -> dict[str, Any]:
-    """The driver's headless Service: Spark's ports (executors, UI/REST 4040) and Spark Connect's,
+    """The driver's headless Service: Spark's ports (executors, UI/REST 4040), Spark Connect's and the
+    statement server's,
     resolving to the driver before it is Ready (its executors register before it listens on 15002)."""
-    svc = spark.driver_service(spec, owner, PORTS)
+    svc = spark.driver_service(spec, owner, SERVICE_PORTS)
     svc["spec"]["publishNotReadyAddresses"] = True
     return svc
 
 
+def service_name(name: str) -> str:
+    """The name of the Service of the SparkSession `name`."""
+    return spark.Names.of(name, KIND).service
+
+
 def connect_url(name: str, namespace: str) -> str:
     """What a client passes to SparkSession.builder.remote(): the Service's DNS name and gRPC port."""
-    return f"sc://{spark.Names.of(name, KIND).service}.{namespace}.svc:{CONNECT_PORT}"
+    return f"sc://{service_name(name)}.{namespace}.svc:{CONNECT_PORT}"
 
 
 def rest_url(template: str, name: str, namespace: str, app: str) -> str:
     """The driver's Spark REST jobs URL from the operator's template (LAKEJOB_SPARK_REST_URL_TEMPLATE)."""
-    return template.format(service=spark.Names.of(name, KIND).service, namespace=namespace, name=name, appId=app)
+    return template.format(service=service_name(name), namespace=namespace, name=name, appId=app)
