@@ -18,7 +18,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -281,6 +281,28 @@ class Kube:
         if status >= 300:
             self._raise(status, payload, f"patch {kind} {name}")
         return True
+
+    async def watch_one(self, api_version: str, kind: str, namespace: str, name: str, resource_version: str,
+                        timeout_s: int = 300) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        """The watch events (type, object) of one object after `resource_version`, until the
+        apiserver ends the stream (at most `timeout_s`); an ERROR event (e.g. 410 Gone: that
+        version is compacted away) is yielded like the others. Called by lakejob.submit (--watch)."""
+        params = {"watch": "1", "fieldSelector": f"metadata.name={name}", "resourceVersion": resource_version,
+                  "timeoutSeconds": str(timeout_s)}
+        async with self.session.get(self.server + path(api_version, kind, namespace), params=params,
+                                    headers=self._headers(),
+                                    timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_s + 30)) as resp:
+            if resp.status >= 300:
+                self._raise(resp.status, await resp.text(), f"watch {kind} {name}")
+            # One event a line; read in chunks, not readline(): an object may outgrow its line limit.
+            pending = b""
+            async for chunk in resp.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        event = json.loads(line)
+                        yield event["type"], event["object"]
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         status, payload = await self.request("GET", path(api_version, kind, namespace, name))

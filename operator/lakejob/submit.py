@@ -11,6 +11,7 @@ BatchCompute job body DagJob. Called by lakejob.cli.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from typing import Any, TextIO
@@ -30,7 +31,6 @@ PROGRESS = {"SparkBatch": ("state", ("success", "dead", "killed")),
             "SparkSession": ("state", ("error", "dead", "success")),
             "FlinkJarJob": ("status_name", ("job_finish", "job_cancel_success", "job_submit_fail", "job_running_fail")),
             "DagJob": ("State", ("Finished", "Failed"))}
-POLL_S = 2.0
 LOG_LINES = 100_000
 
 
@@ -77,6 +77,37 @@ def _progress(obj: dict[str, Any]) -> tuple[str | None, bool]:
     return value, value in ends
 
 
+async def _follow(kube: Kube, kind: str, namespace: str, obj: dict[str, Any], out: TextIO) -> int:
+    """Print each state of `obj` as it comes (a watch on it) until it ends: 0 on success."""
+    name, last = obj["metadata"]["name"], None
+    current: dict[str, Any] | None = obj
+    while True:
+        if current is None:
+            print(f"{kind} {name} was deleted", file=out)
+            return 1
+        value, ended = _progress(current)
+        if value != last:
+            st = current.get("status") or {}
+            why = st.get("reason") or st.get("status_desc") or st.get("Message") or ""
+            print(f"{kind} {name}: {value or 'created'}" + (f" ({why})" if why else ""), file=out, flush=True)
+            last = value
+        if ended:
+            return 0 if value in ("success", "job_finish", "Finished") else 1
+        news = False
+        async with contextlib.aclosing(kube.watch_one(GROUP_VERSION, kind, namespace, name,
+                                                      current["metadata"]["resourceVersion"])) as events:
+            async for event, changed in events:
+                if event == "ERROR":
+                    break  # e.g. 410 Gone: that version was compacted away
+                current = None if event == "DELETED" else changed
+                if current is None or _progress(current) != (last, False):
+                    news = True
+                    break
+        if not news:
+            # The stream ended (its timeout) or failed: read the object afresh and watch from there.
+            current = await kube.get(GROUP_VERSION, kind, namespace, name)
+
+
 async def submit(namespace: str, body: dict[str, Any], api: str, name: str | None, watch: bool,
                  out: TextIO) -> int:
     obj = manifest(body, api, name)
@@ -89,21 +120,7 @@ async def submit(namespace: str, body: dict[str, Any], api: str, name: str | Non
         print(json.dumps(created, indent=2), file=out)
         if not watch:
             return 0
-        name, last = created["metadata"]["name"], None
-        while True:
-            current = await kube.get(GROUP_VERSION, obj["kind"], namespace, name)
-            if current is None:
-                print(f"{obj['kind']} {name} was deleted", file=out)
-                return 1
-            value, ended = _progress(current)
-            if value != last:
-                st = current.get("status") or {}
-                why = st.get("reason") or st.get("status_desc") or st.get("Message") or ""
-                print(f"{obj['kind']} {name}: {value or 'created'}" + (f" ({why})" if why else ""), file=out, flush=True)
-                last = value
-            if ended:
-                return 0 if value in ("success", "job_finish", "Finished") else 1
-            await asyncio.sleep(POLL_S)
+        return await _follow(kube, obj["kind"], namespace, created, out)
     finally:
         await kube.close()
 

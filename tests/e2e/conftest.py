@@ -120,7 +120,7 @@ def incluster_operator(kubectl: Kubectl, real_namespace: str,
                        object_store: ObjectStore) -> Iterator[tuple[str, str]]:
     """The operator as users run it: `helm install` of the chart with the locally built image, on the
     real node, with only the chart's RBAC, watching `real_namespace`, its package store in
-    `object_store` (the store's keys a Secret in `real_namespace`), and its gateway (one replica; its
+    `object_store` (the store's keys a Secret in `real_namespace`), and its gateway (two replicas; its
     keys file the Secret GATEWAY_KEYS: Livy user `real`, standing for GATEWAY_USER in
     `real_namespace`). Yields (release, namespace)."""
     from tests.e2e.real import GATEWAY_KEYS, gateway_keys, install_chart, uninstall_chart
@@ -129,7 +129,7 @@ def incluster_operator(kubectl: Kubectl, real_namespace: str,
     release, ns = install_chart(
         kubectl, real_namespace, before=lambda ns: kubectl.apply(gateway_keys(real_namespace), ns),
         stores=object_store.chart_values(),
-        gateway={"enabled": True, "replicas": 1, "keysSecret": GATEWAY_KEYS,
+        gateway={"enabled": True, "replicas": 2, "keysSecret": GATEWAY_KEYS,
                  "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}})
     yield release, ns
     uninstall_chart(kubectl, release, ns)

@@ -3,7 +3,9 @@ incluster_operator enables it, its keys file a Secret), reached with `kubectl po
 by pylivy. A Livy batch runs SparkPi for real on the real node; its log is the driver's own,
 paged exactly as Livy pages it (the pages put together are `kubectl logs` of the driver). A Livy
 session runs pyspark and sql statements for real in its own pod (its statement server, beside the
-Connect server), through the apiserver's Service proxy; a running statement is cancelled.
+Connect server), through the apiserver's Service proxy; a running statement is cancelled. The
+chart's two gateway replicas give the same answers, and one deleted (its Deployment makes another)
+loses nothing.
 """
 from __future__ import annotations
 
@@ -31,12 +33,13 @@ JOB_TIMEOUT = 300
 
 
 @contextlib.contextmanager
-def gateway_url(kubectl: Kubectl, release: str, ns: str, log: Path) -> Iterator[str]:
-    """`kubectl port-forward svc/<release>-gateway 8998`: what a user outside the cluster runs."""
+def gateway_url(kubectl: Kubectl, release: str, ns: str, log: Path, target: str | None = None) -> Iterator[str]:
+    """`kubectl port-forward svc/<release>-gateway 8998` (what a user outside the cluster runs), or
+    to `target` (e.g. one gateway pod)."""
     port = free_port()
     with open(log, "ab") as out:
-        forward = subprocess.Popen([KUBECTL, "port-forward", "-n", ns, f"svc/{release}-gateway", f"{port}:8998"],
-                                   env=kubectl.env, stdout=out, stderr=out)
+        forward = subprocess.Popen([KUBECTL, "port-forward", "-n", ns, target or f"svc/{release}-gateway",
+                                    f"{port}:8998"], env=kubectl.env, stdout=out, stderr=out)
     try:
         def answers() -> bool:
             assert forward.poll() is None, f"kubectl port-forward ended: {log.read_text()[-2000:]}"
@@ -149,3 +152,46 @@ def test_a_livy_session_runs_pyspark_and_sql_statements_in_its_own_pod(
         finally:
             kubectl.run("delete", "sparksession", name, "-n", ns, "--wait=false", "--ignore-not-found")
 
+
+
+def test_the_charts_two_gateway_replicas_agree_and_a_replaced_one_loses_nothing(
+        kubectl: Kubectl, incluster_operator: tuple[str, str], real_namespace: str, tmp_path: Path) -> None:
+    release, op_ns = incluster_operator
+    ns = real_namespace
+    rbac(kubectl, ns, {"kind": "User", "name": GATEWAY_USER, "apiGroup": "rbac.authorization.k8s.io"})
+    selector = "app.kubernetes.io/name=lakejob-gateway"
+    pods = [p["metadata"]["name"] for p in kubectl.list("pods", op_ns, selector=selector)
+            if p["status"].get("phase") == "Running"]
+    assert len(pods) == 2, pods
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(gateway_url(kubectl, release, op_ns, tmp_path / f"pf-{i}.log", f"pod/{pod}"))
+                for i, pod in enumerate(pods)]
+        one, two = (LivyClient(url + "/livy", auth=("real", GATEWAY_PASSWORD)) for url in urls)
+        # A session (it never needs to start here): made through one replica, seen alike through both.
+        session = one.create_session(SessionKind.SQL, driver_memory="512M", num_executors=1)
+        try:
+            # (Its state may move on between two calls: the rest is compared.)
+            seen = [(s.session_id, s.kind, s.proxy_user) for s in (c.get_session(session.session_id) for c in (one, two))
+                    if s is not None]
+            assert seen == [(session.session_id, SessionKind.SQL, None)] * 2
+            assert [s.session_id for s in two.list_sessions()] == [s.session_id for s in one.list_sessions()]
+            two.delete_session(session.session_id)
+            assert one.get_session(session.session_id) is None
+        finally:
+            kubectl.run("delete", "sparksession", f"livy-session-{session.session_id}", "-n", ns, "--wait=false",
+                        "--ignore-not-found")
+        # A batch made through the replica about to be replaced (its driver fails fast: no such jar).
+        batch = one.create_batch("local:///opt/spark/examples/jars/no-such.jar", class_name="NoSuchClass",
+                                 driver_memory="512M", driver_cores=1, num_executors=1)
+    try:
+        # A replica replaced: the Deployment's new pod answers what the old one would have.
+        kubectl.run("delete", "pod", pods[0], "-n", op_ns, "--wait=true")
+        kubectl.run("rollout", "status", f"deployment/{release}-gateway", "-n", op_ns, "--timeout=120s")
+        with gateway_url(kubectl, release, op_ns, tmp_path / "pf-after.log") as url:
+            client = LivyClient(url + "/livy", auth=("real", GATEWAY_PASSWORD))
+            found = client.get_batch(batch.batch_id)
+            assert found is not None and batch.batch_id in [b.batch_id for b in client.list_batches()]
+            client.delete_batch(batch.batch_id)
+    finally:
+        kubectl.run("delete", "sparkbatch", f"livy-batch-{batch.batch_id}", "-n", ns, "--wait=false",
+                    "--ignore-not-found")

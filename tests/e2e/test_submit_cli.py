@@ -2,7 +2,8 @@
 local control plane; the operator runs the jobs on KWOK.
 
 - A Livy body, submitted with --watch, is a SparkBatch followed to success (exit 0), each state
-  printed once; the DLI Flink example body is a FlinkJarJob; a BatchCompute body a DagJob.
+  printed once (a watch on the object, not a poll: the state's line comes within a second); one
+  deleted while watched ends the watch (exit 1); the DLI Flink example body is a FlinkJarJob; a BatchCompute body a DagJob.
 - `stop` ends a running job as its kind does (spec.suspend → killed); `logs` prints what it has.
 - A bad body is refused naming the field, before anything is created (exit 2).
 """
@@ -51,6 +52,23 @@ def test_submit_watch_follows_a_livy_body_to_success(kubeconfig: str, kubectl: K
     out = lakejob(kubeconfig, "logs", name, "-n", namespace)
     # KWOK's pods have no log to read: what the operator kept, or a clear word that there is none.
     assert out.returncode == 0 or "cannot be read" in out.stderr, out.stderr
+
+
+def test_submit_watch_ends_when_the_job_is_deleted(kubeconfig: str, kubectl: Kubectl, namespace: str,
+                                                   operator: Operator, tmp_path: Path) -> None:
+    f = body_file(tmp_path, "livy.json", PI)  # KWOK's driver without an outcome: it runs until stopped
+    watching = subprocess.Popen([str(Path(sys.executable).parent / "lakejob"), "submit", f, "--api", "livy", "-n",
+                                 namespace, "--name", "watched", "--watch"], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "KUBECONFIG": kubeconfig})
+    try:
+        kubectl.wait_for(lambda: (kubectl.get("sparkbatch", "watched", namespace) or {}).get("status", {}).get("state")
+                         == "running", "the batch to run", namespace=namespace)
+        kubectl.run("delete", "sparkbatch", "watched", "-n", namespace)
+        out, _ = watching.communicate(timeout=30)
+    finally:
+        watching.kill()
+    assert watching.returncode == 1 and out.rstrip().endswith("SparkBatch watched was deleted"), out
+    assert "SparkBatch watched: running" in out, out
 
 
 def test_dli_flink_and_batchcompute_bodies_become_their_kinds_and_stop_stops(
