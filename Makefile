@@ -70,7 +70,7 @@ e2e: venv tools images
 # Unit tests, the type check, then the e2e suite on the real local control plane.
 test: venv tools images
 	@$(BIN)/mypy
-	@$(BIN)/pytest tests/unit tests/e2e
+	@$(BIN)/pytest --durations=25 tests/unit tests/e2e
 
 # The fault tests, each on a KWOK-only control plane of its own (the shared cluster is left alone);
 # they write their figures into docs/reliability.md. .ci/run calls it after `make test`.
