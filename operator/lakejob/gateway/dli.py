@@ -112,8 +112,7 @@ async def list_batches(request: web.Request) -> web.Response:
                if (start is None or jobs.created_ms(o) >= start) and (end is None or jobs.created_ms(o) <= end)]
     key = "duration" if order.startswith("duration") else "create_time"
     batches.sort(key=lambda b: (b.get(key) or 0, b["id"]), reverse=order.endswith("_desc"))
-    size = logs.DEFAULT_SIZE if size is None else size
-    chosen = batches[from_:] if size < 0 else batches[from_:from_ + size]
+    chosen = logs.window(batches, from_, size)
     return web.json_response({"from": from_, "total": len(batches), "sessions": chosen,
                               "create_time": int(time.time() * 1000)})
 

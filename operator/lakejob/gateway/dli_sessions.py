@@ -56,8 +56,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     from_, size = server.int_param(request, "from") or 0, server.int_param(request, "size")
     items = await server.jobs(request).select(KIND, server.namespace(request))
     sessions = sorted((view(o) for o in items), key=lambda s: (s["create_time"], s["id"]), reverse=True)
-    size = logs.DEFAULT_SIZE if size is None else size
-    chosen = sessions[max(0, from_):] if size < 0 else sessions[max(0, from_):max(0, from_) + size]
+    chosen = logs.window(sessions, from_, size)
     return web.json_response({"from": from_, "total": len(sessions), "sessions": chosen})
 
 

@@ -85,8 +85,7 @@ async def list_batches(request: web.Request) -> web.Response:
     from_, size = server.int_param(request, "from") or 0, server.int_param(request, "size")
     items = await server.jobs(request).select(KIND, server.namespace(request), LIVY_ID)
     batches = sorted((view(o) for o in items if livy_id(o) is not None), key=lambda b: int(b["id"]))
-    size = logs.DEFAULT_SIZE if size is None else size
-    chosen = batches[max(0, from_):] if size < 0 else batches[max(0, from_):max(0, from_) + size]
+    chosen = logs.window(batches, from_, size)
     return web.json_response({"from": from_, "total": len(batches), "sessions": chosen})
 
 

@@ -84,8 +84,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     from_, size = server.int_param(request, "from") or 0, server.int_param(request, "size")
     items = await server.jobs(request).select(KIND, server.namespace(request), livy.LIVY_ID)
     sessions = sorted((view(o) for o in items if SCHEME.id_of(o) is not None), key=lambda s: int(s["id"]))
-    size = logs.DEFAULT_SIZE if size is None else size
-    chosen = sessions[max(0, from_):] if size < 0 else sessions[max(0, from_):max(0, from_) + size]
+    chosen = logs.window(sessions, from_, size)
     return web.json_response({"from": from_, "total": len(sessions), "sessions": chosen})
 
 
