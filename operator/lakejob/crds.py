@@ -155,17 +155,22 @@ def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
 def _immutable(spec: dict[str, Any], mutable: frozenset[str]) -> None:
     """Make every spec field but `mutable` immutable once set, and forbid adding or removing one."""
     fixed = sorted(k for k in spec["properties"] if k not in mutable)
+    # The shorter list names the rule: "only suspend may change", or "every field but checkpoint_path".
+    which = f"only {', '.join(sorted(mutable))} may change" if len(mutable) <= len(fixed) else \
+        f"every field but {', '.join(fixed)} may change"
     for name in fixed:
         prop = spec["properties"][name]
         prop.setdefault("x-kubernetes-validations", []).append(
             {"rule": "self == oldSelf",
-             "message": f"{name} is immutable once the job exists (only {', '.join(sorted(mutable))} may change); "
+             "message": f"{name} is immutable once the job exists ({which}); "
                         "delete and re-create the object to change it"})
     optional = [k for k in fixed if k not in spec.get("required", [])]
-    spec.setdefault("x-kubernetes-validations", []).append(
-        {"rule": " && ".join(f"has(self.{k}) == has(oldSelf.{k})" for k in optional),
-         "message": f"fields cannot be added to or removed from spec once the job exists "
-                    f"(only {', '.join(sorted(mutable))} may change)"})
+    if optional:
+        spec.setdefault("x-kubernetes-validations", []).append(
+            {"rule": " && ".join(f"has(self.{k}) == has(oldSelf.{k})" for k in optional),
+             "message": f"{', '.join(optional)} cannot be added to or removed from spec once the job exists "
+                        f"({which})" if len(optional) < 3 else
+                        f"fields cannot be added to or removed from spec once the job exists ({which})"})
 
 
 def crd(kind: Kind) -> dict[str, Any]:

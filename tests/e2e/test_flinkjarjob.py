@@ -128,7 +128,7 @@ def test_failure_without_restart_is_final_job_running_exception(kubectl: Kubectl
     assert {c["type"]: c["status"] for c in st["conditions"]} == {"Ready": "False", "Complete": "True"}
 
 
-def test_stop_cancels_and_removes_every_pod(kubectl: Kubectl, namespace: str, operator: Operator) -> None:
+def test_stop_cancels_and_removes_every_pod_and_run_starts_it_again(kubectl: Kubectl, namespace: str, operator: Operator) -> None:
     kubectl.apply(job("forever"), namespace)
     wait_status(kubectl, "forever", namespace, "job_running")
     kubectl.run("patch", "fjj", "forever", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}')
@@ -141,9 +141,33 @@ def test_stop_cancels_and_removes_every_pod(kubectl: Kubectl, namespace: str, op
     messages = [e["message"] for e in kubectl.list("events", namespace) if e["involvedObject"]["name"] == "forever"]
     assert any(m.startswith("job_canceling:") for m in messages) and \
         any(m.startswith("job_cancel_success:") for m in messages)
-    back = kubectl.result("patch", "fjj", "forever", "-n", namespace, "--type=merge", "-p",
-                          '{"spec":{"suspend":false}}')
-    assert back.returncode != 0 and "suspend cannot go back to false" in back.stderr
+    # DLI's run: suspend set back to false is a new run, attempt 2, with its children made again.
+    kubectl.run("patch", "fjj", "forever", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    st = wait_status(kubectl, "forever", namespace, "job_running")
+    assert (st["attempt"], st["jobManagerPod"], st["runGeneration"]) == (2, "forever-jm-2", 3)
+    assert kubectl.get("deployment", "forever-taskmanager", namespace) is not None
+    messages = [e["message"] for e in kubectl.list("events", namespace) if e["involvedObject"]["name"] == "forever"]
+    assert any(m.startswith("job_init: new run of the spec's generation 3") for m in messages), messages
+
+
+def test_an_edited_running_job_is_cancelled_and_runs_again_with_the_new_spec(
+        kubectl: Kubectl, namespace: str, operator: Operator) -> None:
+    kubectl.apply(job("edited", cu_number=2), namespace)
+    wait_status(kubectl, "edited", namespace, "job_running")
+    kubectl.run("patch", "fjj", "edited", "-n", namespace, "--type=merge", "-p",
+                '{"spec":{"cu_number":3,"entrypoint_args":"--rate 2"}}')
+    st = kubectl.wait_for(lambda: (s := status(kubectl, "edited", namespace)).get("attempt") == 2
+                          and s.get("status_name") == "job_running" and s, "the second run", namespace=namespace,
+                          show=("flinkjarjob", "edited"))
+    assert st["resources"]["taskManager"]["replicas"] == 2 and st["runGeneration"] == 2
+    kubectl.wait_for(lambda: len(pods(kubectl, namespace, "edited", "taskmanager")) == 2, "2 TaskManagers",
+                     namespace=namespace)
+    assert kubectl.get("pod", "edited-jm-1", namespace) is None
+    jm = kubectl.get("pod", "edited-jm-2", namespace)
+    assert jm is not None and "--rate" in jm["spec"]["containers"][0]["args"]
+    fixed = kubectl.result("patch", "fjj", "edited", "-n", namespace, "--type=merge", "-p",
+                           '{"spec":{"checkpoint_path":"file:///tmp/elsewhere"}}')
+    assert fixed.returncode != 0 and "checkpoint_path cannot be added to or removed" in fixed.stderr
 
 
 def test_deleting_the_job_removes_every_child(kubectl: Kubectl, namespace: str, operator: Operator) -> None:
@@ -302,7 +326,6 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("resume-zero", {"resume_max_num": 0}, "resume_max_num must be -1 (unlimited) or greater than 0"),
     ("resume-minus-two", {"resume_max_num": -2}, "spec.resume_max_num"),
     ("log-no-bucket", {"log_enabled": True}, "obs_bucket is required when log_enabled is true"),
-    ("resume-no-restart", {"resume_checkpoint": True}, "resume_checkpoint needs restart_when_exception: true"),
     ("jar-hdfs", {"entrypoint": "hdfs://nn/job.jar"}, "spec.entrypoint"),
     ("dep-jar-ftp", {"dependency_jars": ["ftp://h/a.jar"]}, "spec.dependency_jars[0]"),
     ("dep-file-http", {"dependency_files": ["https://x/a.csv"]}, "spec.dependency_files[0]"),
@@ -334,6 +357,7 @@ def test_invalid_manifests_are_rejected_at_admission_naming_the_field(
     assert kubectl.list("flinkjarjobs", namespace) == []
     edit = kubectl.result("apply", "-n", namespace, "-f", "-", stdin=json.dumps(job("fixed")))
     assert edit.returncode == 0
+    # An edit (a new run) is checked as a creation is.
     changed = kubectl.result("patch", "fjj", "fixed", "-n", namespace, "--type=merge", "-p",
-                             '{"spec":{"parallel_number":1}}')
-    assert changed.returncode != 0 and "fields cannot be added to or removed" in changed.stderr
+                             '{"spec":{"cu_number":0}}')
+    assert changed.returncode != 0 and "spec.cu_number: Invalid value: 0" in changed.stderr

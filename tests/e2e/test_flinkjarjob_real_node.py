@@ -166,7 +166,7 @@ def running(kubectl: Kubectl, ns: str, name: str, attempt: int) -> dict[str, Any
         show=("flinkjarjob", name))
 
 
-def test_a_checkpointing_job_survives_a_killed_jobmanager_from_its_latest_checkpoint_within_resume_max_num(
+def test_a_checkpointing_job_survives_a_killed_jobmanager_from_its_latest_checkpoint_and_runs_again_from_it(
         kubectl: Kubectl, real_namespace: str, incluster_operator: tuple[str, str], tiny_jar: bytes) -> None:
     ns, name = real_namespace, "fjj-ckpt"
     jar_configmap(kubectl, ns, f"{name}-jar", tiny_jar)
@@ -239,6 +239,21 @@ def test_a_checkpointing_job_survives_a_killed_jobmanager_from_its_latest_checkp
         assert "not restarted: resume_max_num is 1 restart(s) per hour and 1 were made" in st["status_desc"], st
         kubectl.wait_for(lambda: not job_pods(kubectl, ns, name), "every pod of the job to be gone", timeout=120,
                          namespace=ns)
+
+        # DLI's run of the failed job (restartNonce changed): a new run, attempt 3, from the newest
+        # checkpoint the operator saw (kept on the volume after both attempts ended); the count goes on.
+        checkpoint = st["last_checkpoint"]
+        kubectl.run("patch", "flinkjarjob", name, "-n", ns, "--type=merge", "-p", '{"spec":{"restartNonce":1}}')
+        st = running(kubectl, ns, name, 3)
+        assert (st["savepointPath"], st["runGeneration"], st["restarts"]) == (checkpoint, 2, 1), st
+        with flink_rest(kubectl, ns, f"{name}-jm-3") as url:
+            restored = kubectl.wait_for(
+                lambda: ((get_json(url, f"/jobs/{st['job_id']}/checkpoints") or {}).get("latest") or {}).get("restored"),
+                "Flink to report the checkpoint the new run restored", timeout=60)
+            assert restored["external_path"] == checkpoint, restored
+        again = kubectl.wait_for(lambda: counts(kubectl, ns, name).get(st["job_id"]), "the new run to count",
+                                 timeout=120, namespace=ns)
+        assert again[0] > 1, again[:3]  # state restored, not a fresh count from 1
         kubectl.run("delete", "flinkjarjob", name, "-n", ns)
 
 

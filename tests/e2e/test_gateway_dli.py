@@ -6,7 +6,9 @@ local control plane, the operator running the batches on KWOK.
   window, order, paging) and cancel, the answers compared to the SparkBatches `kubectl` sees; a
   SparkBatch made with kubectl is in the list too (the API and kubectl agree).
 - Flink JAR jobs: create (job_id 1, 2), list with filters, order and paging, show, stop (the job
-  ends job_cancel_success), delete and batch delete (one result per id, an unknown one failing).
+  ends job_cancel_success), update (a stopped job stays stopped with its new spec; a running one
+  runs its new spec at once), run (the stopped one runs again, a running one is refused), delete
+  and batch delete (one result per id, an unknown one failing).
 - Spark sessions (the seed's create, then show, state, list, stop), sent by the SDK's own signing
   client (the SDK has no method for this discarded API).
 - The key's project maps to its namespace; RBAC decides (403 in DLI's error shape where the key's
@@ -26,11 +28,12 @@ import yaml
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkdli.v1 import (BatchDeleteFlinkJobsRequest, BatchDeleteFlinkJobsRequestBody,
-                                  BatchStopFlinkJobsRequest, CancelSparkJobRequest, CreateFlinkJarJobRequest,
+                                  BatchRunFlinkJobsRequest, BatchRunFlinkJobsRequestBody, BatchStopFlinkJobsRequest, CancelSparkJobRequest, CreateFlinkJarJobRequest,
                                   CreateFlinkJarJobRequestBody, CreateSparkJobRequest, CreateSparkJobRequestBody,
                                   DeleteFlinkJobRequest, DliClient, ListFlinkJobsRequest, ListSparkJobsRequest,
                                   ShowFlinkJobRequest, ShowSparkJobLogRequest, ShowSparkJobRequest,
-                                  ShowSparkJobStatusRequest, StopFlinkJobsRequestBody)
+                                  ShowSparkJobStatusRequest, StopFlinkJobsRequestBody, UpdateFlinkJarJobRequest,
+                                  UpdateFlinkJarJobRequestBody)
 
 from tests.e2e.kubectl import Kubectl, Operator
 from tests.e2e.gateway import Gateway, running
@@ -189,6 +192,37 @@ def test_the_dli_sdk_creates_lists_shows_stops_and_deletes_flink_jar_jobs(
     assert [str(r.is_success) for r in stopped.body] == ["True"]  # the SDK types is_success as a string
     kubectl.wait_for(lambda: client.show_flink_job(ShowFlinkJobRequest(job_id=1)).job_detail.status
                      == "job_cancel_success", "job 1 stopped", namespace=namespace)
+
+    def update(job_id: int, **fields: Any) -> Any:
+        return client.update_flink_jar_job(UpdateFlinkJarJobRequest(job_id=job_id, body=UpdateFlinkJarJobRequestBody(
+            **fields)))
+
+    # DLI's update: a stopped job takes the new spec and stays stopped; a running one runs it at once.
+    updated = update(1, cu_number=3, entrypoint_args="--input /tmp/in")
+    assert str(updated.is_success) == "True" and updated.job.update_time > 0
+    assert update(2, parallel_number=2, cu_number=3).is_success
+    cr = kubectl.get("flinkjarjob", "flink-job-1", namespace)
+    assert cr is not None and (cr["spec"]["cu_number"], cr["spec"]["suspend"]) == (3, True)
+    assert cr["status"]["status_name"] == "job_cancel_success"
+    with pytest.raises(ClientRequestException) as e:
+        update(1, cu_number=0)
+    assert (e.value.status_code, e.value.error_code) == (400, "DLI.0001") and "cu_number" in e.value.error_msg
+
+    def attempt(name: str) -> tuple[Any, Any]:
+        st = (kubectl.get("flinkjarjob", name, namespace) or {}).get("status") or {}
+        return st.get("attempt"), st.get("status_name")
+
+    kubectl.wait_for(lambda: attempt("flink-job-2") == (2, "job_running"), "job 2 running its new spec",
+                     namespace=namespace)
+    # DLI's run: the stopped job runs again (attempt 2, its new size); the running one is refused.
+    ran = client.batch_run_flink_jobs(BatchRunFlinkJobsRequest(body=BatchRunFlinkJobsRequestBody(
+        job_ids=[1, 2], resume_savepoint=False)))
+    assert [str(r.is_success) for r in ran.body] == ["True", "False"] and "stop it before" in ran.body[1].message
+    kubectl.wait_for(lambda: attempt("flink-job-1") == (2, "job_running"), "job 1 running again",
+                     namespace=namespace)
+    detail = client.show_flink_job(ShowFlinkJobRequest(job_id=1)).job_detail
+    assert (detail.status, detail.entrypoint_args) == ("job_running", "--input /tmp/in")
+    assert len(kubectl.list("pods", namespace, "lakejob.io/name=flink-job-1,lakejob.io/role=taskmanager")) == 2
     assert str(client.delete_flink_job(DeleteFlinkJobRequest(job_id=2)).is_success) == "True"
     gone = client.batch_delete_flink_jobs(BatchDeleteFlinkJobsRequest(body=BatchDeleteFlinkJobsRequestBody(
         job_ids=[1, 99])))

@@ -370,6 +370,76 @@ def test_suspend_cancels_a_pending_restart() -> None:
     assert d.status.status_name == "job_cancel_success" and d.status.nextRestartTime is None
 
 
+# ------------------------------------------------------------------------------------ runs
+
+
+def gen(n: int) -> Meta:
+    return replace(META, generation=n)
+
+
+def test_suspend_set_back_to_false_is_a_new_run_from_the_newest_checkpoint() -> None:
+    sp = spec(restart_when_exception=True, resume_checkpoint=True)
+    s = step(sp, running(sp), obs(T0 + 2000, jm("Running"), RestObs("RUNNING", last_checkpoint="file:///c/chk-4"))).status
+    stopping = decide(spec(restart_when_exception=True, resume_checkpoint=True, suspend=True), None, gen(2), s,
+                      obs(T0 + 3000, jm("Running", deleting=True), pods_left=0), SETTINGS)
+    assert stopping.status.status_name == "job_cancel_success" and stopping.status.runGeneration == 1
+    d = decide(sp, None, gen(3), stopping.status, obs(T0 + 9000), SETTINGS)
+    s = d.status
+    assert (s.status_name, s.state, s.attempt, s.jobManagerPod, s.runGeneration) == \
+        ("job_init", "Pending", 2, "wc-jm-2", 3)
+    assert s.job_id == job_id(UID, 2) and s.savepointPath == "file:///c/chk-4" and not is_finished(s)
+    assert d.actions == [Action("ensure_children", 2), Action("create_jobmanager", 2, "wc-jm-2", "file:///c/chk-4")]
+    assert d.events == [("Normal", "Rerun", "job_init: new run of the spec's generation 3: JobManager pod wc-jm-2 "
+                                            "created (attempt 2), resuming from checkpoint file:///c/chk-4")]
+    assert {c.type: c.status for c in s.conditions or []} == {"Ready": "False", "Complete": "False"}
+
+
+def test_an_ended_job_stays_ended_until_its_spec_changes() -> None:
+    s = step(spec(), running(spec()), obs(T0 + 2000, jm("Succeeded", exit_code=0))).status
+    assert s.status_name == "job_finish"
+    assert step(spec(), s, obs(T0 + 3000)).actions == []  # the same generation: nothing
+    d = decide(spec(restartNonce=1), None, gen(2), s, obs(T0 + 4000), SETTINGS)  # DLI's run of a finished job
+    assert (d.status.status_name, d.status.attempt, d.status.savepointPath) == ("job_init", 2, None)
+    assert verbs(d) == ["ensure_children", "create_jobmanager"]
+
+
+def test_a_job_edited_while_stopped_waits_for_its_run() -> None:
+    stopped = step(spec(suspend=True), FlinkJarJobStatus(), obs(T0)).status
+    d = decide(spec(suspend=True, cu_number=3), None, gen(2), stopped, obs(T0 + 1000), SETTINGS)
+    assert d.actions == [] and d.status.status_name == "job_cancel_success" and d.status.runGeneration == 2
+    d = decide(spec(cu_number=3), None, gen(3), d.status, obs(T0 + 2000), SETTINGS)
+    assert d.status.status_name == "job_init" and d.status.resources is not None
+    assert d.status.resources.taskManager.replicas == 2
+
+
+def test_a_running_job_whose_spec_changes_is_cancelled_then_runs_the_new_spec() -> None:
+    s = step(spec(), running(spec()), obs(T0 + 2000, jm("Running"), RestObs("RUNNING"))).status
+    edited = spec(parallel_number=2, cu_number=3)
+    d = decide(edited, None, gen(2), s, obs(T0 + 3000, jm("Running"), RestObs("RUNNING"), pods_left=2), SETTINGS)
+    assert (d.status.status_name, d.status.reason, verbs(d)) == ("job_canceling", "CancellingJob", ["cancel_job"])
+    assert d.status.status_desc == "restarting with the spec's generation 2: the Flink job is being cancelled"
+    d = decide(edited, None, gen(2), d.status, obs(T0 + 4000, jm("Succeeded", exit_code=0), pods_left=2), SETTINGS)
+    assert verbs(d) == ["delete_jobmanager", "cleanup"] and d.status.status_name == "job_canceling"
+    d = decide(edited, None, gen(2), d.status, obs(T0 + 5000, None, pods_left=0), SETTINGS)
+    assert (d.status.status_name, d.status.attempt, d.status.runGeneration) == ("job_init", 2, 2)
+    assert d.status.resources is not None and d.status.resources.parallelism == 2
+    assert verbs(d) == ["ensure_children", "create_jobmanager"]
+
+
+def test_a_rerun_never_creates_in_the_step_that_deletes_the_old_children() -> None:
+    s = running(spec())  # no REST: the children are deleted at once
+    d = decide(spec(cu_number=3), None, gen(2), s, obs(T0 + 3000, None, pods_left=0), SETTINGS)
+    assert verbs(d) == ["cleanup"] and d.status.status_name == "job_canceling" and d.requeue_after_s == 1
+    d = decide(spec(cu_number=3), None, gen(2), d.status, obs(T0 + 4000, None, pods_left=0), SETTINGS)
+    assert verbs(d) == ["ensure_children", "create_jobmanager"] and d.status.attempt == 2
+
+
+def test_a_job_from_before_runs_takes_its_generation_as_its_run() -> None:
+    s = running(spec()).model_copy(update={"runGeneration": None})
+    d = decide(spec(), None, gen(4), s, obs(T0 + 3000, jm("Running")), SETTINGS)
+    assert d.status.runGeneration == 4 and d.status.status_name == "job_running"
+
+
 def test_phase_of_every_status() -> None:
     assert phase("job_running_exception", True, False) == "Failed"
     assert phase("job_running_exception", False, True) == "Restarting"

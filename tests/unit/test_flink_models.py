@@ -69,7 +69,6 @@ def test_entrypoint_args_with_unbalanced_quotes_are_rejected(text: str) -> None:
     ({"resume_max_num": 0}, "resume_max_num must be -1 (unlimited) or greater than 0"),
     ({"resume_max_num": -2}, "greater than or equal to -1"),
     ({"log_enabled": True}, "obs_bucket is required when log_enabled is true"),
-    ({"resume_checkpoint": True}, "resume_checkpoint needs restart_when_exception: true"),
     ({"tags": [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]}, "tags must have distinct keys"),
     ({"tags": [{"key": "x/y", "value": "1"}]}, "tags.0.key"),
     ({"tags": [{"key": "x", "value": "has space"}]}, "tags.0.value"),
@@ -130,7 +129,14 @@ def test_crd_names_columns_and_rules() -> None:
     cu_rules = [r for r in rules if "messageExpression" in r and r["fieldPath"] != ".runtime_config"]
     assert [r["fieldPath"] for r in cu_rules] == [".cu_number", ".parallel_number"]
     assert "string(" not in cu_rules[0]["messageExpression"]  # the apiserver cannot bound string(int)'s cost
-    assert schema["properties"]["suspend"]["x-kubernetes-validations"][0]["rule"] == "self || !oldSelf"
+    assert "x-kubernetes-validations" not in schema["properties"]["suspend"]  # set back to false: a new run
+    assert schema["properties"]["checkpoint_path"]["x-kubernetes-validations"][-1] == {
+        "rule": "self == oldSelf", "message": "checkpoint_path is immutable once the job exists (every field but "
+                                              "checkpoint_path may change); delete and re-create the object to change it"}
+    assert [r for r in rules if "oldSelf" in r["rule"]] == [{
+        "rule": "has(self.checkpoint_path) == has(oldSelf.checkpoint_path)",
+        "message": "checkpoint_path cannot be added to or removed from spec once the job exists (every field but "
+                   "checkpoint_path may change)"}]
     assert schema["properties"]["entrypoint_args"]["pattern"] == ARGS_PATTERN
     assert schema["required"] == ["name"]
 

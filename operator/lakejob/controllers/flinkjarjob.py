@@ -158,7 +158,9 @@ class FlinkJarJobReconciler(base.Reconciler):
             return RestObs(state="INITIALIZING")  # the application has not submitted its job yet
         state = str(job.get("state"))
         checkpoint = exception = None
-        if spec is not None and spec.resume_checkpoint:
+        # Whenever checkpoints go somewhere: a later run (DLI's run with resume_savepoint) may resume
+        # from them even if this one does not restart from them.
+        if spec is not None and spec.checkpoint_path:
             cps = await self.http.get_json(f"{url}/jobs/{status.job_id}/checkpoints", timeout)
             latest = cps.get("latest") if isinstance(cps, dict) else None
             completed = latest.get("completed") if isinstance(latest, dict) else None
@@ -199,7 +201,8 @@ class FlinkJarJobReconciler(base.Reconciler):
 
     async def _ensure_children(self, spec: FlinkJarJobSpec, owner: Owner) -> None:
         """ConfigMap, Service, TaskManager Deployment: created if absent, in parallel. None of them
-        changes between attempts (the spec is immutable; the savepoint is the JobManager's argument)."""
+        changes between the attempts of a run (the savepoint is the JobManager's argument); a new run
+        (a changed spec) finds them deleted by the old run's cancellation, so it makes them anew."""
         sz = render.resolve_sizing(spec, self.settings)
         await asyncio.gather(self.kube.create(render.configmap(spec, owner, sz, self.settings)),
                              self.kube.create(render.service(spec, owner)),

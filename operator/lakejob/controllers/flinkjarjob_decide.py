@@ -15,6 +15,12 @@ the states are DLI's Flink job statuses:
     any non-terminal → job_canceling → job_cancel_success   (spec.suspend: true; a job whose REST API
                                                               answers is cancelled in Flink first)
 
+A run is the spec's generation the job started from (status.runGeneration). A newer one — the spec
+edited (DLI's update), suspend set back to false (DLI's run), restartNonce changed — starts a new
+run: an ended job goes to job_init at once; a live one is cancelled as a stop is (job_canceling),
+then started again with the new spec instead of ending. With resume_checkpoint a new run resumes
+from the newest completed checkpoint (kept on cancellation).
+
 What the job is doing comes from the REST API when it answers and from the JobManager pod's phase
 otherwise (a running pod is taken as a running job; the JobManager exits 0 when the job finished
 and 1443 when it failed). A `fetch` init container that failed (render.packages: the job's files
@@ -187,8 +193,16 @@ def decide(spec: FlinkJarJobSpec | None, spec_error: str | None, meta: Meta, sta
     if s.status_name is None:
         _new(step, spec, spec_error)
         return step.d
+    if s.runGeneration is None:  # made by an operator before runs: its first run is the generation it has
+        s.runGeneration = meta.generation
+    rerun = spec is not None and not spec.suspend and s.runGeneration != meta.generation
     if is_finished(s):
-        return step.d  # final
+        if rerun:
+            assert spec is not None
+            _run(step, spec)
+        elif spec is not None and s.runGeneration != meta.generation:
+            s.runGeneration = meta.generation  # edited while stopped: what a later run compares with
+        return step.d  # final until the spec changes
     s.taskManagers = obs.taskmanagers
     if obs.rest is not None:
         s.flinkState = clip(obs.rest.state, REASON_BYTES)  # a JobStatus name, unless the answer is junk
@@ -198,8 +212,8 @@ def decide(spec: FlinkJarJobSpec | None, spec_error: str | None, meta: Meta, sta
     # Restarts older than an hour no longer count against resume_max_num.
     if s.restart_times:
         s.restart_times = [t for t in s.restart_times if t > obs.now_ms - HOUR_MS] or None
-    if s.status_name == "job_canceling" or (spec is not None and spec.suspend):
-        _canceling(step)
+    if s.status_name == "job_canceling" or (spec is not None and spec.suspend) or rerun:
+        _canceling(step, spec)
     elif spec is None:
         # Only reachable if admission was bypassed (e.g. the CRD was replaced): stop, don't guess.
         _fail_for_good(step, None, "InvalidSpec", spec_error or "invalid spec",
@@ -218,6 +232,7 @@ def _new(step: _Step, spec: FlinkJarJobSpec | None, spec_error: str | None) -> N
     s, meta, obs = step.s, step.meta, step.obs
     s.create_time = meta.created_ms
     s.restarts = 0
+    s.runGeneration = meta.generation
     if spec is None:
         step.transition("job_submit_fail", "InvalidSpec", f"{spec_error or 'invalid spec'}. Fix the spec and "
                         "re-create the job.", warning=True)
@@ -261,6 +276,30 @@ def _start_attempt(step: _Step, attempt: int, savepoint: str | None) -> None:
     s.flinkState = None
     step.act("ensure_children", attempt)
     step.act("create_jobmanager", attempt, s.jobManagerPod, savepoint)
+
+
+def _run(step: _Step, spec: FlinkJarJobSpec) -> None:
+    """A new run of an ended job: the spec's new generation from job_init, as a first run does, from
+    the newest checkpoint when resume_checkpoint says so. Automatic restarts count afresh."""
+    s, meta = step.s, step.meta
+    s.runGeneration = meta.generation
+    s.name, s.queue_name = spec.name, spec.queue_name
+    s.restart_times = None
+    try:
+        s.resources = resources(resolve_sizing(spec, step.settings))
+    except ValueError as e:  # the CU rules, had admission been bypassed
+        step.transition("job_submit_fail", "InvalidSpec", f"{e}. Fix the CU numbers and edit the job again.",
+                        warning=True)
+        return
+    if (refused := problem(spec, step.settings)) is not None:
+        step.transition("job_submit_fail", *refused, warning=True)
+        step.notify(spec)
+        return
+    savepoint = s.last_checkpoint if spec.resume_checkpoint else None
+    _start_attempt(step, (s.attempt or 0) + 1, savepoint)
+    how = f", resuming from checkpoint {savepoint}" if savepoint else ""
+    step.transition("job_init", "Rerun", f"new run of the spec's generation {meta.generation}: JobManager pod "
+                    f"{s.jobManagerPod} created (attempt {s.attempt}){how}")
 
 
 View = Literal["pending", "submitting", "running", "restarting", "failed", "finished", "canceled", "missing",
@@ -441,21 +480,24 @@ def _restarting(step: _Step, spec: FlinkJarJobSpec) -> None:
                     f"created (attempt {s.attempt}){how}")
 
 
-def _canceling(step: _Step) -> None:
+def _canceling(step: _Step, spec: FlinkJarJobSpec | None) -> None:
     """spec.suspend: DLI's stop. When the job's REST API has answered, Flink cancels the job first
     (reason CancellingJob), so it ends CANCELED with its checkpoints kept as configured, and the
     JobManager exits by itself; then, or at once without REST (KWOK), or after CANCEL_TIMEOUT_MS,
-    every child is deleted (reason Suspended), and job_cancel_success once no pod is left."""
+    every child is deleted (reason Suspended), and job_cancel_success once no pod is left. A new
+    run (a changed spec, not suspended) is cancelled the same way, then started instead of ending."""
     s, obs = step.s, step.obs
     jm, rest = obs.jobmanager, obs.rest
+    doing = "stopping" if spec is None or spec.suspend else \
+        f"restarting with the spec's generation {step.meta.generation}"
     if s.status_name != "job_canceling":
         s.nextRestartTime = None
         if jm is not None and jm.phase == "Running" and not jm.deleting and s.flinkState is not None:
-            step.transition("job_canceling", "CancellingJob", "stopping: the Flink job is being cancelled")
+            step.transition("job_canceling", "CancellingJob", f"{doing}: the Flink job is being cancelled")
             step.act("cancel_job")
             step.d.requeue_after_s = 1
             return
-        step.transition("job_canceling", "Suspended", "stopping: the JobManager and TaskManagers are being deleted")
+        step.transition("job_canceling", "Suspended", f"{doing}: the JobManager and TaskManagers are being deleted")
         _cleanup(step, keep_ended_jobmanager=False)
     elif s.reason == "CancellingJob":
         ended = jm is None or jm.deleting or jm.phase not in ("Pending", "Running", "Unknown")
@@ -468,13 +510,20 @@ def _canceling(step: _Step) -> None:
         else:
             step.d.requeue_after_s = 1
             return
-        step.transition("job_canceling", "Suspended", f"stopping: {how}; the JobManager and TaskManagers are "
+        step.transition("job_canceling", "Suspended", f"{doing}: {how}; the JobManager and TaskManagers are "
                         "being deleted")
         _cleanup(step, keep_ended_jobmanager=False)
-    if obs.pods_left == 0:
-        step.transition("job_cancel_success", "Suspended", "stopped by spec.suspend; every pod was removed")
-    else:
+    if obs.pods_left != 0:
         step.d.requeue_after_s = 2
+    elif spec is not None and not spec.suspend:
+        if any(a.verb == "cleanup" for a in step.d.actions):
+            # The children are deleted after this step's creates would run (controllers.flinkjarjob's
+            # apply): the new run starts on the next pass, with the deletions done.
+            step.d.requeue_after_s = 1
+        else:
+            _run(step, spec)
+    else:
+        step.transition("job_cancel_success", "Suspended", "stopped by spec.suspend; every pod was removed")
 
 
 def _submit_fail(step: _Step, spec: FlinkJarJobSpec, reason: str, desc: str,

@@ -9,23 +9,32 @@ DLI_FLINK_ID, from 1, per namespace. Jobs made with kubectl have no job_id and a
   GET    …/streaming/jobs                list: `status`, `name`, `queue_name` are field selectors (the
                                          CRD's selectableFields); `order`, `offset`/`limit` page it
   GET    …/streaming/jobs/{job_id}       {is_success, message, job_detail}
+  PUT    …/streaming/flink-jobs/{job_id} update: the body's fields merged into the spec, checked as a
+                                         creation is. A running job is cancelled and runs the new spec
+                                         at once (the operator's new run); an ended one stays ended
+                                         (spec.suspend set) until it is run
   POST   …/streaming/jobs/stop           {"job_ids": […]}: spec.suspend for each (DLI's stop:
                                          job_canceling, then job_cancel_success); one result each
+  POST   …/streaming/jobs/run            {"job_ids": […], "resume_savepoint": bool}: each ended job runs
+                                         again (suspend false, restartNonce + 1; resume_checkpoint =
+                                         resume_savepoint: from the newest checkpoint); a live one is refused
   DELETE …/streaming/jobs/{job_id}       the FlinkJarJob deleted (its pods go with it)
   POST   …/streaming/jobs/delete         {"job_ids": […]}: each deleted; one result each
-Not served: update and run (a FlinkJarJob's spec is fixed once created, and a stopped job stays
-stopped: create a new one). Errors are DLI's shape (lakejob.gateway.dli.error). Called by
+Updates and runs patch the object as read (its resourceVersion): two made at once cannot both
+act on the same state. Errors are DLI's shape (lakejob.gateway.dli.error). Called by
 lakejob.gateway.server.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from lakejob.gateway import dli, ids, jobs, server
 from lakejob.gateway.jobs import ApiError
-from lakejob.models.flinkjarjob import FlinkJarJobSpec
+from lakejob.models.flinkjarjob import TERMINAL_PHASES, FlinkJarJobSpec
 
 KIND = "FlinkJarJob"
 DLI_FLINK_ID = "lakejob.io/dli-flink-id"
@@ -94,16 +103,19 @@ async def show(request: web.Request) -> web.Response:
                               "job_detail": view(obj, request.match_info["project_id"])})
 
 
-async def _each(request: web.Request, act: str) -> web.Response:
-    """Stop or delete every job of the body's job_ids: one result each, in order."""
-    body = await server.json_body(request, f"DLI's batch {act} request")
+Act = Callable[[web.Request, int, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _each(request: web.Request, what: str, act: Act) -> web.Response:
+    """Stop, run or delete every job of the body's job_ids: one result each, in order."""
+    body = await server.json_body(request, f"DLI's batch {what} request")
     job_ids = body.get("job_ids")
     if not isinstance(job_ids, list) or not job_ids:
         raise server.Refused(400, "job_ids: give the ids of the jobs, a non-empty list")
     results = []
     for raw in job_ids:
         try:
-            results.append(await (_stop(request, _job_id(raw)) if act == "stop" else _delete(request, _job_id(raw))))
+            results.append(await act(request, _job_id(raw), body))
         except server.Refused as e:
             results.append({"is_success": False, "message": e.message})
         except ApiError as e:
@@ -111,23 +123,64 @@ async def _each(request: web.Request, act: str) -> web.Response:
     return web.json_response(results)
 
 
-async def _stop(request: web.Request, job_id: int) -> dict[str, Any]:
+def _as_read(obj: dict[str, Any]) -> dict[str, Any]:
+    """A patch's metadata that makes it apply to this very version of the object (else 409)."""
+    return {"resourceVersion": obj["metadata"]["resourceVersion"]}
+
+
+def _ended(obj: dict[str, Any]) -> bool:
+    return (obj.get("status") or {}).get("state") in TERMINAL_PHASES
+
+
+async def update(request: web.Request) -> web.Response:
+    job_id = _job_id(request.match_info["job_id"])
+    body = await server.json_body(request, "DLI's Flink JAR job update request")
+    obj = await _the_job(request, job_id)
+    spec = obj.get("spec") or {}
+    patch = dict(body)
+    if _ended(obj) and not spec.get("suspend"):
+        patch["suspend"] = True  # DLI: an update does not start an ended job; its run does
+    server.checked({**spec, **patch}, FlinkJarJobSpec)
+    await server.jobs(request).merge_patch(obj, {"spec": patch, "metadata": _as_read(obj)})
+    return web.json_response({"is_success": True, "message": f"The job {job_id} is updated successfully.",
+                              "job": {"update_time": int(time.time() * 1000)}})
+
+
+async def _run(request: web.Request, job_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    resume = body.get("resume_savepoint", False)
+    if not isinstance(resume, bool):
+        raise server.Refused(400, f"resume_savepoint {resume!r}: must be true or false")
+    obj = await _the_job(request, job_id)
+    spec, st = obj.get("spec") or {}, obj.get("status") or {}
+    if not _ended(obj) and not spec.get("suspend"):
+        raise server.Refused(400, f"The job {job_id} is {st.get('status_name') or 'job_init'}: stop it before "
+                                  "running it again.")
+    await server.jobs(request).merge_patch(obj, {"metadata": _as_read(obj), "spec": {
+        "suspend": False, "restartNonce": int(spec.get("restartNonce") or 0) + 1, "resume_checkpoint": resume}})
+    return {"is_success": True, "message": f"The request for running job {job_id} is delivered successfully."}
+
+
+async def _stop(request: web.Request, job_id: int, body: dict[str, Any]) -> dict[str, Any]:
     obj = await _the_job(request, job_id)
     await server.jobs(request).merge_patch(obj, {"spec": {"suspend": True}})
     return {"is_success": True, "message": f"The request for stopping job {job_id} is delivered successfully."}
 
 
-async def _delete(request: web.Request, job_id: int) -> dict[str, Any]:
+async def _delete(request: web.Request, job_id: int, body: dict[str, Any] | None = None) -> dict[str, Any]:
     await server.jobs(request).delete(await _the_job(request, job_id))
     return {"is_success": True, "message": f"The job {job_id} is deleted successfully."}
 
 
 async def stop(request: web.Request) -> web.Response:
-    return await _each(request, "stop")
+    return await _each(request, "stop", _stop)
+
+
+async def run(request: web.Request) -> web.Response:
+    return await _each(request, "run", _run)
 
 
 async def delete_many(request: web.Request) -> web.Response:
-    return await _each(request, "delete")
+    return await _each(request, "delete", _delete)
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -136,9 +189,11 @@ async def delete(request: web.Request) -> web.Response:
 
 def register(app: web.Application, gw: server.Gateway) -> None:
     app.router.add_post(PREFIX + "/flink-jobs", create)
+    app.router.add_put(PREFIX + "/flink-jobs/{job_id}", update)
     app.router.add_get(PREFIX + "/jobs", list_jobs)
     app.router.add_get(PREFIX + "/jobs/{job_id}", show)
     app.router.add_post(PREFIX + "/jobs/stop", stop)
+    app.router.add_post(PREFIX + "/jobs/run", run)
     app.router.add_post(PREFIX + "/jobs/delete", delete_many)
     app.router.add_delete(PREFIX + "/jobs/{job_id}", delete)
     gw.shapes["/v1.0/"] = dli.error

@@ -2,7 +2,8 @@
 
 Field names are DLI's own, so DLI's example request body pasted under `spec:` is accepted. What we
 add for Kubernetes is small and typed: `image`/`flink_version`, `jobManager`/`taskManager` pod
-customisation (the block SparkBatch has), and `suspend` (DLI's "stop job"). The CU arithmetic
+customisation (the block SparkBatch has), `suspend` (DLI's "stop job", and set back, its "run") and
+`restartNonce` (a run with the spec unchanged). The spec can be edited (DLI's update): a new run. The CU arithmetic
 (lakejob.sizing.flink_*) is checked at admission by CEL rules whose messages show the numbers, and
 again here by the same rules in Python.
 
@@ -202,10 +203,6 @@ class FlinkJarJobSpec(Model):
              "resume_max_num must be -1 (unlimited) or greater than 0",
              lambda s: s.resume_max_num is None or s.resume_max_num == -1 or s.resume_max_num > 0,
              field="resume_max_num"),
-        Rule("!(has(self.resume_checkpoint) && self.resume_checkpoint) || "
-             "(has(self.restart_when_exception) && self.restart_when_exception)",
-             "resume_checkpoint needs restart_when_exception: true (it says how a restart resumes)",
-             lambda s: not s.resume_checkpoint or bool(s.restart_when_exception), field="resume_checkpoint"),
         Rule("!has(self.tags) || self.tags.all(t, self.tags.exists_one(u, u.key == t.key))",
              "tags must have distinct keys",
              lambda s: len({t.key for t in s.tags or []}) == len(s.tags or []), field="tags"),
@@ -216,7 +213,13 @@ class FlinkJarJobSpec(Model):
              field="runtime_config", message_expression=_owned_message_expression(), explain=_explain_owned),
     )
     # Every field but these is immutable once the job exists (enforced at admission by lakejob.crds).
-    __mutable__: ClassVar[frozenset[str]] = frozenset({"suspend"})
+    # A FlinkJarJob can be edited (DLI's update): a changed spec is a new run (controllers.flinkjarjob_decide).
+    # checkpoint_path alone is fixed: it is the job's state, checked unique in the namespace at creation.
+    __mutable__: ClassVar[frozenset[str]] = frozenset({
+        "name", "desc", "queue_name", "cu_number", "manager_cu_number", "parallel_number", "tm_cus", "tm_slot_num",
+        "log_enabled", "obs_bucket", "smn_topic", "main_class", "entrypoint", "entrypoint_args", "dependency_jars",
+        "dependency_files", "restart_when_exception", "resume_checkpoint", "resume_max_num", "tags", "runtime_config",
+        "flink_version", "image", "jobManager", "taskManager", "suspend", "restartNonce"})
 
     name: Annotated[str, Field(min_length=1, max_length=57)] = Field(
         description="Job name, 1 to 57 characters (DLI). Shown in status; Kubernetes names come from metadata.name.")
@@ -255,8 +258,8 @@ class FlinkJarJobSpec(Model):
     restart_when_exception: bool | None = Field(
         None, description="Redeploy the job when it fails. Default false.")
     resume_checkpoint: bool | None = Field(
-        None, description="On a restart, resume from the newest completed checkpoint (--fromSavepoint). "
-                          "Needs restart_when_exception.")
+        None, description="Resume from the newest completed checkpoint (--fromSavepoint): on a restart after a "
+                          "failure (with restart_when_exception) and on a new run (after a stop, or a spec change).")
     resume_max_num: Annotated[int, Field(ge=-1, le=10000)] | None = Field(
         None, description="At most this many restarts in any sliding hour; -1 (default) is unlimited.")
     checkpoint_path: Annotated[str, Field(max_length=1024, pattern=CHECKPOINT_PATTERN)] | None = Field(
@@ -277,9 +280,12 @@ class FlinkJarJobSpec(Model):
     taskManager: PodCustomization | None = Field(None, description="Customisation of the TaskManager pods.")
     suspend: bool | None = Field(
         None, description="Stop the job (DLI's stop): job_canceling, then job_cancel_success with every pod removed. "
-                          "It cannot be set back.",
-        json_schema_extra={"x-kubernetes-validations": [{
-            "rule": "self || !oldSelf", "message": "a stopped job stays stopped: suspend cannot go back to false"}]})
+                          "Set back to false to run it again (DLI's run), from the newest checkpoint if "
+                          "resume_checkpoint is true.")
+    restartNonce: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Change it to run the job again with an unchanged spec (DLI's run of a failed or finished "
+                          "job). Any change to the spec does the same: an ended job starts a new run; a running one "
+                          "is cancelled and run again with the new spec.")
 
     def cu(self) -> int:
         return sizing.DEFAULT_CU_NUMBER if self.cu_number is None else self.cu_number
@@ -360,3 +366,6 @@ class FlinkJarJobStatus(Model):
     conditions: list[Condition] | None = None
     outbox: list[OutboxEntry] | None = Field(None, description="Notifications not yet delivered, in order.")
     observedGeneration: int | None = None
+    runGeneration: int | None = Field(
+        None, description="The spec's generation the current run started from (or, once stopped, the last one acted "
+                          "on); a newer spec starts a new run.")
