@@ -19,13 +19,22 @@ import incluster  # noqa: E402  (hack/incluster.py: the chart from the local ima
 REAL_NODE = os.environ.get("LAKEJOB_REAL_NODE", "1") != "0"
 TOLERATION = incluster.TOLERATION
 SELECTOR = incluster.SELECTOR
-# The in-cluster gateway's keys file (conftest.incluster_operator): one Livy user.
+# The in-cluster gateway's keys file (conftest.incluster_operator): a Livy user, a DLI key, a BatchCompute key.
 GATEWAY_KEYS, GATEWAY_USER, GATEWAY_PASSWORD = "lakejob-gateway-keys", "livy:real", "real-password-do-not-print"
+GATEWAY_DLI_AK, GATEWAY_DLI_SK, GATEWAY_DLI_USER = "REALDLIACCESSKEY", "real-dli-secret-do-not-print", "dli:real"
+GATEWAY_DLI_PROJECT = "0f4c2d1e8b7a4e5f9c3d2b1a0e9f8d7c"
+GATEWAY_BC_AK, GATEWAY_BC_SK, GATEWAY_BC_USER = "LTAIrealBatchCompute", "real-bc-secret-do-not-print", "bc:real"
 
 
 def gateway_keys(namespace: str) -> dict[str, Any]:
-    """The Secret of the keys file: Livy user `real` stands for GATEWAY_USER, default `namespace`."""
-    keys = {"livy": [{"user": "real", "password": GATEWAY_PASSWORD, "as": {"user": GATEWAY_USER, "namespace": namespace}}]}
+    """The Secret of the keys file: Livy user `real` stands for GATEWAY_USER, default `namespace`; the
+    DLI key for GATEWAY_DLI_USER, its project GATEWAY_DLI_PROJECT being `namespace`; the BatchCompute
+    key for GATEWAY_BC_USER in `namespace`."""
+    keys = {"livy": [{"user": "real", "password": GATEWAY_PASSWORD, "as": {"user": GATEWAY_USER, "namespace": namespace}}],
+            "dli": [{"accessKey": GATEWAY_DLI_AK, "secretKey": GATEWAY_DLI_SK,
+                     "as": {"user": GATEWAY_DLI_USER, "projects": {GATEWAY_DLI_PROJECT: namespace}}}],
+            "batchcompute": [{"accessKeyId": GATEWAY_BC_AK, "accessKeySecret": GATEWAY_BC_SK,
+                              "as": {"user": GATEWAY_BC_USER, "namespace": namespace}}]}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": GATEWAY_KEYS}, "type": "Opaque",
             "stringData": {"keys.yaml": json.dumps(keys)}}
 
