@@ -49,6 +49,18 @@ def test_dli_filters_become_field_selectors_escaped() -> None:
     assert dli._selectors({"state": "running", "job_name": "a,b=c"}) == ["status.state=running,spec.name=a\\,b\\=c"]
     assert dli._selectors({"job-id": "x", "cluster_name": "q"}) == ["metadata.name=x,spec.queue=q",
                                                                      "metadata.name=x,spec.cluster_name=q"]
+    # A batch without status yet shows `starting`: an absent state matches that filter too.
+    assert dli._selectors({"state": "starting", "queue_name": "q"}) == [
+        "status.state=starting,spec.queue=q", "status.state=starting,spec.cluster_name=q",
+        "status.state=,spec.queue=q", "status.state=,spec.cluster_name=q"]
+
+
+def test_a_state_filter_matches_a_job_without_status_under_its_initial_state() -> None:
+    from lakejob.gateway import jobs
+
+    assert jobs.state_is("status.State", "Waiting", "Waiting") == ["status.State=Waiting", "status.State="]
+    assert jobs.state_is("status.State", "Running", "Waiting") == ["status.State=Running"]
+    assert jobs.any_of([]) == [""] and jobs.any_of(["a=1", "a="], [], ["b=2"]) == ["a=1,b=2", "a=,b=2"]
 
 
 def test_errors_have_each_vendors_shape() -> None:

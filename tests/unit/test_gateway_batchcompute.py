@@ -364,7 +364,7 @@ class MemoryJobs:
                 node: Any = o
                 for part in path.split("."):
                     node = (node or {}).get(part)
-                if node != value.replace("\\", ""):
+                if (node or "") != value.replace("\\", ""):  # the apiserver: absent is empty
                     return False
             return True
         return [json.loads(json.dumps(o)) for o in self.objs.values() if matches(o)]

@@ -12,7 +12,7 @@ apiserver (`status.Id=<id>`), and one without a status yet by its metadata.uid.
                                          apiserver's AlreadyExists is the lock); another body under
                                          the same token is 400 IdempotentTokenMismatch
   GET    /jobs?Marker&MaxItemCount&State list: {"Items": [job…], "NextMarker"}; State is a field
-                                         selector (`status.State`); IsReverse, OrderBy=CreationTime
+                                         selector (`status.State`; Waiting: none yet too); IsReverse, OrderBy=CreationTime
   GET    /jobs/{id}                      the job (the SDK's Job: state, times, metrics)
   GET    /jobs/{id}?description          the spec (the SDK's JobDescription)
   PUT    /jobs/{id}                      {"Priority": n}: spec.Priority (mutable: OnPriorityChange)
@@ -366,8 +366,8 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise server.Refused(400, "Specified parameter OrderBy is not valid. It must be CreationTime.", "InvalidOrderBy")
     reverse = (request.query.get("IsReverse") or "").lower() == "true"
     size, state = _page_size(request), _state_param(request)
-    items = await server.jobs(request).select(KIND, server.namespace(request),
-                                              fields=f"status.State={state}" if state else None)
+    items = await jobs.select_any(server.jobs(request), KIND, server.namespace(request),
+                                  jobs.any_of(jobs.state_is("status.State", state, "Waiting") if state else []))
     items.sort(key=job_key, reverse=reverse)
     start, end, marker = page([job_key(o) for o in items], request.query.get("Marker") or "", size, reverse)
     return web.json_response({"Items": [view(o) for o in items[start:end]], "NextMarker": marker})

@@ -87,14 +87,14 @@ async def create(request: web.Request) -> web.Response:
 
 
 def _selectors(query: Any) -> list[str]:
-    """The field selectors of a list's filters: one list call each (queue_name or cluster_name
-    matches either spec field, which DLI treats as one)."""
-    fixed = [f"{field}={jobs.escape(query[param])}" for param, field in (("state", "status.state"), ("job_name", "spec.name"),
-                                                             ("job-id", "metadata.name")) if query.get(param)]
+    """The field selectors of a list's filters (queue_name or cluster_name matches either spec
+    field, which DLI treats as one; a new batch without status is `starting`)."""
     queue = query.get("queue_name") or query.get("cluster_name")
-    if not queue:
-        return [",".join(fixed)]
-    return [",".join([*fixed, f"spec.{field}={jobs.escape(queue)}"]) for field in ("queue", "cluster_name")]
+    return jobs.any_of(
+        jobs.state_is("status.state", query["state"], "starting") if query.get("state") else [],
+        *([f"{field}={jobs.escape(query[param])}"] for param, field in (("job_name", "spec.name"),
+                                                                         ("job-id", "metadata.name")) if query.get(param)),
+        [f"spec.{field}={jobs.escape(queue)}" for field in ("queue", "cluster_name")] if queue else [])
 
 
 async def list_batches(request: web.Request) -> web.Response:
@@ -103,12 +103,8 @@ async def list_batches(request: web.Request) -> web.Response:
         raise server.Refused(400, f"order={order!r}: must be one of {', '.join(sorted(ORDERS))}")
     start, end = server.int_param(request, "start"), server.int_param(request, "end")
     from_, size = server.int_param(request, "from") or 0, server.int_param(request, "size")
-    calls, ns = server.jobs(request), server.namespace(request)
-    found: dict[str, dict[str, Any]] = {}
-    for selector in _selectors(request.query):
-        for obj in await calls.select(KIND, ns, fields=selector or None):
-            found[obj["metadata"]["name"]] = obj
-    batches = [view(o) for o in found.values()
+    found = await jobs.select_any(server.jobs(request), KIND, server.namespace(request), _selectors(request.query))
+    batches = [view(o) for o in found
                if (start is None or jobs.created_ms(o) >= start) and (end is None or jobs.created_ms(o) <= end)]
     key = "duration" if order.startswith("duration") else "create_time"
     batches.sort(key=lambda b: (b.get(key) or 0, b["id"]), reverse=order.endswith("_desc"))

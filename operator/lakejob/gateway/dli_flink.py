@@ -84,10 +84,12 @@ async def list_jobs(request: web.Request) -> web.Response:
     order = request.query.get("order") or "desc"
     if order not in ORDERS:
         raise server.Refused(400, f"order={order!r}: must be asc or desc")
-    fields = ",".join(f"{field}={jobs.escape(request.query[param])}" for param, field in (
-        ("status", "status.status_name"), ("name", "spec.name"), ("queue_name", "spec.queue_name"))
-        if request.query.get(param))
-    items = await server.jobs(request).select(KIND, server.namespace(request), DLI_FLINK_ID, fields or None)
+    q = request.query
+    selectors = jobs.any_of(
+        jobs.state_is("status.status_name", q["status"], "job_init") if q.get("status") else [],
+        *([f"{field}={jobs.escape(q[param])}"] for param, field in (("name", "spec.name"),
+                                                                     ("queue_name", "spec.queue_name")) if q.get(param)))
+    items = await jobs.select_any(server.jobs(request), KIND, server.namespace(request), selectors, DLI_FLINK_ID)
     pid = request.match_info["project_id"]
     found = sorted((view(o, pid) for o in items if SCHEME.id_of(o) is not None), key=lambda j: int(j["job_id"]),
                   reverse=ORDERS[order])

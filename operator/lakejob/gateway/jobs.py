@@ -9,7 +9,8 @@ whose name carries it (the apiserver's AlreadyExists is the lock). Called by the
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,29 @@ OWNER = "lakejob.io/owner"  # annotation: who created a job through the gateway 
 def escape(value: str) -> str:
     """A field selector's value: `\\`, `,` and `=` escaped as the apiserver parses them."""
     return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+
+
+def state_is(field: str, value: str, initial: str) -> list[str]:
+    """The field selectors of a state filter: `field=value`, and for the state a job shows before
+    the operator's first status (`initial`), `field=` too: the apiserver matches an absent field as
+    empty, so a job made a moment ago is listed under the state its answers show."""
+    return [f"{field}={escape(value)}", f"{field}="] if value == initial else [f"{field}={escape(value)}"]
+
+
+def any_of(*alternatives: Sequence[str]) -> list[str]:
+    """Field selectors that together match the objects matching one of each group's selectors (a
+    selector is an AND; the apiserver has no OR: one list call each, their union)."""
+    return [",".join(c) for c in itertools.product(*[a for a in alternatives if a])] or [""]
+
+
+async def select_any(calls: Jobs, kind: str, namespace: str, selectors: list[str],
+                     labels: str | None = None) -> list[dict[str, Any]]:
+    """The objects matching any of the field `selectors` (any_of), each once."""
+    found: dict[str, dict[str, Any]] = {}
+    for fields in selectors:
+        for obj in await calls.select(kind, namespace, labels, fields or None):
+            found[obj["metadata"]["name"]] = obj
+    return list(found.values())
 
 
 def created_ms(obj: dict[str, Any]) -> int:
