@@ -6,7 +6,10 @@ In one run, on the same apiserver:
      of this machine for one object per job;
   2. operator: N SparkBatch CRs created the same way while `lakejob run` watches the namespace →
      throughput (CR/s until every driver pod exists) and CR→driver-pod latency p50/p99, timed on
-     the client: from the CR's create response to the driver pod's ADDED watch event.
+     the client: from the CR's create response to the driver pod's ADDED watch event; and the
+     apiserver's writes per CR in that window, by resource (its apiserver_request_total, every
+     client's: the operator's, the controller-manager's, this one's CR creates), 3 s after the last
+     driver pod included, so the writes a driver's creation sets off are counted too.
 Driver and raw pods name a scheduler that does not exist, so both stay Pending untouched: what is
 measured is the API work of creating them, not the scheduler's or KWOK's.
 Results are printed and appended as JSON lines to bench/results/burst.jsonl; docs/performance.md
@@ -71,6 +74,26 @@ async def burst(kube: Kube, objs: list[dict[str, Any]], concurrency: int) -> dic
     return done
 
 
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
+
+
+def writes() -> dict[str, float]:
+    """The apiserver's write requests so far, by resource[/subresource] (its /metrics)."""
+    out: dict[str, float] = {}
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, _, value = line.rpartition(" ")
+        labels = dict(part.split("=", 1) for part in labels_text[len("apiserver_request_total{"):-1].split(",")
+                      if "=" in part)
+        labels = {k: v.strip('"') for k, v in labels.items()}
+        if labels.get("verb") not in WRITE_VERBS:
+            continue
+        what = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+        out[what] = out.get(what, 0.0) + float(value)
+    return out
+
+
 def pod(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"bench": "raw"}},
@@ -132,10 +155,17 @@ async def run(n: int, concurrency: int, driver_rbac: str) -> dict[str, Any]:
             watcher = asyncio.create_task(watch_pods(kube, op_ns, "lakejob.io/role=driver", seen, n, ready))
             await ready.wait()
             crs = [sparkbatch(f"sb-{i}") | {"metadata": {"name": f"sb-{i}", "namespace": op_ns}} for i in range(n)]
+            before = writes()
             t0 = time.monotonic()
             created = await burst(kube, crs, concurrency)
             await asyncio.wait_for(watcher, timeout=600)
             total_s = max(seen.values()) - t0
+            await asyncio.sleep(3)
+            after = writes()
+            per_cr = {k: round((after[k] - before.get(k, 0.0)) / n, 2) for k in after
+                      if after[k] - before.get(k, 0.0) >= n / 100}  # noise: other namespaces' occasional writes
+            result["writes_per_cr"] = dict(sorted(per_cr.items(), key=lambda kv: -kv[1]))
+            result["writes_per_cr_total"] = round(sum(per_cr.values()), 2)
             lat = [seen[f"sb-{i}-driver-1"] - created[f"sb-{i}"] for i in range(n)]
             result.update({
                 "cr_per_s": round(n / total_s, 1),
@@ -160,7 +190,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=1000, help="CRs (and raw pods) in the burst")
     parser.add_argument("-c", "--concurrency", type=int, default=50, help="client requests in flight")
-    parser.add_argument("--driver-rbac", choices=["per-job", "per-namespace"], default="per-job",
+    parser.add_argument("--driver-rbac", choices=["per-job", "per-namespace"], default="per-namespace",
                         help="the operator's LAKEJOB_DRIVER_RBAC for this run")
     args = parser.parse_args()
     if not cluster.running():

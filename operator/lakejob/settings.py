@@ -131,9 +131,10 @@ class Settings:
     retry_backoff_max_s: float = 300.0
     driver_logs: bool = True  # fetch the driver's last log lines on failure (needs a reachable kubelet)
     driver_log_timeout_s: float = 3.0
-    # per-job: a ServiceAccount/Role/RoleBinding owned by each job (deleted with it);
-    # per-namespace: one shared set per namespace (three writes fewer per job, outlives jobs).
-    driver_rbac: str = "per-job"
+    # per-namespace: one shared ServiceAccount/Role/RoleBinding per namespace (the default, as in the
+    # other Spark operators: three writes fewer per job, outlives jobs); per-job: a set owned by each
+    # job (deleted with it). Neither confines a driver to its own executors (a Role cannot name them).
+    driver_rbac: str = "per-namespace"
     # Notifications: topic name → URL (FlinkJarJob smn_topic; DagJob topics may give a URL directly)
     notification_topics: dict[str, str] = field(default_factory=dict)
     notify_retries: int = 3

@@ -6,6 +6,8 @@ KWOK plays the pods, as in test_sparkbatch.py; the operator is `lakejob run` wit
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +27,21 @@ def not_reconciled(kubectl: Kubectl, name: str, ns: str, timeout: float = 60) ->
                             show=("sparkbatch", name))
 
 
-def test_a_teams_own_service_account_is_reported_never_taken_over(
-        kubectl: Kubectl, namespace: str, operator: Operator) -> None:
+@pytest.fixture
+def per_job_operator(kubectl: Kubectl, kubeconfig: str, tmp_path: Path) -> Iterator[str]:
+    """An operator with per-job driver accounts, watching a namespace of its own (yielded)."""
+    ns = kubectl.fresh_namespace()
+    op = Operator(kubeconfig, ["--namespace", ns], tmp_path / "op.log", env={"LAKEJOB_DRIVER_RBAC": "per-job"})
+    try:
+        op.start()
+        yield ns
+    finally:
+        op.stop()
+        kubectl.ok("delete", "namespace", ns, "--wait=false")
+
+
+def test_a_teams_own_service_account_is_reported_never_taken_over(kubectl: Kubectl, per_job_operator: str) -> None:
+    namespace = per_job_operator
     # The team's account that happens to have the name a job `etl`'s per-job RBAC gets.
     kubectl.apply({"apiVersion": "v1", "kind": "ServiceAccount",
                    "metadata": {"name": "etl-spark", "labels": {"team": "data"}}}, namespace)

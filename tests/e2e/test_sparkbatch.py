@@ -152,8 +152,10 @@ def test_executors_are_counted_by_phase(kubectl: Kubectl, namespace: str, operat
 def test_deleting_the_batch_removes_every_child(kubectl: Kubectl, namespace: str, operator: Operator) -> None:
     kubectl.apply(batch("tidy"), namespace)
     wait_state(kubectl, "tidy", namespace, "running")
-    children = [("pod", "tidy-driver-1"), ("service", "tidy-driver-svc"), ("configmap", "tidy-spark-conf"),
-                ("serviceaccount", "tidy-spark"), ("role", "tidy-spark"), ("rolebinding", "tidy-spark")]
+    children = [("pod", "tidy-driver-1"), ("configmap", "tidy-spark-conf")]
+    # No Service (executors reach the driver by its pod IP) and no account of its own (the namespace's).
+    assert kubectl.get("service", "tidy-driver-svc", namespace) is None
+    assert kubectl.get("serviceaccount", "tidy-spark", namespace) is None
     for kind, name in children:
         obj = kubectl.get(kind, name, namespace)
         assert obj is not None, f"{kind}/{name} missing"
@@ -252,26 +254,42 @@ def test_invalid_manifests_are_rejected_at_admission_naming_the_field(
     assert kubectl.list("sparkbatches", namespace) == []
 
 
-def test_per_namespace_driver_rbac_shares_one_account(kubectl: Kubectl, kubeconfig: str, tmp_path: Path) -> None:
+def test_drivers_share_the_namespaces_account_by_default(kubectl: Kubectl, namespace: str, operator: Operator) -> None:
+    ns = namespace
+    for name in ("one", "two"):
+        kubectl.apply(batch(name, "succeed"), ns)
+    for name in ("one", "two"):
+        wait_state(kubectl, name, ns, "success")
+        pod = kubectl.get("pod", f"{name}-driver-1", ns)
+        assert pod is not None and pod["spec"]["serviceAccountName"] == "lakejob-spark-driver"
+        assert kubectl.get("serviceaccount", f"{name}-spark", ns) is None
+    for kind in ("serviceaccount", "role", "rolebinding"):
+        shared = kubectl.get(kind, "lakejob-spark-driver", ns)
+        assert shared is not None and not shared["metadata"].get("ownerReferences")
+    # Someone deletes the shared account: the next job's driver still starts (it is made again).
+    kubectl.run("delete", "serviceaccount", "lakejob-spark-driver", "-n", ns)
+    kubectl.apply(batch("three", "succeed"), ns)
+    wait_state(kubectl, "three", ns, "success")
+    assert kubectl.get("serviceaccount", "lakejob-spark-driver", ns) is not None
+
+
+def test_per_job_driver_rbac_gives_each_job_its_own_account(kubectl: Kubectl, kubeconfig: str,
+                                                            tmp_path: Path) -> None:
     ns = kubectl.fresh_namespace()  # outside the session operator's namespaces
-    op = Operator(kubeconfig, ["--namespace", ns], tmp_path / "op.log", env={"LAKEJOB_DRIVER_RBAC": "per-namespace"})
+    op = Operator(kubeconfig, ["--namespace", ns], tmp_path / "op.log", env={"LAKEJOB_DRIVER_RBAC": "per-job"})
     try:
         op.start()
-        for name in ("one", "two"):
-            kubectl.apply(batch(name, "succeed"), ns)
-        for name in ("one", "two"):
-            wait_state(kubectl, name, ns, "success")
-            pod = kubectl.get("pod", f"{name}-driver-1", ns)
-            assert pod is not None and pod["spec"]["serviceAccountName"] == "lakejob-spark-driver"
-            assert kubectl.get("serviceaccount", f"{name}-spark", ns) is None
+        kubectl.apply(batch("own", "succeed"), ns)
+        wait_state(kubectl, "own", ns, "success")
+        pod = kubectl.get("pod", "own-driver-1", ns)
+        assert pod is not None and pod["spec"]["serviceAccountName"] == "own-spark"
         for kind in ("serviceaccount", "role", "rolebinding"):
-            shared = kubectl.get(kind, "lakejob-spark-driver", ns)
-            assert shared is not None and not shared["metadata"].get("ownerReferences")
-        # Someone deletes the shared account: the next job's driver still starts (it is made again).
-        kubectl.run("delete", "serviceaccount", "lakejob-spark-driver", "-n", ns)
-        kubectl.apply(batch("three", "succeed"), ns)
-        wait_state(kubectl, "three", ns, "success")
-        assert kubectl.get("serviceaccount", "lakejob-spark-driver", ns) is not None
+            obj = kubectl.get(kind, "own-spark", ns)
+            assert obj is not None and obj["metadata"]["ownerReferences"][0]["name"] == "own", kind
+        assert kubectl.get("serviceaccount", "lakejob-spark-driver", ns) is None
+        kubectl.run("delete", "sb", "own", "-n", ns, "--wait=true", "--timeout=30s")
+        kubectl.wait_for(lambda: kubectl.get("serviceaccount", "own-spark", ns) is None,
+                         "the job's account to go with it", namespace=ns)
     finally:
         op.stop()
         kubectl.ok("delete", "namespace", ns, "--wait=false")

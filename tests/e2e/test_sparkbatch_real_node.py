@@ -1,6 +1,6 @@
 """SparkBatch, really: the operator installed by Helm from its image runs on the real node and
 makes driver pods from the local Spark image; Spark's driver makes real executors through the
-ServiceAccount the operator gave it. Small CPU requests (spark.kubernetes.*.request.cores): the
+ServiceAccount the operator gave it, reaching the driver at its pod IP (no Service). Small CPU requests (spark.kubernetes.*.request.cores): the
 machine has two cores. The tests run one job at a time (memory: each JVM is ~1 GiB)."""
 from __future__ import annotations
 
@@ -90,10 +90,15 @@ def test_spark_pi_with_two_real_executors_succeeds_and_reports_pi(
     assert len(seen) == 2, sorted(seen)
     driver = kubectl.get("pod", "pi-driver-1", ns)
     assert driver is not None and driver["spec"]["nodeName"] == "lakejob-real"
-    assert driver["spec"]["serviceAccountName"] in ("pi-spark", "lakejob-spark-driver")  # the operator's
+    assert driver["spec"]["serviceAccountName"] == "lakejob-spark-driver"  # the namespace's, the operator's
+    # The executors found the driver at its pod IP: no Service was made for the batch.
+    ip = driver["status"]["podIP"]
+    assert not kubectl.list("services", ns, "lakejob.io/name=pi")
     for pod in seen.values():
         (ref,) = pod["metadata"]["ownerReferences"]
         assert (ref["kind"], ref["uid"]) == ("Pod", driver["metadata"]["uid"])
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        assert env["SPARK_DRIVER_URL"] == f"spark://CoarseGrainedScheduler@{ip}:7078", env
     kubectl.wait_for(lambda: not executor_pods(kubectl, ns, "pi"), "the executors to be gone", timeout=60)
 
 

@@ -14,6 +14,7 @@ import pytest
 from lakejob.controllers.flinkjarjob import checkpoint_conflict, observe_pods, summarize_flink_pod
 from lakejob.controllers.flinkjarjob_decide import (
     CANCEL_TIMEOUT_MS,
+    FINISH_EXIT_MS,
     FLINK_FAILED_EXIT,
     Action,
     Decision,
@@ -113,7 +114,7 @@ def test_pending_jobmanager_is_job_submitting_then_running_from_the_pod_when_res
 @pytest.mark.parametrize(("flink", "status_name", "state"), [
     ("INITIALIZING", "job_submitting", "Pending"), ("CREATED", "job_submitting", "Pending"),
     ("RUNNING", "job_running", "Running"), ("RESTARTING", "job_running_exception", "Running"),
-    ("FAILING", "job_running_exception", "Running"), ("FINISHED", "job_finish", "Succeeded"),
+    ("FAILING", "job_running_exception", "Running"), ("FINISHED", "job_running", "Running"),  # JobFinishing
     ("CANCELED", "job_cancel_success", "Cancelled"), ("FAILED", "job_running_exception", "Failed"),
 ])
 def test_rest_states_map_to_dli_statuses(flink: str, status_name: str, state: str) -> None:
@@ -140,9 +141,16 @@ def test_finished_cleans_up_and_keeps_the_ended_jobmanager() -> None:
     assert again.status == d.status and not again.actions and not again.events
 
 
-def test_rest_finished_while_the_pod_runs_stops_the_jobmanager() -> None:
+def test_rest_finished_while_the_pod_runs_waits_for_the_jobmanager_to_exit_then_stops_it() -> None:
     d = step(spec(), running(spec()), obs(T0 + 5000, jm("Running"), RestObs("FINISHED")))
-    assert verbs(d) == ["delete_jobmanager", "cleanup"]
+    assert (d.status.status_name, d.status.reason, verbs(d), d.requeue_after_s) == \
+        ("job_running", "JobFinishing", [], 2)
+    exited = step(spec(), d.status, obs(T0 + 7000, jm("Succeeded", exit_code=0)))
+    assert exited.status.status_name == "job_finish" and verbs(exited) == ["cleanup"]  # its log kept
+    waiting = step(spec(), d.status, obs(T0 + 5000 + FINISH_EXIT_MS - 1, jm("Running"), RestObs("FINISHED")))
+    assert waiting.status.status_name == "job_running" and not waiting.events
+    late = step(spec(), d.status, obs(T0 + 5000 + FINISH_EXIT_MS, jm("Running"), RestObs("FINISHED")))
+    assert late.status.status_name == "job_finish" and verbs(late) == ["delete_jobmanager", "cleanup"]
 
 
 def test_missing_jobmanager_while_starting_is_recreated_with_the_same_savepoint() -> None:

@@ -266,10 +266,14 @@ def test_no_queue_label_without_queue() -> None:
     assert "lakejob.io/queue" not in driver(spec_of())["metadata"]["labels"]
 
 
+# Executors reach the driver by its pod IP, expanded by the kubelet from the env var the pod sets.
+HOST = ["--conf", "spark.driver.host=$(SPARK_DRIVER_BIND_ADDRESS)"]
+
+
 @pytest.mark.parametrize(("fields", "expected_args"), [
-    ({}, ["driver", "--properties-file", "/opt/spark/conf/spark.properties",
+    ({}, ["driver", "--properties-file", "/opt/spark/conf/spark.properties", *HOST,
           "--class", JAR["className"], JAR["file"]]),
-    ({"args": ["100", "--flag", "a b"]}, ["driver", "--properties-file", "/opt/spark/conf/spark.properties",
+    ({"args": ["100", "--flag", "a b"]}, ["driver", "--properties-file", "/opt/spark/conf/spark.properties", *HOST,
                                           "--class", JAR["className"], JAR["file"], "100", "--flag", "a b"]),
 ])
 def test_driver_args_jvm(fields: dict[str, Any], expected_args: list[str]) -> None:
@@ -280,7 +284,7 @@ def test_driver_args_jvm(fields: dict[str, Any], expected_args: list[str]) -> No
 def test_driver_args_python(fields: dict[str, Any]) -> None:
     spec = py_spec(args=["10"], **fields)
     assert container(driver(spec))["args"] == [
-        "driver", "--properties-file", "/opt/spark/conf/spark.properties", PY["file"], "10"]
+        "driver", "--properties-file", "/opt/spark/conf/spark.properties", *HOST, PY["file"], "10"]
 
 
 @pytest.mark.parametrize(("fields", "python", "cpu", "memory"), [
@@ -407,7 +411,7 @@ def test_properties_owned_values() -> None:
     assert p["spark.kubernetes.namespace"] == NS
     assert p["spark.kubernetes.driver.pod.name"] == "pi-driver-2"
     assert p["spark.app.id"] == app_id(UID, 2)
-    assert p["spark.driver.host"] == "pi-driver-svc.team-a.svc"
+    assert "spark.driver.host" not in p  # the driver's argument: its pod IP (HOST)
     assert p["spark.driver.port"] == "7078"
     assert p["spark.driver.blockManager.port"] == "7079"
     assert p["spark.kubernetes.submitInDriver"] == "true"
@@ -421,12 +425,11 @@ def test_properties_owned_values() -> None:
     assert list(p) == sorted(p)
 
 
-def test_properties_driver_host_for_long_name() -> None:
+def test_properties_names_for_long_name() -> None:
     long = Owner("lakejob.io/v1alpha1", "SparkBatch", "l" * 100, NS, UID)
     spec = spec_of()
     p = r.properties(spec, long, resolve_sizing(spec), 1, SETTINGS)
     base = short_name("l" * 100)
-    assert p["spark.driver.host"] == f"{base}-driver-svc.{NS}.svc"
     assert p["spark.kubernetes.driver.pod.name"] == f"{base}-driver-1"
     assert p["spark.app.name"] == "l" * 100
 
@@ -473,6 +476,9 @@ def test_properties_user_conf_cannot_move_owned_keys(key: str) -> None:
     # model_copy skips validation, which refuses the wiring keys (models.spark.REFUSED_CONF_KEYS):
     # even a spec that got past it cannot move them.
     theirs = props(spec_of().model_copy(update={"conf": {key: "user-value"}}), attempt=3)
+    if key == "spark.driver.host":  # the driver's own argument (its pod IP): never in the file
+        assert key not in theirs and key not in ours
+        return
     assert theirs[key] == ours[key]
     assert theirs[key] != "user-value"
 
@@ -646,8 +652,6 @@ def test_driver_service() -> None:
     for attempt in (1, 2):
         assert selector <= driver(spec_of(), attempt)["metadata"]["labels"].items()
     assert not selector <= r.executor_template(spec_of(), OWNER, SETTINGS)["metadata"]["labels"].items()
-    # spark.driver.host resolves through this Service
-    assert props(spec_of())["spark.driver.host"] == f"{svc['metadata']['name']}.{NS}.svc"
 
 
 def test_driver_rbac() -> None:

@@ -128,7 +128,7 @@ def test_driver_runs_the_connect_server_and_serves_its_port() -> None:
     pod = r.driver_pod(spec, OWNER, resolve_sizing(spec), 1, SETTINGS, "nb-spark")
     (c,) = pod["spec"]["containers"]
     assert c["args"] == ["driver", "--properties-file", render_spark.PROPERTIES_FILE,
-                         "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+                         "--conf", f"spark.driver.host={render_spark.DRIVER_HOST}", "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {
         "driver-rpc-port": 7078, "blockmanager": 7079, "spark-ui": 4040, "spark-connect": 15002}
     assert pod["metadata"]["name"] == "nb-session-1"

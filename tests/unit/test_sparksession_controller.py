@@ -66,7 +66,7 @@ class Deletions:
 
 async def test_a_session_that_ended_deletes_its_objects_and_the_failed_drivers_of_earlier_attempts() -> None:
     kube = Deletions()
-    r = SparkSessionReconciler(Settings(), kube, lambda: 0, None, None)  # type: ignore[arg-type]
+    r = SparkSessionReconciler(Settings(driver_rbac="per-job"), kube, lambda: 0, None, None)  # type: ignore[arg-type]
     key = ("team-a", "nb")
     r.bodies[key] = {"metadata": {"name": "nb", "namespace": "team-a", "uid": "uid-1"}}
     r.indexes[PODS] = {key: [

@@ -55,6 +55,9 @@ EVENT_TYPE = "io.lakejob.flinkjarjob.failed"
 # How long a stop waits for Flink to cancel the job (REST: CANCELED, or the JobManager exits) before
 # it deletes the pods anyway.
 CANCEL_TIMEOUT_MS = 60_000
+# How long a JobManager whose job Flink reports FINISHED is given to exit by itself (keeping its
+# log) before it is deleted.
+FINISH_EXIT_MS = 30_000
 # A checkpoint path the REST API reports is kept only up to this length (Linux's PATH_MAX): a longer
 # one is no path a restart could resume from, and a cut one would be a wrong one.
 CHECKPOINT_BYTES = 4096
@@ -400,9 +403,16 @@ def _follow(step: _Step, spec: FlinkJarJobSpec) -> None:
         step.d.requeue_after_s = settings.flink_poll_interval_s
     elif view == "failed":
         _failed(step, spec, reason, desc)
+    elif view == "finished" and jm is not None and jm.phase == "Running" and \
+            not (s.reason == "JobFinishing" and obs.now_ms - (s.update_time or obs.now_ms) >= FINISH_EXIT_MS):
+        # The JobManager of a finished application exits 0 by itself (Flink shuts the cluster down),
+        # a moment after the REST API says FINISHED: deleted then, its log (the job's main()) was lost.
+        step.transition("job_running", "JobFinishing", "Flink reports the job FINISHED; waiting for the JobManager "
+                        "to exit")
+        step.d.requeue_after_s = 2
     elif view == "finished":
         step.transition("job_finish", reason, desc)
-        _cleanup(step, keep_ended_jobmanager=True)
+        _cleanup(step, keep_ended_jobmanager=True)  # a JobManager still running after FINISH_EXIT_MS is stopped
     else:  # canceled in Flink itself
         step.transition("job_cancel_success", reason, desc)
         _cleanup(step, keep_ended_jobmanager=True)

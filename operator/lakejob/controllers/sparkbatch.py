@@ -86,7 +86,7 @@ def parse_spec(body: Mapping[str, Any]) -> tuple[SparkBatchSpec | None, str | No
 
 class SparkReconciler(base.Reconciler):
     """The driver plumbing every Spark kind shares: which ServiceAccount its driver runs as, and
-    creating the ConfigMap, the Service and the RBAC it needs (idempotently)."""
+    creating the ConfigMap, the RBAC and the kind's other children it needs (idempotently)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -99,7 +99,7 @@ class SparkReconciler(base.Reconciler):
             return render.SHARED_DRIVER_ACCOUNT
         return render.Names.of_owner(owner).rbac
 
-    # The kind says how its driver pod and its ConfigMap/Service are rendered; the rest is shared.
+    # The kind says how its driver pod, its ConfigMap and its other children are rendered; the rest is shared.
     pods_index: str = ""
 
     @abstractmethod
@@ -107,8 +107,8 @@ class SparkReconciler(base.Reconciler):
         """The driver pod of one attempt."""
 
     @abstractmethod
-    def render_children(self, spec: Any, owner: Owner, attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(ConfigMap, Service) of one attempt."""
+    def render_children(self, spec: Any, owner: Owner, attempt: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(ConfigMap, the kind's other children, e.g. a session's Service) of one attempt."""
 
     def other_action(self, action: Any, owner: Owner, spec: Any) -> Awaitable[Any] | None:
         """A kind's own action verbs (SparkSession's delete_children); None: not one of them."""
@@ -150,16 +150,16 @@ class SparkReconciler(base.Reconciler):
             self.note_created(key, self.pods_index, summarize_pod(pod))
 
     async def _ensure_children(self, spec: SparkAppSpec, owner: Owner, attempt: int) -> None:
-        cm, service = self.render_children(spec, owner, attempt)
-        await self.ensure_driver_children(spec, owner, attempt, cm, service)
+        cm, others = self.render_children(spec, owner, attempt)
+        await self.ensure_driver_children(spec, owner, attempt, cm, others)
 
     async def ensure_driver_children(self, spec: SparkAppSpec, owner: Owner, attempt: int,
-                                     cm: dict[str, Any], service: dict[str, Any]) -> None:
-        """RBAC, ConfigMap, Service: created if absent, in parallel.
+                                     cm: dict[str, Any], others: list[dict[str, Any]]) -> None:
+        """RBAC, ConfigMap and `others`: created if absent, in parallel.
 
         The ConfigMap names things per attempt (driver pod, executor prefix), so a retry replaces it.
         """
-        objects = [service]
+        objects = list(others)
         if spec.driver and spec.driver.serviceAccountName:
             pass  # the user's own account
         elif self.settings.driver_rbac == "per-job":
@@ -212,9 +212,10 @@ class SparkBatchReconciler(SparkReconciler):
                                  self.service_account(spec, owner))
 
     def render_children(self, spec: SparkBatchSpec, owner: Owner,
-                        attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        return (render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings, render.batch_conf(spec, self.settings)),
-                render.driver_service(spec, owner))
+                        attempt: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        # No Service: a batch has no clients, and its executors reach the driver by pod IP.
+        return (render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings,
+                                 render.batch_conf(spec, self.settings)), [])
 
 
 # ------------------------------------------------------------------------------------ kopf

@@ -92,9 +92,9 @@ class SparkSessionReconciler(SparkReconciler):
                                  self.service_account(spec, owner))
 
     def render_children(self, spec: SparkSessionSpec, owner: Owner,
-                        attempt: int) -> tuple[dict[str, Any], dict[str, Any]]:
+                        attempt: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return (render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings),
-                render.service(spec, owner))
+                [render.service(spec, owner)])
 
     def other_action(self, action: Any, owner: Owner, spec: SparkSessionSpec | None) -> Awaitable[Any] | None:
         return self._delete_children(owner, spec) if action.verb == "delete_children" else None

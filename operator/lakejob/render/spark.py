@@ -202,6 +202,11 @@ def queue_of(spec: SparkAppSpec) -> str | None:
 # ------------------------------------------------------------------------------------ properties
 
 
+# spark.driver.host, as the driver's argument: its own pod IP, from the env var the entrypoint also
+# binds to ($(VAR) in args is expanded by the kubelet).
+DRIVER_HOST = "$(SPARK_DRIVER_BIND_ADDRESS)"
+
+
 def properties(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
                settings: Settings, owned_extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The driver's spark.properties: ours, then the user's conf, then the keys we must own
@@ -242,7 +247,6 @@ def properties(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, at
         "spark.kubernetes.submitInDriver": "true",
         "spark.kubernetes.driver.pod.name": names.driver_pod(attempt),
         "spark.app.id": app_id(owner.uid, attempt),
-        "spark.driver.host": f"{names.service}.{owner.namespace}.svc",
         "spark.driver.port": str(DRIVER_PORT),
         "spark.driver.blockManager.port": str(BLOCK_MANAGER_PORT),
         "spark.kubernetes.executor.podTemplateFile": EXECUTOR_TEMPLATE_FILE,
@@ -256,7 +260,9 @@ def properties(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, at
         "spark.executor.memory": sizing.spark_memory(sizing_.executor_memory_mib),
         "spark.executor.memoryOverhead": sizing.spark_memory(sizing_.executor_overhead_mib),
     }
-    return dict(sorted({**ours, **(spec.conf or {}), **owned, **(owned_extra or {})}.items()))
+    merged = {**ours, **(spec.conf or {}), **owned, **(owned_extra or {})}
+    merged.pop("spark.driver.host", None)  # DRIVER_HOST, the driver's argument: no other value anywhere
+    return dict(sorted(merged.items()))
 
 
 def batch_conf(spec: SparkBatchSpec, settings: Settings) -> dict[str, str]:
@@ -325,7 +331,9 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
     names = Names.of_owner(owner)
     app = app_id(owner.uid, attempt)
     pod_sc, container_sc = common.security_context(settings.spark_uid)
-    args = ["driver", "--properties-file", PROPERTIES_FILE, *main]
+    # Executors reach the driver at its pod IP (the kubelet puts SPARK_DRIVER_BIND_ADDRESS, the pod's
+    # status.podIP, into the argument): no Service per job, so no Service and EndpointSlice writes.
+    args = ["driver", "--properties-file", PROPERTIES_FILE, "--conf", f"spark.driver.host={DRIVER_HOST}", *main]
     memory = sizing.k8s_quantity_mib(sizing_.driver_pod_memory_mib)
     env = [
         {"name": "SPARK_USER", "value": spec.proxyUser or "spark"},
@@ -406,7 +414,8 @@ def configmap(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, att
 
 
 def driver_service(spec: SparkAppSpec, owner: Owner, ports: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
-    """Headless Service the executors reach the driver through (spark.driver.host), plus `ports`."""
+    """A headless Service to a driver's ports (Spark's, plus `ports`), for the clients of a kind that
+    has them (SparkSession's); executors use the driver's pod IP (DRIVER_HOST)."""
     names = Names.of_owner(owner)
     return {
         "apiVersion": "v1", "kind": "Service",

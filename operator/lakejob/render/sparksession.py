@@ -126,9 +126,8 @@ def driver_pod(spec: SparkSessionSpec, owner: Owner, sizing_: sizing.SparkSizing
 
 
 def service(spec: SparkSessionSpec, owner: Owner) -> dict[str, Any]:
-    """The driver's headless Service: Spark's ports (executors, UI/REST 4040), Spark Connect's and the
-    statement server's,
-    resolving to the driver before it is Ready (its executors register before it listens on 15002)."""
+    """The driver's headless Service for the session's clients: Spark's ports (UI/REST 4040), Spark
+    Connect's and the statement server's, resolving to the driver before it is Ready."""
     svc = spark.driver_service(spec, owner, SERVICE_PORTS)
     svc["spec"]["publishNotReadyAddresses"] = True
     return svc
