@@ -95,9 +95,8 @@ def wait_state(kubectl: Kubectl, name: str, ns: str, *states: str, timeout: floa
 
 
 def children(name: str) -> list[tuple[str, str]]:
-    return [("pod", f"{name}-session-1"), ("service", f"{name}-session-svc"), ("configmap", f"{name}-session-conf"),
-            ("serviceaccount", f"{name}-session-sa"), ("role", f"{name}-session-sa"),
-            ("rolebinding", f"{name}-session-sa")]
+    """What a session makes (its driver runs as the namespace's shared account, which outlives it)."""
+    return [("pod", f"{name}-session-1"), ("service", f"{name}-session-svc"), ("configmap", f"{name}-session-conf")]
 
 
 def gone(kubectl: Kubectl, name: str, ns: str) -> bool:

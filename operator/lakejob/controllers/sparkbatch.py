@@ -90,7 +90,10 @@ class SparkReconciler(base.Reconciler):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._shared_rbac_done: set[str] = set()  # namespaces (LAKEJOB_DRIVER_RBAC=per-namespace)
+        # namespace → the creation of its shared driver account (LAKEJOB_DRIVER_RBAC=per-namespace):
+        # one per namespace, which a burst's concurrent passes all wait for instead of each sending
+        # its own three creates (60 of each, answered 409, in a 1,000-job burst).
+        self._shared_rbac: dict[str, asyncio.Future[None]] = {}
 
     def service_account(self, spec: SparkAppSpec, owner: Owner) -> str:
         if spec.driver and spec.driver.serviceAccountName:
@@ -144,7 +147,7 @@ class SparkReconciler(base.Reconciler):
         except kubemod.KubeError as e:
             if e.status == 403 and "service account" in e.message:
                 # The shared driver account was deleted behind our back: make it again next pass.
-                self._shared_rbac_done.discard(owner.namespace)
+                self._shared_rbac.pop(owner.namespace, None)
             raise
         if created:
             self.note_created(key, self.pods_index, summarize_pod(pod))
@@ -160,22 +163,27 @@ class SparkReconciler(base.Reconciler):
         The ConfigMap names things per attempt (driver pod, executor prefix), so a retry replaces it.
         """
         objects = list(others)
+        shared: Awaitable[None] | None = None
         if spec.driver and spec.driver.serviceAccountName:
             pass  # the user's own account
         elif self.settings.driver_rbac == "per-job":
             objects += render.driver_rbac(spec, owner)
-        elif owner.namespace not in self._shared_rbac_done:
-            objects += render.shared_driver_rbac(owner.namespace)
-        # A RoleBinding goes second: the apiserver resolves its Role to check that the operator
-        # holds every right it grants (RBAC escalation check), so the Role must exist first.
-        bindings = [o for o in objects if o["kind"] == "RoleBinding"]
-        results = await asyncio.gather(self.kube.create(cm), *(self.kube.create(o) for o in objects
-                                                               if o["kind"] != "RoleBinding"))
-        await asyncio.gather(*(self.kube.create(o) for o in bindings))
+        else:
+            shared = self._shared_rbac.get(owner.namespace)
+            if shared is None or (shared.done() and (shared.cancelled() or shared.exception() is not None)):
+                shared = self._shared_rbac[owner.namespace] = asyncio.ensure_future(
+                    self._create_all(render.shared_driver_rbac(owner.namespace)))
+            shared = asyncio.shield(shared)  # one pass cancelled must not cancel the others' wait
+        results = await asyncio.gather(self.kube.create(cm), self._create_all(objects), *([shared] if shared else []))
         if attempt > 1 and not results[0]:
             await self.kube.replace(cm)
-        if self.settings.driver_rbac == "per-namespace":
-            self._shared_rbac_done.add(owner.namespace)
+
+    async def _create_all(self, objects: list[dict[str, Any]]) -> None:
+        """Create `objects` if absent, in parallel, RoleBindings after the rest: the apiserver resolves
+        a binding's Role to check that the operator holds every right it grants (RBAC escalation
+        check), so the Role must exist first."""
+        await asyncio.gather(*(self.kube.create(o) for o in objects if o["kind"] != "RoleBinding"))
+        await asyncio.gather(*(self.kube.create(o) for o in objects if o["kind"] == "RoleBinding"))
 
 
 @base.register

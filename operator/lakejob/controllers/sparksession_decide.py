@@ -132,7 +132,9 @@ def decide(spec: SparkSessionSpec | None, spec_error: str | None, meta: Meta, st
     step = _Step(meta, status, obs)
     s = step.s
     s.observedGeneration = meta.generation
-    if obs.driver is not None or s.executors is not None:
+    # From the first status on (all zero then): counted only once the driver was seen, the first
+    # sight of it cost a status write of zeros and nothing else.
+    if s.state is None or obs.driver is not None or s.executors is not None:
         s.executors = obs.executors
     if s.state is None:
         _new(step, spec, spec_error, settings)
