@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -50,10 +51,17 @@ def spark_env(tmp: Path) -> dict[str, str]:
             "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
 
 
+# The driver's env var the kubelet expands in its arguments (`$(VAR)`): the pod's IP there, loopback here.
+POD_ENV = {"SPARK_DRIVER_BIND_ADDRESS": "127.0.0.1"}
+
+
 def entrypoint(driver_args: list[str], properties: Path) -> list[str]:
-    """What the Spark image's entrypoint does with `driver …`: spark-submit in client mode."""
+    """What the kubelet and the Spark image's entrypoint do with `driver …`: the `$(VAR)` references
+    expanded from the pod's env, then spark-submit in client mode."""
     assert driver_args[:3] == ["driver", "--properties-file", render.PROPERTIES_FILE]
-    return [str(SPARK_SUBMIT), "--deploy-mode", "client", "--properties-file", str(properties), *driver_args[3:]]
+    args = [re.sub(r"\$\((\w+)\)", lambda m: POD_ENV.get(m[1], m[0]), a) for a in driver_args[3:]]
+    assert not any("$(" in a for a in args), args
+    return [str(SPARK_SUBMIT), "--deploy-mode", "client", "--properties-file", str(properties), *args]
 
 
 def test_rendered_properties_and_args_run_pyspark_pi_locally(tmp_path: Path) -> None:
