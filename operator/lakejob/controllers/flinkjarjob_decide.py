@@ -203,9 +203,7 @@ def decide(spec: FlinkJarJobSpec | None, spec_error: str | None, meta: Meta, sta
         if rerun:
             assert spec is not None
             _run(step, spec)
-        elif spec is not None and s.runGeneration != meta.generation:
-            s.runGeneration = meta.generation  # edited while stopped: what a later run compares with
-        return step.d  # final until the spec changes
+        return step.d  # final until the spec changes (and is not suspended)
     s.taskManagers = obs.taskmanagers
     if obs.rest is not None:
         s.flinkState = clip(obs.rest.state, REASON_BYTES)  # a JobStatus name, unless the answer is junk
@@ -240,19 +238,7 @@ def _new(step: _Step, spec: FlinkJarJobSpec | None, spec_error: str | None) -> N
         step.transition("job_submit_fail", "InvalidSpec", f"{spec_error or 'invalid spec'}. Fix the spec and "
                         "re-create the job.", warning=True)
         return
-    s.name, s.queue_name = spec.name, spec.queue_name
-    try:
-        sz = resolve_sizing(spec, step.settings)
-    except ValueError as e:  # the CU rules, had admission been bypassed
-        step.transition("job_submit_fail", "InvalidSpec", f"{e}. Fix the CU numbers and re-create the job.",
-                        warning=True)
-        step.notify(spec)
-        return
-    s.resources = resources(sz)
-    if (refused := problem(spec, step.settings)) is not None:
-        # Nothing is created for a job whose files the operator cannot name.
-        step.transition("job_submit_fail", *refused, warning=True)
-        step.notify(spec)
+    if not _runnable(step, spec, "re-create the job"):
         return
     if obs.checkpoint_conflict is not None:
         step.transition("job_submit_fail", "CheckpointPathInUse",
@@ -281,22 +267,32 @@ def _start_attempt(step: _Step, attempt: int, savepoint: str | None) -> None:
     step.act("create_jobmanager", attempt, s.jobManagerPod, savepoint)
 
 
+def _runnable(step: _Step, spec: FlinkJarJobSpec, then: str) -> bool:
+    """What a run (the first or a new one) records of its spec, and whether it can start: its CU
+    arithmetic (had admission been bypassed) and files the operator can name; else job_submit_fail
+    with a notification, nothing created, the message ending in `then` (what the user does next)."""
+    s = step.s
+    s.name, s.queue_name = spec.name, spec.queue_name
+    try:
+        s.resources = resources(resolve_sizing(spec, step.settings))
+    except ValueError as e:
+        step.transition("job_submit_fail", "InvalidSpec", f"{e}. Fix the CU numbers and {then}.", warning=True)
+        step.notify(spec)
+        return False
+    if (refused := problem(spec, step.settings)) is not None:
+        step.transition("job_submit_fail", *refused, warning=True)
+        step.notify(spec)
+        return False
+    return True
+
+
 def _run(step: _Step, spec: FlinkJarJobSpec) -> None:
     """A new run of an ended job: the spec's new generation from job_init, as a first run does, from
     the newest checkpoint when resume_checkpoint says so. Automatic restarts count afresh."""
     s, meta = step.s, step.meta
     s.runGeneration = meta.generation
-    s.name, s.queue_name = spec.name, spec.queue_name
     s.restart_times = None
-    try:
-        s.resources = resources(resolve_sizing(spec, step.settings))
-    except ValueError as e:  # the CU rules, had admission been bypassed
-        step.transition("job_submit_fail", "InvalidSpec", f"{e}. Fix the CU numbers and edit the job again.",
-                        warning=True)
-        return
-    if (refused := problem(spec, step.settings)) is not None:
-        step.transition("job_submit_fail", *refused, warning=True)
-        step.notify(spec)
+    if not _runnable(step, spec, "edit the job again"):
         return
     savepoint = s.last_checkpoint if spec.resume_checkpoint else None
     _start_attempt(step, (s.attempt or 0) + 1, savepoint)
@@ -409,7 +405,8 @@ def _follow(step: _Step, spec: FlinkJarJobSpec) -> None:
         # a moment after the REST API says FINISHED: deleted then, its log (the job's main()) was lost.
         step.transition("job_running", "JobFinishing", "Flink reports the job FINISHED; waiting for the JobManager "
                         "to exit")
-        step.d.requeue_after_s = 2
+        # The pod's exit wakes the next pass (its watch); the timer is only the deadline.
+        step.d.requeue_after_s = max(1.0, (FINISH_EXIT_MS - (obs.now_ms - (s.update_time or obs.now_ms))) / 1000)
     elif view == "finished":
         step.transition("job_finish", reason, desc)
         _cleanup(step, keep_ended_jobmanager=True)  # a JobManager still running after FINISH_EXIT_MS is stopped
