@@ -93,7 +93,7 @@ class SparkReconciler(base.Reconciler):
         # namespace → the creation of its shared driver account (LAKEJOB_DRIVER_RBAC=per-namespace):
         # one per namespace, which a burst's concurrent passes all wait for instead of each sending
         # its own three creates (60 of each, answered 409, in a 1,000-job burst).
-        self._shared_rbac: dict[str, asyncio.Future[None]] = {}
+        self._shared_rbac: dict[str, asyncio.Task[None]] = {}
 
     def service_account(self, spec: SparkAppSpec, owner: Owner) -> str:
         if spec.driver and spec.driver.serviceAccountName:
@@ -163,20 +163,27 @@ class SparkReconciler(base.Reconciler):
         The ConfigMap names things per attempt (driver pod, executor prefix), so a retry replaces it.
         """
         objects = list(others)
-        shared: Awaitable[None] | None = None
+        waits: list[Awaitable[None]] = []
         if spec.driver and spec.driver.serviceAccountName:
             pass  # the user's own account
         elif self.settings.driver_rbac == "per-job":
             objects += render.driver_rbac(spec, owner)
         else:
-            shared = self._shared_rbac.get(owner.namespace)
-            if shared is None or (shared.done() and (shared.cancelled() or shared.exception() is not None)):
-                shared = self._shared_rbac[owner.namespace] = asyncio.ensure_future(
-                    self._create_all(render.shared_driver_rbac(owner.namespace)))
-            shared = asyncio.shield(shared)  # one pass cancelled must not cancel the others' wait
-        results = await asyncio.gather(self.kube.create(cm), self._create_all(objects), *([shared] if shared else []))
+            waits.append(self._shared_account(owner.namespace))
+        results = await asyncio.gather(self.kube.create(cm), self._create_all(objects), *waits)
         if attempt > 1 and not results[0]:
             await self.kube.replace(cm)
+
+    def _shared_account(self, namespace: str) -> Awaitable[None]:
+        """The namespace's shared driver account, created once: the task every pass waits for (a
+        failed one is tried again by the next pass; shielded, as one pass cancelled must not cancel
+        the others' wait)."""
+        task = self._shared_rbac.get(namespace)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._shared_rbac[namespace] = asyncio.get_running_loop().create_task(
+                self._create_all(render.shared_driver_rbac(namespace)))
+            self.track(task)  # stop() ends it with the passes
+        return asyncio.shield(task)
 
     async def _create_all(self, objects: list[dict[str, Any]]) -> None:
         """Create `objects` if absent, in parallel, RoleBindings after the rest: the apiserver resolves
