@@ -9,10 +9,8 @@ cluster would (`kubectl port-forward` to its Service), with keys from its keys S
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from batchcompute import Client
@@ -44,14 +42,6 @@ def allow(kubectl: Kubectl, ns: str, user: str, resources: list[str]) -> None:
                    "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]}, ns)
 
 
-def until(what: str, ready: Any, timeout: float = JOB_TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := ready()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(2)
-    return value
-
-
 def test_the_dli_sdk_runs_sparkpi_for_real_and_pages_its_driver_log(
         kubectl: Kubectl, incluster_operator: tuple[str, str], real_namespace: str, tmp_path: Path) -> None:
     release, op_ns = incluster_operator
@@ -71,7 +61,8 @@ def test_the_dli_sdk_runs_sparkpi_for_real_and_pages_its_driver_log(
                 state = client.show_spark_job_status(ShowSparkJobStatusRequest(batch_id=batch_id)).state
                 return state if state in ("success", "dead", "killed") else None
 
-            assert until(f"DLI batch {batch_id} to end", ended) == "success"
+            assert kubectl.wait_for(ended, f"DLI batch {batch_id} to end", timeout=JOB_TIMEOUT, namespace=ns,
+                                    show=("sparkbatch", batch_id)) == "success"
             cr = kubectl.get("sparkbatch", batch_id, ns)
             assert cr is not None and cr["status"]["state"] == "success"
             assert cr["metadata"]["annotations"]["lakejob.io/owner"] == GATEWAY_DLI_USER
@@ -122,8 +113,9 @@ def test_the_batchcompute_sdk_runs_a_job_for_real_under_batchcompute_names(
         client = Client("127.0.0.1", GATEWAY_BC_AK, GATEWAY_BC_SK)
         job_id = client.create_job(desc).Id
         try:
-            state = until("the BatchCompute job to end",
-                          lambda: (s := client.get_job(job_id).State) in ("Finished", "Failed", "Stopped") and s)
+            state = kubectl.wait_for(
+                lambda: (s := client.get_job(job_id).State) in ("Finished", "Failed", "Stopped") and s,
+                "the BatchCompute job to end", timeout=JOB_TIMEOUT, namespace=ns)
             assert state == "Finished"
             got = client.get_job(job_id)
             assert got.TaskMetrics.FinishedCount == 2 and got.InstanceMetrics.FinishedCount == 3
@@ -142,8 +134,8 @@ def test_the_batchcompute_sdk_runs_a_job_for_real_under_batchcompute_names(
             pods = kubectl.list("pods", ns, f"lakejob.io/kind=DagJob,lakejob.io/name={cr['metadata']['name']}")
             assert len(pods) == 3 and {p["spec"]["nodeName"] for p in pods} == {"lakejob-real"}
             client.delete_job(job_id)
-            until("the job deleted", lambda: not any(o["metadata"]["uid"] == job_id for o in kubectl.list("dagjobs", ns)),
-                  timeout=60)
+            kubectl.wait_for(lambda: not any(o["metadata"]["uid"] == job_id for o in kubectl.list("dagjobs", ns)),
+                             "the job deleted", namespace=ns)
         finally:
             kubectl.run("delete", "dagjobs", "-n", ns, "-l", "app.kubernetes.io/created-by=lakejob-gateway",
                         "--wait=false", "--ignore-not-found")

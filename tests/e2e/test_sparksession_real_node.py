@@ -124,7 +124,7 @@ def test_a_connect_client_sums_on_a_real_executor_and_the_session_reads_busy_the
         (driver,) = pods(kubectl, ns, name, "driver")
         assert any(c["type"] == "Ready" and c["status"] == "True" for c in driver["status"]["conditions"])
         assert driver["spec"]["nodeName"] == "lakejob-real"
-        assert driver["spec"]["serviceAccountName"] in (f"{name}-session-sa", "lakejob-spark-driver")  # the operator's
+        assert driver["spec"]["serviceAccountName"] == "lakejob-spark-driver"  # the namespace's, the operator's
 
         with port_forward(kubectl, ns, name, tmp_path / "port-forward.log") as (url, rest):
             t0 = time.monotonic()
@@ -209,12 +209,11 @@ def test_a_killed_driver_recovers_and_serves_again_then_idle_past_its_timeout_th
 
         def leftovers() -> list[str]:
             out = [f"pod/{p['metadata']['name']}" for p in pods(kubectl, ns, name)]
-            for kind, child in (("service", f"{name}-session-svc"), ("configmap", f"{name}-session-conf"),
-                                ("serviceaccount", f"{name}-session-sa")):
+            for kind, child in (("service", f"{name}-session-svc"), ("configmap", f"{name}-session-conf")):
                 out += [f"{kind}/{child}"] if kubectl.get(kind, child, ns) is not None else []
             return out
 
-        kubectl.wait_for(lambda: not leftovers(), "the pods of both drivers, the Service, ConfigMap and account "
+        kubectl.wait_for(lambda: not leftovers(), "the pods of both drivers, the Service and ConfigMap "
                          "of the ended session to be gone", timeout=120, namespace=ns)
         assert status(kubectl, name, ns)["state"] == "dead"  # only the record remains
     finally:
