@@ -11,7 +11,7 @@ CLUSTER := $(PY) hack/cluster/cluster.py
 export LAKEJOB_CACHE ?= $(HOME)/.cache/lakejob
 
 
-.PHONY: help venv tools images cluster cluster-down kubeconfig crds deploy argocd typecheck unit e2e test test-faults demo bench clean
+.PHONY: help venv tools images cluster cluster-down kubeconfig crds deploy argocd docs typecheck unit e2e test test-faults demo bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -53,6 +53,10 @@ crds: venv
 # Argo CD health checks, one per kind, from one template; a test fails when they drift.
 argocd:
 	@$(PY) hack/render_argocd.py
+
+# docs/settings.md is generated from lakejob.settings; a test fails when it drifts.
+docs: venv
+	@$(BIN)/lakejob settings --markdown > docs/settings.md
 
 # deploy/ (kustomize) is rendered from the Helm chart; a test fails when it drifts.
 deploy: venv tools

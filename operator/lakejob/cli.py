@@ -31,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
         timing = leader.Timing(settings.leader_lease_duration_s, settings.leader_renew_deadline_s,
                                settings.leader_retry_period_s)
     except ValueError as e:
-        print(f"lakejob run: bad LAKEJOB_* setting: {e}", file=sys.stderr)
+        print(f"lakejob run: bad settings:\n{e}", file=sys.stderr)
         return 2
     lease_namespace = args.leader_elect_namespace or os.environ.get("POD_NAMESPACE")
     if args.leader_elect and not lease_namespace:
@@ -62,6 +62,22 @@ def _run(args: argparse.Namespace) -> int:
         standalone=True,
         liveness_endpoint=args.liveness,
     )
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> int:
+    from lakejob import settings
+
+    if args.markdown:
+        sys.stdout.write(settings.markdown())
+        return 0
+    try:
+        current = settings.Settings.from_env()
+    except ValueError as e:
+        print(f"lakejob settings: bad settings:\n{e}", file=sys.stderr)
+        return 2
+    for name, variable in settings.Settings.env_names().items():
+        print(f"{variable}={current.env_text(name)}")
     return 0
 
 
@@ -160,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--kind", choices=["SparkBatch", "SparkSession", "FlinkJarJob", "DagJob"], default=None,
                        help="when the name is taken by more than one kind")
         p.set_defaults(func=func)
+    st = sub.add_parser("settings", help="print the LAKEJOB_* settings in effect here (exit 2 naming any bad one)")
+    st.add_argument("--markdown", action="store_true", help="print the settings reference instead (docs/settings.md)")
+    st.set_defaults(func=_settings)
     gen = sub.add_parser("crds", help="write the CRDs generated from the models")
     gen.add_argument("--output", default="crds", help="directory for the CRDs (default: crds)")
     gen.add_argument("--chart", action="append", default=[], help="also write into this directory (repeatable)")

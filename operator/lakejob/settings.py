@@ -1,60 +1,29 @@
-"""Operator-wide settings: one typed object, built once at start from flags and LAKEJOB_* env vars.
+"""Operator-wide settings: one typed object, built once at start from LAKEJOB_* env vars and flags.
 
-`lakejob.cli` builds it and hands it to the controllers (lakejob.operator keeps the one instance);
-nothing deeper reads the environment. Every knob has an env var so the Helm chart and kustomize
-base can set it without rewriting the command line.
+`lakejob.cli` builds it (`Settings.from_env`, then `lakejob run`'s flags over it) and hands it to the
+controllers (lakejob.operator keeps the one instance); nothing deeper reads the environment. Every
+knob has an env var so the Helm chart and kustomize base can set it without rewriting the command
+line. The fields' descriptions are the reference: docs/settings.md is generated from them
+(`lakejob settings --markdown`; a unit test fails when it drifts).
+
+A bad value stops the start with the variable's name and the rule it broke
+("LAKEJOB_MAX_CONCURRENT_RECONCILES: must be ≥ 1, got 0"), never half-applied.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from lakejob.oss.client import ADDRESSING_STYLES
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from lakejob.oss.client import AddressingStyle
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"LAKEJOB_{name}", default)
-
-
-def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = _env(name, default)
-    if value not in allowed:
-        raise ValueError(f"LAKEJOB_{name}={value!r}: must be one of {', '.join(allowed)}")
-    return value
-
-
-def _packages_url(url: str) -> str:
-    """LAKEJOB_PACKAGES_URL: empty, or SCHEME://BUCKET[/PREFIX] of an object store."""
-    scheme, sep, rest = url.strip().partition("://")
-    if url.strip() and (not sep or scheme not in ("s3", "s3a", "obs", "oss") or not rest.strip("/")):
-        raise ValueError(f"LAKEJOB_PACKAGES_URL={url!r}: expected s3://BUCKET/PREFIX/ (or obs://, s3a://, oss://)")
-    return url.strip()
-
-
-def _blob_endpoint(url: str) -> str:
-    """LAKEJOB_BLOB_ENDPOINT: empty, or an http(s) URL, `{account}` standing for the account."""
-    url = url.strip().rstrip("/")
-    if url and not url.startswith(("http://", "https://")):
-        raise ValueError(f"LAKEJOB_BLOB_ENDPOINT={url!r}: expected https://{{account}}.blob.core.windows.net "
-                         "or, for an emulator, http://HOST:PORT/{account}")
-    return url
-
-
-def _tolerations(text: str) -> tuple[dict[str, Any], ...]:
-    """LAKEJOB_WORKLOAD_TOLERATIONS: a JSON list of Kubernetes tolerations (empty: none)."""
-    if not text.strip():
-        return ()
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"LAKEJOB_WORKLOAD_TOLERATIONS: not JSON: {e}") from None
-    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-        raise ValueError("LAKEJOB_WORKLOAD_TOLERATIONS: expected a JSON list of tolerations (objects)")
-    return tuple(value)
+ENV_PREFIX = "LAKEJOB_"
 
 
 def _parse_map(text: str) -> dict[str, str]:
@@ -63,20 +32,13 @@ def _parse_map(text: str) -> dict[str, str]:
     for item in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+            raise ValueError(f"expected KEY=VALUE,…, got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
 
-def _priority_classes(text: str) -> tuple[tuple[int, str], ...]:
-    """"0=low,500=high" → ((0, "low"), (500, "high")): bands by their lowest Priority, sorted."""
-    try:
-        bands = sorted((int(lo), name) for lo, name in _parse_map(text).items())
-    except ValueError as e:
-        raise ValueError(f"DAG_PRIORITY_CLASSES: expected LOWEST_PRIORITY=CLASS,…: {e}") from e
-    if bands and bands[0][0] != 0:
-        raise ValueError("DAG_PRIORITY_CLASSES: the first band must start at priority 0")
-    return tuple(bands)
+def _map_text(value: Mapping[Any, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in value.items())
 
 
 # What a user's pod customisation may ask for only where the operator's policy allows it (lakejob.policy).
@@ -103,133 +65,341 @@ class PodPolicy:
         for item in filter(None, (p.strip() for p in text.split(","))):
             namespace, _, feature = item.rpartition("/")
             if feature not in POD_POLICY_FEATURES:
-                raise ValueError(f"POD_POLICY_ALLOW: {item!r}: {feature!r} is not one of {', '.join(POD_POLICY_FEATURES)}")
+                raise ValueError(f"{item!r}: {feature!r} is not one of {', '.join(POD_POLICY_FEATURES)}")
             if not namespace:
                 everywhere.add(feature)
             elif _NAMESPACE.match(namespace) and len(namespace) <= 63:
                 namespaces.setdefault(namespace, set()).add(feature)
             else:
-                raise ValueError(f"POD_POLICY_ALLOW: {item!r}: {namespace!r} is not a namespace name")
+                raise ValueError(f"{item!r}: {namespace!r} is not a namespace name")
         return cls(frozenset(everywhere), {ns: frozenset(f) for ns, f in namespaces.items()})
 
+    def text(self) -> str:
+        """The LAKEJOB_POD_POLICY_ALLOW text that parses back to this policy."""
+        return ",".join([*sorted(self.everywhere), *(f"{ns}/{f}" for ns, features in sorted(self.namespaces.items())
+                                                     for f in sorted(features))])
 
-@dataclass(frozen=True)
-class Settings:
+
+class Settings(BaseSettings):
+    """Everything the operator can be told, each field with its LAKEJOB_* variable.
+
+    `Settings()` is the defaults (tests, and the operator module before `lakejob run` configures
+    it); `Settings.from_env()` reads the environment. Maps are KEY=VALUE,… and lists comma-separated,
+    as the chart writes them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, validate_by_name=True, validate_by_alias=True, extra="ignore",
+        # Maps and lists keep their KEY=VALUE,… syntax: parsed by the validators below, not as JSON.
+        enable_decoding=False)
+
     # Spark
-    default_spark_version: str = "3.5.7"
-    # spark_version → image: the map first ("3.5.7", then "3.5"), then the template; an empty
-    # template makes the map the whole list, and a version it does not name is refused.
-    spark_image_template: str = "apache/spark:{version}"
-    spark_images: dict[str, str] = field(default_factory=dict)  # "3.5" or "3.5.7" → image
-    spark_uid: int = 185  # the user of the apache/spark images
-    # The CPU request of Spark pods whose conf sets no spark.kubernetes.{driver,executor}.request.cores
-    # (e.g. "100m" where DLI's whole-core sizes would not fit); empty: their whole cores, as Spark does.
-    spark_request_cores: str = ""
-    scheduling_timeout_s: int = 3 * 3600  # DLI: a job that gets no resources for ~3 hours is dead
-    default_max_retry_times: int = 20  # DLI's default
-    retry_backoff_s: float = 10.0  # first retry delay; doubles per attempt
-    retry_backoff_max_s: float = 300.0
-    driver_logs: bool = True  # fetch the driver's last log lines on failure (needs a reachable kubelet)
-    driver_log_timeout_s: float = 3.0
-    # per-namespace: one shared ServiceAccount/Role/RoleBinding per namespace (the default, as in the
-    # other Spark operators: three writes fewer per job, outlives jobs); per-job: a set owned by each
-    # job (deleted with it). Neither confines a driver to its own executors (a Role cannot name them).
-    driver_rbac: str = "per-namespace"
-    # Notifications: topic name → URL (FlinkJarJob smn_topic; DagJob topics may give a URL directly)
-    notification_topics: dict[str, str] = field(default_factory=dict)
-    notify_retries: int = 3
-    notify_timeout_s: float = 5.0
-    # SparkSession: where the operator reads idle/busy (the driver's Spark REST jobs list). {service}
-    # (the driver's Service), {namespace}, {name} (the CR), {appId}. Tests point it at a local server.
-    spark_rest_url_template: str = "http://{service}.{namespace}.svc:4040/api/v1/applications/{appId}/jobs"
-    session_poll_interval_s: float = 5.0  # REST poll period of a live session
-    session_poll_timeout_s: float = 2.0
-    session_poll_concurrency: int = 32  # polls in flight at once, operator-wide
-    session_poll_backoff_max_s: float = 60.0  # an unreachable driver is polled ever less often, up to this
-    session_idle_timeout_s: int = 3600  # heartbeatTimeoutInSecond's default (Livy's session timeout, 1h); 0: never
+    default_spark_version: str = Field(
+        "3.5.7", description="Spark version of a job whose spec names none (DLI's `spark_version`).")
+    spark_image_template: str = Field(
+        "apache/spark:{version}",
+        description="Image of a Spark version LAKEJOB_SPARK_IMAGES does not map, `{version}` standing for it; "
+                    "empty: only the map's versions run, another is refused.")
+    spark_images: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark version → image, `3.5=reg/spark:3.5,3.5.7=…`; the full version is looked up first, then "
+                    "MAJOR.MINOR, then the template.")
+    spark_uid: int = Field(185, ge=0, description="User the Spark pods run as (185: the apache/spark images').")
+    spark_request_cores: str = Field(
+        "", description="CPU request of Spark pods whose conf sets no spark.kubernetes.{driver,executor}.request.cores "
+                        "(e.g. `100m` where DLI's whole-core sizes would not fit); empty: their whole cores, as Spark "
+                        "does.")
+    scheduling_timeout_s: int = Field(
+        3 * 3600, ge=1, validation_alias=ENV_PREFIX + "SCHEDULING_TIMEOUT_SECONDS",
+        description="A job whose pods get no resources for this long fails (DLI's ~3 hours); a spec's "
+                    "schedulingTimeout overrides it.")
+    default_max_retry_times: int = Field(
+        20, ge=0, description="Retries of a Spark job with auto_recovery whose spec sets no max_retry_times "
+                              "(DLI's default).")
+    retry_backoff_s: float = Field(
+        10.0, gt=0, validation_alias=ENV_PREFIX + "RETRY_BACKOFF_SECONDS",
+        description="Delay before a Spark job's first retry; doubles per attempt.")
+    retry_backoff_max_s: float = Field(
+        300.0, gt=0, validation_alias=ENV_PREFIX + "RETRY_BACKOFF_MAX_SECONDS",
+        description="Longest delay between a Spark job's retries.")
+    driver_logs: bool = Field(
+        True, description="Put the driver's last log lines into the status of a failed Spark job (reads the pod log "
+                          "through the API server: needs a reachable kubelet).")
+    driver_log_timeout_s: float = Field(
+        3.0, gt=0, validation_alias=ENV_PREFIX + "DRIVER_LOG_TIMEOUT_SECONDS",
+        description="How long to wait for those log lines.")
+    driver_rbac: Literal["per-job", "per-namespace"] = Field(
+        "per-namespace",
+        description="The Spark driver's ServiceAccount/Role/RoleBinding: `per-namespace`, one shared set per "
+                    "namespace (three writes fewer per job, outlives jobs, as in the other Spark operators), or "
+                    "`per-job`, a set owned by each job and deleted with it. Neither confines a driver to its own "
+                    "executors (a Role cannot name them).")
+    # Notifications
+    notification_topics: dict[str, str] = Field(
+        default_factory=dict,
+        description="Topic name → URL, `alerts=https://hooks.example.com/x,…`: where FlinkJarJob's smn_topic and a "
+                    "DagJob's topic names are delivered. These URLs are the operator's own, always allowed.")
+    notify_retries: int = Field(3, ge=0, description="Retries of a notification the endpoint did not accept.")
+    notify_timeout_s: float = Field(
+        5.0, gt=0, validation_alias=ENV_PREFIX + "NOTIFY_TIMEOUT_SECONDS",
+        description="Timeout of one notification request.")
+    notify_allowed_hosts: tuple[str, ...] = Field(
+        (), description="Hosts a DagJob's own Topic.Endpoint may name, comma-separated (`hooks.example.com`, "
+                        "`*.example.com`); any other is refused, since the operator would POST from inside the "
+                        "cluster wherever a user points it.")
+    # SparkSession
+    spark_rest_url_template: str = Field(
+        "http://{service}.{namespace}.svc:4040/api/v1/applications/{appId}/jobs",
+        description="Where the operator reads a session's idle/busy (the driver's Spark REST jobs list): "
+                    "`{service}` (the driver's Service), `{namespace}`, `{name}` (the CR), `{appId}`.")
+    session_poll_interval_s: float = Field(
+        5.0, gt=0, validation_alias=ENV_PREFIX + "SESSION_POLL_INTERVAL_SECONDS",
+        description="REST poll period of a live session.")
+    session_poll_timeout_s: float = Field(
+        2.0, gt=0, validation_alias=ENV_PREFIX + "SESSION_POLL_TIMEOUT_SECONDS",
+        description="Timeout of one session poll.")
+    session_poll_concurrency: int = Field(32, ge=1, description="Session polls in flight at once, operator-wide.")
+    session_poll_backoff_max_s: float = Field(
+        60.0, gt=0, validation_alias=ENV_PREFIX + "SESSION_POLL_BACKOFF_MAX_SECONDS",
+        description="An unreachable driver is polled ever less often, down to once per this.")
+    session_idle_timeout_s: int = Field(
+        3600, ge=0, validation_alias=ENV_PREFIX + "SESSION_IDLE_TIMEOUT_SECONDS",
+        description="A session idle this long is ended, unless its spec says otherwise (heartbeatTimeoutInSecond's "
+                    "default, Livy's 1 h session timeout); 0: never.")
     # FlinkJarJob
-    default_flink_version: str = "2.3.0"
-    flink_image_template: str = "flink:{version}-java17"
-    flink_images: dict[str, str] = field(default_factory=dict)  # "2.3" or "2.3.0" → image
-    flink_uid: int = 9999  # the user of the official flink images
-    flink_cu_millicpu: int = 1000  # one CU: DLI's 1 vCPU + 4 GiB
-    flink_cu_memory_mib: int = 4096
-    # Where the operator reads a job's state: the JobManager's REST API. {name} (the CR), {namespace},
-    # {service} (the JobManager Service). Tests point it at a local Flink.
-    flink_rest_url_template: str = "http://{service}.{namespace}.svc:8081"
-    flink_rest_timeout_s: float = 2.0
-    flink_poll_interval_s: float = 5.0  # REST poll period of a running job
-    flink_restart_delay_s: float = 10.0  # restart_when_exception: wait this long before redeploying
-    flink_checkpoints_retained: int = 3  # Flink's num-retained, so the checkpoint last polled is still there
-    # Leader election between replicas (lakejob run --leader-elect; lakejob.leader): a standby takes
-    # the Lease over once it has seen it unchanged for the duration; the leader exits when it has not
-    # renewed within the deadline (shorter: it stops before anyone else starts). Renewals every period.
-    leader_lease_name: str = "lakejob"
-    leader_lease_duration_s: float = 15.0
-    leader_renew_deadline_s: float = 10.0
-    leader_retry_period_s: float = 2.0
-    metrics_port: int = 9090  # 0 disables the metrics endpoint
-    # Object stores and the package store (render.packages). The image of the `fetch` init
-    # containers (Spark drivers, Flink pods, DagJob tasks) and of a DagJob task's `upload` sidecar
-    # (`lakejob-oss`): the operator's own, as the chart names it (image.repository:appVersion).
-    fetcher_image: str = "ghcr.io/lakejob/operator:0.1.0"
-    # Where DLI package names (`group/name`, `name`) live: s3://BUCKET/PREFIX/ (obs:// and s3a:// mean
-    # the same store) or oss://…; empty: a package name is refused, naming this setting.
-    packages_url: str = ""
-    # Where lakejob-oss reaches OSS (oss:// paths) and any S3-API store (obs://, s3a://, s3://):
-    # {OSS,S3}_ENDPOINT, _ADDRESSING_STYLE, _REGION in the fetch (and upload) containers. No
-    # endpoint: those containers fail, saying so.
-    oss_endpoint: str = ""
-    oss_addressing_style: str = "virtual"  # what Alibaba OSS requires; "path" for most local S3 servers
-    oss_region: str = ""
-    s3_endpoint: str = ""
-    s3_addressing_style: str = "virtual"
-    s3_region: str = ""
-    # Azure Blob (wasb(s)://, abfs(s)://): the Blob service URL, `{account}` standing for the path's
-    # storage account; empty: https://{account}.blob.core.windows.net (BLOB_ENDPOINT in the fetcher).
-    blob_endpoint: str = ""
-    # A Secret in each job's namespace with the stores' keys (S3_ACCESS_KEY_ID, S3_ACCESS_KEY_SECRET,
-    # OSS_ACCESS_KEY_ID, …, BLOB_ACCOUNT_KEY or BLOB_SAS_TOKEN), read by the fetchers only; empty:
-    # unsigned (anonymous) requests.
-    store_secret: str = ""
+    default_flink_version: str = Field(
+        "2.3.0", description="Flink version of a job whose spec names none (DLI's `flink_version`).")
+    flink_image_template: str = Field(
+        "flink:{version}-java17",
+        description="Image of a Flink version LAKEJOB_FLINK_IMAGES does not map, `{version}` standing for it.")
+    flink_images: dict[str, str] = Field(
+        default_factory=dict,
+        description="Flink version → image, `2.3=reg/flink:2.3,…`; the full version first, then MAJOR.MINOR.")
+    flink_uid: int = Field(9999, ge=0, description="User the Flink pods run as (9999: the official flink images').")
+    flink_cu_millicpu: int = Field(1000, ge=1, description="CPU of one CU, millicores (DLI: 1 vCPU).")
+    flink_cu_memory_mib: int = Field(4096, ge=1, description="Memory of one CU, MiB (DLI: 4 GiB).")
+    flink_rest_url_template: str = Field(
+        "http://{service}.{namespace}.svc:8081",
+        description="Where the operator reads a job's state, the JobManager's REST API: `{service}` (the JobManager "
+                    "Service), `{namespace}`, `{name}` (the CR).")
+    flink_rest_timeout_s: float = Field(
+        2.0, gt=0, validation_alias=ENV_PREFIX + "FLINK_REST_TIMEOUT_SECONDS",
+        description="Timeout of one JobManager REST request.")
+    flink_poll_interval_s: float = Field(
+        5.0, gt=0, validation_alias=ENV_PREFIX + "FLINK_POLL_INTERVAL_SECONDS",
+        description="REST poll period of a running job.")
+    flink_restart_delay_s: float = Field(
+        10.0, ge=0, validation_alias=ENV_PREFIX + "FLINK_RESTART_DELAY_SECONDS",
+        description="restart_when_exception: how long to wait before redeploying a failed job.")
+    flink_checkpoints_retained: int = Field(
+        3, ge=1, description="Flink's state.checkpoints.num-retained, so that the checkpoint polled last is still "
+                             "there when a restart resumes from it.")
+    # Leader election (lakejob run --leader-elect; lakejob.leader)
+    leader_lease_name: str = Field(
+        "lakejob", description="Name of the coordination.k8s.io Lease the replicas compete for "
+                               "(`--leader-elect-lease` overrides it).")
+    leader_lease_duration_s: float = Field(
+        15.0, gt=0, validation_alias=ENV_PREFIX + "LEADER_LEASE_DURATION_SECONDS",
+        description="A standby takes the Lease over once it has seen it unchanged this long.")
+    leader_renew_deadline_s: float = Field(
+        10.0, gt=0, validation_alias=ENV_PREFIX + "LEADER_RENEW_DEADLINE_SECONDS",
+        description="The leader exits when it has not renewed within this (shorter than the duration: it stops "
+                    "before anyone else starts).")
+    leader_retry_period_s: float = Field(
+        2.0, gt=0, validation_alias=ENV_PREFIX + "LEADER_RETRY_PERIOD_SECONDS",
+        description="Period of the renewals and of a standby's attempts.")
+    # Observability
+    metrics_port: int = Field(9090, ge=0, le=65535, description="Port of the Prometheus metrics; 0: none served.")
+    # Object stores and the package store (render.packages)
+    fetcher_image: str = Field(
+        "ghcr.io/lakejob/operator:0.1.0",
+        description="Image of the `fetch` init containers (Spark drivers, Flink pods, DagJob tasks) and of a DagJob "
+                    "task's `upload` sidecar (`lakejob-oss`): the operator's own, as the chart names it.")
+    packages_url: str = Field(
+        "", description="Where DLI package names (`group/name`, `name`) live: `s3://BUCKET/PREFIX/` (`obs://` and "
+                        "`s3a://` mean the same store) or `oss://…`; empty: a package name is refused, naming this "
+                        "setting.")
+    oss_endpoint: str = Field(
+        "", description="Where the fetch and upload containers reach OSS (`oss://` paths); empty: they fail, saying so.")
+    oss_addressing_style: AddressingStyle = Field(
+        "virtual", description="OSS bucket addressing: `virtual` (what Alibaba OSS requires), `path`, `auto`.")
+    oss_region: str = Field("", description="OSS region for request signing.")
+    s3_endpoint: str = Field(
+        "", description="Where the fetch and upload containers reach an S3-API store (`obs://`, `s3a://`, `s3://`); "
+                        "empty: they fail, saying so.")
+    s3_addressing_style: AddressingStyle = Field(
+        "virtual", description="S3 bucket addressing: `virtual`, `path` (most local S3 servers), `auto`.")
+    s3_region: str = Field("", description="S3 region for request signing.")
+    blob_endpoint: str = Field(
+        "", description="The Azure Blob service URL (`wasb(s)://`, `abfs(s)://` paths), `{account}` standing for the "
+                        "path's storage account; empty: `https://{account}.blob.core.windows.net`.")
+    store_secret: str = Field(
+        "", description="A Secret in each job's namespace with the stores' keys (S3_ACCESS_KEY_ID, "
+                        "S3_ACCESS_KEY_SECRET, OSS_ACCESS_KEY_ID, …, BLOB_ACCOUNT_KEY or BLOB_SAS_TOKEN), read by the "
+                        "fetchers only; empty: anonymous requests.")
     # DagJob: images, node selection, PriorityClasses, queueing and BatchCompute's quotas
-    dag_upload_grace_s: int = 120  # the pod's terminationGracePeriodSeconds: time for the uploads
-    dag_default_image: str = "python:3.12-slim"  # runs CommandLine when no ImageId maps to an image
-    dag_images: dict[str, str] = field(default_factory=dict)  # BatchCompute ImageId → container image
-    dag_uid: int = 1000  # command pods run as this non-root user
-    dag_cluster_label: str = ""  # node label holding a ClusterId (empty: ClusterId selects no nodes)
-    dag_instance_type_label: str = ""  # node label for AutoCluster.InstanceType (empty: not used)
-    # Priority 0..1000 → PriorityClass: (lowest priority of the band, class name), ascending; the chart
-    # installs the classes. Empty: pods get no priorityClassName.
-    dag_priority_classes: tuple[tuple[int, str], ...] = (
-        (0, "lakejob-priority-low"), (250, "lakejob-priority-medium"), (500, "lakejob-priority-high"),
-        (750, "lakejob-priority-urgent"))
-    dag_max_running: int = 100  # DagJobs Running at once, operator-wide; the rest wait, higher Priority first
-    dag_max_job_task_count: int = 16  # QuotaExhausted.MaxJobTaskCount
-    dag_max_task_instance_count: int = 1000  # QuotaExhausted.MaxTaskInstanceCount
-    dag_max_instance_timeout: int = 7 * 86400  # QuotaExhausted.MaxInstanceTimeout (seconds)
-    dag_max_job_count: int = 10000  # QuotaExhausted.MaxJobCount: DagJobs per namespace
-    # Pod customisation refused unless allowed here: serviceAccountName, hostPath volumes, the host
-    # namespaces, privileged, added capabilities (lakejob.policy; nothing allowed by default).
-    pod_policy: PodPolicy = field(default_factory=PodPolicy)
-    # Hosts a DagJob's own Topic.Endpoint may name ("hooks.example.com", "*.example.com"); any other
-    # is refused (the operator would POST from inside the cluster wherever a user points it). The
-    # URLs LAKEJOB_NOTIFICATION_TOPICS maps topic names to are the operator's own and always allowed.
-    notify_allowed_hosts: tuple[str, ...] = ()
-    # Where the jobs' pods run unless a spec says otherwise (render.common.place): a node selector
-    # and tolerations every driver, executor, JobManager, TaskManager and task pod gets, under the
-    # spec's own (e.g. a Spark node pool). WORKLOAD_NODE_SELECTOR "k=v,…", WORKLOAD_TOLERATIONS JSON.
-    workload_node_selector: dict[str, str] = field(default_factory=dict)
-    workload_tolerations: tuple[dict[str, Any], ...] = ()
-    # Housekeeping
-    max_concurrent_reconciles: int = 64  # bounded: a burst is worked through in order, not all at once
-    # Every live CR is reconciled once per interval whatever happens (spread over it): the safety
-    # net against a lost watch event. Also the longest a decision's own timer is set for.
-    resync_interval_s: float = 300.0
-    # A pass that ends in an error is tried again after error_backoff_s, doubling per failure in a
-    # row, up to error_backoff_max_s (each with jitter), so a refused request is never a hot loop.
-    error_backoff_s: float = 1.0
-    error_backoff_max_s: float = 300.0
+    dag_upload_grace_s: int = Field(
+        120, ge=0, validation_alias=ENV_PREFIX + "DAG_UPLOAD_GRACE_SECONDS",
+        description="A command task pod's terminationGracePeriodSeconds: the time its uploads get.")
+    dag_default_image: str = Field(
+        "python:3.12-slim", description="Image that runs a task's CommandLine when no ImageId maps to an image.")
+    dag_images: dict[str, str] = Field(
+        default_factory=dict, description="BatchCompute ImageId → container image, `img-ubuntu=ubuntu:24.04,…`.")
+    dag_uid: int = Field(1000, ge=0, description="Non-root user command task pods run as.")
+    dag_cluster_label: str = Field(
+        "", description="Node label holding a ClusterId; empty: a ClusterId selects no nodes.")
+    dag_instance_type_label: str = Field(
+        "", description="Node label AutoCluster.InstanceType selects on; empty: not used.")
+    dag_priority_classes: tuple[tuple[int, str], ...] = Field(
+        ((0, "lakejob-priority-low"), (250, "lakejob-priority-medium"), (500, "lakejob-priority-high"),
+         (750, "lakejob-priority-urgent")),
+        description="Priority 0..1000 → PriorityClass, `LOWEST_PRIORITY=CLASS,…`, the first band from 0 (the chart "
+                    "installs the classes); empty: pods get no priorityClassName.")
+    dag_max_running: int = Field(
+        100, ge=1, description="DagJobs Running at once, operator-wide; the rest wait, higher Priority first.")
+    dag_max_job_task_count: int = Field(16, ge=1, description="Tasks per DagJob (QuotaExhausted.MaxJobTaskCount).")
+    dag_max_task_instance_count: int = Field(
+        1000, ge=1, description="Instances per task (QuotaExhausted.MaxTaskInstanceCount).")
+    dag_max_instance_timeout: int = Field(
+        7 * 86400, ge=1, description="Longest instance Timeout, seconds (QuotaExhausted.MaxInstanceTimeout).")
+    dag_max_job_count: int = Field(10000, ge=1, description="DagJobs per namespace (QuotaExhausted.MaxJobCount).")
+    # Pods
+    pod_policy: PodPolicy = Field(
+        default_factory=PodPolicy, validation_alias=ENV_PREFIX + "POD_POLICY_ALLOW",
+        description="Pod customisation allowed beyond the default (lakejob.policy: nothing by default), "
+                    f"comma-separated, each everywhere or `NAMESPACE/` only: {', '.join(POD_POLICY_FEATURES)}.")
+    workload_node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node selector every driver, executor, JobManager, TaskManager and task pod gets under its "
+                    "spec's own, `pool=batch,…`.")
+    workload_tolerations: tuple[dict[str, Any], ...] = Field(
+        (), description="Tolerations those pods get under their spec's own: a JSON list of Kubernetes tolerations.")
+    # The reconcile loop (controllers.base)
+    max_concurrent_reconciles: int = Field(
+        64, ge=1, description="Reconcile passes in flight at once per kind; a burst is worked through in order, not "
+                              "all at once.")
+    resync_interval_s: float = Field(
+        300.0, gt=0, validation_alias=ENV_PREFIX + "RESYNC_INTERVAL_SECONDS",
+        description="Every live CR is reconciled once per interval whatever happens (spread over it): the safety net "
+                    "against a lost watch event. Also the longest a decision's own timer is set for.")
+    error_backoff_s: float = Field(
+        1.0, gt=0, validation_alias=ENV_PREFIX + "ERROR_BACKOFF_SECONDS",
+        description="A pass that ends in an error is tried again after this, doubling per failure in a row "
+                    "(with jitter), so a refused request is never a hot loop.")
+    error_backoff_max_s: float = Field(
+        300.0, gt=0, validation_alias=ENV_PREFIX + "ERROR_BACKOFF_MAX_SECONDS",
+        description="Longest delay before a failed pass is tried again.")
+
+    # ------------------------------------------------------------------ parsing the env's text
+
+    @field_validator("spark_images", "flink_images", "dag_images", "notification_topics", "workload_node_selector",
+                     mode="before")
+    @classmethod
+    def _map(cls, value: Any) -> Any:
+        return _parse_map(value) if isinstance(value, str) else value
+
+    @field_validator("notify_allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any) -> Any:
+        hosts = value.split(",") if isinstance(value, str) else value
+        return tuple(h.strip().lower() for h in hosts if h.strip())
+
+    @field_validator("dag_priority_classes", mode="before")
+    @classmethod
+    def _bands(cls, value: Any) -> Any:
+        """"0=low,500=high" → ((0, "low"), (500, "high")): bands by their lowest Priority, sorted."""
+        if isinstance(value, str):
+            try:
+                value = sorted((int(lo), name) for lo, name in _parse_map(value).items())
+            except ValueError as e:
+                raise ValueError(f"expected LOWEST_PRIORITY=CLASS,…: {e}") from None
+        bands = sorted(value)
+        if bands and bands[0][0] != 0:
+            raise ValueError("the first band must start at priority 0")
+        return tuple(bands)
+
+    @field_validator("pod_policy", mode="before")
+    @classmethod
+    def _policy(cls, value: Any) -> Any:
+        return PodPolicy.parse(value) if isinstance(value, str) else value
+
+    @field_validator("workload_tolerations", mode="before")
+    @classmethod
+    def _tolerations(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return ()
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not JSON: {e}") from None
+        if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+            raise ValueError("expected a JSON list of tolerations (objects)")
+        return tuple(value)
+
+    @field_validator("packages_url")
+    @classmethod
+    def _packages_url(cls, url: str) -> str:
+        url = url.strip()
+        scheme, sep, rest = url.partition("://")
+        if url and (not sep or scheme not in ("s3", "s3a", "obs", "oss") or not rest.strip("/")):
+            raise ValueError("expected s3://BUCKET/PREFIX/ (or obs://, s3a://, oss://)")
+        return url
+
+    @field_validator("blob_endpoint")
+    @classmethod
+    def _blob_endpoint(cls, url: str) -> str:
+        url = url.strip().rstrip("/")
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("expected https://{account}.blob.core.windows.net or, for an emulator, "
+                             "http://HOST:PORT/{account}")
+        return url
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what the caller passes: `Settings()` is the defaults wherever it is built (tests, import
+        # time); the environment is read by from_env, once, where a bad value can stop the start.
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """The LAKEJOB_* variables over the defaults; ValueError naming every bad variable and its
+        rule, one per line."""
+        try:
+            return cls(**EnvSettingsSource(cls)())
+        except ValidationError as e:
+            raise ValueError("\n".join(_describe(error) for error in e.errors())) from None
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Field name → its environment variable."""
+        return {name: info.validation_alias if isinstance(info.validation_alias, str) else ENV_PREFIX + name.upper()
+                for name, info in cls.model_fields.items()}
+
+    def env_text(self, name: str) -> str:
+        """Field `name`'s value as its variable spells it (what from_env parses back to the value)."""
+        value = getattr(self, name)
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, PodPolicy):
+            return value.text()
+        if isinstance(value, Mapping):
+            return _map_text(value)
+        if name == "workload_tolerations":
+            return json.dumps(list(value)) if value else ""
+        if name == "dag_priority_classes":
+            return _map_text(dict(value))
+        if isinstance(value, tuple):
+            return ",".join(value)
+        return str(value)
+
+    # ------------------------------------------------------------------ reading
 
     def spark_image(self, version: str) -> str | None:
         """The image of `version`, None when neither the map nor a template gives one."""
@@ -237,78 +407,52 @@ class Settings:
         return self.spark_images.get(version) or self.spark_images.get(major_minor) or \
             (self.spark_image_template.format(version=version) if self.spark_image_template else None)
 
-    @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            default_spark_version=_env("DEFAULT_SPARK_VERSION", cls.default_spark_version),
-            spark_image_template=_env("SPARK_IMAGE_TEMPLATE", cls.spark_image_template),
-            spark_images=_parse_map(_env("SPARK_IMAGES", "")),
-            spark_uid=int(_env("SPARK_UID", str(cls.spark_uid))),
-            spark_request_cores=_env("SPARK_REQUEST_CORES", cls.spark_request_cores),
-            scheduling_timeout_s=int(_env("SCHEDULING_TIMEOUT_SECONDS", str(cls.scheduling_timeout_s))),
-            default_max_retry_times=int(_env("DEFAULT_MAX_RETRY_TIMES", str(cls.default_max_retry_times))),
-            retry_backoff_s=float(_env("RETRY_BACKOFF_SECONDS", str(cls.retry_backoff_s))),
-            retry_backoff_max_s=float(_env("RETRY_BACKOFF_MAX_SECONDS", str(cls.retry_backoff_max_s))),
-            driver_logs=_env("DRIVER_LOGS", "true").lower() in ("1", "true", "yes"),
-            driver_log_timeout_s=float(_env("DRIVER_LOG_TIMEOUT_SECONDS", str(cls.driver_log_timeout_s))),
-            resync_interval_s=float(_env("RESYNC_INTERVAL_SECONDS", str(cls.resync_interval_s))),
-            error_backoff_s=float(_env("ERROR_BACKOFF_SECONDS", str(cls.error_backoff_s))),
-            error_backoff_max_s=float(_env("ERROR_BACKOFF_MAX_SECONDS", str(cls.error_backoff_max_s))),
-            notification_topics=_parse_map(_env("NOTIFICATION_TOPICS", "")),
-            notify_retries=int(_env("NOTIFY_RETRIES", str(cls.notify_retries))),
-            notify_timeout_s=float(_env("NOTIFY_TIMEOUT_SECONDS", str(cls.notify_timeout_s))),
-            spark_rest_url_template=_env("SPARK_REST_URL_TEMPLATE", cls.spark_rest_url_template),
-            session_poll_interval_s=float(_env("SESSION_POLL_INTERVAL_SECONDS", str(cls.session_poll_interval_s))),
-            session_poll_timeout_s=float(_env("SESSION_POLL_TIMEOUT_SECONDS", str(cls.session_poll_timeout_s))),
-            session_poll_concurrency=int(_env("SESSION_POLL_CONCURRENCY", str(cls.session_poll_concurrency))),
-            session_poll_backoff_max_s=float(_env("SESSION_POLL_BACKOFF_MAX_SECONDS",
-                                                  str(cls.session_poll_backoff_max_s))),
-            session_idle_timeout_s=int(_env("SESSION_IDLE_TIMEOUT_SECONDS", str(cls.session_idle_timeout_s))),
-            default_flink_version=_env("DEFAULT_FLINK_VERSION", cls.default_flink_version),
-            flink_image_template=_env("FLINK_IMAGE_TEMPLATE", cls.flink_image_template),
-            flink_images=_parse_map(_env("FLINK_IMAGES", "")),
-            flink_uid=int(_env("FLINK_UID", str(cls.flink_uid))),
-            flink_cu_millicpu=int(_env("FLINK_CU_MILLICPU", str(cls.flink_cu_millicpu))),
-            flink_cu_memory_mib=int(_env("FLINK_CU_MEMORY_MIB", str(cls.flink_cu_memory_mib))),
-            flink_rest_url_template=_env("FLINK_REST_URL_TEMPLATE", cls.flink_rest_url_template),
-            flink_rest_timeout_s=float(_env("FLINK_REST_TIMEOUT_SECONDS", str(cls.flink_rest_timeout_s))),
-            flink_poll_interval_s=float(_env("FLINK_POLL_INTERVAL_SECONDS", str(cls.flink_poll_interval_s))),
-            flink_restart_delay_s=float(_env("FLINK_RESTART_DELAY_SECONDS", str(cls.flink_restart_delay_s))),
-            flink_checkpoints_retained=int(_env("FLINK_CHECKPOINTS_RETAINED", str(cls.flink_checkpoints_retained))),
-            leader_lease_name=_env("LEADER_LEASE_NAME", cls.leader_lease_name),
-            leader_lease_duration_s=float(_env("LEADER_LEASE_DURATION_SECONDS", str(cls.leader_lease_duration_s))),
-            leader_renew_deadline_s=float(_env("LEADER_RENEW_DEADLINE_SECONDS", str(cls.leader_renew_deadline_s))),
-            leader_retry_period_s=float(_env("LEADER_RETRY_PERIOD_SECONDS", str(cls.leader_retry_period_s))),
-            metrics_port=int(_env("METRICS_PORT", str(cls.metrics_port))),
-            driver_rbac=_choice("DRIVER_RBAC", cls.driver_rbac, ("per-job", "per-namespace")),
-            pod_policy=PodPolicy.parse(_env("POD_POLICY_ALLOW", "")),
-            notify_allowed_hosts=tuple(h.strip().lower() for h in _env("NOTIFY_ALLOWED_HOSTS", "").split(",")
-                                       if h.strip()),
-            workload_node_selector=_parse_map(_env("WORKLOAD_NODE_SELECTOR", "")),
-            workload_tolerations=_tolerations(_env("WORKLOAD_TOLERATIONS", "")),
-            max_concurrent_reconciles=int(_env("MAX_CONCURRENT_RECONCILES", str(cls.max_concurrent_reconciles))),
-            fetcher_image=_env("FETCHER_IMAGE", cls.fetcher_image),
-            packages_url=_packages_url(_env("PACKAGES_URL", cls.packages_url)),
-            s3_endpoint=_env("S3_ENDPOINT", cls.s3_endpoint),
-            s3_addressing_style=_choice("S3_ADDRESSING_STYLE", cls.s3_addressing_style, ADDRESSING_STYLES),
-            s3_region=_env("S3_REGION", cls.s3_region),
-            blob_endpoint=_blob_endpoint(_env("BLOB_ENDPOINT", cls.blob_endpoint)),
-            store_secret=_env("STORE_SECRET", cls.store_secret),
-            dag_upload_grace_s=int(_env("DAG_UPLOAD_GRACE_SECONDS", str(cls.dag_upload_grace_s))),
-            oss_endpoint=_env("OSS_ENDPOINT", cls.oss_endpoint),
-            oss_addressing_style=_choice("OSS_ADDRESSING_STYLE", cls.oss_addressing_style, ADDRESSING_STYLES),
-            oss_region=_env("OSS_REGION", cls.oss_region),
-            dag_default_image=_env("DAG_DEFAULT_IMAGE", cls.dag_default_image),
-            dag_images=_parse_map(_env("DAG_IMAGES", "")),
-            dag_uid=int(_env("DAG_UID", str(cls.dag_uid))),
-            dag_cluster_label=_env("DAG_CLUSTER_LABEL", cls.dag_cluster_label),
-            dag_instance_type_label=_env("DAG_INSTANCE_TYPE_LABEL", cls.dag_instance_type_label),
-            dag_priority_classes=_priority_classes(_env("DAG_PRIORITY_CLASSES", ",".join(
-                f"{lo}={name}" for lo, name in cls.dag_priority_classes))),
-            dag_max_running=int(_env("DAG_MAX_RUNNING", str(cls.dag_max_running))),
-            dag_max_job_task_count=int(_env("DAG_MAX_JOB_TASK_COUNT", str(cls.dag_max_job_task_count))),
-            dag_max_task_instance_count=int(_env("DAG_MAX_TASK_INSTANCE_COUNT",
-                                                 str(cls.dag_max_task_instance_count))),
-            dag_max_instance_timeout=int(_env("DAG_MAX_INSTANCE_TIMEOUT", str(cls.dag_max_instance_timeout))),
-            dag_max_job_count=int(_env("DAG_MAX_JOB_COUNT", str(cls.dag_max_job_count))),
-        )
+
+_RULES = {
+    "greater_than_equal": "must be ≥ {ge}", "greater_than": "must be > {gt}", "less_than_equal": "must be ≤ {le}",
+    "literal_error": "must be one of {expected}", "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer", "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+}
+
+
+def _describe(error: ErrorDetails) -> str:
+    """"LAKEJOB_X: the rule, got the value" for one pydantic error of Settings."""
+    loc = [str(part) for part in error["loc"]]
+    names = Settings.env_names()
+    variable = names.get(loc[0], loc[0]) if loc else "settings"
+    where = variable + "".join(f"[{part}]" for part in loc[1:])
+    if error["type"] == "value_error":  # our own validators' messages say what they got
+        return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+    rule = _RULES.get(error["type"])
+    # A float field's bound comes back as a float: "> 0", not "> 0.0".
+    ctx = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in error.get("ctx", {}).items()}
+    text = rule.format(**ctx) if rule else error["msg"]
+    value = error["input"]
+    return f"{where}: {text}, got {value if isinstance(value, str) and value.strip() else repr(value)}"
+
+
+def markdown() -> str:
+    """docs/settings.md: every variable, its default and what it does (from the fields' descriptions)."""
+    defaults = Settings()
+    rows = []
+    for name, variable in Settings.env_names().items():
+        info = Settings.model_fields[name]
+        default = defaults.env_text(name)
+        meaning = (info.description or "").replace("|", "\\|")  # a table cell
+        rows.append(f"| `{variable}` | {f'`{default}`' if default else '*(empty)*'} | {meaning} |")
+    return "\n".join([
+        "# Settings",
+        "",
+        "<!-- Generated from lakejob/settings.py by `lakejob settings --markdown > docs/settings.md` (`make docs`);",
+        "     a unit test fails when this file and the code disagree. -->",
+        "",
+        "`lakejob run` reads these environment variables at start; the Helm chart sets them from its values",
+        "(any other through `extraEnv`). A bad value stops the start with the variable's name and the rule it",
+        "broke. Maps are `KEY=VALUE,…`, lists comma-separated. `lakejob settings` prints the values in effect.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ])

@@ -200,7 +200,7 @@ def test_oss_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     s = Settings.from_env()
     assert (s.oss_endpoint, s.oss_addressing_style, s.dag_upload_grace_s) == ("http://127.0.0.1:9000", "path", 300)
     monkeypatch.setenv("LAKEJOB_OSS_ADDRESSING_STYLE", "vhost")
-    with pytest.raises(ValueError, match="LAKEJOB_OSS_ADDRESSING_STYLE='vhost': must be one of virtual, path, auto"):
+    with pytest.raises(ValueError, match="LAKEJOB_OSS_ADDRESSING_STYLE: must be one of 'virtual', 'path' or 'auto', got vhost"):
         Settings.from_env()
 
 

@@ -161,7 +161,7 @@ def test_missing_jobmanager_while_starting_is_recreated_with_the_same_savepoint(
 
 def test_jobmanager_never_scheduled_is_job_submit_fail_after_the_timeout() -> None:
     s = step(spec(), FlinkJarJobStatus(), obs(T0)).status
-    settings = replace(SETTINGS, scheduling_timeout_s=60)
+    settings = SETTINGS.model_copy(update={"scheduling_timeout_s": 60})
     d = step(spec(), s, obs(T0 + 61_000, jm("Pending", unschedulable="0/4 nodes: Insufficient cpu")), settings)
     assert d.status.status_name == "job_submit_fail" and d.status.reason == "FailedScheduling"
     assert "Insufficient cpu" in (d.status.status_desc or "") and verbs(d) == ["delete_jobmanager", "cleanup"]
@@ -514,7 +514,7 @@ def test_a_taskmanagers_failed_fetch_is_seen_while_its_kubelet_retries_it_and_fo
 
 def test_a_package_that_cannot_be_named_is_job_submit_fail_before_anything_is_created() -> None:
     d = step(spec(entrypoint="javaQueueStream.jar", smn_topic="alerts"), FlinkJarJobStatus(), obs(T0),
-             replace(SETTINGS, packages_url=""))
+             SETTINGS.model_copy(update={"packages_url": ""}))
     s = d.status
     assert (s.status_name, s.state, s.reason) == ("job_submit_fail", "Failed", "InvalidPackage") and not d.actions
     assert (s.status_desc or "").startswith("entrypoint: 'javaQueueStream.jar' is a DLI package name, and the "

@@ -104,9 +104,10 @@ def test_policy_parses_features_everywhere_and_per_namespace() -> None:
     ("team-a/root", "'root' is not one of"),
     ("Team_A/hostPath", "'Team_A' is not a namespace name"),
 ])
-def test_policy_refuses_what_it_does_not_know(text: str, fragment: str) -> None:
-    with pytest.raises(ValueError, match="POD_POLICY_ALLOW") as info:
-        PodPolicy.parse(text)
+def test_policy_refuses_what_it_does_not_know(text: str, fragment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEJOB_POD_POLICY_ALLOW", text)
+    with pytest.raises(ValueError, match="^LAKEJOB_POD_POLICY_ALLOW: ") as info:
+        Settings.from_env()
     assert fragment in str(info.value)
 
 
