@@ -1,5 +1,6 @@
 """The `lakejob` command: `run` the operator, serve the vendors' APIs (`gateway`), `submit` a vendor's
-body and follow it (`logs`, `stop`), write the `crds`.
+body and follow it (`logs`, `stop`), write the `crds`, print the `settings` (or their reference);
+`lakejob --version`.
 
 Entry point of the console script (pyproject [project.scripts]) and of the container image.
 `run` builds the Settings once (flags over LAKEJOB_* env vars), hands them to lakejob.operator
@@ -137,7 +138,10 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lakejob import version
+
     parser = argparse.ArgumentParser(prog="lakejob", description="Spark/Flink/DAG jobs as Kubernetes resources.")
+    parser.add_argument("--version", action="version", version=f"lakejob {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator")
     run.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable; globs)")

@@ -114,3 +114,12 @@ def test_lakejob_settings_prints_the_values_in_effect(monkeypatch: pytest.Monkey
     monkeypatch.setenv("LAKEJOB_SPARK_UID", "root")
     assert cli.main(["settings"]) == 2
     assert "LAKEJOB_SPARK_UID: must be an integer, got root" in capsys.readouterr().err
+
+
+def test_lakejob_version_is_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"lakejob {metadata.version('lakejob')}\n"
