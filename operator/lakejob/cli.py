@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
-    from lakejob import leader, operator
+    from lakejob import leader, logs, operator
     from lakejob.settings import Settings
 
     if not args.all_namespaces and not args.namespace:
@@ -29,6 +28,9 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = Settings.from_env()
+        # The flags over the environment (argparse has checked their values).
+        settings = settings.model_copy(update={k: v for k, v in (("log_format", args.log_format),
+                                                                  ("log_level", args.log_level)) if v})
         timing = leader.Timing(settings.leader_lease_duration_s, settings.leader_renew_deadline_s,
                                settings.leader_retry_period_s)
     except ValueError as e:
@@ -39,11 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         print("lakejob run: --leader-elect: say where the Lease is: --leader-elect-namespace NS or POD_NAMESPACE",
               file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        # kopf logs every handler call at INFO: per object and event, too much at thousands of jobs.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    logs.configure(settings.log_format, settings.log_level)
     loop = None
     elector = None
     if args.leader_elect and lease_namespace:
@@ -94,6 +92,7 @@ def _crds(args: argparse.Namespace) -> int:
 
 
 def _gateway(args: argparse.Namespace) -> int:
+    from lakejob import logs
     from lakejob.gateway import identity, server
 
     if args.keys:
@@ -102,8 +101,7 @@ def _gateway(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as e:
             print(f"lakejob gateway: --keys: {e}", file=sys.stderr)
             return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("text", "debug" if args.verbose else "info")
     server.serve(args.port, args.keys, args.namespace)
     return 0
 
@@ -153,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--leader-elect-lease", default=None,
                      help="name of the Lease (default: LAKEJOB_LEADER_LEASE_NAME, else lakejob)")
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
-    run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("--log-format", choices=["text", "json"], default=None,
+                     help="log lines as text or JSON objects (default: LAKEJOB_LOG_FORMAT, else text)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
+                     help="lowest level logged; debug adds kopf's per-event lines (default: LAKEJOB_LOG_LEVEL, "
+                          "else info)")
     run.set_defaults(func=_run)
     gw = sub.add_parser("gateway", help="serve the vendors' REST APIs (Livy, DLI, BatchCompute) over lakejob's "
                                         "resources, acting as each caller (docs/gateway.md)")

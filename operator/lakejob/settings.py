@@ -209,6 +209,13 @@ class Settings(BaseSettings):
         description="Period of the renewals and of a standby's attempts.")
     # Observability
     metrics_port: int = Field(9090, ge=0, le=65535, description="Port of the Prometheus metrics; 0: none served.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text` (one line per record) or `json` (one JSON object per line: time, level, logger, "
+                            "message, and kind, namespace, name, from, to, reason where a record is about an object); "
+                            "kopf's own records too. `lakejob run --log-format` overrides it.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level logged: at `info`, one line per state change and what goes wrong; "
+                            "`debug` adds kopf's per-event handler lines. `lakejob run --log-level` overrides it.")
     # Object stores and the package store (render.packages)
     fetcher_image: str = Field(
         "ghcr.io/lakejob/operator:0.1.0",
@@ -354,6 +361,11 @@ class Settings(BaseSettings):
             raise ValueError("expected https://{account}.blob.core.windows.net or, for an emulator, "
                              "http://HOST:PORT/{account}")
         return url
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     # ------------------------------------------------------------------ building
 

@@ -38,7 +38,7 @@ import kopf
 from pydantic import BaseModel, ValidationError
 
 from lakejob import kube as kubemod
-from lakejob import metrics
+from lakejob import logs, metrics
 from lakejob.crds import GROUP, VERSION
 from lakejob.http import Http
 from lakejob.models.common import Condition, describe_errors, now_iso, set_condition
@@ -682,11 +682,17 @@ class Reconciler(ABC):
         patch.update({k: None for k in old if k not in new})
         rv = await self.kube.patch_status(API_VERSION, self.kind, meta["namespace"], meta["name"], patch)
         self._written[meta["uid"]] = (rv, new)
-        self._count_transition(old.get(self.state_field), new.get(self.state_field), new.get("reason"))
+        self._transitioned(meta, old.get(self.state_field), new.get(self.state_field), new.get("reason"))
 
-    def _count_transition(self, old: str | None, new: str | None, reason: str | None) -> None:
+    def _transitioned(self, meta: Mapping[str, Any], old: str | None, new: str | None, reason: str | None) -> None:
+        """A state change, written: one info line (the only one per object at info; in JSON its
+        fields kind, namespace, name, from, to, reason) and the transition metrics."""
         if new is None or new == old:
             return
+        log.info("%s %s/%s: %s → %s (%s)", self.kind, meta["namespace"], meta["name"], old or "none", new,
+                 reason or "no reason", extra=logs.about({"kind": self.kind, "namespace": meta["namespace"],
+                                                         "name": meta["name"], "from": old, "to": new,
+                                                         "reason": reason}))
         if old is None:
             metrics.SUBMISSIONS.labels(self.kind).inc()
         metrics.TRANSITIONS.labels(self.kind, new).inc()
