@@ -31,7 +31,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import aiohttp
 import kopf
@@ -217,6 +217,23 @@ def cr_key(body: Mapping[str, Any]) -> Key:
     return meta["namespace"], short_name(meta["name"])
 
 
+class _Slots(asyncio.Semaphore):
+    """The bound on a kind's passes at once, counting the slots held as lakejob_reconciles_in_flight."""
+
+    def __init__(self, value: int, kind: str) -> None:
+        super().__init__(value)
+        self._held = metrics.IN_FLIGHT.labels(kind)
+
+    async def acquire(self) -> Literal[True]:
+        await super().acquire()  # a cancelled wait raises here: nothing held, nothing counted
+        self._held.inc()
+        return True
+
+    def release(self) -> None:
+        self._held.dec()
+        super().release()
+
+
 class Reconciler(ABC):
     kind: ClassVar[str]
     plural: ClassVar[str]
@@ -258,6 +275,7 @@ class Reconciler(ABC):
         self._listed_before: set[str] = set()  # resources past their first listing: the next is a re-list
         self._relisted_at = 0.0  # when the last re-list of any of them began (monotonic)
         metrics.STATES.sources[self.kind] = lambda: [self.state_of(b) for b in self.bodies.values()]
+        metrics.QUEUE_DEPTH.labels(self.kind).set_function(lambda: len(self._queued))
 
     # ------------------------------------------------------------------ inputs from kopf
 
@@ -499,7 +517,7 @@ class Reconciler(ABC):
 
     def _slot(self) -> asyncio.Semaphore:
         if self._slots is None:  # made lazily: it must belong to the running loop
-            self._slots = asyncio.Semaphore(self.settings.max_concurrent_reconciles)
+            self._slots = _Slots(self.settings.max_concurrent_reconciles, self.kind)
         return self._slots
 
     async def reconcile(self, key: Key) -> None:
@@ -682,11 +700,12 @@ class Reconciler(ABC):
         patch.update({k: None for k in old if k not in new})
         rv = await self.kube.patch_status(API_VERSION, self.kind, meta["namespace"], meta["name"], patch)
         self._written[meta["uid"]] = (rv, new)
-        self._transitioned(meta, old.get(self.state_field), new.get(self.state_field), new.get("reason"))
+        self._transitioned(meta, old.get(self.state_field), new)
 
-    def _transitioned(self, meta: Mapping[str, Any], old: str | None, new: str | None, reason: str | None) -> None:
+    def _transitioned(self, meta: Mapping[str, Any], old: str | None, status: Mapping[str, Any]) -> None:
         """A state change, written: one info line (the only one per object at info; in JSON its
         fields kind, namespace, name, from, to, reason) and the transition metrics."""
+        new, reason = status.get(self.state_field), status.get("reason")
         if new is None or new == old:
             return
         log.info("%s %s/%s: %s → %s (%s)", self.kind, meta["namespace"], meta["name"], old or "none", new,
@@ -700,6 +719,16 @@ class Reconciler(ABC):
             metrics.FAILURES.labels(self.kind, reason or "unknown").inc()
         if new in self.retry_states:
             metrics.RETRIES.labels(self.kind).inc()
+        if new in self.terminal_states and old not in self.terminal_states:
+            started = self.run_started_ms(status)
+            if started is not None:
+                metrics.RUN_SECONDS.labels(self.kind).observe(max(0.0, (self.now_ms() - started) / 1000))
+
+    def run_started_ms(self, status: Mapping[str, Any]) -> int | None:
+        """When the run now ending started (lakejob_run_duration_seconds): `create_time`, the CR's
+        creation, which DLI's job duration counts from too; None: not observed."""
+        started = status.get("create_time")
+        return started if isinstance(started, int) else None
 
     async def post_events(self, body: Mapping[str, Any], events: Iterable[tuple[str, str, str]]) -> None:
         obj = {"apiVersion": API_VERSION, "kind": self.kind, "metadata": body["metadata"]}

@@ -119,6 +119,11 @@ class DagJobReconciler(base.Reconciler):
         self._slots_held: set[str] = set()  # uids of the DagJobs holding a Running slot
         self._specs: dict[str, tuple[int, DagJobSpec | None, str | None]] = {}  # uid → (generation, parsed)
 
+    def run_started_ms(self, status: Mapping[str, Any]) -> int | None:
+        """StartTime, when it left the Waiting queue (BatchCompute's run time: StartTime to EndTime);
+        a DagJob that ends without ever running (refused, stopped while Waiting) has no run to time."""
+        return base.ms(status.get("StartTime"))
+
     # ------------------------------------------------------------------ observe
 
     def _state(self, body: Mapping[str, Any]) -> str | None:
