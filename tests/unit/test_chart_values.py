@@ -55,6 +55,8 @@ def _set(path: str, value: Any) -> dict[str, Any]:
     ("spark.imageTemplate", "apache/spark:3.5", "spark.imageTemplate"),
     ("notifications.topics", {"ops": "ftp://x"}, "notifications.topics.ops"),
     ("metrics.port", 70000, "metrics.port"),
+    ("logFormat", "xml", "logFormat"),
+    ("logLevel", "trace", "logLevel"),
     ("image.pullPolicy", "Sometimes", "image.pullPolicy"),
     ("timeouts.schedulingSeconds", 0, "timeouts.schedulingSeconds"),
     ("extraEnv", [{"name": "PATH", "value": "/x"}], "extraEnv.0.name"),
