@@ -79,6 +79,10 @@ def _priority_classes(text: str) -> tuple[tuple[int, str], ...]:
     return tuple(bands)
 
 
+# The operator's image as released (the chart's image.repository:appVersion): what an operator
+# outside a pod runs its fetch/upload containers from when LAKEJOB_FETCHER_IMAGE is empty.
+RELEASED_IMAGE = "ghcr.io/lakejob/operator:0.1.0"
+
 # What a user's pod customisation may ask for only where the operator's policy allows it (lakejob.policy).
 POD_POLICY_FEATURES = ("serviceAccountName", "hostPath", "hostNetwork", "hostPID", "hostIPC", "privileged",
                        "capabilities")
@@ -171,8 +175,9 @@ class Settings:
     metrics_port: int = 9090  # 0 disables the metrics endpoint
     # Object stores and the package store (render.packages). The image of the `fetch` init
     # containers (Spark drivers, Flink pods, DagJob tasks) and of a DagJob task's `upload` sidecar
-    # (`lakejob-oss`): the operator's own, as the chart names it (image.repository:appVersion).
-    fetcher_image: str = "ghcr.io/lakejob/operator:0.1.0"
+    # (`lakejob-oss`). Empty: the operator's own, learnt from its pod at start-up (lakejob.own_image),
+    # so that whatever set the operator's image (Helm, a kustomize `images:` override) sets this too.
+    fetcher_image: str = ""
     # Where DLI package names (`group/name`, `name`) live: s3://BUCKET/PREFIX/ (obs:// and s3a:// mean
     # the same store) or oss://…; empty: a package name is refused, naming this setting.
     packages_url: str = ""

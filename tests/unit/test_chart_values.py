@@ -89,13 +89,14 @@ def test_every_setting_the_chart_passes_is_one_the_operator_reads() -> None:
 def test_dag_defaults_agree_with_the_operator_settings() -> None:
     """The chart passes its values as LAKEJOB_* settings; where it passes nothing special the
     operator's own defaults must say the same, so a bare `lakejob run` behaves like the chart."""
-    from lakejob.settings import Settings
+    from lakejob.settings import RELEASED_IMAGE, Settings
 
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     defaults = Settings()
-    # fetch/upload run the operator's own image (it has lakejob-oss): "" in the chart means that.
-    assert VALUES["stores"]["fetcherImage"] == ""
-    assert defaults.fetcher_image == f"{VALUES['image']['repository']}:{chart['appVersion']}"
+    # fetch/upload run the operator's own image (it has lakejob-oss): "" in both means that
+    # (lakejob.own_image); outside a pod the released image, the chart's default one.
+    assert VALUES["stores"]["fetcherImage"] == defaults.fetcher_image == ""
+    assert RELEASED_IMAGE == f"{VALUES['image']['repository']}:{chart['appVersion']}"
     assert VALUES["dag"]["uploadGraceSeconds"] == defaults.dag_upload_grace_s
     stores = VALUES["stores"]
     assert stores["oss"] == {"endpoint": defaults.oss_endpoint, "addressingStyle": defaults.oss_addressing_style,
