@@ -66,12 +66,22 @@ def _set(path: str, value: Any) -> dict[str, Any]:
     ("stores.packagesUrl", "https://example.com/pkgs", "stores.packagesUrl"),
     ("stores.secretName", "Store_Keys", "stores.secretName"),
     ("spark.requestCores", "a lot", "spark.requestCores"),
+    ("dag.priorityClasses.preemptionPolicy", "Always", "dag.priorityClasses.preemptionPolicy"),
+    ("imagePullSecrets", ["regcred"], "imagePullSecrets.0"),
+    ("serviceAccount.name", "Operator_SA", "serviceAccount.name"),
+    ("serviceAccount.token", True, "serviceAccount"),
+    ("priorityClassName", "High Priority", "priorityClassName"),
+    ("topologySpreadConstraints", {"maxSkew": 1}, "topologySpreadConstraints"),
     ("unknownKey", 1, ""),
 ])
 def test_bad_values_are_rejected_naming_the_key(path: str, value: Any, where: str) -> None:
     found = errors(_set(path, value))
     assert found, f"{path}={value!r} was accepted"
     assert any(e.startswith(f"{where}:") for e in found), found
+
+
+def test_global_takes_whatever_a_parent_chart_shares() -> None:
+    assert errors(_set("global", {"imageRegistry": "registry.example", "labels": {"team": "data"}})) == []
 
 
 def test_every_setting_the_chart_passes_is_one_the_operator_reads() -> None:
