@@ -98,7 +98,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     fence = None
     if elector is not None:
         # Renew before anything else: time has passed since the Lease was acquired (kopf's start).
-        STATE.renewal = asyncio.get_running_loop().create_task(elector.keep())
+        # Once: kopf runs this handler again after an error below (e.g. a 503 reading our own pod).
+        if STATE.renewal is None:
+            STATE.renewal = asyncio.get_running_loop().create_task(elector.keep())
         fence = elector.fence
     kube = await Kube.connect()
     kube.fence = fence
