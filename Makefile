@@ -3,6 +3,7 @@
 #   make test   unit tests, then e2e tests on the local cluster (builds binaries and images once)
 #   make test-faults  kill -9 mid-burst, apiserver+etcd down, a watch cut past compaction (docs/reliability.md)
 #   make images build the container images (Spark, Flink, operator, node's pause) into the cache
+#   make image  only the operator's image, exported to dist/lakejob-operator-<version>.tar for your cluster
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ CLUSTER := $(PY) hack/cluster/cluster.py
 export LAKEJOB_CACHE ?= $(HOME)/.cache/lakejob
 
 
-.PHONY: help venv tools images cluster cluster-down kubeconfig crds deploy argocd docs typecheck unit e2e test test-faults demo bench clean
+.PHONY: help venv tools image images cluster cluster-down kubeconfig crds deploy argocd docs typecheck unit e2e test test-faults demo bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -37,6 +38,11 @@ tools:
 # The images the real node runs, built without a registry, cached by the hash of their inputs.
 images:
 	@$(PY) images/build.py build
+
+# The operator's image alone, as a docker-archive to load where your cluster runs (docs/install.md):
+# kind load image-archive, k3d image import, or docker load then docker tag + push to a registry.
+image:
+	@$(PY) images/build.py build --out dist operator
 
 cluster: tools images
 	@$(CLUSTER) up

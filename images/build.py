@@ -8,6 +8,9 @@ tests (`names`, for the references), and hack/cluster/cluster.py, which imports 
 node's containerd. Standard library only: it runs before the project's virtualenv exists.
 
     python3 images/build.py build [NAME...]          build (default: all), skip what is up to date
+    python3 images/build.py build --out DIR [NAME...]
+                                                     and copy each tar to DIR/lakejob-NAME-TAG.tar, for
+                                                     kind load image-archive, k3d image import, docker load
     python3 images/build.py load --address SOCK [--state DIR] [NAME...]
                                                      import into containerd namespace k8s.io
     python3 images/build.py names                    name<TAB>reference, one image a line
@@ -778,6 +781,24 @@ def build(wanted: Iterable[str] | None = None) -> dict[str, Path]:
     return {name: tar_path(name, hashes[name]) for name in asked}
 
 
+def export(built: Mapping[str, Path], out: Path) -> dict[str, Path]:
+    """Copy each built tar to OUT/lakejob-NAME-TAG.tar (`make image`): a stable name to hand to
+    `kind load image-archive`, `k3d image import` or `docker load`, which name the image as its
+    reference says (lakejob.local/NAME:TAG). Written under a temporary name first."""
+    images = catalog()
+    out.mkdir(parents=True, exist_ok=True)
+    copies = {}
+    for name, tar in built.items():
+        reference = images[name].reference
+        dest = out / f"lakejob-{name}-{reference.rpartition(':')[2]}.tar"
+        partial = dest.with_name(dest.name + ".part")
+        shutil.copyfile(tar, partial)
+        partial.replace(dest)
+        print(f"images: {name} exported to {_shown(dest)} ({reference})", flush=True)
+        copies[name] = dest
+    return copies
+
+
 # --- loading into containerd ----------------------------------------------------------------------------
 
 def _ctr(address: str, *args: str, timeout: float = 600) -> str:
@@ -843,6 +864,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="images/build.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
     p_build = sub.add_parser("build", help="build the images (default: all); up-to-date ones are skipped")
+    p_build.add_argument("--out", type=Path, default=None,
+                         help="also copy each image's tar to OUT/lakejob-NAME-TAG.tar (docker-archive)")
     p_build.add_argument("names", nargs="*", metavar="NAME")
     p_load = sub.add_parser("load", help="import the built images into containerd's k8s.io namespace")
     p_load.add_argument("--address", required=True, help="containerd's socket")
@@ -854,7 +877,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupted)  # a kill runs the same clean-up as Ctrl-C
     try:
         if args.verb == "build":
-            build(args.names)
+            built = build(args.names)
+            if args.out is not None:
+                export(built, args.out)
         elif args.verb == "load":
             loaded = load(args.address, args.state, args.names)
             print(f"images: {len(loaded)} image(s) imported" if loaded else "images: containerd has them all")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Iterable
 from typing import Any, cast
@@ -17,6 +18,7 @@ from typing import Any, cast
 import kopf
 import prometheus_client
 
+from lakejob import own_image
 from lakejob.controllers import base
 from lakejob.controllers import dagjob  # noqa: F401  (registers the DagJob handlers)
 from lakejob.controllers import flinkjarjob  # noqa: F401  (registers the FlinkJarJob handlers)
@@ -96,11 +98,19 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     fence = None
     if elector is not None:
         # Renew before anything else: time has passed since the Lease was acquired (kopf's start).
-        STATE.renewal = asyncio.get_running_loop().create_task(elector.keep())
+        # Once: kopf runs this handler again after an error below (e.g. a 503 reading our own pod).
+        if STATE.renewal is None:
+            STATE.renewal = asyncio.get_running_loop().create_task(elector.keep())
         fence = elector.fence
     kube = await Kube.connect()
     kube.fence = fence
     STATE.kube = kube
+    # Before any reconciler exists: every fetch/upload container they render needs the image.
+    try:
+        STATE.settings = await own_image.resolve(STATE.settings, kube, os.environ)
+    except own_image.OwnImageError as e:
+        # A setting or RBAC to fix, not a moment to wait out: stop (the pod's log says why).
+        raise kopf.PermanentError(str(e)) from e
     http = STATE.http = Http()
     notifier = Notifier(http, retries=STATE.settings.notify_retries, timeout_s=STATE.settings.notify_timeout_s,
                         fence=fence)

@@ -41,6 +41,10 @@ def _map_text(value: Mapping[Any, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in value.items())
 
 
+# The operator's image as released (the chart's image.repository:appVersion): what an operator
+# outside a pod runs its fetch/upload containers from when LAKEJOB_FETCHER_IMAGE is empty.
+RELEASED_IMAGE = "ghcr.io/lakejob/operator:0.1.0"
+
 # What a user's pod customisation may ask for only where the operator's policy allows it (lakejob.policy).
 POD_POLICY_FEATURES = ("serviceAccountName", "hostPath", "hostNetwork", "hostPID", "hostIPC", "privileged",
                        "capabilities")
@@ -218,9 +222,11 @@ class Settings(BaseSettings):
                             "`debug` adds kopf's per-event handler lines. `lakejob run --log-level` overrides it.")
     # Object stores and the package store (render.packages)
     fetcher_image: str = Field(
-        "ghcr.io/lakejob/operator:0.1.0",
+        "",
         description="Image of the `fetch` init containers (Spark drivers, Flink pods, DagJob tasks) and of a DagJob "
-                    "task's `upload` sidecar (`lakejob-oss`): the operator's own, as the chart names it.")
+                    "task's `upload` sidecar (`lakejob-oss`). Empty: the operator's own, read from its pod at "
+                    "start-up, so whatever set the operator's image (Helm, a kustomize `images:` override) sets "
+                    "this too; outside a pod, the released image.")
     packages_url: str = Field(
         "", description="Where DLI package names (`group/name`, `name`) live: `s3://BUCKET/PREFIX/` (`obs://` and "
                         "`s3a://` mean the same store) or `oss://…`; empty: a package name is refused, naming this "

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.kubectl import CACHE, Kubectl, Operator
+from tests.e2e.kubectl import CACHE, KUBE_VERSION, Kubectl, Operator
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "hack" / "cluster" / "cluster.py"
@@ -87,7 +87,7 @@ class FaultCluster:
         kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd",
                     "-l", "app.kubernetes.io/part-of=lakejob")
         rendered = subprocess.run([str(CACHE / "bin" / "helm"), "template", "x", str(ROOT / "charts" / "lakejob"),
-                                   "--show-only", "templates/priorityclasses.yaml"],
+                                   "--show-only", "templates/priorityclasses.yaml", "--kube-version", KUBE_VERSION],
                                   check=True, capture_output=True, text=True).stdout
         kubectl.run("apply", "-f", "-", stdin=rendered)  # DagJob pods name the chart's PriorityClasses
         return kubectl

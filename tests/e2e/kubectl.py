@@ -19,6 +19,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 CACHE = Path(os.environ.get("LAKEJOB_CACHE", Path.home() / ".cache" / "lakejob"))
 KUBECTL = str(CACHE / "bin" / "kubectl")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
+# `helm template` checks Chart.yaml's kubeVersion against this (not the helm binary's assumption).
+from render_deploy import KUBE_VERSION  # noqa: E402  (hack/render_deploy.py)
 
 
 class Kubectl:

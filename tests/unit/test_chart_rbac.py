@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from lakejob import crds
+from tests.unit.chart import KUBE_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "lakejob"
@@ -55,7 +56,8 @@ def template_without_helm(path: Path) -> list[dict[str, Any]]:
 
 
 def helm_template(*sets: str) -> list[dict[str, Any]]:
-    args = [str(HELM), "template", "lakejob", str(CHART), "--namespace", "lakejob-system", "--skip-crds"]
+    args = [str(HELM), "template", "lakejob", str(CHART), "--namespace", "lakejob-system", "--skip-crds",
+            "--kube-version", KUBE_VERSION]
     for s in sets:
         args += ["--set", s]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout

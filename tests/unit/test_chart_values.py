@@ -68,12 +68,22 @@ def _set(path: str, value: Any) -> dict[str, Any]:
     ("stores.packagesUrl", "https://example.com/pkgs", "stores.packagesUrl"),
     ("stores.secretName", "Store_Keys", "stores.secretName"),
     ("spark.requestCores", "a lot", "spark.requestCores"),
+    ("dag.priorityClasses.preemptionPolicy", "Always", "dag.priorityClasses.preemptionPolicy"),
+    ("imagePullSecrets", ["regcred"], "imagePullSecrets.0"),
+    ("serviceAccount.name", "Operator_SA", "serviceAccount.name"),
+    ("serviceAccount.token", True, "serviceAccount"),
+    ("priorityClassName", "High Priority", "priorityClassName"),
+    ("topologySpreadConstraints", {"maxSkew": 1}, "topologySpreadConstraints"),
     ("unknownKey", 1, ""),
 ])
 def test_bad_values_are_rejected_naming_the_key(path: str, value: Any, where: str) -> None:
     found = errors(_set(path, value))
     assert found, f"{path}={value!r} was accepted"
     assert any(e.startswith(f"{where}:") for e in found), found
+
+
+def test_global_takes_whatever_a_parent_chart_shares() -> None:
+    assert errors(_set("global", {"imageRegistry": "registry.example", "labels": {"team": "data"}})) == []
 
 
 def test_every_setting_the_chart_passes_is_one_the_operator_reads() -> None:
@@ -90,13 +100,14 @@ def test_every_setting_the_chart_passes_is_one_the_operator_reads() -> None:
 def test_dag_defaults_agree_with_the_operator_settings() -> None:
     """The chart passes its values as LAKEJOB_* settings; where it passes nothing special the
     operator's own defaults must say the same, so a bare `lakejob run` behaves like the chart."""
-    from lakejob.settings import Settings
+    from lakejob.settings import RELEASED_IMAGE, Settings
 
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     defaults = Settings()
-    # fetch/upload run the operator's own image (it has lakejob-oss): "" in the chart means that.
-    assert VALUES["stores"]["fetcherImage"] == ""
-    assert defaults.fetcher_image == f"{VALUES['image']['repository']}:{chart['appVersion']}"
+    # fetch/upload run the operator's own image (it has lakejob-oss): "" in both means that
+    # (lakejob.own_image); outside a pod the released image, the chart's default one.
+    assert VALUES["stores"]["fetcherImage"] == defaults.fetcher_image == ""
+    assert RELEASED_IMAGE == f"{VALUES['image']['repository']}:{chart['appVersion']}"
     assert VALUES["dag"]["uploadGraceSeconds"] == defaults.dag_upload_grace_s
     stores = VALUES["stores"]
     assert stores["oss"] == {"endpoint": defaults.oss_endpoint, "addressingStyle": defaults.oss_addressing_style,

@@ -18,7 +18,7 @@ from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
 OWNER = Owner("lakejob.io/v1alpha1", "DagJob", "etl", "ns", "uid-9")
-SETTINGS = Settings(dag_images={"img-ubuntu": "ubuntu:24.04"})
+SETTINGS = Settings(dag_images={"img-ubuntu": "ubuntu:24.04"}, fetcher_image="registry.example/lakejob/operator:1.2")
 
 
 def command(**extra: Any) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def test_fetcher_init_container_gets_package_inputs_and_mounts() -> None:
                     Mounts={"Entries": [{"Source": "oss://bucket/m/", "Destination": "/mnt/m"}]}))
     pod = j["spec"]["template"]["spec"]
     fetch, upload = pod["initContainers"]
-    assert fetch["image"] == SETTINGS.fetcher_image == "ghcr.io/lakejob/operator:0.1.0"
+    assert fetch["image"] == "registry.example/lakejob/operator:1.2"
     assert fetch["command"] == ["lakejob-oss", "fetch"] and "restartPolicy" not in fetch
     assert fetch["args"] == ["--package", "oss://bucket/pkg/w.tar.gz", "--into", dag.WORKDIR,
                              "--map", "oss://bucket/in/=/data/in/", "--map", "oss://bucket/one.csv=/data/one.csv",

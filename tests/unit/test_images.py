@@ -159,6 +159,25 @@ def test_tars_are_named_by_the_hash_under_lakejob_cache(tmp_path: Path, monkeypa
     assert images.tar_path("spark", "0123456789abcdef" * 4) == tmp_path / "images" / "spark-0123456789ab.tar"
 
 
+def test_build_out_exports_an_up_to_date_tar_under_its_reference(tmp_path: Path) -> None:
+    """`make image`: nothing is rebuilt when the tar for the inputs' hash exists; it is copied to
+    OUT under a name that says what it is."""
+    cache = tmp_path / "cache"
+    digest = images.image_hashes(images.catalog())["operator"]
+    cached = cache / "images" / f"operator-{digest[:12]}.tar"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"docker-archive bytes")
+    r = subprocess.run([sys.executable, str(SCRIPT), "build", "--out", str(tmp_path / "dist"), "operator"],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "LAKEJOB_CACHE": str(cache)})
+    assert r.returncode == 0, r.stderr
+    reference = images.names()["operator"]
+    exported = tmp_path / "dist" / f"lakejob-operator-{reference.rpartition(':')[2]}.tar"
+    assert exported.read_bytes() == b"docker-archive bytes"
+    assert r.stdout.splitlines() == ["images: operator up to date",
+                                     f"images: operator exported to {exported} ({reference})"]
+    assert [p.name for p in (tmp_path / "dist").iterdir()] == [exported.name]  # no partial file left
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["build", "nope"], "images: no image named 'nope': `python3 images/build.py names` lists them"),
     (["load", "--address", "/nonexistent/containerd.sock"],

@@ -1,9 +1,16 @@
-"""lakejob.operator's kopf wiring: the diff base that keeps nothing is safe only while no handler needs one."""
+"""lakejob.operator's kopf wiring: the diff base that keeps nothing is safe only while no handler needs
+one; start-up hands every reconciler the fetch/upload image read from the operator's own pod."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
 import kopf
+import pytest
 
 from lakejob import operator
+from lakejob.kube import KubeError
+from lakejob.settings import Settings
 
 
 def test_no_handler_needs_a_diff_base() -> None:
@@ -22,3 +29,50 @@ def test_the_diff_base_is_empty_and_never_stored() -> None:
                       "status": {"s": 1}})
     assert storage.build(body=body) == {}
     assert storage.fetch(body=body) is None
+
+
+class _OwnPod:
+    """Kube as the start-up handler uses it: connect, then read the operator's own pod."""
+
+    fence = None
+
+    def __init__(self, status: int = 200):
+        self.status = status
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.status != 200:
+            raise KubeError(self.status, "pods is forbidden", f"get Pod {name}")
+        return {"metadata": {"name": name}, "spec": {"containers": [{"name": "operator", "image": "mirror/lj:3"}]}}
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[_OwnPod], Awaitable[None]]]:
+    """operator.startup against a fake own pod, run in a pod (POD_NAME/POD_NAMESPACE), no metrics."""
+    monkeypatch.setenv("POD_NAME", "lakejob-abc")
+    monkeypatch.setenv("POD_NAMESPACE", "lakejob-system")
+    monkeypatch.setattr(operator.STATE, "settings", Settings(metrics_port=0))
+    for name, value in (("elector", None), ("kube", None), ("http", None), ("reconcilers", {}), ("background", [])):
+        monkeypatch.setattr(operator.STATE, name, value)  # put back afterwards
+
+    async def start(kube: _OwnPod) -> None:
+        async def connect() -> _OwnPod:
+            return kube
+        monkeypatch.setattr(operator.Kube, "connect", staticmethod(connect))
+        await operator.startup(settings=kopf.OperatorSettings())
+
+    yield start
+    for task in operator.STATE.background:
+        task.cancel()
+
+
+async def test_every_reconciler_gets_the_image_of_the_operators_own_container(
+        started: Callable[[_OwnPod], Awaitable[None]]) -> None:
+    await started(_OwnPod())
+    assert operator.STATE.settings.fetcher_image == "mirror/lj:3"
+    assert {r.settings.fetcher_image for r in operator.STATE.reconcilers.values()} == {"mirror/lj:3"}
+
+
+async def test_an_unreadable_own_pod_stops_the_operator_saying_why(
+        started: Callable[[_OwnPod], Awaitable[None]]) -> None:
+    with pytest.raises(kopf.PermanentError, match="grant get on pods in my namespace"):
+        await started(_OwnPod(status=403))

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OWNER = Owner("lakejob.io/v1alpha1", "SparkBatch", "dli", "team-a", "uid-1")
 STORE = Settings(packages_url="s3://dli-packages/team-a/", s3_endpoint="http://10.244.0.1:9000",
                  s3_addressing_style="path", store_secret="store-keys", spark_images={"2.3.2": "lakejob.local/spark:4.0.1"},
-                 spark_image_template="")
+                 spark_image_template="", fetcher_image="lakejob.local/operator:0.1.0")
 P = packages.PACKAGES_DIR
 
 
@@ -53,7 +53,7 @@ def test_the_dli_example_gets_every_package_as_a_local_file_fetched_before_the_d
     assert main["args"][-1] == f"{P}/batchTest/spark-examples_2.11-2.1.0.luxor.jar"
     assert {"name": packages.VOLUME, "mountPath": P, "readOnly": True} in main["volumeMounts"]
     assert fetch["securityContext"]["readOnlyRootFilesystem"] is True
-    assert fetch["image"] == STORE.fetcher_image
+    assert fetch["image"] == "lakejob.local/operator:0.1.0"
     props = r.properties(spec, OWNER, resolve_sizing(spec), 1, STORE, r.batch_conf(spec, STORE))
     assert props["spark.jars"].split(",") == [f"{P}/{n}" for n in (
         "demo-1.0.0.jar", "groupTest/testJar.jar", "kafka-clients-0.10.0.0.jar", "groupTestJar/testJar.jar",

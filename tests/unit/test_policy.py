@@ -38,6 +38,7 @@ from lakejob.render import flink as render_flink
 from lakejob.render import spark as render_spark
 from lakejob.render.common import Owner
 from lakejob.settings import POD_POLICY_FEATURES, PodPolicy, Settings
+from tests.unit.chart import KUBE_VERSION
 
 NS = "team-a"
 SETTINGS = Settings()
@@ -418,6 +419,7 @@ def test_chart_values_schema_takes_the_policy_and_refuses_unknown_features() -> 
 @pytest.mark.skipif(not HELM.exists(), reason=f"no helm at {HELM} (make tools builds it)")
 def test_chart_passes_the_policy_as_the_operators_setting() -> None:
     out = subprocess.run([str(HELM), "template", "x", str(CHART), "--show-only", "templates/deployment.yaml",
+                          "--kube-version", KUBE_VERSION,
                           "--set", "policy.allow={serviceAccountName,capabilities}",
                           "--set", "policy.allowInNamespaces.ops={hostNetwork,hostPID}"],
                          check=True, capture_output=True, text=True).stdout
