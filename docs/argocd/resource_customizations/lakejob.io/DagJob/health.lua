@@ -9,7 +9,7 @@ local health = {
 local hs = {}
 if obj.metadata.deletionTimestamp ~= nil then
   hs.status = "Progressing"
-  hs.message = "Being deleted"
+  hs.message = "Pending deletion"
   return hs
 end
 local status = obj.status

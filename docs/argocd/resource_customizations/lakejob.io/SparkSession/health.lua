@@ -17,7 +17,7 @@ local byReason = {
 local hs = {}
 if obj.metadata.deletionTimestamp ~= nil then
   hs.status = "Progressing"
-  hs.message = "Being deleted"
+  hs.message = "Pending deletion"
   return hs
 end
 local status = obj.status
