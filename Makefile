@@ -56,9 +56,9 @@ kubeconfig:
 crds: venv
 	@$(BIN)/lakejob crds --output crds --chart charts/lakejob/crds
 
-# Argo CD health checks, one per kind, from one template; a test fails when they drift.
-argocd:
-	@$(PY) hack/render_argocd.py
+# Argo CD health checks and actions (docs/argocd), from one generator; a test fails when they drift.
+argocd: venv
+	@$(BIN)/python hack/render_argocd.py
 
 # docs/settings.md is generated from lakejob.settings; a test fails when it drifts.
 docs: venv

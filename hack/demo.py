@@ -34,7 +34,7 @@ import cluster  # noqa: E402  (hack/cluster/cluster.py)
 
 KUBECTL = str(cluster.BIN / "kubectl")
 sys.path.insert(0, str(ROOT / "hack"))
-import render_argocd  # noqa: E402  (the state → health table of every kind)
+import render_argocd  # noqa: E402  (Argo CD's state → health table of every kind)
 import incluster  # noqa: E402  (hack/incluster.py: the chart from the local images, on the real node)
 import store  # noqa: E402  (hack/store.py: the packages the DLI example names)
 
@@ -197,10 +197,18 @@ def show_flink_and_dag() -> None:
             print(f"      {obj['Key'].rsplit('/', 1)[-1]}: {text}")
 
 
-def health(item: dict[str, object]) -> str:
-    field, table, _ = render_argocd.HEALTH[str(item["kind"])]
-    state = ((item.get("status") or {}) or {}).get(field)  # type: ignore[union-attr]
-    return table.get(str(state), "Progressing") if state else "Progressing"
+ARGOCD_KINDS = {k.name: k for k in render_argocd.KINDS}
+
+
+def health(item: dict[str, Any]) -> str:
+    """Argo CD's health of an object, as docs/argocd's health.lua has it (its table, read in Python)."""
+    k = ARGOCD_KINDS[str(item["kind"])]
+    status = item.get("status") or {}
+    state = status.get(k.field)
+    if not state:
+        return "Progressing"
+    by_reason = (k.by_reason or {}).get((state, status.get("reason") or ""))
+    return by_reason[0] if by_reason else k.health.get(state, "Progressing")
 
 
 def main() -> int:
