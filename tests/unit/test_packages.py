@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lakejob.controllers import sparkbatch, sparkbatch_decide
+from lakejob.controllers import pods, sparkbatch_decide
 from lakejob.controllers.sparkbatch_decide import DriverObs, Meta, Observed, decide
 from lakejob.models.spark import ExecutorCounts, resolve_sizing
 from lakejob.models.sparkbatch import SparkBatchSpec, SparkBatchStatus
@@ -177,7 +177,7 @@ def running_status() -> SparkBatchStatus:
 
 
 def observed_driver(pod: dict[str, Any]) -> DriverObs:
-    summary = sparkbatch.summarize_pod(pod)
+    summary = pods.summarize_pod(pod)
     return DriverObs(**{k: v for k, v in summary.items() if k in DriverObs.__dataclass_fields__})
 
 

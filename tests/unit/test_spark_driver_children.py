@@ -1,4 +1,4 @@
-"""SparkReconciler.ensure_driver_children (controllers.sparkbatch): what a Spark kind's pass creates
+"""SparkReconciler.ensure_driver_children (controllers.spark_driver): what a Spark kind's pass creates
 beside its driver, against a fake API that records the creates."""
 from __future__ import annotations
 

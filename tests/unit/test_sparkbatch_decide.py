@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from lakejob.controllers.sparkbatch import observe_pods, parse_spec, summarize_pod
+from lakejob.controllers.pods import summarize_pod
+from lakejob.controllers.spark_driver import observe_pods
+from lakejob.controllers.sparkbatch import parse_spec
 from lakejob.controllers.sparkbatch_decide import (
     driver_output,
     headline,

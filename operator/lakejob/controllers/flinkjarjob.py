@@ -32,7 +32,7 @@ from lakejob.controllers.flinkjarjob_decide import (
     decide,
     is_finished,
 )
-from lakejob.controllers.sparkbatch import summarize_pod
+from lakejob.controllers.pods import summarize_pod
 from lakejob.models.flinkjarjob import TERMINAL_PHASES, FlinkJarJobSpec, FlinkJarJobStatus, TaskManagerCounts
 from lakejob.notify import cloudevent
 from lakejob.render import flink as render

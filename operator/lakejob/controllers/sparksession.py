@@ -24,7 +24,8 @@ from typing import Any
 from lakejob import policy
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, ms
-from lakejob.controllers.sparkbatch import SparkReconciler, observe_pods, summarize_pod
+from lakejob.controllers.pods import summarize_pod
+from lakejob.controllers.spark_driver import SparkReconciler, observe_pods
 from lakejob.controllers.sparkbatch_decide import Meta
 from lakejob.controllers.sparksession_decide import Observed, RestObs, decide, rest_activity
 from lakejob.models.spark import resolve_sizing

@@ -1,9 +1,9 @@
 """Pure builders: a Spark spec → the manifests the operator creates. No I/O.
 
-Called by lakejob.controllers.sparkbatch, and by render.sparksession, which builds a SparkSession's
-objects from the same pieces (the functions take any models.spark.SparkAppSpec; what the driver
-runs and which extra ports it serves are parameters). Spark-native:
-the driver pod runs the image's entrypoint as Spark's own Kubernetes submission would
+Called by lakejob.controllers.sparkbatch and controllers.spark_driver, and by render.sparksession,
+which builds a SparkSession's objects from the same pieces (the functions take any
+models.spark.SparkAppSpec; what the driver runs and which extra ports it serves are parameters).
+Spark-native: the driver pod runs the image's entrypoint as Spark's own Kubernetes submission would
 (`driver --properties-file … --class … <file> <args>`), with `spark.kubernetes.submitInDriver`
 so the driver creates its executors from our pod template through the API, as the ServiceAccount
 we give it. Names are deterministic (≤ 63 characters, hash suffix for long names), so every create
