@@ -3,8 +3,9 @@
 Imported by `lakejob run` (lakejob.cli) before kopf starts. Importing lakejob.controllers.* runs
 each kind's kopf decorators (its handlers live beside its reconciler); the start-up handler
 makes one instance of every registered reconciler with the Settings the CLI built (`configure`),
-and one shared API client. With leader election (`lakejob run --leader-elect`), it also keeps
-renewing the Lease the CLI acquired and fences every write with it; clean-up gives the Lease back.
+and one shared API client, into controllers.base.RUNNING, where the kinds' handlers find them.
+With leader election (`lakejob run --leader-elect`), it also keeps renewing the Lease the CLI
+acquired and fences every write with it; clean-up gives the Lease back.
 """
 from __future__ import annotations
 
@@ -40,7 +41,6 @@ class _State:
     renewal: asyncio.Task[None] | None = None
     kube: Kube | None = None
     http: Http | None = None
-    reconcilers: dict[str, base.Reconciler] = {}
     background: list[asyncio.Task[None]] = []
 
 
@@ -51,10 +51,6 @@ def configure(settings: Settings, namespaces: list[str] | None = None, elector: 
     STATE.settings = settings
     STATE.namespaces = namespaces or []
     STATE.elector = elector
-
-
-def reconciler(kind: str) -> base.Reconciler:
-    return STATE.reconcilers[kind]
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -114,16 +110,16 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     http = STATE.http = Http()
     notifier = Notifier(http, retries=STATE.settings.notify_retries, timeout_s=STATE.settings.notify_timeout_s,
                         fence=fence)
-    STATE.reconcilers = {kind: cls(STATE.settings, kube, _now_ms, http, notifier)
-                         for kind, cls in base.REGISTRY.items()}
+    base.RUNNING.update({kind: cls(STATE.settings, kube, _now_ms, http, notifier)
+                         for kind, cls in base.REGISTRY.items()})
     if STATE.settings.metrics_port:
         try:
             prometheus_client.start_http_server(STATE.settings.metrics_port)
         except OSError as e:  # a busy port must not stop the operator from running jobs
             log.error("metrics disabled: cannot listen on port %d: %s", STATE.settings.metrics_port, e)
     loop = asyncio.get_running_loop()
-    STATE.background = [loop.create_task(r.resync()) for r in STATE.reconcilers.values()]
-    log.info("lakejob operator started: %s", ", ".join(sorted(STATE.reconcilers)))
+    STATE.background = [loop.create_task(r.resync()) for r in base.RUNNING.values()]
+    log.info("lakejob operator started: %s", ", ".join(sorted(base.RUNNING)))
 
 
 @kopf.on.cleanup()
@@ -132,7 +128,7 @@ async def cleanup(**_: Any) -> None:
         task.cancel()
     # Passes still running would fail on the closed client and log a traceback each (hundreds
     # after a burst); stopped here, they are simply redone by the next operator (all idempotent).
-    await asyncio.gather(*(r.stop() for r in STATE.reconcilers.values()))
+    await asyncio.gather(*(r.stop() for r in base.RUNNING.values()))
     if STATE.kube is not None:
         await STATE.kube.close()
     if STATE.http is not None:

@@ -9,6 +9,7 @@ import kopf
 import pytest
 
 from lakejob import operator
+from lakejob.controllers import base
 from lakejob.kube import KubeError
 from lakejob.settings import Settings
 
@@ -51,8 +52,9 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[_OwnPod], Awa
     monkeypatch.setenv("POD_NAME", "lakejob-abc")
     monkeypatch.setenv("POD_NAMESPACE", "lakejob-system")
     monkeypatch.setattr(operator.STATE, "settings", Settings(metrics_port=0))
-    for name, value in (("elector", None), ("kube", None), ("http", None), ("reconcilers", {}), ("background", [])):
+    for name, value in (("elector", None), ("kube", None), ("http", None), ("background", [])):
         monkeypatch.setattr(operator.STATE, name, value)  # put back afterwards
+    monkeypatch.setattr(base, "RUNNING", {})
 
     async def start(kube: _OwnPod) -> None:
         async def connect() -> _OwnPod:
@@ -69,7 +71,7 @@ async def test_every_reconciler_gets_the_image_of_the_operators_own_container(
         started: Callable[[_OwnPod], Awaitable[None]]) -> None:
     await started(_OwnPod())
     assert operator.STATE.settings.fetcher_image == "mirror/lj:3"
-    assert {r.settings.fetcher_image for r in operator.STATE.reconcilers.values()} == {"mirror/lj:3"}
+    assert {r.settings.fetcher_image for r in base.RUNNING.values()} == {"mirror/lj:3"}
 
 
 async def test_an_unreadable_own_pod_stops_the_operator_saying_why(

@@ -2,7 +2,8 @@
 
 Each kind's module (controllers/<kind>.py) subclasses `Reconciler`, implements `reconcile_one`
 (observe → its pure decide → apply) and registers its kopf handlers, which only call
-`cr_event` / `child_event` here. lakejob.operator makes one instance per registered kind at start-up.
+`cr_event` / `child_event` here. lakejob.operator makes one instance per registered kind at start-up
+and puts it in `RUNNING` (base never imports lakejob.operator: the import goes one way).
 
 What lives here and why:
 - bodies: the latest CR body per key, so a child's event can reconcile its parent without a GET;
@@ -51,6 +52,10 @@ Key = tuple[str, str]  # (namespace, the CR's short name: its children's lakejob
 log = logging.getLogger("lakejob")
 
 REGISTRY: dict[str, type[Reconciler]] = {}
+# kind → its running reconciler: filled by lakejob.operator's start-up handler, read by the kopf
+# handlers of watch(). Here rather than in lakejob.operator, so that base never imports the
+# module that imports it.
+RUNNING: dict[str, Reconciler] = {}
 
 
 def register(cls: type[Reconciler]) -> type[Reconciler]:
@@ -130,9 +135,7 @@ def watch(kind: str, plural: str, children: Mapping[str, tuple[tuple[str, ...], 
     RESOURCES.update({index: resource for index, (resource, _) in children.items()})
 
     def reconciler() -> Reconciler:
-        from lakejob.operator import reconciler
-
-        return reconciler(kind)
+        return RUNNING[kind]
 
     def indexes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return {n: kwargs[n] for n in names}  # kopf passes each index by its handler id
