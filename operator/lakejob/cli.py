@@ -1,6 +1,6 @@
 """The `lakejob` command: `run` the operator, serve the vendors' APIs (`gateway`), `submit` a vendor's
-body and follow it (`logs`, `stop`), write the `crds`, print the `settings` (or their reference);
-`lakejob --version`.
+body and follow it (`logs`, `stop`), show a DagJob's tasks (`get dag`), write the `crds`, print the
+`settings` (or their reference); `lakejob --version`.
 
 Entry point of the console script (pyproject [project.scripts]) and of the container image.
 `run` builds the Settings once (flags over LAKEJOB_* env vars), hands them to lakejob.operator
@@ -135,6 +135,12 @@ def _stop(args: argparse.Namespace) -> int:
     return submit.run(submit.stop(args.namespace, args.name, args.kind, sys.stdout))
 
 
+def _get_dag(args: argparse.Namespace) -> int:
+    from lakejob import submit
+
+    return submit.run(submit.get_dag(args.namespace, args.name, args.output == "wide", sys.stdout))
+
+
 def main(argv: list[str] | None = None) -> int:
     from lakejob import version
 
@@ -182,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--kind", choices=["SparkBatch", "SparkSession", "FlinkJarJob", "DagJob"], default=None,
                        help="when the name is taken by more than one kind")
         p.set_defaults(func=func)
+    get = sub.add_parser("get", help="show a job: `get dag NAME`, a DagJob's tasks as a tree (as argo get)")
+    what = get.add_subparsers(dest="what", required=True)
+    dag = what.add_parser("dag", aliases=["dagjob"], help="a DagJob's state and its tasks' tree (docs/dagjob.md)")
+    dag.add_argument("name")
+    dag.add_argument("-n", "--namespace", default="default")
+    dag.add_argument("-o", "--output", choices=["wide"], default=None,
+                     help="wide: also each task's child (Job or resource) and its start and end times")
+    dag.set_defaults(func=_get_dag)
     st = sub.add_parser("settings", help="print the LAKEJOB_* settings in effect here (exit 2 naming any bad one)")
     st.add_argument("--markdown", action="store_true", help="print the settings reference instead (docs/settings.md)")
     st.set_defaults(func=_settings)

@@ -2,7 +2,8 @@
 kubeconfig (no gateway needed): `lakejob submit FILE.json --api dli|livy|batchcompute [--watch]`
 makes the custom resource the body stands for and prints it, then follows its state;
 `lakejob logs NAME` prints its driver's (JobManager's) log; `lakejob stop NAME` stops it the way
-its kind stops (`spec.suspend`).
+its kind stops (`spec.suspend`); `lakejob get dag NAME` prints a DagJob's tasks as a tree
+(lakejob.dagview).
 
 Which kind a body is: Livy's and DLI's Spark batch bodies are SparkBatch, DLI's Flink JAR job
 body (it has `entrypoint`) FlinkJarJob, DLI's session body (`kind`, no `file`) SparkSession, a
@@ -14,11 +15,12 @@ import asyncio
 import contextlib
 import json
 import sys
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from pydantic import BaseModel, ValidationError
 
-from lakejob import crds
+from lakejob import crds, dagview
 from lakejob.kube import Kube, KubeError, controller_uid, describe_owner, path, register_kind
 from lakejob.models.common import describe_errors
 
@@ -163,6 +165,16 @@ async def stop(namespace: str, name: str, kind: str | None, out: TextIO) -> int:
         return 0
     finally:
         await kube.close()
+
+
+async def get_dag(namespace: str, name: str, wide: bool, out: TextIO) -> int:
+    kube = await Kube.connect()
+    try:
+        obj = await _find(kube, namespace, name, "DagJob")
+    finally:
+        await kube.close()
+    out.write("\n".join(dagview.lines(obj, datetime.now(timezone.utc), wide)) + "\n")
+    return 0
 
 
 def run(coro: Any) -> int:
