@@ -199,8 +199,12 @@ def crd(kind: Kind) -> dict[str, Any]:
                     "description": kind.description,
                     "required": ["spec"],
                     "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
+                        "apiVersion": {"type": "string", "description": "The versioned schema of this "
+                                       f"representation of an object: {GROUP}/{VERSION}."},
+                        "kind": {"type": "string", "description": f"The REST resource this object represents: "
+                                 f"{kind.kind}."},
+                        # Nothing but its type: the apiserver refuses a CRD whose metadata schema says
+                        # more than name/generateName rules, and publishes ObjectMeta's own docs for it.
                         "metadata": {"type": "object"},
                         "spec": spec,
                         "status": status,

@@ -83,7 +83,8 @@ def test_diamond_runs_in_dependency_order(kubectl: Kubectl, namespace: str, oper
     assert t["D"]["InstanceMetrics"]["FinishedCount"] == 2 and t["D"]["FinishedIndexes"] == "0,1"
     assert st["TaskProgress"] == "4/4" and st["TaskMetrics"]["FinishedCount"] == 4
     assert st["InstanceMetrics"]["FinishedCount"] == 5
-    assert {c["type"]: c["status"] for c in st["conditions"]} == {"Ready": "True", "Complete": "True"}
+    assert {c["type"]: c["status"] for c in st["conditions"]} == {
+        "Ready": "True", "Complete": "True", "Failed": "False", "Suspended": "False"}
     uid = kubectl.get("dagjob", "diamond", namespace)["metadata"]["uid"]  # type: ignore[index]
     children = jobs(kubectl, namespace)
     assert sorted(children) == ["A", "B", "C", "D"]

@@ -66,7 +66,8 @@ def test_the_dli_example_pasted_unchanged_runs_sized_in_cus(kubectl: Kubectl, na
                                "jobManager": {"cus": 1, "cpu": "1", "memory": "4096Mi"},
                                "taskManager": {"cus": 1, "cpu": "1", "memory": "4096Mi", "replicas": 1, "slots": 1}}
     assert len(st["job_id"]) == 32 and st["jobManagerPod"] == "dli-test-jm-1" and st["attempt"] == 1
-    assert {c["type"]: c["status"] for c in st["conditions"]} == {"Ready": "True", "Complete": "False"}
+    assert {c["type"]: c["status"] for c in st["conditions"]} == {
+        "Ready": "True", "Complete": "False", "Failed": "False", "Suspended": "False"}
     assert st["observedGeneration"] == 1
     (jm,) = pods(kubectl, namespace, "dli-test", "jobmanager")
     tms = kubectl.wait_for(lambda: (p := pods(kubectl, namespace, "dli-test", "taskmanager")) and
@@ -125,7 +126,8 @@ def test_failure_without_restart_is_final_job_running_exception(kubectl: Kubectl
     assert st["status_name"] == "job_running_exception"
     assert "the Flink job failed (the JobManager exited with 1443)" in st["status_desc"]
     assert "restart_when_exception: true" in st["status_desc"]  # the suggestion
-    assert {c["type"]: c["status"] for c in st["conditions"]} == {"Ready": "False", "Complete": "True"}
+    assert {c["type"]: c["status"] for c in st["conditions"]} == {
+        "Ready": "False", "Complete": "False", "Failed": "True", "Suspended": "False"}
 
 
 def test_stop_cancels_and_removes_every_pod_and_run_starts_it_again(kubectl: Kubectl, namespace: str, operator: Operator) -> None:

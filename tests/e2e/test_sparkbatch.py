@@ -57,6 +57,7 @@ def test_success_reaches_success_with_a_duration(kubectl: Kubectl, namespace: st
                                "numExecutors": 6}
     ready = {c["type"]: c for c in st["conditions"]}
     assert ready["Ready"]["status"] == "True" and ready["Complete"]["status"] == "True"
+    assert ready["Failed"]["status"] == ready["Suspended"]["status"] == "False"
     assert st["observedGeneration"] == 1
     reasons = [e["reason"] for e in kubectl.list("events", namespace) if e["involvedObject"]["name"] == "pi"]
     assert {"DriverCreated", "DriverRunning", "Completed"} <= set(reasons)
@@ -79,7 +80,8 @@ def test_failure_without_auto_recovery_is_dead_with_reason_and_exit_code(
     assert st["reason"] == "Error" and "exit code 13" in st["message"] and "table not found" in st["message"]
     assert st["log"] and "exit code 13" in st["log"][-1]
     assert drivers(kubectl, namespace, "boom") == ["boom-driver-1"]
-    assert {c["type"]: c["status"] for c in st["conditions"]} == {"Ready": "False", "Complete": "True"}
+    assert {c["type"]: c["status"] for c in st["conditions"]} == {
+        "Ready": "False", "Complete": "False", "Failed": "True", "Suspended": "False"}
 
 
 def test_auto_recovery_makes_exactly_three_drivers_then_dead(

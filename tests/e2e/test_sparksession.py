@@ -116,7 +116,7 @@ def test_lifecycle_idle_busy_idle_then_the_idle_timeout_deletes_everything(
                      "the Events of not_started, starting and idle", namespace=ns)
     assert st["connectUrl"] == f"sc://nb-session-svc.{ns}.svc:15002"
     assert {c["type"]: c["status"] for c in st["conditions"]} == {
-        "Ready": "True", "Complete": "False", "RestReachable": "True"}
+        "Ready": "True", "Complete": "False", "Failed": "False", "Suspended": "False", "RestReachable": "True"}
     for kind, child in children("nb"):
         obj = kubectl.get(kind, child, ns)
         assert obj is not None and obj["metadata"]["ownerReferences"][0]["kind"] == "SparkSession", (kind, child)

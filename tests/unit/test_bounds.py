@@ -117,9 +117,14 @@ def test_a_failed_drivers_log_of_any_size_makes_a_small_status(log: list[str]) -
     assert status_bytes(s) <= STATUS_BYTES
 
 
+class _Step(decide_common.StateStep[SparkBatchStatus, str]):
+    def outcome_of(self, state: str, reason: str) -> decide_common.Outcome:
+        return "Failed"
+
+
 def test_an_unchanged_long_reason_is_no_new_transition() -> None:
     """Compared after the cut: else every pass would see a new reason and post another Event."""
-    step: decide_common.StateStep[SparkBatchStatus, str] = decide_common.StateStep(META, SparkBatchStatus(), T0)
+    step = _Step(META, SparkBatchStatus(), T0)
     step.transition("dead", "R" * 1000, "m")
     step.transition("dead", "R" * 1000, "m")
     assert len(step.d.events) == 1

@@ -88,6 +88,10 @@ def events(d: Decision) -> list[str]:
     return [n.event for n in d.notes]
 
 
+def conds(s: DagJobStatus) -> dict[str, str]:
+    return {c.type: c.status for c in s.conditions or []}
+
+
 def test_diamond_starts_tasks_only_when_every_upstream_task_finished() -> None:
     r = Run(DIAMOND)
     d = r.step()
@@ -106,7 +110,7 @@ def test_diamond_starts_tasks_only_when_every_upstream_task_finished() -> None:
     d = r.step()
     assert r.status.State == "Finished" and r.status.TaskProgress == "4/4" and r.status.EndTime
     assert "OnJobFinished" in events(d) and verbs(d) == []
-    assert {c.type: c.status for c in r.status.conditions or []} == {"Ready": "True", "Complete": "True"}
+    assert conds(r.status) == {"Ready": "True", "Complete": "True", "Failed": "False", "Suspended": "False"}
 
 
 def test_times_order_upstream_end_before_downstream_start() -> None:
@@ -117,6 +121,19 @@ def test_times_order_upstream_end_before_downstream_start() -> None:
     t = r.status.Tasks
     assert t is not None and t["A"].EndTime is not None and t["B"].StartTime is not None
     assert t["A"].EndTime <= t["B"].StartTime and t["D"].StartTime is None
+
+
+def test_an_older_operators_conditions_of_a_failed_job_are_put_right() -> None:
+    # Before Failed/Suspended, Complete was True on a failed job too.
+    r = Run(spec({"A": command()}))
+    r.step()
+    r.job_done("A", "Failed", failed_indexes="0")
+    r.step()
+    r.status.conditions = [c.model_copy(update={"status": "True"}) if c.type == "Complete" else c
+                           for c in r.status.conditions or [] if c.type in ("Ready", "Complete")]
+    d = r.step()
+    assert conds(r.status) == {"Ready": "False", "Complete": "False", "Failed": "True", "Suspended": "False"}
+    assert d.actions == [] and d.notes == []
 
 
 def test_a_finished_job_stays_finished() -> None:
@@ -142,6 +159,10 @@ def test_autorelease_does_not_delete_a_failed_job() -> None:
     r.job_done("A", "Failed", failed_indexes="0")
     d = r.step()
     assert r.status.State == "Failed" and ("delete_self", "") not in verbs(d)
+    # Complete only on success: `kubectl wait --for=condition=Complete` must not return for it.
+    assert conds(r.status) == {"Ready": "False", "Complete": "False", "Failed": "True", "Suspended": "False"}
+    (failed,) = [c for c in r.status.conditions or [] if c.type == "Failed"]
+    assert (failed.reason, failed.message, failed.observedGeneration) == ("TaskFailed", r.status.message, 1)
 
 
 def test_fail_fast_stops_running_tasks_and_never_starts_downstream() -> None:
@@ -209,10 +230,13 @@ def test_suspend_stops_then_resume_continues_the_same_job() -> None:
     assert r.status.State == "Stopped" and r.state("B") == "Stopped" and r.state("A") == "Finished"
     assert ("suspend_job", "B") in verbs(d) and d.actions[0].value is True
     assert {"OnTaskStopped", "OnInstanceStopped", "OnJobStopped"} <= set(events(d))
+    # A stop is neither success nor failure.
+    assert conds(r.status) == {"Ready": "False", "Complete": "False", "Failed": "False", "Suspended": "True"}
     assert r.step().actions == []  # stays stopped
     r.spec = r.spec.model_copy(update={"suspend": False})
     d = r.step()
     assert r.status.State == "Running" and r.state("B") == "Running"
+    assert conds(r.status) == {"Ready": "True", "Complete": "False", "Failed": "False", "Suspended": "False"}
     (a,) = d.actions
     assert (a.verb, a.name, a.value) == ("suspend_job", job_b, False)  # the same Job, not a new run
     assert r.status.Tasks["B"].Run == 1 and r.status.Tasks["A"].Run == 1  # type: ignore[index]

@@ -61,6 +61,18 @@ def running(sp: FlinkJarJobSpec, now: int = T0 + 1000) -> FlinkJarJobStatus:
     return step(sp, d.status, obs(now, jm("Running"))).status
 
 
+def conds(s: FlinkJarJobStatus) -> dict[str, str]:
+    return {c.type: c.status for c in s.conditions or []}
+
+
+def ended(s: FlinkJarJobStatus) -> tuple[str, str] | None:
+    """The one of Complete, Failed, Suspended that is True (with its reason), or None."""
+    true = [(c.type, c.reason) for c in s.conditions or [] if c.type in ("Complete", "Failed", "Suspended")
+            and c.status == "True"]
+    assert len(true) <= 1
+    return true[0] if true else None
+
+
 def verbs(d: Decision) -> list[str]:
     return [a.verb for a in d.actions]
 
@@ -96,6 +108,17 @@ def test_checkpoint_conflict_is_job_submit_fail_with_the_holder_and_a_notificati
 def test_created_suspended_starts_nothing() -> None:
     d = step(spec(suspend=True), FlinkJarJobStatus(), obs(T0))
     assert d.status.status_name == "job_cancel_success" and not d.actions
+    assert ended(d.status) == ("Suspended", "Suspended")
+
+
+def test_an_older_operators_conditions_of_a_failed_job_are_put_right() -> None:
+    # Before Failed/Suspended, Complete was True on every final phase.
+    s = fail(spec(), running(spec()), T0 + 5000).status
+    s.conditions = [c.model_copy(update={"status": "True"}) if c.type == "Complete" else c
+                    for c in s.conditions or [] if c.type in ("Ready", "Complete")]
+    d = step(spec(), s, obs(T0 + 9000))
+    assert conds(d.status) == {"Ready": "False", "Complete": "False", "Failed": "True", "Suspended": "False"}
+    assert not d.actions and not d.events
 
 
 # ------------------------------------------------------------------------------------ following the job
@@ -108,7 +131,7 @@ def test_pending_jobmanager_is_job_submitting_then_running_from_the_pod_when_res
     d = step(spec(), d.status, obs(T0 + 200, jm("Running")))
     assert (d.status.status_name, d.status.state, d.status.reason) == ("job_running", "Running", "JobManagerRunning")
     assert d.requeue_after_s == SETTINGS.flink_poll_interval_s
-    assert [c.status for c in d.status.conditions or []] == ["True", "False"]
+    assert conds(d.status) == {"Ready": "True", "Complete": "False", "Failed": "False", "Suspended": "False"}
 
 
 @pytest.mark.parametrize(("flink", "status_name", "state"), [
@@ -121,6 +144,8 @@ def test_rest_states_map_to_dli_statuses(flink: str, status_name: str, state: st
     s = step(spec(), FlinkJarJobStatus(), obs(T0)).status
     d = step(spec(), s, obs(T0 + 100, jm("Running"), RestObs(flink, exception="java.lang.RuntimeException: boom")))
     assert (d.status.status_name, d.status.state, d.status.flinkState) == (status_name, state, flink)
+    # Cancelled in Flink itself, not by spec.suspend: the job ended without its work done.
+    assert ended(d.status) == {"Failed": ("Failed", "JobFailed"), "Cancelled": ("Failed", "JobCanceled")}.get(state)
     if flink in ("RESTARTING", "FAILED"):
         assert "java.lang.RuntimeException: boom" in (d.status.status_desc or "")
 
@@ -137,6 +162,7 @@ def test_finished_cleans_up_and_keeps_the_ended_jobmanager() -> None:
     d = step(spec(), running(spec()), obs(T0 + 5000, jm("Succeeded", exit_code=0)))
     assert d.status.status_name == "job_finish" and d.status.state == "Succeeded" and verbs(d) == ["cleanup"]
     assert is_finished(d.status)
+    assert conds(d.status) == {"Ready": "False", "Complete": "True", "Failed": "False", "Suspended": "False"}
     again = step(spec(), d.status, obs(T0 + 9000, None))
     assert again.status == d.status and not again.actions and not again.events
 
@@ -206,7 +232,8 @@ def test_failure_without_restart_is_final_with_cause_and_suggestion() -> None:
     assert "the Flink job failed (the JobManager exited with 1443)" in (s.status_desc or "")
     assert "restart_when_exception: true" in (s.status_desc or "")
     assert verbs(d) == ["cleanup"] and is_finished(s)
-    assert [c.status for c in s.conditions or []] == ["False", "True"]
+    assert conds(s) == {"Ready": "False", "Complete": "False", "Failed": "True", "Suspended": "False"}
+    assert ended(s) == ("Failed", "Error")
     (url, data), = d.notifications
     assert url == "http://hook/alerts" and data["final"] is True and data["status_name"] == "job_running_exception"
 
@@ -346,8 +373,10 @@ def test_suspend_cancels_deletes_everything_then_succeeds_when_no_pod_is_left() 
     assert verbs(d) == ["delete_jobmanager", "cleanup"] and d.requeue_after_s == 2
     d = step(sp, d.status, obs(T0 + 6000, jm("Running", deleting=True), pods_left=1))
     assert d.status.status_name == "job_canceling" and verbs(d) == []
+    assert ended(d.status) is None  # Suspended once stopped: `kubectl wait` for it means no pod is left
     d = step(sp, d.status, obs(T0 + 7000, None, pods_left=0))
     assert d.status.status_name == "job_cancel_success" and d.status.state == "Cancelled" and is_finished(d.status)
+    assert conds(d.status) == {"Ready": "False", "Complete": "False", "Failed": "False", "Suspended": "True"}
 
 
 def test_suspend_of_a_job_whose_rest_answers_cancels_it_in_flink_first() -> None:
@@ -399,7 +428,9 @@ def test_suspend_set_back_to_false_is_a_new_run_from_the_newest_checkpoint() -> 
     assert d.actions == [Action("ensure_children", 2), Action("create_jobmanager", 2, "wc-jm-2", "file:///c/chk-4")]
     assert d.events == [("Normal", "Rerun", "job_init: new run of the spec's generation 3: JobManager pod wc-jm-2 "
                                             "created (attempt 2), resuming from checkpoint file:///c/chk-4")]
-    assert {c.type: c.status for c in s.conditions or []} == {"Ready": "False", "Complete": "False"}
+    assert ended(stopping.status) == ("Suspended", "Suspended")
+    # A new run after a stop is not suspended any more: Suspended turns False again.
+    assert conds(s) == {"Ready": "False", "Complete": "False", "Failed": "False", "Suspended": "False"}
 
 
 def test_an_ended_job_stays_ended_until_its_spec_changes() -> None:

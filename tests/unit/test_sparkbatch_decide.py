@@ -25,6 +25,8 @@ from lakejob.controllers.sparkbatch_decide import (
     decide,
     resolve_sizing,
 )
+from lakejob.controllers.decide_common import iso
+from lakejob.models.common import Condition
 from lakejob.models.sparkbatch import ExecutorCounts, ResolvedResources, SparkBatchSpec, SparkBatchStatus
 from lakejob.render import spark as render
 from lakejob.render.spark import app_id
@@ -65,6 +67,16 @@ def cond(status: SparkBatchStatus, type_: str) -> tuple[str, str]:
     return c.status, c.reason
 
 
+def outcome(status: SparkBatchStatus) -> tuple[str, str] | None:
+    """The one of Complete, Failed, Suspended that is True (with its reason), or None; the others
+    are False with the same reason."""
+    true = [c for c in status.conditions or [] if c.type in ("Complete", "Failed", "Suspended") and c.status == "True"]
+    assert len(true) <= 1
+    others = {c.reason for c in status.conditions or [] if c.type in ("Complete", "Failed", "Suspended")}
+    assert others == {status.reason}
+    return (true[0].type, true[0].reason) if true else None
+
+
 def started(spec: SparkBatchSpec, now: int = T0) -> SparkBatchStatus:
     return new(spec, now).status
 
@@ -103,7 +115,7 @@ def test_new_job_starts_attempt_one() -> None:
                                             numExecutors=6)
     assert d.events == [("Normal", "DriverCreated", "starting: driver pod pi-driver-1 created (attempt 1)")]
     assert cond(s, "Ready") == ("False", "DriverCreated")
-    assert cond(s, "Complete") == ("False", "NotFinished")
+    assert outcome(s) is None
     assert d.requeue_after_s is None
 
 
@@ -132,7 +144,7 @@ def test_new_with_suspend_is_killed_without_actions() -> None:
     assert d.status.reason == "Suspended"
     assert d.status.attempt is None and d.status.driverPod is None
     assert d.events == [("Normal", "Suspended", "killed: created with suspend: true; nothing was started")]
-    assert cond(d.status, "Complete") == ("True", "Suspended")
+    assert outcome(d.status) == ("Suspended", "Suspended")
     assert cond(d.status, "Ready") == ("False", "Suspended")
 
 
@@ -146,7 +158,7 @@ def test_new_with_invalid_spec_is_dead() -> None:
     assert d.status.message == "spec: className is required unless file is a Python file (.py)"
     assert d.status.id == UID and d.status.create_time == T0
     assert d.events == [("Warning", "InvalidSpec", f"dead: {error}")]
-    assert cond(d.status, "Complete") == ("True", "InvalidSpec")
+    assert outcome(d.status) == ("Failed", "InvalidSpec")
 
 
 def test_new_with_spec_sizing_error_is_dead() -> None:
@@ -232,7 +244,7 @@ def test_starting_pending_over_timeout_unschedulable_is_dead(waited_s: int) -> N
     assert s.duration == now - T0
     assert s.nextAttemptTime is None
     assert d.events == [("Warning", "FailedScheduling", f"dead: {s.message}")]
-    assert cond(s, "Complete") == ("True", "FailedScheduling")
+    assert outcome(s) == ("Failed", "FailedScheduling")
     assert cond(s, "Ready") == ("False", "FailedScheduling")
 
 
@@ -268,7 +280,7 @@ def test_starting_running_becomes_running() -> None:
     assert d.actions == []
     assert d.events == [("Normal", "DriverRunning", "running: driver pod pi-driver-1 is running")]
     assert cond(d.status, "Ready") == ("True", "DriverRunning")
-    assert cond(d.status, "Complete") == ("False", "NotFinished")
+    assert outcome(d.status) is None
 
 
 def test_starting_succeeded_goes_straight_to_success() -> None:
@@ -302,7 +314,7 @@ def test_running_succeeded_is_success_with_duration() -> None:
     assert d.actions == []
     assert d.events == [("Normal", "Completed", "success: driver pod pi-driver-1 succeeded")]
     assert cond(s, "Ready") == ("True", "Completed")
-    assert cond(s, "Complete") == ("True", "Completed")
+    assert outcome(s) == ("Complete", "Completed")
 
 
 def test_running_failed_without_auto_recovery_is_dead() -> None:
@@ -319,7 +331,7 @@ def test_running_failed_without_auto_recovery_is_dead() -> None:
     assert s.duration == 30 * SECOND
     assert d.actions == []
     assert d.events == [("Warning", "Error", f"dead: {s.message}")]
-    assert cond(s, "Complete") == ("True", "Error")
+    assert outcome(s) == ("Failed", "Error")
     assert cond(s, "Ready") == ("False", "Error")
 
 
@@ -381,7 +393,7 @@ def test_first_failure_with_auto_recovery_is_recovering() -> None:
     assert d.actions == []
     assert s.duration is None
     assert cond(s, "Ready") == ("False", "Error")
-    assert cond(s, "Complete") == ("False", "NotFinished")
+    assert outcome(s) is None
 
 
 def test_recovering_before_due_only_requeues() -> None:
@@ -486,7 +498,7 @@ def test_suspend_live_driver_is_killed_and_deleted(phase: str) -> None:
     assert s.message == "stopped by spec.suspend"
     assert d.actions == [Action("delete_driver", pod="pi-driver-1")]
     assert s.duration == now - T0
-    assert cond(s, "Complete") == ("True", "Suspended")
+    assert outcome(s) == ("Suspended", "Suspended")
 
 
 def test_suspend_while_starting_deletes_pending_driver() -> None:
@@ -538,6 +550,27 @@ def test_terminal_states_are_final(state: str, driver: DriverObs | None, suspend
     assert d.status.update_time == status.update_time
 
 
+@pytest.mark.parametrize(("state", "ended", "flipped"), [
+    ("success", "Complete", {"Ready", "Failed", "Suspended"}),  # Ready: success is done well
+    ("dead", "Failed", {"Complete", "Failed", "Suspended"}),
+    ("killed", "Suspended", {"Complete", "Failed", "Suspended"}),
+])
+def test_terminal_conditions_of_an_older_operator_are_put_right(state: str, ended: str, flipped: set[str]) -> None:
+    # An operator before Failed/Suspended set Complete=True on every final state: the first pass
+    # after an upgrade makes `kubectl wait --for=condition=Complete` stop returning for dead jobs.
+    old = terminal_status(state).model_copy(update={"conditions": [
+        Condition(type="Ready", status="False", reason="X", message="done", lastTransitionTime="2023-01-01T00:00:00Z"),
+        Condition(type="Complete", status="True", reason="X", message="done", lastTransitionTime="2023-01-01T00:00:00Z"),
+    ]})
+    now = T0 + 10**7
+    d = step(spec_of(), old, obs(now))
+    assert d.actions == [] and d.events == []
+    assert outcome(d.status) == (ended, "X")
+    assert {c.type for c in d.status.conditions or [] if c.lastTransitionTime == iso(now)} == flipped
+    again = step(spec_of(), d.status, obs(now + SECOND))
+    assert again.status == d.status  # settled: no status write on later passes
+
+
 def test_terminal_state_with_invalid_spec_stays() -> None:
     d = step(None, terminal_status("success"), obs(T0 + 10**7), error="spec.file: Field required")
     assert d.status.state == "success"
@@ -547,11 +580,13 @@ def test_terminal_state_with_invalid_spec_stays() -> None:
 # ----------------------------------------------------------------------------- conditions
 
 
-@pytest.mark.parametrize(("state", "ready", "complete"), [
-    ("starting", "False", "False"), ("running", "True", "False"), ("recovering", "False", "False"),
-    ("success", "True", "True"), ("dead", "False", "True"), ("killed", "False", "True"),
+@pytest.mark.parametrize(("state", "ready", "ended"), [
+    ("starting", "False", None), ("running", "True", None), ("recovering", "False", None),
+    ("success", "True", "Complete"), ("dead", "False", "Failed"), ("killed", "False", "Suspended"),
 ])
-def test_conditions_per_state(state: str, ready: str, complete: str) -> None:
+def test_conditions_per_state(state: str, ready: str, ended: str | None) -> None:
+    # Complete only on success, so that `kubectl wait --for=condition=Complete` does not return
+    # for a dead job; a stop is neither success nor failure.
     spec = spec_of(auto_recovery=True)
     now = T0 + 30 * SECOND
     status = {
@@ -564,19 +599,22 @@ def test_conditions_per_state(state: str, ready: str, complete: str) -> None:
     }[state]()
     assert status.state == state
     assert cond(status, "Ready")[0] == ready
-    assert cond(status, "Complete")[0] == complete
-    assert [c.type for c in status.conditions or []] == ["Ready", "Complete"]
+    for type_ in ("Complete", "Failed", "Suspended"):
+        assert cond(status, type_) == ("True" if type_ == ended else "False", status.reason)
+    assert [c.type for c in status.conditions or []] == ["Ready", "Complete", "Failed", "Suspended"]
     for c in status.conditions or []:
         assert c.observedGeneration == 1
+        assert c.message == (status.message if c.type in ("Ready", ended) else "")
 
 
 def test_condition_transition_time_moves_only_on_flip() -> None:
     spec = spec_of(auto_recovery=True)
     s1 = started(spec, T0)  # Ready False at T0
     s2 = running(spec, T0 + 10 * SECOND, status=s1)  # Ready True at T0+10s
-    s3 = fail(spec, s2, T0 + 20 * SECOND, 1).status  # Ready False at T0+20s; Complete stays False since T0
+    s3 = fail(spec, s2, T0 + 20 * SECOND, 1).status  # Ready False at T0+20s; the outcomes stay False since T0
     times = {c.type: c.lastTransitionTime for c in s3.conditions or []}
-    assert times == {"Ready": "2023-11-14T22:13:40Z", "Complete": "2023-11-14T22:13:20Z"}
+    assert times == {"Ready": "2023-11-14T22:13:40Z", "Complete": "2023-11-14T22:13:20Z",
+                     "Failed": "2023-11-14T22:13:20Z", "Suspended": "2023-11-14T22:13:20Z"}
 
 
 # ----------------------------------------------------------------------------- determinism

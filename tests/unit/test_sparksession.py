@@ -248,6 +248,14 @@ def cond(status: SparkSessionStatus, type_: str) -> str:
     return c.status
 
 
+def ended(status: SparkSessionStatus) -> str | None:
+    """The one of Complete, Failed, Suspended that is True, or None."""
+    true = [c.type for c in status.conditions or [] if c.type in ("Complete", "Failed", "Suspended")
+            and c.status == "True"]
+    assert len(true) <= 1
+    return true[0] if true else None
+
+
 def idle_session(spec: SparkSessionSpec, now: int = T0 + 20 * SECOND) -> SparkSessionStatus:
     s = step(SparkSessionStatus(), obs(T0), spec).status
     s = step(s, obs(T0 + 10 * SECOND, drv("Running")), spec).status
@@ -344,7 +352,8 @@ def test_idle_timeout_shuts_down_then_dead_and_everything_deleted() -> None:
     s = d.status
     assert s.state == "dead" and s.reason == "IdleTimeout" and s.connectUrl is None
     assert d.actions == [Action("delete_children", 1)]
-    assert cond(s, "Complete") == "True" and cond(s, "Ready") == "False"
+    # The idle timeout is an end the spec asked for (heartbeatTimeoutInSecond), not a failure.
+    assert ended(s) == "Complete" and cond(s, "Ready") == "False"
     assert step(s, obs(T0 + 90 * SECOND, None), spec).actions == []  # final
 
 
@@ -400,10 +409,14 @@ def test_suspend_shuts_down_to_success() -> None:
     d = step(s, obs(T0 + 30 * SECOND, drv("Running"), RECORDED["jobs_idle"]), stop)
     assert d.status.state == "shutting_down" and d.status.reason == "Stopped"
     assert d.actions == [Action("delete_driver", pod="nb-session-1")]
+    assert ended(d.status) is None  # Suspended once the driver is gone
     d = step(d.status, obs(T0 + 31 * SECOND, None), stop)
     assert d.status.state == "success" and d.actions == [Action("delete_children", 1)]
+    # A stop is neither success nor failure, though DLI names its state success.
+    assert ended(d.status) == "Suspended" and cond(d.status, "Complete") == "False"
     created_stopped = step(SparkSessionStatus(), obs(T0), stop)
     assert created_stopped.status.state == "success" and created_stopped.actions == []
+    assert ended(created_stopped.status) == "Suspended"
 
 
 def test_driver_failure_is_error_or_recovering_with_auto_recovery() -> None:
@@ -412,6 +425,7 @@ def test_driver_failure_is_error_or_recovering_with_auto_recovery() -> None:
     d = step(s, obs(T0 + 30 * SECOND, failed))
     assert d.status.state == "error" and d.status.reason == "Error" and d.status.connectUrl is None
     assert "exit code 1" in (d.status.message or "") and d.actions == []
+    assert ended(d.status) == "Failed" and cond(d.status, "Complete") == "False"
     spec = spec_of(auto_recovery=True, max_retry_times=1)
     s = idle_session(spec)
     d = step(s, obs(T0 + 30 * SECOND, failed), spec)
@@ -428,6 +442,7 @@ def test_a_server_that_exits_with_zero_is_success_and_a_lost_driver_an_error() -
     d = step(s, obs(T0 + 30 * SECOND, drv("Succeeded", exit_code=0)))
     assert d.status.state == "success" and d.status.reason == "DriverExited"
     assert d.actions == [Action("delete_children", 1)]
+    assert ended(d.status) == "Complete"
     d = step(s, obs(T0 + 30 * SECOND, None))
     assert d.status.state == "error" and d.status.reason == "DriverPodMissing"
 

@@ -24,7 +24,7 @@ from typing import Literal
 
 from lakejob import dag_graph
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
-from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, clip, ready_and_complete
+from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, Outcome, clip, job_conditions
 from lakejob.models.dagjob import TERMINAL_STATES, Counts, DagJobSpec, DagJobStatus, TaskStatus, parse_indexes
 from lakejob.render.dag import child_name
 from lakejob.settings import Settings
@@ -106,6 +106,11 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+# The conditions' outcome of a job state (Stopped is reached only by spec.suspend, and left when it
+# is set back to false).
+OUTCOMES: dict[str, Outcome] = {"Finished": "Complete", "Failed": "Failed", "Stopped": "Suspended"}
+
+
 class _Step:
     def __init__(self, spec: DagJobSpec | None, meta: Meta, status: DagJobStatus, obs: Observed, settings: Settings):
         self.spec, self.meta, self.obs, self.settings = spec, meta, obs, settings
@@ -139,10 +144,18 @@ class _Step:
             s.StartTime = self.now
         if state in TERMINAL_STATES:
             s.EndTime = self.now
-        s.conditions = ready_and_complete(s.conditions, ready=state in ("Running", "Finished"),
-                                          complete=state in TERMINAL_STATES, reason=reason, message=message,
-                                          generation=self.meta.generation, now=self.now)
+        self.conditions()
         self.note(f"OnJob{state}", f"{state}: {message}")
+
+    def conditions(self) -> None:
+        """Set the conditions from the status: on every transition, and on each pass over a finished
+        job (an older operator set Complete on failures too)."""
+        s = self.s
+        if s.State is None:
+            return
+        s.conditions = job_conditions(s.conditions, ready=s.State in ("Running", "Finished"),
+                                      outcome=OUTCOMES.get(s.State), reason=s.reason or "", message=s.message or "",
+                                      generation=self.meta.generation, now=self.now)
 
     def task_state(self, name: str, state: str, message: str | None = None) -> None:
         t = self.tasks[name]
@@ -167,6 +180,7 @@ def decide(spec: DagJobSpec | None, spec_error: str | None, meta: Meta, status: 
     if s.State is None:
         _new(step, spec_error)  # → Waiting, Stopped or Failed; a Waiting job may start at once below
     elif s.State in TERMINAL_STATES:
+        step.conditions()  # final; the conditions as this operator sets them
         return step.d
     elif spec is None:
         # Only reachable if admission was bypassed: stop what runs, don't guess.

@@ -1,5 +1,14 @@
-"""Pieces every kind's pure `decide` shares: the CR's identity, timestamps, the two conditions,
-and the bounds on what a status may hold.
+"""Pieces every kind's pure `decide` shares: the CR's identity, timestamps, the conditions, and
+the bounds on what a status may hold.
+
+Conditions (the same four on every kind, so that automation waits on each the same way, and named
+as a Kubernetes Job's, which is what `kubectl wait` users and Argo Workflows expect): `Ready`
+(working, or done well), and at most one of `Complete` (ended well), `Failed` (ended badly) and
+`Suspended` (stopped by spec.suspend) True. A user's stop is neither success nor failure, so
+neither `kubectl wait --for=condition=Complete` nor `--for=condition=Failed` may return for it;
+Suspended is the condition a Job has for it. Each kind's decide maps its states to an `Outcome`
+from its status alone, so that a pass over a finished object (made by an older operator, which set
+Complete on failures too) puts its conditions right.
 
 Imported by controllers/<kind>_decide.py (pure, no I/O) and by their reconcilers.
 
@@ -11,17 +20,18 @@ would otherwise make a status the API server refuses on every pass, and the job 
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from lakejob.models.common import Condition, set_condition
 
 
-# A status message or description (each is stored three times: the field and the Ready and Complete
-# conditions). The kubelet's own termination messages are at most 4096 bytes too.
+# A status message or description (each is stored at most three times: the field, the Ready
+# condition and the outcome's condition). The kubelet's own termination messages are at most 4096 bytes too.
 MESSAGE_BYTES = 4096
 # A machine-readable reason, one word (events.k8s.io/v1 refuses an Event reason longer than 128).
 REASON_BYTES = 128
@@ -86,12 +96,20 @@ def iso_ms(value: str | None) -> int | None:
     return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def ready_and_complete(conditions: list[Condition] | None, *, ready: bool, complete: bool, reason: str,
-                       message: str, generation: int, now: str) -> list[Condition]:
-    """Every kind's two conditions: Ready (working, or done well) and Complete (finished, and why)."""
+# How a run ended; None: it has not (or it runs again after a stop).
+Outcome = Literal["Complete", "Failed", "Suspended"] | None
+OUTCOMES = ("Complete", "Failed", "Suspended")
+
+
+def job_conditions(conditions: list[Condition] | None, *, ready: bool, outcome: Outcome, reason: str,
+                   message: str, generation: int, now: str) -> list[Condition]:
+    """`conditions` with Ready, Complete, Failed and Suspended set (others, such as Reconciled or
+    RestReachable, kept). Each has the transition's reason (on a False one it says why not: a
+    Complete=False with reason Error); only Ready and the True outcome carry its message."""
     out = set_condition(conditions, "Ready", ready, reason, message, generation, now)
-    return set_condition(out, "Complete", complete, reason if complete else "NotFinished",
-                         message if complete else "", generation, now)
+    for kind in OUTCOMES:
+        out = set_condition(out, kind, outcome == kind, reason, message if outcome == kind else "", generation, now)
+    return out
 
 
 class StateStatus(Protocol):
@@ -118,13 +136,12 @@ class Decision(Generic[S, A]):
     requeue_after_s: float | None = None
 
 
-class StateStep(Generic[S, A]):
+class StateStep(ABC, Generic[S, A]):
     """Accumulates one decision over a status with a `state`: each transition sets reason, message,
-    update_time, the Ready/Complete conditions, and one Event. Subclasses say which states are ready
-    and which are terminal."""
+    update_time, the conditions, and one Event. Subclasses say which states are ready and how a
+    state (entered for a reason) ended the run."""
 
     ready_states: frozenset[str] = frozenset()
-    terminal_states: frozenset[str] = frozenset()
 
     def __init__(self, meta: Meta, status: S, now_ms: int):
         self.meta, self.now_ms = meta, now_ms
@@ -142,10 +159,23 @@ class StateStep(Generic[S, A]):
         s.state = state
         s.reason, s.message = reason, message
         s.update_time = self.now_ms
-        s.conditions = ready_and_complete(s.conditions, ready=state in self.ready_states,
-                                          complete=state in self.terminal_states, reason=reason, message=message,
-                                          generation=self.meta.generation, now=iso(self.now_ms))
+        self.conditions()
         self.d.events.append(("Warning" if warning else "Normal", reason, f"{state}: {message}"))
+
+    @abstractmethod
+    def outcome_of(self, state: str, reason: str) -> Outcome:
+        """How `state`, entered for `reason`, ended the run; None: it has not."""
+
+    def conditions(self) -> None:
+        """Set the conditions from the status's state, reason and message: on every transition, and
+        on each pass over a finished object (an older operator may have set them otherwise)."""
+        s: StateStatus = self.s  # type: ignore[assignment]
+        if s.state is None:
+            return
+        reason = s.reason or ""
+        s.conditions = job_conditions(s.conditions, ready=s.state in self.ready_states,
+                                      outcome=self.outcome_of(s.state, reason), reason=reason,
+                                      message=s.message or "", generation=self.meta.generation, now=iso(self.now_ms))
 
     def add(self, action: A) -> None:
         self.d.actions.append(action)

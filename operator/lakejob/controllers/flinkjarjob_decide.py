@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from lakejob import sizing
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
-from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, clip, iso, ready_and_complete
+from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, Outcome, clip, iso, job_conditions
 from lakejob.models.flinkjarjob import (
     HOUR_MS,
     TERMINAL_PHASES,
@@ -124,6 +124,15 @@ def is_finished(status: FlinkJarJobStatus) -> bool:
     return status.state in TERMINAL_PHASES
 
 
+def outcome(phase: str, reason: str) -> Outcome:
+    """The conditions' outcome of a phase: Cancelled is Suspended when spec.suspend asked for it
+    (reason Suspended), and Failed when the job was cancelled in Flink itself (JobCanceled), which
+    ended it without its work done and without the spec asking."""
+    if phase == "Cancelled":
+        return "Suspended" if reason == "Suspended" else "Failed"
+    return "Complete" if phase == "Succeeded" else "Failed" if phase == "Failed" else None
+
+
 def phase(status_name: str, final: bool, restart_pending: bool) -> str:
     """lakejob's lifecycle phase of a DLI status (job_running_exception is three things in DLI)."""
     if status_name == "job_running_exception":
@@ -163,10 +172,19 @@ class _Step:
             return
         s.status_name, s.reason, s.status_desc, s.update_time = state, reason, desc, now
         s.state = phase(state, final, s.nextRestartTime is not None)
-        s.conditions = ready_and_complete(s.conditions, ready=state == "job_running",
-                                          complete=s.state in TERMINAL_PHASES, reason=reason, message=desc,
-                                          generation=self.meta.generation, now=iso(now))
+        self.conditions()
         self.d.events.append(("Warning" if warning else "Normal", reason, f"{state}: {desc}" if desc else state))
+
+    def conditions(self) -> None:
+        """Set the conditions from the status: on every transition, and on each pass over a finished
+        job (an older operator set Complete on failures too)."""
+        s = self.s
+        if s.status_name is None or s.state is None:
+            return
+        s.conditions = job_conditions(s.conditions, ready=s.status_name == "job_running",
+                                      outcome=outcome(s.state, s.reason or ""), reason=s.reason or "",
+                                      message=s.status_desc or "", generation=self.meta.generation,
+                                      now=iso(self.obs.now_ms))
 
     def act(self, verb: Verb, attempt: int = 0, pod: str = "", savepoint: str | None = None) -> None:
         self.d.actions.append(Action(verb, attempt, pod, savepoint))
@@ -203,6 +221,8 @@ def decide(spec: FlinkJarJobSpec | None, spec_error: str | None, meta: Meta, sta
         if rerun:
             assert spec is not None
             _run(step, spec)
+        else:
+            step.conditions()
         return step.d  # final until the spec changes (and is not suspended)
     s.taskManagers = obs.taskmanagers
     if obs.rest is not None:

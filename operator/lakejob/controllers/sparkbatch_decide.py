@@ -111,9 +111,15 @@ class Action:
 Decision = decide_common.Decision[SparkBatchStatus, Action]
 
 
+# The final states' conditions (killed is reached only by spec.suspend, at creation or later).
+OUTCOMES: dict[str, decide_common.Outcome] = {"success": "Complete", "dead": "Failed", "killed": "Suspended"}
+
+
 class _Step(decide_common.StateStep[SparkBatchStatus, Action]):
     ready_states = frozenset({"running", "success"})
-    terminal_states = frozenset(TERMINAL_STATES)
+
+    def outcome_of(self, state: str, reason: str) -> decide_common.Outcome:
+        return OUTCOMES.get(state)
 
     def __init__(self, meta: Meta, status: SparkBatchStatus, obs: Observed):
         super().__init__(meta, status, obs.now_ms)
@@ -135,7 +141,7 @@ def decide(spec: SparkBatchSpec | None, spec_error: str | None, meta: Meta, stat
     if s.state is None:
         _new(step, spec, spec_error, settings)
     elif s.state in TERMINAL_STATES:
-        pass  # final; executor counts above keep the record honest
+        step.conditions()  # final; executor counts above keep the record honest, and this its conditions
     elif spec is not None and spec.suspend:
         _kill(step)
     elif spec is None:

@@ -107,7 +107,16 @@ def rest_activity(payload: Any) -> RestActivity | None:
 
 class _Step(decide_common.StateStep[SparkSessionStatus, Action]):
     ready_states = frozenset({"idle", "busy"})
-    terminal_states = frozenset(TERMINAL_STATES)
+
+    def outcome_of(self, state: str, reason: str) -> decide_common.Outcome:
+        # Livy's words: success is "successfully stopped", by spec.suspend (reason Stopped) or by
+        # the server exiting 0 itself (DriverExited); dead is "exited", here only by the idle
+        # timeout the spec asked for: neither is a failure. error is.
+        if state == "success":
+            return "Suspended" if reason == "Stopped" else "Complete"
+        if state == "dead":
+            return "Complete"
+        return "Failed" if state == "error" else None
 
     def __init__(self, meta: Meta, status: SparkSessionStatus, obs: Observed):
         super().__init__(meta, status, obs.now_ms)
@@ -139,7 +148,7 @@ def decide(spec: SparkSessionSpec | None, spec_error: str | None, meta: Meta, st
     if s.state is None:
         _new(step, spec, spec_error, settings)
     elif s.state in TERMINAL_STATES:
-        pass  # final
+        step.conditions()  # final; the conditions as this operator sets them
     elif s.state == "shutting_down":
         _shutting_down(step)
     elif spec is None:

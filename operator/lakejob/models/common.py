@@ -79,60 +79,85 @@ StrMap = Annotated[dict[str, Str], Field(max_length=MAX_MAP)]
 
 
 class KeyRef(Model):
-    name: Str
-    key: Str
-    optional: bool | None = None
+    """A key of a Secret or ConfigMap in the object's namespace."""
+
+    name: Str = Field(description="Name of the Secret or ConfigMap.")
+    key: Str = Field(description="The key whose value is taken.")
+    optional: bool | None = Field(None, description="true: a missing object or key is no error (the variable "
+                                                    "is left unset).")
 
 
 class FieldRef(Model):
-    fieldPath: Str
+    """A field of the pod (the Downward API)."""
+
+    fieldPath: Str = Field(description="e.g. metadata.name, metadata.namespace, status.podIP, spec.nodeName.")
 
 
 class EnvVarSource(Model):
-    secretKeyRef: KeyRef | None = None
-    configMapKeyRef: KeyRef | None = None
-    fieldRef: FieldRef | None = None
+    """Where the value comes from (exactly one)."""
+
+    secretKeyRef: KeyRef | None = Field(None, description="A key of a Secret.")
+    configMapKeyRef: KeyRef | None = Field(None, description="A key of a ConfigMap.")
+    fieldRef: FieldRef | None = Field(None, description="A field of the pod.")
 
 
 class EnvVar(Model):
-    name: Annotated[str, Field(min_length=1, max_length=253)]
-    value: Str | None = None
-    valueFrom: EnvVarSource | None = None
+    """An environment variable of the main container, as a Kubernetes container has it."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)] = Field(description="Variable name.")
+    value: Str | None = Field(None, description="The value (unless valueFrom is given).")
+    valueFrom: EnvVarSource | None = Field(None, description="Take the value from a Secret, ConfigMap or pod field.")
 
 
 class Toleration(Model):
-    key: Str | None = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: Str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    tolerationSeconds: int | None = None
+    """A Kubernetes toleration: the pod may run on nodes with a matching taint."""
+
+    key: Str | None = Field(None, description="Taint key; empty with operator Exists: every taint.")
+    operator: Literal["Exists", "Equal"] | None = Field(None, description="Equal (default): key and value match; "
+                                                                          "Exists: any value.")
+    value: Str | None = Field(None, description="Taint value (operator Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect to tolerate; empty: every effect.")
+    tolerationSeconds: int | None = Field(None, description="With effect NoExecute: how long the pod stays once the "
+                                                            "taint appears; unset: for ever.")
 
 
 class ConfigMapVolume(Model):
-    name: Str
-    optional: bool | None = None
+    """A ConfigMap's keys as files."""
+
+    name: Str = Field(description="Name of the ConfigMap.")
+    optional: bool | None = Field(None, description="true: a missing ConfigMap is an empty volume.")
 
 
 class SecretVolume(Model):
-    secretName: Str
-    optional: bool | None = None
+    """A Secret's keys as files."""
+
+    secretName: Str = Field(description="Name of the Secret.")
+    optional: bool | None = Field(None, description="true: a missing Secret is an empty volume.")
 
 
 class EmptyDirVolume(Model):
-    medium: Literal["", "Memory"] | None = None
-    sizeLimit: Annotated[str, Field(max_length=32)] | None = None
+    """A scratch directory that lives as long as the pod."""
+
+    medium: Literal["", "Memory"] | None = Field(None, description="\"\" (default): the node's disk; Memory: tmpfs.")
+    sizeLimit: Annotated[str, Field(max_length=32)] | None = Field(None, description="Most it may hold, a "
+                                                                                     "Kubernetes quantity (e.g. 1Gi).")
 
 
 class PVCVolume(Model):
-    claimName: Str
-    readOnly: bool | None = None
+    """An existing PersistentVolumeClaim in the object's namespace."""
+
+    claimName: Str = Field(description="Name of the PersistentVolumeClaim.")
+    readOnly: bool | None = Field(None, description="Mount it read-only.")
 
 
 class HostPathVolume(Model):
     """Refused unless the operator's policy allows hostPath (lakejob.policy)."""
 
-    path: Str
-    type: Annotated[str, Field(max_length=64)] | None = None
+    path: Str = Field(description="Path on the node.")
+    type: Annotated[str, Field(max_length=64)] | None = Field(
+        None, description="Kubernetes hostPath type: Directory, DirectoryOrCreate, File, FileOrCreate, Socket, "
+                          "CharDevice, BlockDevice; empty: no check.")
 
 
 class Volume(Model):
@@ -145,7 +170,7 @@ class Volume(Model):
              lambda v: sum(x is not None for x in (v.configMap, v.secret, v.emptyDir, v.persistentVolumeClaim,
                                                   v.hostPath)) == 1),
     )
-    name: Annotated[str, Field(min_length=1, max_length=63)]
+    name: Annotated[str, Field(min_length=1, max_length=63)] = Field(description="Volume name, for volumeMounts.")
     configMap: ConfigMapVolume | None = None
     secret: SecretVolume | None = None
     emptyDir: EmptyDirVolume | None = None
@@ -154,10 +179,12 @@ class Volume(Model):
 
 
 class VolumeMount(Model):
-    name: Annotated[str, Field(min_length=1, max_length=63)]
-    mountPath: Str
-    readOnly: bool | None = None
-    subPath: Str | None = None
+    """Where the main container sees a volume."""
+
+    name: Annotated[str, Field(min_length=1, max_length=63)] = Field(description="Name of a volume of this block.")
+    mountPath: Str = Field(description="Absolute path in the container.")
+    readOnly: bool | None = Field(None, description="Mount it read-only.")
+    subPath: Str | None = Field(None, description="Mount this path inside the volume instead of its root.")
 
 
 RESERVED_LABEL_PREFIXES = ("lakejob.io/", "spark-")
@@ -167,6 +194,8 @@ CAPABILITY_PATTERN = r"^[A-Z][A-Z0-9_]*$"
 
 
 class Capabilities(Model):
+    """Linux capabilities of the main container."""
+
     add: Annotated[list[Annotated[str, Field(max_length=64, pattern=CAPABILITY_PATTERN)]], Field(max_length=32)] | None = \
         Field(None, description="Capabilities added to the main container (every other one is dropped).")
 
@@ -193,12 +222,17 @@ class PodCustomization(Model):
     )
 
     labels: StrMap | None = Field(None, description="Extra labels (keys under lakejob.io/ and spark- are reserved).")
-    annotations: StrMap | None = None
-    nodeSelector: StrMap | None = None
-    tolerations: Annotated[list[Toleration], Field(max_length=64)] | None = None
-    env: Annotated[list[EnvVar], Field(max_length=MAX_LIST)] | None = None
-    volumes: Annotated[list[Volume], Field(max_length=64)] | None = None
-    volumeMounts: Annotated[list[VolumeMount], Field(max_length=64)] | None = None
+    annotations: StrMap | None = Field(None, description="Extra annotations.")
+    nodeSelector: StrMap | None = Field(None, description="Node labels the pod must run on (added to the operator's "
+                                                          "workload node selector, winning over it).")
+    tolerations: Annotated[list[Toleration], Field(max_length=64)] | None = Field(
+        None, description="Taints the pod tolerates (before the operator's workload tolerations).")
+    env: Annotated[list[EnvVar], Field(max_length=MAX_LIST)] | None = Field(
+        None, description="Extra environment variables of the main container.")
+    volumes: Annotated[list[Volume], Field(max_length=64)] | None = Field(
+        None, description="Extra volumes of the pod (mount them with volumeMounts).")
+    volumeMounts: Annotated[list[VolumeMount], Field(max_length=64)] | None = Field(
+        None, description="Where the main container mounts the volumes.")
     serviceAccountName: Annotated[str, Field(max_length=253)] | None = Field(
         None, description="Run the pod as this existing ServiceAccount instead of the one lakejob creates. "
                           "Refused unless the operator's policy allows serviceAccountName.")
@@ -211,7 +245,8 @@ class PodCustomization(Model):
     securityContext: ContainerSecurity | None = Field(
         None, description="privileged and added capabilities of the main container. Refused unless the operator's "
                           "policy allows privileged / capabilities.")
-    priorityClassName: Annotated[str, Field(max_length=253)] | None = None
+    priorityClassName: Annotated[str, Field(max_length=253)] | None = Field(
+        None, description="PriorityClass of the pod (a DagJob sets its own from Priority unless this is given).")
     schedulerName: Annotated[str, Field(max_length=253)] | None = Field(
         None, description="Scheduler for the pod, e.g. volcano or yunikorn for gang scheduling.")
 
@@ -220,12 +255,26 @@ class PodCustomization(Model):
 
 
 class Condition(Model):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    lastTransitionTime: str | None = None
-    observedGeneration: int | None = None
+    """A Kubernetes condition. Every kind has Ready, and at most one of Complete, Failed and
+    Suspended True (docs/<kind>.md, Conditions), for `kubectl wait --for=condition=…`."""
+
+    type: str = Field(description="Ready (running; a SparkBatch and a DagJob also once ended well), Complete (ended well), Failed (ended badly), "
+                                  "Suspended (stopped by spec.suspend), Reconciled (False: the operator's last pass "
+                                  "failed), RestReachable (SparkSession: its driver's REST API answers).")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="Why, machine-readable: the object's status.reason when this was set.")
+    message: str = Field("", description="Why, for people (empty on a False Complete, Failed or Suspended).")
+    lastTransitionTime: str | None = Field(None, description="When status last changed (RFC 3339).")
+    observedGeneration: int | None = Field(None, description="metadata.generation the operator had seen when it set "
+                                                             "this condition.")
+
+
+# The conditions list of every status: a map keyed by type (one condition per type), so that
+# server-side apply and strategic merge tools treat it as Kubernetes' own conditions.
+Conditions = Annotated[list[Condition], Field(json_schema_extra={"x-kubernetes-list-type": "map",
+                                                                "x-kubernetes-list-map-keys": ["type"]})]
+CONDITIONS_DESCRIPTION = ("The latest observations of the object's state, one per type: wait on them with "
+                          "`kubectl wait --for=condition=Complete` (or Failed, Suspended, Ready).")
 
 
 def now_iso() -> str:
@@ -282,5 +331,5 @@ class OutboxEntry(Model):
 
     model_config = ConfigDict(extra="ignore")
 
-    url: str
+    url: str = Field(description="Where the notification is POSTed.")
     event: str = Field(description="The CloudEvent, as JSON.")

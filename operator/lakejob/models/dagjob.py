@@ -21,7 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import ConfigDict, Field, model_validator
 
 from lakejob import dag_graph
-from lakejob.models.common import Condition, Model, OutboxEntry, PodCustomization
+from lakejob.models.common import CONDITIONS_DESCRIPTION, Conditions, Model, OutboxEntry, PodCustomization
 from lakejob.models.rules import Rule
 from lakejob.models.flinkjarjob import ARGS_PATTERN, FlinkJarJobSpec
 from lakejob.models.sparkbatch import SparkBatchSpec
@@ -117,17 +117,20 @@ class OSSCredentials(Model):
              lambda o: o.secretName is None or not (o.AccessKeyId or o.AccessKeySecret or o.AccessSecurityToken),
              field="secretName"),
     )
-    AccessKeyId: Str256 | None = None
-    AccessKeySecret: Str256 | None = None
-    AccessSecurityToken: Annotated[str, Field(max_length=4096)] | None = None
+    AccessKeyId: Str256 | None = Field(None, description="OSS AccessKey ID (inline; prefer secretName).")
+    AccessKeySecret: Str256 | None = Field(None, description="OSS AccessKey secret (inline; prefer secretName).")
+    AccessSecurityToken: Annotated[str, Field(max_length=4096)] | None = Field(
+        None, description="STS security token of temporary keys (inline; prefer secretName).")
     secretName: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
         None, description="A Secret in the DagJob's namespace with the keys AccessKeyId, AccessKeySecret and "
                           "(optionally) AccessSecurityToken. Recommended over inline keys.")
 
 
 class NASSpec(Model):
-    AccessGroup: StrList16 | None = None
-    FileSystem: StrList16 | None = None
+    """BatchCompute's NAS mount. Accepted as BatchCompute has it; no effect on Kubernetes."""
+
+    AccessGroup: StrList16 | None = Field(None, description="NAS access groups.")
+    FileSystem: StrList16 | None = Field(None, description="NAS file systems.")
 
 
 class MountEntry(Model):
@@ -138,14 +141,19 @@ class MountEntry(Model):
     )
     Source: Path1024 = Field(description="oss:// path fetched into Destination before the command starts.")
     Destination: Path1024 = Field(description="Absolute local path.")
-    WriteSupport: bool | None = None
+    WriteSupport: bool | None = Field(None, description="Whether the mount is writable. Accepted as BatchCompute has it; no effect on Kubernetes.")
 
 
 class MountsSpec(Model):
-    Entries: Annotated[list[MountEntry], Field(max_length=16)] | None = None
-    Locale: Literal[LOCALES] | None = None  # type: ignore[valid-type]
-    Lock: bool | None = None
-    CacheSupport: bool | None = None
+    """What the instances see besides their inputs: OSS paths copied in, and the OSS keys."""
+
+    Entries: Annotated[list[MountEntry], Field(max_length=16)] | None = Field(
+        None, description="OSS paths fetched into local paths before the command starts (at most 16).")
+    Locale: Literal[LOCALES] | None = Field(  # type: ignore[valid-type]
+        None, description="Character set of OSS object names when mounted (GBK, GB2312-80, BIG5, ANSI, EUC-JP, "
+                          "EUC-TW, EUC-KR, SHIFT-JIS, KSC5601). Accepted as BatchCompute has it; no effect on Kubernetes.")
+    Lock: bool | None = Field(None, description="Whether the NFS mount supports network file locking. Accepted as BatchCompute has it; no effect on Kubernetes.")
+    CacheSupport: bool | None = Field(None, description="Whether the mount is cached. Accepted as BatchCompute has it; no effect on Kubernetes.")
     NAS: NASSpec | None = None
     OSS: OSSCredentials | None = None
 
@@ -154,34 +162,47 @@ class MountsSpec(Model):
 
 
 class Disk(Model):
-    MountPoint: Path1024 | None = None
-    Size: Annotated[int, Field(ge=0, le=65536)] | None = None
-    Type: Str64 | None = None
+    """A disk of the cluster's VMs. Accepted as BatchCompute has it; no effect on Kubernetes."""
+
+    MountPoint: Path1024 | None = Field(None, description="Where the disk is mounted.")
+    Size: Annotated[int, Field(ge=0, le=65536)] | None = Field(None, description="Size in GB.")
+    Type: Str64 | None = Field(None, description="Disk type (e.g. cloud_efficiency, cloud_ssd).")
 
 
 class DisksSpec(Model):
-    DataDisk: Disk | None = None
-    SystemDisk: Disk | None = None
+    """The cluster's VM disks. Accepted as BatchCompute has it; no effect on Kubernetes."""
+
+    DataDisk: Disk | None = Field(None, description="The data disk.")
+    SystemDisk: Disk | None = Field(None, description="The system disk.")
 
 
 class ClassicSpec(Model):
-    AllowIpAddress: StrList16 | None = None
-    AllowIpAddressEgress: StrList16 | None = None
-    AllowSecurityGroup: StrList16 | None = None
-    AllowSecurityGroupEgress: StrList16 | None = None
+    """Classic network access rules. Accepted as BatchCompute has it; no effect on Kubernetes."""
+
+    AllowIpAddress: StrList16 | None = Field(None, description="IP addresses allowed in.")
+    AllowIpAddressEgress: StrList16 | None = Field(None, description="IP addresses allowed out.")
+    AllowSecurityGroup: StrList16 | None = Field(None, description="Security groups allowed in.")
+    AllowSecurityGroupEgress: StrList16 | None = Field(None, description="Security groups allowed out.")
 
 
 class VPCSpec(Model):
-    CidrBlock: Str64 | None = None
-    VpcId: Str64 | None = None
+    """The cluster's VPC. Accepted as BatchCompute has it; no effect on Kubernetes."""
+
+    CidrBlock: Str64 | None = Field(None, description="CIDR block of the VPC, e.g. 192.168.0.0/16.")
+    VpcId: Str64 | None = Field(None, description="An existing VPC's ID.")
 
 
 class NetworksSpec(Model):
+    """The cluster's network. Accepted as BatchCompute has it; no effect on Kubernetes."""
+
     Classic: ClassicSpec | None = None
     VPC: VPCSpec | None = None
 
 
 class ConfigsSpec(Model):
+    """Cluster configurations: disks and networks (no effect on Kubernetes), Mounts (its OSS keys
+    are the task's when the task has none of its own)."""
+
     Disks: DisksSpec | None = None
     Mounts: MountsSpec | None = None
     Networks: NetworksSpec | None = None
@@ -196,16 +217,21 @@ class AutoClusterSpec(Model):
              "InvalidAutoCluster: only one of ECSImageId and ImageId can be set, the other must be left blank",
              lambda a: not (a.ECSImageId and a.ImageId), field="ImageId"),
     )
-    ECSImageId: Str256 | None = None
-    ImageId: Str256 | None = None
+    ECSImageId: Str256 | None = Field(None, description="ID of an ECS image (only one of ECSImageId and ImageId). "
+                                                       "Accepted as BatchCompute has it; no effect on Kubernetes.")
+    ImageId: Str256 | None = Field(None, description="ID of a BatchCompute image: the container image is the one "
+                                                    "the operator maps it to (LAKEJOB_DAG_IMAGES), else its default.")
     InstanceType: Str256 = Field(description="Instance type; becomes a node selector when the operator names the "
                                              "node label for it (LAKEJOB_DAG_INSTANCE_TYPE_LABEL).")
-    ResourceType: Literal["OnDemand", "Spot"] | None = None
-    SpotStrategy: Literal["SpotWithPriceLimit", "SpotAsPriceGo"] | None = None
-    SpotPriceLimit: Annotated[float, Field(ge=0)] | None = None
-    UserData: Annotated[dict[str, Str256], Field(max_length=16)] | None = None
+    ResourceType: Literal["OnDemand", "Spot"] | None = Field(None, description="OnDemand or Spot. Accepted as BatchCompute has it; no effect on Kubernetes.")
+    SpotStrategy: Literal["SpotWithPriceLimit", "SpotAsPriceGo"] | None = Field(
+        None, description="Bidding strategy of Spot instances. Accepted as BatchCompute has it; no effect on Kubernetes.")
+    SpotPriceLimit: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="Highest price per instance-hour with SpotWithPriceLimit. Accepted as BatchCompute has it; no effect on Kubernetes.")
+    UserData: Annotated[dict[str, Str256], Field(max_length=16)] | None = Field(
+        None, description="Key-value pairs for the VMs' metadata server. Accepted as BatchCompute has it; no effect on Kubernetes.")
     Configs: ConfigsSpec | None = None
-    ReserveOnFail: bool | None = None
+    ReserveOnFail: bool | None = Field(None, description="Keep the VMs of a failed task. Accepted as BatchCompute has it; no effect on Kubernetes.")
 
 
 # ----------------------------------------------------------------------------- a command task
@@ -234,8 +260,11 @@ class CommandSpec(Model):
 
 
 class InputMappingConfigSpec(Model):
-    Locale: Literal[LOCALES] | None = None  # type: ignore[valid-type]
-    Lock: bool | None = None
+    """Configuration of the NFS mounting of InputMapping. Accepted as BatchCompute has it; no effect on Kubernetes."""
+
+    Locale: Literal[LOCALES] | None = Field(  # type: ignore[valid-type]
+        None, description="Character set of OSS object names when mounted.")
+    Lock: bool | None = Field(None, description="Whether the NFS mount supports network file locking.")
 
 
 class ParametersSpec(Model):
@@ -247,7 +276,7 @@ class ParametersSpec(Model):
               f"InvalidStderrRedirectPath: Specified parameter StderrRedirectPath is not valid. {OSS_MSG} "
               "(it is a folder)", "StderrRedirectPath"),
     )
-    Command: CommandSpec
+    Command: CommandSpec = Field(description="The user program: its command line, package and environment.")
     InputMappingConfig: InputMappingConfigSpec | None = None
     StdoutRedirectPath: Path1024 = Field(description="OSS folder for the instances' standard output, uploaded when "
                                                      "the command ends as stdout.{JobId}.{TaskId}.{InstanceId} "
@@ -334,7 +363,7 @@ class Task(Model):
         None, description="An existing cluster. When set, it takes effect and AutoCluster is ignored "
                           "(BatchCompute: only one of them takes effect).")
     AutoCluster: AutoClusterSpec | None = None
-    WriteSupport: bool | None = None
+    WriteSupport: bool | None = Field(None, description="Whether the task's mounts are writable. Accepted as BatchCompute has it; no effect on Kubernetes.")
     pod: PodCustomization | None = Field(None, description="lakejob: customisation of the command's pods.")
     # lakejob: a task that is another lakejob kind, run as a child custom resource
     sparkBatch: SparkBatchSpec | None = Field(None, description="A SparkBatch, run as a child SparkBatch resource.")
@@ -394,13 +423,20 @@ class Dag(Model):
 
 
 class TopicSpec(Model):
-    Name: Str256 | None = None
+    """Where the job's events go."""
+
+    Name: Str256 | None = Field(None, description="Topic name (e.g. an MNS topic); the operator may map it to an "
+                                                  "http(s) URL (LAKEJOB_NOTIFICATION_TOPICS).")
     Endpoint: Path1024 | None = Field(None, description="http(s) URL: every listed event is POSTed there as a "
                                                         "CloudEvent. Any other endpoint (e.g. MNS): Events only.")
-    Events: Annotated[list[Literal[EVENTS]], Field(max_length=len(EVENTS))] | None = None  # type: ignore[valid-type]
+    Events: Annotated[list[Literal[EVENTS]], Field(max_length=len(EVENTS))] | None = Field(  # type: ignore[valid-type]
+        None, description="The events sent: OnJobWaiting, OnJobRunning, OnJobStopped, OnJobFinished, OnJobFailed, "
+                          "the same OnTask… and OnInstance… ones, OnPriorityChange.")
 
 
 class NotificationSpec(Model):
+    """Notification of the job's events."""
+
     Topic: TopicSpec
 
 
@@ -415,7 +451,7 @@ class DagJobSpec(Model):
 
     Name: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         description="BatchCompute's job name (the resource's own name follows Kubernetes' rules).")
-    Description: Annotated[str, Field(max_length=1024)] | None = None
+    Description: Annotated[str, Field(max_length=1024)] | None = Field(None, description="Description of the job.")
     Priority: Annotated[int, Field(ge=0, le=1000)] = Field(
         description="0..1000, higher first: orders DagJobs waiting for a slot and picks the pods' PriorityClass. "
                     "May change while the job runs (OnPriorityChange).")
@@ -425,7 +461,7 @@ class DagJobSpec(Model):
                     "false: a failed task's downstream tasks are skipped, the others run.")
     AutoRelease: bool | None = Field(None, description="Delete the DagJob once it has Finished. Default false.")
     Notification: NotificationSpec | None = None
-    DAG: Dag
+    DAG: Dag = Field(description="The tasks and their dependencies.")
     suspend: bool | None = Field(None, description="lakejob: true stops the running tasks (state Stopped); "
                                                    "false again continues from where it stopped.")
 
@@ -434,13 +470,15 @@ class DagJobSpec(Model):
 
 
 class Counts(Model):
+    """How many are in each state."""
+
     model_config = ConfigDict(extra="ignore")
 
-    WaitingCount: int = 0
-    RunningCount: int = 0
-    StoppedCount: int = 0
-    FinishedCount: int = 0
-    FailedCount: int = 0
+    WaitingCount: int = Field(0, description="Waiting.")
+    RunningCount: int = Field(0, description="Running.")
+    StoppedCount: int = Field(0, description="Stopped (or skipped).")
+    FinishedCount: int = Field(0, description="Finished.")
+    FailedCount: int = Field(0, description="Failed.")
 
 
 def parse_indexes(text: str | None) -> set[int]:
@@ -456,25 +494,27 @@ def parse_indexes(text: str | None) -> set[int]:
 class TaskStatus(Model):
     model_config = ConfigDict(extra="ignore")
 
-    State: Literal[STATES] = "Waiting"  # type: ignore[valid-type]
-    Type: str = "command"
+    State: Literal[STATES] = Field("Waiting", description="Waiting, Running, Stopped, Finished, Failed.")  # type: ignore[valid-type]
+    Type: str = Field("command", description="command, sparkBatch or flinkJarJob.")
     Run: int = Field(0, description="How many times the task was started (a stopped child CR restarts as run+1).")
     Child: str | None = Field(None, description="The Job or custom resource running the task.")
     ChildSeen: bool | None = Field(None, description="The child was seen: if it disappears now, someone deleted "
                                                      "it, and the run fails rather than silently running again.")
-    StartTime: str | None = None
-    EndTime: str | None = None
-    InstanceMetrics: Counts = Field(default_factory=Counts)
+    StartTime: str | None = Field(None, description="When the task first started running (RFC 3339).")
+    EndTime: str | None = Field(None, description="When it finished or failed (RFC 3339).")
+    InstanceMetrics: Counts = Field(default_factory=Counts, description="Its instances by state.")
     FinishedIndexes: str | None = Field(None, description="Instances that finished, e.g. 0-2,4.")
     FailedIndexes: str | None = Field(None, description="Instances that failed after their retries.")
-    Message: str | None = None
+    Message: str | None = Field(None, description="Why the task is in its state, for people.")
 
 
 class Delivery(Model):
+    """Notifications sent to Topic.Endpoint."""
+
     model_config = ConfigDict(extra="ignore")
 
-    delivered: int = 0
-    failed: int = 0
+    delivered: int = Field(0, description="Delivered.")
+    failed: int = Field(0, description="Given up on after their retries.")
 
 
 class DagJobStatus(Model):
@@ -483,19 +523,20 @@ class DagJobStatus(Model):
     model_config = ConfigDict(extra="ignore")
 
     Id: str | None = Field(None, description="The resource's uid.")
-    Name: str | None = None
+    Name: str | None = Field(None, description="spec.Name.")
     State: Literal[STATES] | None = Field(None, description="Waiting, Running, Stopped, Finished, Failed.")  # type: ignore[valid-type]
-    Priority: int | None = None
-    CreationTime: str | None = None
-    StartTime: str | None = None
-    EndTime: str | None = None
+    Priority: int | None = Field(None, description="spec.Priority as last acted on.")
+    CreationTime: str | None = Field(None, description="When the job was created (RFC 3339).")
+    StartTime: str | None = Field(None, description="When it first started running (RFC 3339).")
+    EndTime: str | None = Field(None, description="When it finished or failed (RFC 3339).")
     TaskProgress: str | None = Field(None, description="Finished tasks / all tasks.")
-    TaskMetrics: Counts | None = None
-    InstanceMetrics: Counts | None = None
-    Tasks: dict[str, TaskStatus] | None = None
+    TaskMetrics: Counts | None = Field(None, description="The tasks by state.")
+    InstanceMetrics: Counts | None = Field(None, description="All tasks' instances by state.")
+    Tasks: dict[str, TaskStatus] | None = Field(None, description="{task name: its status}.")
     notifications: Delivery | None = Field(None, description="CloudEvents delivered to / failed at Topic.Endpoint.")
     reason: str | None = Field(None, description="Why the job is in its state (machine-readable).")
-    message: str | None = None
-    conditions: list[Condition] | None = None
+    message: str | None = Field(None, description="Why the job is in its state, for people (a failed job: each "
+                                                  "task's state and why).")
+    conditions: Conditions | None = Field(None, description=CONDITIONS_DESCRIPTION)
     outbox: list[OutboxEntry] | None = Field(None, description="Notifications not yet delivered, in order.")
-    observedGeneration: int | None = None
+    observedGeneration: int | None = Field(None, description="metadata.generation the operator acted on last.")

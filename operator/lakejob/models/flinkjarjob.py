@@ -18,7 +18,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from lakejob import sizing
-from lakejob.models.common import Condition, Model, OutboxEntry, PodCustomization
+from lakejob.models.common import CONDITIONS_DESCRIPTION, Conditions, Model, OutboxEntry, PodCustomization
 from lakejob.models.rules import Rule
 
 # DLI's Flink job statuses (the ones this operator can reach).
@@ -305,29 +305,35 @@ class FlinkJarJobSpec(Model):
 
 
 class PodResources(Model):
-    cus: int
-    cpu: str
-    memory: str
+    """One pod's size (a CU is 1 CPU and 4 GiB unless the operator says otherwise)."""
+
+    cus: int = Field(description="CUs of the pod.")
+    cpu: str = Field(description="Its CPU request (a Kubernetes quantity).")
+    memory: str = Field(description="Its memory request and limit (a Kubernetes quantity).")
 
 
 class TaskManagerResources(PodResources):
-    replicas: int
-    slots: int
+    """One TaskManager's size, and how many there are."""
+
+    replicas: int = Field(description="TaskManagers (the Deployment's replicas).")
+    slots: int = Field(description="Task slots of each TaskManager.")
 
 
 class FlinkResources(Model):
     """The resolved cluster: what the CUs bought."""
 
-    parallelism: int
-    jobManager: PodResources
-    taskManager: TaskManagerResources
-    unusedCUs: int = 0
+    parallelism: int = Field(description="The job's parallelism (parallel_number).")
+    jobManager: PodResources = Field(description="The JobManager pod.")
+    taskManager: TaskManagerResources = Field(description="Each TaskManager pod, and their number.")
+    unusedCUs: int = Field(0, description="CUs of cu_number no pod uses (they cannot make a whole TaskManager).")
 
 
 class TaskManagerCounts(Model):
-    pending: int = 0
-    running: int = 0
-    failed: int = 0
+    """The current attempt's TaskManager pods, by phase."""
+
+    pending: int = Field(0, description="TaskManager pods not running yet.")
+    running: int = Field(0, description="TaskManager pods running.")
+    failed: int = Field(0, description="TaskManager pods that failed.")
 
 
 class FlinkJarJobStatus(Model):
@@ -346,9 +352,9 @@ class FlinkJarJobStatus(Model):
         None, description="Lifecycle phase: Pending, Running, Restarting (a restart is coming), Failed, Cancelling, "
                           "Cancelled, Succeeded. Failed, Cancelled and Succeeded are final.")
     reason: str | None = Field(None, description="Why the job is in its status (machine-readable).")
-    queue_name: str | None = None
+    queue_name: str | None = Field(None, description="spec.queue_name.")
     attempt: int | None = Field(None, description="Current deployment, from 1; each restart adds one.")
-    jobManagerPod: str | None = None
+    jobManagerPod: str | None = Field(None, description="Name of the current attempt's JobManager pod.")
     flinkState: str | None = Field(None, description="The job's state as the JobManager's REST API reported it "
                                                      "last (RUNNING, RESTARTING, FAILED, …).")
     restarts: int | None = Field(None, description="Restarts made so far.")
@@ -363,9 +369,9 @@ class FlinkJarJobStatus(Model):
     start_time: int | None = Field(None, description="When the current attempt's JobManager was created, ms.")
     resources: FlinkResources | None = None
     taskManagers: TaskManagerCounts | None = None
-    conditions: list[Condition] | None = None
+    conditions: Conditions | None = Field(None, description=CONDITIONS_DESCRIPTION)
     outbox: list[OutboxEntry] | None = Field(None, description="Notifications not yet delivered, in order.")
-    observedGeneration: int | None = None
+    observedGeneration: int | None = Field(None, description="metadata.generation the operator acted on last.")
     runGeneration: int | None = Field(
         None, description="The spec's generation the current run started from (or, once stopped, the last one acted "
                           "on); a newer spec starts a new run.")

@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar, Literal, Self
 from pydantic import ConfigDict, Field, model_validator
 
 from lakejob import sizing
-from lakejob.models.common import Condition, Memory, Model, PodCustomization, Str, StrList, StrMap
+from lakejob.models.common import CONDITIONS_DESCRIPTION, Conditions, Memory, Model, PodCustomization, Str, StrList, StrMap
 from lakejob.models.rules import SPARK_3_3_OR_LATER, Rule, spark_at_least_3_3
 
 
@@ -31,7 +31,8 @@ class Group(Model):
     """A DLI package group (Table 5, deprecated)."""
 
     name: Str | None = Field(None, description="User group name.")
-    resources: Annotated[list[Resource], Field(max_length=256)] | None = None
+    resources: Annotated[list[Resource], Field(max_length=256)] | None = Field(
+        None, description="The group's packages.")
 
 
 def cel_regex(pattern: str) -> str:
@@ -205,13 +206,17 @@ def resolve_sizing(spec: SparkAppSpec) -> sizing.SparkSizing:
 
 
 class ResolvedResources(Model):
-    driverCores: int
-    driverMemory: str
-    driverMemoryOverhead: str
-    executorCores: int
-    executorMemory: str
-    executorMemoryOverhead: str
-    numExecutors: int
+    """The sizes the pods were made with: sc_type's row, each override, Spark's memory overhead."""
+
+    driverCores: int = Field(description="CPU cores of the driver.")
+    driverMemory: str = Field(description="JVM heap of the driver (spark.driver.memory).")
+    driverMemoryOverhead: str = Field(description="Memory of the driver pod beyond the heap "
+                                                  "(spark.driver.memoryOverhead).")
+    executorCores: int = Field(description="CPU cores of each executor.")
+    executorMemory: str = Field(description="JVM heap of each executor (spark.executor.memory).")
+    executorMemoryOverhead: str = Field(description="Memory of each executor pod beyond the heap "
+                                                    "(spark.executor.memoryOverhead).")
+    numExecutors: int = Field(description="Executors asked for (spark.executor.instances).")
 
     @classmethod
     def of(cls, s: sizing.SparkSizing) -> ResolvedResources:
@@ -223,10 +228,12 @@ class ResolvedResources(Model):
 
 
 class ExecutorCounts(Model):
-    pending: int = 0
-    running: int = 0
-    succeeded: int = 0
-    failed: int = 0
+    """The current attempt's executor pods, by phase."""
+
+    pending: int = Field(0, description="Executor pods not running yet.")
+    running: int = Field(0, description="Executor pods running.")
+    succeeded: int = Field(0, description="Executor pods that ended well.")
+    failed: int = Field(0, description="Executor pods that failed (Spark replaces them).")
 
 
 class SparkAppStatus(Model):
@@ -238,20 +245,20 @@ class SparkAppStatus(Model):
 
     id: str | None = Field(None, description="Stable UUID (the CR's uid).")
     appId: str | None = Field(None, description="Spark application ID (spark-app-selector of the driver).")
-    name: str | None = None
+    name: str | None = Field(None, description="spec.name.")
     attempt: int | None = Field(None, description="Current attempt, from 1; attempt - 1 retries were made.")
     log: list[str] | None = Field(None, description="Last 10 log lines of the driver, or its termination message.")
     sc_type: str | None = Field(None, description="A, B, C, or CUSTOMIZED when any override was given.")
-    queue: str | None = None
-    cluster_name: str | None = None
+    queue: str | None = Field(None, description="The queue: spec.queue, else spec.cluster_name.")
+    cluster_name: str | None = Field(None, description="The same as queue (DLI reports both).")
     create_time: int | None = Field(None, description="Creation time, ms since the epoch.")
     update_time: int | None = Field(None, description="Last status change, ms since the epoch.")
-    driverPod: str | None = None
+    driverPod: str | None = Field(None, description="Name of the current attempt's driver pod.")
     driverStartTime: int | None = Field(None, description="When the current driver pod was created, ms since the epoch.")
     nextAttemptTime: int | None = Field(None, description="When the next attempt starts (auto_recovery backoff), ms.")
     resources: ResolvedResources | None = None
     executors: ExecutorCounts | None = None
     reason: str | None = Field(None, description="Why it is in its state (machine-readable).")
-    message: str | None = None
-    conditions: list[Condition] | None = None
-    observedGeneration: int | None = None
+    message: str | None = Field(None, description="Why it is in its state, for people (at most 4 KiB).")
+    conditions: Conditions | None = Field(None, description=CONDITIONS_DESCRIPTION)
+    observedGeneration: int | None = Field(None, description="metadata.generation the operator acted on last.")
