@@ -92,6 +92,10 @@ demo: venv cluster
 
 bench: venv cluster
 	@$(BIN)/python bench/burst.py
+	@$(BIN)/python bench/burst.py --steady 50 --seconds 60
+	@for kind in SparkSession FlinkJarJob DagJob; do $(BIN)/python bench/burst.py --kind $$kind -n 300 || exit 1; done
+	@$(BIN)/python bench/live.py
+	@$(BIN)/python bench/sparksubmit.py
 	@$(BIN)/python bench/dag.py
 	@$(BIN)/python bench/sparksession_poll.py
 	@$(BIN)/python bench/real_sparkpi.py

@@ -30,19 +30,12 @@ from typing import Any
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "hack" / "cluster"))
-import cluster  # noqa: E402
+from common import ROOT, cluster, cpu_s, kubectl, pct, record
 
 from lakejob.kube import Kube, register_kind  # noqa: E402
 from lakejob.render.dag import child_name  # noqa: E402
 
 MAX_TASKS = 16
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 def command() -> dict[str, Any]:
@@ -106,11 +99,6 @@ async def watch_jobs(kube: Kube, namespace: str, added: dict[str, float], done: 
                         return
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def phase(kube: Kube, namespace: str, objs: list[dict[str, Any]], edges: list[tuple[str, str]],
                 pid: int, timeout: float) -> dict[str, Any]:
     total = len({n for e in edges for n in e})
@@ -119,7 +107,7 @@ async def phase(kube: Kube, namespace: str, objs: list[dict[str, Any]], edges: l
     ready = asyncio.Event()
     watcher = asyncio.create_task(watch_jobs(kube, namespace, added, done, total, ready))
     await ready.wait()
-    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    cpu0, t0 = cpu_s(pid), time.monotonic()
     sem = asyncio.Semaphore(20)
 
     async def create(obj: dict[str, Any]) -> None:
@@ -128,7 +116,7 @@ async def phase(kube: Kube, namespace: str, objs: list[dict[str, Any]], edges: l
 
     await asyncio.gather(*(create(o) for o in objs))
     await asyncio.wait_for(watcher, timeout=timeout)
-    wall, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
+    wall, cpu = time.monotonic() - t0, cpu_s(pid) - cpu0
     overhead = [added[down] - done[up] for up, down in edges]
     tasks = total
     return {"dagjobs": len(objs), "tasks": tasks, "transitions": len(edges),
@@ -137,17 +125,13 @@ async def phase(kube: Kube, namespace: str, objs: list[dict[str, Any]], edges: l
             "operator_cpu_s": round(cpu, 2), "operator_cpu_ms_per_task": round(1000 * cpu / tasks, 1)}
 
 
-def kubectl(*args: str) -> str:
-    return subprocess.run([str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig_path()), *args],
-                          check=True, capture_output=True, text=True).stdout
-
-
-async def run(fan_jobs: int, chain_jobs: int) -> dict[str, Any]:
+async def run(fan_jobs: int, chain_jobs: int, scale_jobs: int) -> dict[str, Any]:
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig_path())
     register_kind("lakejob.io/v1alpha1", "DagJob", "dagjobs")
     kube = await Kube.connect()
     stamp = time.strftime("%H%M%S")
-    namespaces = {"fan_out": f"bench-dagfan-{stamp}", "chain": f"bench-dagchain-{stamp}"}
+    namespaces = {"fan_out": f"bench-dagfan-{stamp}", "chain": f"bench-dagchain-{stamp}",
+                  "scale": f"bench-dagscale-{stamp}"}
     for ns in namespaces.values():
         kubectl("create", "namespace", ns)
         while subprocess.run([str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig_path()),
@@ -166,6 +150,9 @@ async def run(fan_jobs: int, chain_jobs: int) -> dict[str, Any]:
         result["fan_out"] = await phase(kube, namespaces["fan_out"], objs, edges, op.pid, timeout=1800)
         objs, edges = chain(namespaces["chain"], chain_jobs)
         result["chain"] = await phase(kube, namespaces["chain"], objs, edges, op.pid, timeout=1800)
+        # Many DagJobs' tasks at once, the fan-out's shape (while the two phases' objects are still there).
+        objs, edges = fan_out(namespaces["scale"], scale_jobs)
+        result["scale"] = await phase(kube, namespaces["scale"], objs, edges, op.pid, timeout=3600)
     finally:
         op.terminate()
         op.wait(timeout=30)
@@ -180,17 +167,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fan-jobs", type=int, default=67, help="fan-out DagJobs (15 leaves each; 67 → 1,005)")
     parser.add_argument("--chain-jobs", type=int, default=14, help="chain DagJobs (15 transitions each; 14 → 210)")
+    parser.add_argument("--scale-jobs", type=int, default=313,
+                        help="fan-out DagJobs of the scale phase (16 tasks each; 313 → 5,008 tasks)")
     args = parser.parse_args()
     if not cluster.running():
         print("bench: no local cluster runs (make cluster)", file=sys.stderr)
         return 1
     kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
-    result = asyncio.run(run(args.fan_jobs, args.chain_jobs))
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    with open(out / "dag.jsonl", "a") as f:
-        f.write(json.dumps(result) + "\n")
-    print(json.dumps(result, indent=2))
+    record("dag", asyncio.run(run(args.fan_jobs, args.chain_jobs, args.scale_jobs)))
     return 0
 
 

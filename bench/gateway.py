@@ -41,31 +41,13 @@ from typing import Any
 import aiohttp
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "hack" / "cluster"))
-import cluster  # noqa: E402
+from common import ROOT, cluster, cpu_s, kubectl, pct
 
 from lakejob.kube import Kube, path, register_kind  # noqa: E402
 
 GV, KIND = "lakejob.io/v1alpha1", "SparkBatch"
 USER, PASSWORD = "bench:livy", "bench-password"
 BODY = {"file": "local:///opt/spark/examples/jars/spark-examples.jar", "className": "org.apache.spark.examples.SparkPi"}
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
-
-
-def kubectl(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run([str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig_path()), *args],
-                          check=True, capture_output=True, text=True, input=stdin).stdout
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) process `pid` has used, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # The processes whose CPU is counted per request: name → pid (run() fills it).

@@ -29,19 +29,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "hack" / "cluster"))
+from common import ROOT, cluster, kubectl
+
 sys.path.insert(0, str(ROOT / "hack"))
-import cluster  # noqa: E402
 import incluster  # noqa: E402
 
-KUBECTL = str(cluster.BIN / "kubectl")
 CLASS = "org.apache.spark.examples.SparkPi"
-
-
-def kubectl(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run([KUBECTL, *args], input=stdin, check=True, capture_output=True, text=True,
-                          env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())}).stdout
 
 
 def ts(value: str) -> float:

@@ -1,0 +1,65 @@
+"""What every bench script shares: the local cluster's kubectl, percentiles, a process's CPU and
+memory from /proc, the operator started as a process of its own, and the JSONL results file.
+
+Imported by bench/*.py (run as scripts from the project root: `make bench`); not a test helper.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "hack" / "cluster"))
+import cluster  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def kubectl(*args: str, stdin: str | None = None) -> str:
+    return subprocess.run([str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig_path()), *args],
+                          check=True, capture_output=True, text=True, input=stdin).stdout
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process `pid` in MiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def component_pid(name: str) -> int:
+    """The pid of one of the local cluster's processes (kube-apiserver, etcd, …)."""
+    return int((cluster.RUN / "pids" / f"{name}.pid").read_text().split()[0])
+
+
+def start_operator(namespaces: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    """`lakejob run` for `namespaces` as a process of its own (its log in the cluster's logs)."""
+    log = open(cluster.RUN / "logs" / log_name, "wb")
+    args = [str(Path(sys.executable).parent / "lakejob"), "run"]
+    for ns in namespaces:
+        args += ["--namespace", ns]
+    return subprocess.Popen(args, env={**os.environ, "LAKEJOB_METRICS_PORT": "0", **env}, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def record(name: str, result: dict[str, Any]) -> None:
+    """Append one run's result to bench/results/<name>.jsonl and print it."""
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    with open(out / f"{name}.jsonl", "a") as f:
+        f.write(json.dumps(result) + "\n")
+    print(json.dumps(result, indent=2))

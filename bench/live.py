@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""`make bench`: the operator with thousands of live CRs, their pods present.
+
+One operator watches one namespace; CRs of all four kinds arrive in blocks of --block (a mix: 40 %
+SparkBatch, 20 % each SparkSession, FlinkJarJob, DagJob), each block created at once and followed
+until every CR of it has its first pod. Per block: the rate (CR/s from the block's first create to
+its last first pod, compared with the first block's: what grows with the number of live objects
+shows here) and the operator's RSS after it. Then, with all of them live (nothing finishes: pods
+name a scheduler that does not run, DagJob tasks run on KWOK nodes until deleted), the operator's
+CPU while they sit idle, over --idle seconds, as a share of one core.
+Results are printed and appended to bench/results/live.jsonl; docs/performance.md reports them.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from typing import Any
+
+import burst
+from common import ROOT, cluster, cpu_s, kubectl, record, rss_mib, start_operator
+
+from lakejob.kube import Kube, register_kind
+
+# kind → (name prefix, share of a block)
+MIX: dict[str, tuple[str, float]] = {"SparkBatch": ("sb", 0.4), "SparkSession": ("ss", 0.2),
+                                     "FlinkJarJob": ("fj", 0.2), "DagJob": ("dj", 0.2)}
+
+
+async def watch_first_pods(kube: Kube, namespace: str, seen: dict[str, float], ready: asyncio.Event,
+                           stop: asyncio.Event) -> None:
+    """When each CR's first pod appears (any lakejob kind, by its lakejob.io/name label)."""
+    url = f"{kube.server}/api/v1/namespaces/{namespace}/pods"
+    params = {"watch": "1", "labelSelector": "lakejob.io/kind", "allowWatchBookmarks": "false"}
+    async with kube.session.get(url, params=params, headers=kube._headers(),
+                                timeout=None) as resp:  # type: ignore[arg-type]
+        ready.set()
+        async for line in resp.content:
+            event = json.loads(line)
+            if event["type"] == "ADDED":
+                seen.setdefault(event["object"]["metadata"]["labels"]["lakejob.io/name"], time.monotonic())
+            if stop.is_set():
+                return
+
+
+def block_objects(namespace: str, block: int, size: int) -> list[dict[str, Any]]:
+    objs = []
+    for kind, (prefix, share) in MIX.items():
+        spec = burst.KINDS[kind][1]
+        for i in range(int(size * share)):
+            objs.append({"apiVersion": "lakejob.io/v1alpha1", "kind": kind,
+                         "metadata": {"name": f"{prefix}-{block}-{i}", "namespace": namespace}, "spec": spec()})
+    return objs
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig_path())
+    for kind, (plural, _) in burst.KINDS.items():
+        register_kind("lakejob.io/v1alpha1", kind, plural)
+    kube = await Kube.connect()
+    ns = f"bench-live-{time.strftime('%H%M%S')}"
+    await burst.fresh_namespaces(ns)
+    result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "total": args.total, "block": args.block,
+                              "mix": {k: share for k, (_, share) in MIX.items()},
+                              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "blocks": []}
+    op = start_operator([ns], {"LAKEJOB_DRIVER_LOGS": "false"}, "bench-live-operator.log")
+    seen: dict[str, float] = {}
+    ready, stop = asyncio.Event(), asyncio.Event()
+    watcher = asyncio.create_task(watch_first_pods(kube, ns, seen, ready, stop))
+    try:
+        await asyncio.sleep(5)  # the operator's watches are up
+        await ready.wait()
+        result["rss_mib_start"] = rss_mib(op.pid)
+        for b in range(args.total // args.block):
+            objs = block_objects(ns, b, args.block)
+            names = [o["metadata"]["name"] for o in objs]
+            cpu0, t0 = cpu_s(op.pid), time.monotonic()
+            await burst.burst(kube, objs, args.concurrency)
+            while not all(n in seen for n in names):
+                if time.monotonic() - t0 > 900:
+                    missing = [n for n in names if n not in seen]
+                    raise TimeoutError(f"block {b}: {len(missing)} CRs without a pod after 900 s, e.g. {missing[:5]}")
+                await asyncio.sleep(0.2)
+            wall = max(seen[n] for n in names) - t0
+            entry = {"block": b, "live_crs": (b + 1) * len(objs), "cr_per_s": round(len(objs) / wall, 1),
+                     "operator_cpu_ms_per_cr": round(1000 * (cpu_s(op.pid) - cpu0) / len(objs), 2),
+                     "rss_mib": rss_mib(op.pid)}
+            result["blocks"].append(entry)
+            print(f"live: {entry}", flush=True)
+        first, last = result["blocks"][0], result["blocks"][-1]
+        result["last_to_first_rate"] = round(last["cr_per_s"] / first["cr_per_s"], 2)
+        result["rss_growth_mib_per_1000"] = round(
+            (last["rss_mib"] - result["rss_mib_start"]) / (last["live_crs"] / 1000), 1)
+        await asyncio.sleep(args.settle)  # the last events and passes of the burst are over
+        cpu0, t0 = cpu_s(op.pid), time.monotonic()
+        await asyncio.sleep(args.idle)
+        result["idle_cpu_pct_of_core"] = round(100 * (cpu_s(op.pid) - cpu0) / (time.monotonic() - t0), 2)
+        result["rss_mib_idle"] = rss_mib(op.pid)
+    finally:
+        stop.set()
+        watcher.cancel()
+        op.terminate()
+        op.wait(timeout=60)
+        await kube.close()
+        kubectl("delete", "namespace", ns, "--wait=false")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--total", type=int, default=5000, help="live CRs in all")
+    parser.add_argument("--block", type=int, default=1000, help="CRs created at once, then followed to their pods")
+    parser.add_argument("-c", "--concurrency", type=int, default=50, help="client requests in flight")
+    parser.add_argument("--settle", type=float, default=30.0, help="seconds after the last block before idling")
+    parser.add_argument("--idle", type=float, default=120.0, help="seconds the idle CPU is measured over")
+    args = parser.parse_args()
+    if not cluster.running():
+        print("bench: no local cluster runs (make cluster)", flush=True)
+        return 1
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    record("live", asyncio.run(run(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
