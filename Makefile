@@ -17,17 +17,20 @@ export LAKEJOB_CACHE ?= $(HOME)/.cache/lakejob
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 
+# The pip installs, each a progress step (hack/progress.sh: a heartbeat while pip is silent).
+# batchcompute 2.1.7 (Alibaba's SDK, which the gateway's tests sign requests with) is an old sdist
+# whose setup.py imports pkg_resources: built without isolation, with a setuptools that has it.
+# The Flink distribution for the real-Flink test: jars and scripts only (its Python API's
+# dependencies would pin apache-beam and an old pandas), hence --no-deps.
 $(BIN)/lakejob: pyproject.toml
-	@$(PY) -m venv $(VENV)
-	@$(BIN)/pip install -q --upgrade pip
-	@# batchcompute 2.1.7 (Alibaba's SDK, which the gateway's tests sign requests with) is an old sdist
-	@# whose setup.py imports pkg_resources: built without isolation, with a setuptools that has it.
-	@$(BIN)/pip install -q wheel 'setuptools>=65,<81'
-	@$(BIN)/pip install -q --no-build-isolation batchcompute==2.1.7
-	@$(BIN)/pip install -q -e '.[dev,spark]'
-	@# The Flink distribution for the real-Flink test: jars and scripts only (its Python API's
-	@# dependencies would pin apache-beam and an old pandas), hence --no-deps.
-	@$(BIN)/pip install -q --no-deps 'apache-flink>=2.0,<3' 'apache-flink-libraries>=2.0,<3'
+	@. hack/progress.sh && \
+	progress_run venv 1/6 "creating $(VENV)" $(PY) -m venv $(VENV) && \
+	progress_run venv 2/6 "upgrading pip" $(BIN)/pip install -q --upgrade pip && \
+	progress_run venv 3/6 "installing wheel and setuptools" $(BIN)/pip install -q wheel 'setuptools>=65,<81' && \
+	progress_run venv 4/6 "installing batchcompute 2.1.7" $(BIN)/pip install -q --no-build-isolation batchcompute==2.1.7 && \
+	progress_run venv 5/6 "installing lakejob[dev,spark] and its dependencies" $(BIN)/pip install -q -e '.[dev,spark]' && \
+	progress_run venv 6/6 "installing the Flink distribution" \
+	  $(BIN)/pip install -q --no-deps 'apache-flink>=2.0,<3' 'apache-flink-libraries>=2.0,<3'
 	@touch $@
 
 venv: $(BIN)/lakejob

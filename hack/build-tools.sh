@@ -18,61 +18,78 @@ HELM_VERSION=v3.19.0  # must match hack/tools/helm/go.mod
 COREDNS_VERSION=v1.15.0  # must match hack/tools/coredns/go.mod (the real node's cluster DNS)
 
 die() { echo "build-tools: $*" >&2; exit 1; }
-beat=
-trap '[ -z "$beat" ] || kill "$beat" 2>/dev/null || true' EXIT  # never leave a heartbeat behind
+. "$here/progress.sh"
 
 command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH: install Go 1.26 or newer and put its bin directory on PATH, then retry"
 
 # Never let Go fetch a toolchain of its own, and build static binaries.
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 
+missing() {  # missing <binary>=<package>...: the pairs whose binary is not in the cache
+  local pair
+  for pair in "$@"; do [ -x "$bin/${pair%%=*}" ] || echo "$pair"; done
+}
+
+count() {  # count <module dir> <ldflags> <binary>=<package>...: adds the missing ones to $total
+  shift 2
+  total=$((total + $(missing "$@" | wc -l)))
+}
+
+go_download() {  # go_download <module dir>
+  cd "$here/tools/$1" && go mod download
+}
+
+go_build() {  # go_build <module dir> <ldflags> <output> <package>
+  cd "$here/tools/$1" && go build -trimpath -ldflags "$2" -o "$3" "$4"
+}
+
 build() {  # build <module dir> <ldflags> <binary>=<package>...
   local dir=$1 ldflags=$2; shift 2
-  local missing=()
-  for pair in "$@"; do [ -x "$bin/${pair%%=*}" ] || missing+=("$pair"); done
-  ((${#missing[@]})) || return 0
-  local names=("${missing[@]%%=*}")
-  echo "build-tools: building ${names[*]} (a cold build takes minutes; cached in $bin)"
-  local start=$SECONDS log tmp
+  local pairs
+  mapfile -t pairs < <(missing "$@")
+  ((${#pairs[@]})) || return 0
+  local names=("${pairs[@]%%=*}") log tmp pair
   log=$(mktemp)
   # Download first so that a proxy problem gets its own clear message.
-  if ! (cd "$here/tools/$dir" && go mod download) >"$log" 2>&1; then
+  if ! progress_run --log "$log" build-tools "" "downloading the Go modules of hack/tools/$dir" \
+      go_download "$dir"; then
     tail -n 5 "$log" >&2
     die "could not download the Go modules in hack/tools/$dir: is the Go module proxy reachable (GOPROXY=$(go env GOPROXY))?"
   fi
   tmp=$(mktemp -d "$bin/.build.XXXXXX")
-  for pair in "${missing[@]}"; do
-    # A heartbeat, so that minutes of compiling are not minutes of silence.
-    # Its sleep dies with it and never holds the output open (even when killed before `s` is set).
-    (t0=$(date +%s); s=; trap '[ -z "$s" ] || kill "$s" 2>/dev/null; exit 0' TERM
-     while :; do sleep 30 >/dev/null 2>&1 & s=$!; wait "$s"; echo "build-tools: still building ${pair%%=*} ($(( $(date +%s) - t0 ))s)"; done) &
-    beat=$!
-    if ! (cd "$here/tools/$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp/${pair%%=*}" "${pair#*=}") >"$log" 2>&1; then
-      kill "$beat" 2>/dev/null || true
-      beat=
+  for pair in "${pairs[@]}"; do
+    done_=$((done_ + 1))
+    if ! progress_run --log "$log" build-tools "$done_/$total" "building ${pair%%=*}" \
+        go_build "$dir" "$ldflags" "$tmp/${pair%%=*}" "${pair#*=}"; then
       tail -n 20 "$log" >&2
       rm -rf "$tmp"
       die "go build of ${pair#*=} failed (see the lines above)"
     fi
-    kill "$beat" 2>/dev/null || true
-    beat=
   done
   # Move into place only when every binary built, so a killed build leaves nothing half-made.
   for b in "${names[@]}"; do mv "$tmp/$b" "$bin/$b"; done
   rm -rf "$tmp" "$log"
-  echo "build-tools: built ${names[*]} in $((SECONDS - start))s"
 }
 
 kv="-X k8s.io/component-base/version"
 minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
-build k8s "-s -w $kv.gitVersion=$K8S_VERSION $kv.gitMajor=1 $kv.gitMinor=$minor $kv.gitTreeState=clean" \
-  kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
-  kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
-  kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
-  kubectl=k8s.io/kubernetes/cmd/kubectl \
-  kubelet=k8s.io/kubernetes/cmd/kubelet \
-  kube-proxy=k8s.io/kubernetes/cmd/kube-proxy
-build etcd "-s -w" etcd=go.etcd.io/etcd/server/v3
-build kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" kwok=sigs.k8s.io/kwok/cmd/kwok
-build helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm=helm.sh/helm/v3/cmd/helm
-build coredns "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" coredns=github.com/coredns/coredns
+tools() {  # tools count|build: every binary, in one list for both
+  "$1" k8s "-s -w $kv.gitVersion=$K8S_VERSION $kv.gitMajor=1 $kv.gitMinor=$minor $kv.gitTreeState=clean" \
+    kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
+    kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
+    kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+    kubectl=k8s.io/kubernetes/cmd/kubectl \
+    kubelet=k8s.io/kubernetes/cmd/kubelet \
+    kube-proxy=k8s.io/kubernetes/cmd/kube-proxy
+  "$1" etcd "-s -w" etcd=go.etcd.io/etcd/server/v3
+  "$1" kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" kwok=sigs.k8s.io/kwok/cmd/kwok
+  "$1" helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm=helm.sh/helm/v3/cmd/helm
+  "$1" coredns "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" coredns=github.com/coredns/coredns
+}
+total=0 done_=0
+tools count
+((total)) || exit 0
+echo "build-tools: $total binaries to build from Go modules into $bin (a cold build takes minutes each)" >&2
+start=$SECONDS
+tools build
+echo "build-tools: built $total binaries in $((SECONDS - start)) s" >&2

@@ -16,7 +16,11 @@ Runs after `make cluster` (the Makefile orders it). Two halves:
   SparkSession reads idle/busy from, so a static server in the run directory answers "no running
   job" (the payload recorded from a real Spark Connect server, tests/e2e/data). Flink JobManagers
   are read from their pods' phases instead of their REST API, as documented.
-Everything is left running (`make cluster-down` stops it all); the last lines say how to look further.
+Both halves' DagJobs name the chart's PriorityClasses: the release makes them (and keeps them on a
+second run), or they are made from the chart when another owner's are missing or there is no release.
+Everything is left running (`make cluster-down` stops it all); the lines before the end say how to
+look further, the last one or few are the verdict, computed once from the last look at the examples:
+OK, or FAILED naming each example that did not settle (exit status 1).
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,8 @@ sys.path.insert(0, str(ROOT / "hack"))
 import render_argocd  # noqa: E402  (Argo CD's state → health table of every kind)
 import incluster  # noqa: E402  (hack/incluster.py: the chart from the local images, on the real node)
 import store  # noqa: E402  (hack/store.py: the packages the DLI example names)
+import progress  # noqa: E402  (hack/progress.py: step lines and a heartbeat)
+from render_deploy import KUBE_VERSION  # noqa: E402  (the chart's kubeVersion check in `helm template`)
 
 REST_PORT = cluster.PORT_BASE + 9
 STORE_PORT = cluster.PORT_BASE + 10
@@ -48,6 +56,11 @@ DEMO_KEY_ID, DEMO_KEY_SECRET = "demo", "demo-secret"  # moto takes any keys; a r
 # Its own operator namespace: lakejob-system may hold another install (the kustomize base, a test's).
 REAL_NS, SYSTEM_NS, RELEASE = "lakejob-demo", "lakejob-demo-operator", "lakejob-demo"
 T0 = time.monotonic()
+STEPS = 5 if cluster.REAL_NODE else 2  # the demo's [i/n]: CRDs, (the store's two jars, helm), the examples
+SETTLE_S = 600  # how long the examples get to settle before the demo says it failed
+# The chart's PriorityClasses: the DagJob examples' Priority maps to them (LAKEJOB_DAG_PRIORITY_CLASSES,
+# by default the same names), and a task pod naming a class that does not exist is never created.
+HELM_OWNER = ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace")
 
 
 def step(text: str) -> None:
@@ -105,12 +118,14 @@ def start_store() -> dict[str, object]:
                     break
                 time.sleep(0.2)
     spec = yaml.safe_load((ROOT / "examples" / "sparkbatch-dli.yaml").read_text())["spec"]
-    step(f"package store {endpoint}: compiling SparkPi and uploading what examples/sparkbatch-dli.yaml names")
-    for name, content in store.dli_batch_packages(spec, store.spark_examples_jar()):
-        s3.put_object(Bucket=BUCKET, Key=PREFIX + name, Body=content)
-        print(f"  s3://{BUCKET}/{PREFIX}{name} ({len(content)} bytes)")
-    step(f"package store: compiling the Flink job of examples/real/flinkjarjob.yaml as {FLINK_PACKAGE}")
-    jar = store.flink_jar([ROOT / "tests" / "e2e" / "data" / "FlinkTinyJob.java"], "FlinkTinyJob")
+    with progress.step("demo", f"package store {endpoint}: compiling SparkPi, uploading what "
+                               "examples/sparkbatch-dli.yaml names", (2, STEPS)):
+        for name, content in store.dli_batch_packages(spec, store.spark_examples_jar()):
+            s3.put_object(Bucket=BUCKET, Key=PREFIX + name, Body=content)
+            print(f"  s3://{BUCKET}/{PREFIX}{name} ({len(content)} bytes)")
+    with progress.step("demo", f"package store: compiling the Flink job of examples/real/flinkjarjob.yaml as "
+                               f"{FLINK_PACKAGE}", (3, STEPS)):
+        jar = store.flink_jar([ROOT / "tests" / "e2e" / "data" / "FlinkTinyJob.java"], "FlinkTinyJob")
     s3.put_object(Bucket=BUCKET, Key=PREFIX + FLINK_PACKAGE, Body=jar)
     print(f"  s3://{BUCKET}/{PREFIX}{FLINK_PACKAGE} ({len(jar)} bytes)")
     # One server is both stores: S3 (packages, obs://) and OSS (the DagJob's oss:// paths).
@@ -152,19 +167,51 @@ def ask_the_session(name: str) -> None:
 
 def install_real_operator(stores: dict[str, object]) -> None:
     """The chart, from the local operator image, on the real node, watching REAL_NS."""
-    # The DagJob example names the chart's PriorityClasses: this release makes them unless present.
-    have_classes = subprocess.run([KUBECTL, "get", "priorityclass", "lakejob-priority-low"], capture_output=True,
-                                  env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())}).returncode == 0
-    values = incluster.values([REAL_NS], priority_classes=not have_classes, retries={"backoffSeconds": 3},
-                              stores=stores)
+    own = owns_priority_classes(RELEASE, SYSTEM_NS, priority_classes())
+    values = incluster.values([REAL_NS], priority_classes=own, retries={"backoffSeconds": 3}, stores=stores)
     kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": REAL_NS}}))
     kubectl("apply", "-n", REAL_NS, "-f", "-", stdin=json.dumps({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": STORE_SECRET}, "type": "Opaque",
         "stringData": {"S3_ACCESS_KEY_ID": DEMO_KEY_ID, "S3_ACCESS_KEY_SECRET": DEMO_KEY_SECRET,
                        "OSS_ACCESS_KEY_ID": DEMO_KEY_ID, "OSS_ACCESS_KEY_SECRET": DEMO_KEY_SECRET}}))
-    step(f"helm upgrade --install {RELEASE} charts/lakejob -n {SYSTEM_NS} "
-         f"(image {values['image']['repository']}:{values['image']['tag']}), waiting for the operator to be ready")
-    incluster.install(str(cluster.kubeconfig_path()), RELEASE, SYSTEM_NS, values)
+    with progress.step("demo", f"helm upgrade --install {RELEASE} charts/lakejob -n {SYSTEM_NS} (image "
+                               f"{values['image']['repository']}:{values['image']['tag']}"
+                               f"{', with its PriorityClasses' if own else ''}), waiting for the operator", (4, STEPS)):
+        incluster.install(str(cluster.kubeconfig_path()), RELEASE, SYSTEM_NS, values)
+
+
+def priority_classes() -> dict[str, dict[str, str]]:
+    """name → annotations of each of the chart's PriorityClasses that exists."""
+    import yaml
+
+    names = {c["name"] for c in yaml.safe_load((ROOT / "charts" / "lakejob" / "values.yaml").read_text())
+             ["dag"]["priorityClasses"]["classes"]}
+    return {i["metadata"]["name"]: i["metadata"].get("annotations") or {}
+            for i in json.loads(kubectl("get", "priorityclass", "-o", "json"))["items"] if i["metadata"]["name"] in names}
+
+
+def owns_priority_classes(release: str, namespace: str, existing: dict[str, dict[str, str]]) -> bool:
+    """Whether the release makes the chart's PriorityClasses: when none exists, and when those that
+    exist are its own from an earlier run — an upgrade that stops listing them deletes them, which
+    left a second `make demo` with none. Another owner's (an e2e run's, another release's) are used."""
+    return all(tuple(annotations.get(k) for k in HELM_OWNER) == (release, namespace)
+               for annotations in existing.values())
+
+
+def create_missing_priority_classes() -> None:
+    """The chart's PriorityClasses that do not exist, from the chart itself, owned by no release (as
+    the e2e tests make them): the operator on this host has no release to make them, and a class
+    another release made goes when that release is uninstalled."""
+    import yaml
+
+    rendered = subprocess.run([str(incluster.HELM), "template", "x", str(ROOT / "charts" / "lakejob"),
+                               "--show-only", "templates/priorityclasses.yaml", "--kube-version", KUBE_VERSION],
+                              check=True, capture_output=True, text=True).stdout
+    have = priority_classes()
+    missing = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["metadata"]["name"] not in have]
+    if missing:
+        kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": missing}))
+        step("created the PriorityClasses " + ", ".join(d["metadata"]["name"] for d in missing))
 
 
 def settled(item: dict[str, Any]) -> bool:
@@ -211,20 +258,93 @@ def health(item: dict[str, Any]) -> str:
     return by_reason[0] if by_reason else k.health.get(state, "Progressing")
 
 
+@dataclass(frozen=True)
+class Example:
+    """One applied example at the last look: where it runs, its state and why, and whether it settled."""
+
+    namespace: str
+    kind: str
+    name: str
+    state: str
+    reason: str
+    message: str
+    settled: bool
+
+
+def example(item: dict[str, Any]) -> Example:
+    """An example as the verdict sees it: settled when Argo CD would not call it Progressing and, in
+    the real namespace, when it has shown what it does (settled())."""
+    k = ARGOCD_KINDS[str(item["kind"])]
+    st = item.get("status") or {}
+    # A DagJob that waits on a task says why on the task (a pod that cannot be created, say).
+    tasks = [f"task {t}: {ts['Message']}" for t, ts in sorted((st.get("Tasks") or {}).items()) if ts.get("Message")]
+    namespace = item["metadata"]["namespace"]
+    why = " ".join(str(st.get(k.detail) or "; ".join(tasks)).split())[:300]  # one line of the verdict
+    return Example(namespace, str(item["kind"]), item["metadata"]["name"], str(st.get(k.field) or "(no status yet)"),
+                   str(st.get("reason") or ""), why, health(item) != "Progressing" and (namespace != REAL_NS or settled(item)))
+
+
+def verdict(examples: Iterable[Example], waited_s: float) -> tuple[list[str], int]:
+    """The demo's last lines and its exit code, from the examples at the last look: 0 when every one
+    settled, 1 (naming each that did not, with its state and why) when one did not or none was seen."""
+    examples = list(examples)
+    unsettled = [e for e in examples if not e.settled]
+    if not examples:
+        return [f"demo: FAILED: no example was found after {waited_s:.0f} s (`kubectl get lakejob -A`)"], 1
+    if not unsettled:
+        return [f"demo: OK: all {len(examples)} examples settled in {waited_s:.0f} s"], 0
+    lines = [f"demo: FAILED: {len(unsettled)} of {len(examples)} examples did not settle in {waited_s:.0f} s:"]
+    for e in unsettled:
+        why = " ".join(x for x in (f"({e.reason})" if e.reason else "", e.message) if x)
+        lines.append(f"  {e.kind} {e.namespace}/{e.name}: {e.state}" + (f" {why}" if why else ""))
+    lines.append("  (`kubectl describe lakejob -A` and `kubectl get events -A` say more)")
+    return lines, 1
+
+
+def show(namespaces: list[str]) -> None:
+    for ns in namespaces:
+        what = "REAL, on node lakejob-real" if ns == REAL_NS else "SIMULATED, on KWOK nodes"
+        print(f"{time.strftime('%H:%M:%S')} ({time.monotonic() - T0:.0f}s) kubectl get lakejob -n {ns}   # {what}")
+        print(kubectl("get", "lakejob", "-n", ns), end="")
+        print(kubectl("get", "pods", "-n", ns, "-o", "wide"), end="" if ns == REAL_NS else "\n")
+
+
+def watch(namespaces: list[str]) -> list[Example]:
+    """Watch the examples until every one settled three looks in a row, or SETTLE_S passed; the last look.
+    On a terminal the tables are redrawn every look; in a log they are printed when a state changes."""
+    tty = sys.stdout.isatty()
+    deadline = time.monotonic() + SETTLE_S
+    calm, shown = 0, None
+    with progress.step("demo", f"waiting for the examples to settle (at most {SETTLE_S} s)", (STEPS, STEPS)):
+        while True:
+            examples = [example(i) for ns in namespaces
+                        for i in json.loads(kubectl("get", "lakejob", "-n", ns, "-o", "json"))["items"]]
+            looked = [(e.namespace, e.kind, e.name, e.state, e.settled) for e in examples]
+            if tty or looked != shown:
+                print("\033[2J\033[H" if tty else "", end="")
+                show(namespaces)
+                shown = looked
+            calm = calm + 1 if examples and all(e.settled for e in examples) else 0
+            if calm >= 3 or time.monotonic() > deadline:
+                return examples
+            time.sleep(3)
+
+
 def main() -> int:
     if not cluster.running():
         print("demo: no local cluster runs; `make demo` starts one (or run `make cluster`)", file=sys.stderr)
         return 1
     real = cluster.REAL_NODE
-    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
-            "-l", "app.kubernetes.io/part-of=lakejob")
+    with progress.step("demo", "installing the CRDs", (1, STEPS)):
+        kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
+                "-l", "app.kubernetes.io/part-of=lakejob")
     step("CRDs installed: " + ", ".join(kubectl("get", "crd", "-o", "name").split()))
     if real:
         try:
             install_real_operator(start_store())
         except (incluster.InstallError, RuntimeError) as e:
-            print(f"demo: {e}", file=sys.stderr)
+            print(f"demo: FAILED: {e}", file=sys.stderr)
             return 1
         step(f"operator running in-cluster; applying examples/real/ and the DLI example body to namespace "
              f"{REAL_NS} (real pods)")
@@ -232,29 +352,15 @@ def main() -> int:
         print(kubectl("apply", "-n", REAL_NS, "-f", str(ROOT / "examples" / "sparkbatch-dli.yaml")), end="")
     else:
         step("LAKEJOB_REAL_NODE=0: no real node, only the simulated examples run")
+    # The operator on this host maps the simulated DagJob's Priority to the same classes.
+    create_missing_priority_classes()
     start_operator()
     step("applying examples/ to namespace default (SIMULATED: KWOK pods run no code)")
     print(kubectl("apply", "-n", "default", "-f", str(ROOT / "examples")), end="")
     namespaces = ([REAL_NS] if real else []) + ["default"]
-    deadline = time.monotonic() + 600
-    calm = 0  # settled means: nothing Progressing (Argo CD's view) three looks in a row
-    while True:
-        items = [i for ns in namespaces for i in json.loads(kubectl("get", "lakejob", "-n", ns, "-o", "json"))["items"]]
-        print("\033[2J\033[H" if sys.stdout.isatty() else "", end="")
-        for ns in namespaces:
-            what = "REAL, on node lakejob-real" if ns == REAL_NS else "SIMULATED, on KWOK nodes"
-            print(f"{time.strftime('%H:%M:%S')} ({time.monotonic() - T0:.0f}s) kubectl get lakejob -n {ns}   # {what}")
-            print(kubectl("get", "lakejob", "-n", ns), end="")
-            print(kubectl("get", "pods", "-n", ns, "-o", "wide"), end="" if ns == REAL_NS else "\n")
-        real_done = all(settled(i) for i in items if i["metadata"]["namespace"] == REAL_NS)
-        calm = calm + 1 if items and real_done and all(health(i) != "Progressing" for i in items) else 0
-        if calm >= 3:
-            step("every example settled")
-            break
-        if time.monotonic() > deadline:
-            step("not every example settled within 600s; see `kubectl describe lakejob -A`")
-            break
-        time.sleep(3)
+    t0 = time.monotonic()
+    examples = watch(namespaces)
+    lines, code = verdict(examples, time.monotonic() - t0)
     if real:
         print(f"\nWhat the real jobs printed (status.log of each SparkBatch in {REAL_NS}):")
         for item in json.loads(kubectl("get", "sparkbatch", "-n", REAL_NS, "-o", "json"))["items"]:
@@ -265,7 +371,8 @@ def main() -> int:
         show_flink_and_dag()
         for item in json.loads(kubectl("get", "sparksession", "-n", REAL_NS, "-o", "json"))["items"]:
             if (item.get("status") or {}).get("state") in ("idle", "busy"):
-                ask_the_session(item["metadata"]["name"])
+                with progress.step("demo", f"asking session {item['metadata']['name']} a query"):
+                    ask_the_session(item["metadata"]["name"])
     events = kubectl("get", "events", "-n", namespaces[0], "--sort-by=.lastTimestamp")
     print("\nRecent events:\n" + "\n".join(events.splitlines()[-12:]))
     print(f"\nThe cluster and both operators keep running (`make cluster-down` stops all). Look further:\n"
@@ -273,8 +380,10 @@ def main() -> int:
           f"  kubectl get sb,ss -n {REAL_NS}                 # the real jobs and the session\n"
           f"  kubectl logs -n {REAL_NS} spark-pi-driver-1     # a real driver's whole log\n"
           f"  kubectl logs -n {SYSTEM_NS} deploy/{RELEASE} # the operator\n"
-          f"  kubectl get lakejob -o wide                     # the simulated examples")
-    return 0
+          f"  kubectl get lakejob -o wide                     # the simulated examples\n")
+    # The verdict last, computed once from the last look: what the lines above show cannot contradict it.
+    print("\n".join(lines), flush=True)
+    return code
 
 
 if __name__ == "__main__":

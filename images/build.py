@@ -73,13 +73,15 @@ from typing import IO, Any, NoReturn
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "hack"))
+import progress  # noqa: E402  (hack/progress.py: the step lines and heartbeat, shared with the other scripts)
+
 FORMAT = "lakejob-images/1"  # part of every hash: bump it when this file changes how images are made
 SUITE = "bookworm"
 IMAGE_PYTHON = "3.11"  # bookworm's: the images' wheels are chosen for it
 WHEEL_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64")
 LABEL = "org.lakejob.input-hash"
 NAMESPACE = "k8s.io"
-HEARTBEAT = 30.0  # seconds between progress lines during a long step
 # Left out of every input hash: caches and packaging leftovers (.dockerignore keeps them out of the
 # operator's build context too).
 IGNORED_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache"}
@@ -288,25 +290,6 @@ def _locked(path: Path, what: str) -> Iterator[None]:
         yield
 
 
-class Progress:
-    """The progress lines of one image's build."""
-
-    def __init__(self, name: str, steps: int) -> None:
-        self.name, self.steps, self.start = name, steps, time.monotonic()
-        self.step, self.what = 0, ""
-
-    def elapsed(self) -> int:
-        return round(time.monotonic() - self.start)
-
-    def begin(self, step: int, what: str) -> None:
-        self.step, self.what = step, what
-        self.say()
-
-    def say(self) -> None:
-        print(f"images: building {self.name} (step {self.step}/{self.steps}, {self.elapsed()}s elapsed): {self.what}",
-              flush=True)
-
-
 def _last_line(path: Path) -> str:
     try:
         lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
@@ -321,11 +304,11 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
-def _run(cmd: Sequence[str | Path], log: Path, progress: Progress | None, fails: str, *,
+def _run(cmd: Sequence[str | Path], log: Path, fails: str, *,
          cwd: Path | None = None, stdout: Path | None = None, timeout: float | None = None) -> None:
-    """Run cmd with its output appended to log (stdout to its own file when given), saying progress
-    every HEARTBEAT seconds; a failure raises ImageError(fails + its last line). Whatever happens to
-    this process, the child does not outlive it."""
+    """Run cmd with its output appended to log (stdout to its own file when given); a failure raises
+    ImageError(fails + its last line). Whatever happens to this process, the child does not outlive
+    it. (The step that runs it says progress: _build_one.)"""
     argv = [str(c) for c in cmd]
     with open(log, "a") as out, contextlib.ExitStack() as stack:
         out.write(f"\n$ {' '.join(argv)}\n")
@@ -336,17 +319,10 @@ def _run(cmd: Sequence[str | Path], log: Path, progress: Progress | None, fails:
                                     preexec_fn=_die_with_parent)
         except OSError as e:
             raise ImageError(f"{fails}: cannot run {argv[0]} ({e.strerror})") from None
-        deadline = time.monotonic() + timeout if timeout else None
         try:
-            while True:
-                try:
-                    rc = proc.wait(timeout=HEARTBEAT)
-                    break
-                except subprocess.TimeoutExpired:
-                    if deadline and time.monotonic() > deadline:
-                        raise ImageError(f"{fails}: no result after {timeout:.0f}s; see {_shown(log)}") from None
-                    if progress:
-                        progress.say()
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ImageError(f"{fails}: no result after {timeout:.0f}s; see {_shown(log)}") from None
         finally:
             if proc.poll() is None:
                 proc.terminate()
@@ -371,7 +347,6 @@ class Build:
     images: Mapping[str, Image]
     tmp: Path  # removed afterwards
     log: Path
-    progress: Progress
 
     @property
     def context(self) -> Path:
@@ -381,7 +356,7 @@ class Build:
         return f"images: {self.image.name}: {what}"
 
     def run(self, cmd: Sequence[str | Path], what: str, **kw: Any) -> None:
-        _run(cmd, self.log, self.progress, self.fails(what), **kw)
+        _run(cmd, self.log, self.fails(what), **kw)
 
 
 def _compile_pause(b: Build) -> None:
@@ -711,24 +686,28 @@ STEPS: dict[str, list[tuple[str, Callable[[Build], None]]]] = {
 }
 
 
-def _build_one(image: Image, digest: str, hashes: Mapping[str, str], images: Mapping[str, Image]) -> Path:
+def _build_one(image: Image, digest: str, hashes: Mapping[str, str], images: Mapping[str, Image],
+               counter: tuple[int, int]) -> Path:
     steps = STEPS[image.kind]
     cache = cache_root() / "images"
     log = cache / "logs" / f"{image.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"# images/build.py: {image.reference}, input hash {digest}\n")
-    progress = Progress(image.name, len(steps))
     tmp = Path(tempfile.mkdtemp(prefix=f".build-{image.name}-", dir=cache))
+    # The image's own step beats not: its inner steps do, each with the log's last line (buildah's
+    # "STEP 4/9: RUN pip install …", mmdebstrap's stage), so a long apt or pip stage says which.
     try:
-        b = Build(image, digest, hashes, images, tmp, log, progress)
-        b.context.mkdir()
-        for number, (what, step) in enumerate(steps, 1):
-            progress.begin(number, what)
-            step(b)
+        with progress.step("images", f"building {image.name} (log {_shown(log)})", counter, every=None):
+            b = Build(image, digest, hashes, images, tmp, log)
+            b.context.mkdir()
+            for number, (what, run_step) in enumerate(steps, 1):
+                with progress.step("images", f"{image.name}: {what}", (number, len(steps)),
+                                   detail=lambda: _last_line(log)[:120]):
+                    run_step(b)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     final = tar_path(image.name, digest)
-    print(f"images: {image.name} ready in {progress.elapsed()}s (cached: {_shown(final)})", flush=True)
+    print(f"images: {image.name} ready (cached: {_shown(final)})", flush=True)
     return final
 
 
@@ -768,9 +747,10 @@ def build(wanted: Iterable[str] | None = None) -> dict[str, Path]:
             for stale in cache.glob(".build-*"):  # left by a killed build: we hold the lock
                 shutil.rmtree(stale, ignore_errors=True)
             subprocess.run([*_buildah(), "rm", "--all"], capture_output=True)
+            order = [name for name in images if name in todo]
             for name in images:
                 if name in todo and not tar_path(name, hashes[name]).exists():  # (another build may have made it)
-                    _build_one(images[name], hashes[name], hashes, images)
+                    _build_one(images[name], hashes[name], hashes, images, (order.index(name) + 1, len(order)))
                 elif name in asked:
                     print(f"images: {name} up to date", flush=True)
             subprocess.run([*_buildah(), "rmi", "--prune"], capture_output=True)  # old, now untagged images
@@ -832,17 +812,18 @@ def load(address: str | Path, state_dir: Path | None = None, wanted: Iterable[st
     imported: list[str] = []
     with _locked(state / ".lock", "image load"):
         present = set(_ctr(address, "images", "ls", "-q").split())
-        for name in names_:
-            image, digest, stamp = images[name], hashes[name], state / name
+
+        def recorded(name: str) -> str:
             try:
-                recorded = stamp.read_text().split()[0]
+                return (state / name).read_text().split()[0]
             except (OSError, IndexError):
-                recorded = ""
-            if recorded == digest and image.reference in present:
-                continue
-            t0 = time.monotonic()
-            print(f"images: loading {name} into containerd", flush=True)
-            _ctr(address, "images", "import", str(tar_path(name, digest)), timeout=1800)
+                return ""
+
+        todo = [n for n in names_ if recorded(n) != hashes[n] or images[n].reference not in present]
+        for number, name in enumerate(todo, 1):
+            image, digest, stamp = images[name], hashes[name], state / name
+            with progress.step("images", f"loading {name} ({image.reference}) into containerd", (number, len(todo))):
+                _ctr(address, "images", "import", str(tar_path(name, digest)), timeout=1800)
             if image.reference not in set(_ctr(address, "images", "ls", "-q").split()):
                 raise ImageError(f"images: containerd did not name the imported {name} {image.reference}: "
                                  "report this (ctr images ls shows what it did)")
@@ -850,7 +831,6 @@ def load(address: str | Path, state_dir: Path | None = None, wanted: Iterable[st
             tmp.write_text(f"{digest} {image.reference}\n")
             os.replace(tmp, stamp)
             imported.append(image.reference)
-            print(f"images: {name} loaded in {time.monotonic() - t0:.0f}s ({image.reference})", flush=True)
     return imported
 
 

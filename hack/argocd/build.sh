@@ -14,6 +14,7 @@ cache=${LAKEJOB_CACHE:-$HOME/.cache/lakejob}/argocd
 ARGOCD_VERSION=2.14.21  # must match hack/argocd/module/go.mod
 
 die() { echo "build-argocd: $*" >&2; exit 1; }
+. "$here/../progress.sh"
 command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH: install Go 1.24 or newer and put its bin directory on PATH, then retry"
 
 key=$(cat "$here/module/go.mod" "$here/module/go.sum" "$here/module/tools.go" "$here/build.sh" | sha256sum | cut -c1-16)
@@ -25,28 +26,25 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 mkdir -p "$cache"
 log=$(mktemp)
 tmp=$(mktemp -d "$cache/.build.XXXXXX")
-beat=
-trap '[ -z "$beat" ] || kill "$beat" 2>/dev/null || true; rm -rf "$tmp" "$log"' EXIT
+trap 'rm -rf "$tmp" "$log"' EXIT
 
 echo "build-argocd: building Argo CD v$ARGOCD_VERSION (a cold build takes ~9 minutes; cached in $cache)" >&2
 start=$SECONDS
+go_download() { cd "$here/module" && go mod download; }
+# Without common.version the binary reports v99.99.99 (and so would every Application's status).
+go_build() {
+  cd "$here/module" && go build -trimpath -ldflags "-s -w -X github.com/argoproj/argo-cd/v2/common.version=$ARGOCD_VERSION" \
+    -o "$tmp/argocd" github.com/argoproj/argo-cd/v2/cmd
+}
 # Download first so that a proxy problem gets its own clear message.
-if ! (cd "$here/module" && go mod download) >"$log" 2>&1; then
+if ! progress_run --log "$log" build-argocd 1/2 "downloading the Go modules of hack/argocd/module" go_download; then
   tail -n 5 "$log" >&2
   die "could not download the Go modules in hack/argocd/module: is the Go module proxy reachable (GOPROXY=$(go env GOPROXY))?"
 fi
-# A heartbeat, so that minutes of compiling are not minutes of silence (its sleep dies with it).
-(t0=$(date +%s); s=; trap '[ -z "$s" ] || kill "$s" 2>/dev/null; exit 0' TERM
- while :; do sleep 30 >/dev/null 2>&1 & s=$!; wait "$s"; echo "build-argocd: still building ($(( $(date +%s) - t0 ))s)" >&2; done) &
-beat=$!
-# Without common.version the binary reports v99.99.99 (and so would every Application's status).
-if ! (cd "$here/module" && go build -trimpath -ldflags "-s -w -X github.com/argoproj/argo-cd/v2/common.version=$ARGOCD_VERSION" \
-        -o "$tmp/argocd" github.com/argoproj/argo-cd/v2/cmd) >"$log" 2>&1; then
+if ! progress_run --log "$log" build-argocd 2/2 "building Argo CD" go_build; then
   tail -n 20 "$log" >&2
   die "go build of github.com/argoproj/argo-cd/v2/cmd failed (see the lines above)"
 fi
-kill "$beat" 2>/dev/null || true
-beat=
 # The CRDs from the very module that was built (argo-cd's manifests/crds/).
 src=$(cd "$here/module" && go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v2)
 mkdir -p "$tmp/crds"

@@ -47,6 +47,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "node"))
 import node as realnode  # noqa: E402  (hack/node/node.py, standard library only)
+sys.path.insert(0, str(HERE.parent))
+import progress  # noqa: E402  (hack/progress.py: step lines and a heartbeat, standard library only)
 CACHE = Path(os.environ.get("LAKEJOB_CACHE", Path.home() / ".cache" / "lakejob"))
 BIN = CACHE / "bin"
 RUN = Path(os.environ.get("LAKEJOB_RUN_DIR", CACHE / "run"))
@@ -421,8 +423,12 @@ def up(profile: str) -> Path:
     if busy:
         raise ClusterError(f"127.0.0.1 ports in use: {', '.join(busy)}; stop what uses them "
                            f"or pick another range with LAKEJOB_PORT_BASE=<port>")
+    real = f", real node {realnode.NODE_NAME}" if REAL_NODE else ""
     try:
-        _up(profile)
+        # A minute or more on a fresh machine (the real node's images load into its containerd): a heartbeat.
+        with progress.step("cluster", f"starting the local cluster ({profile} profile{real}, "
+                                      f"apiserver https://{API_HOST}:{PORTS['apiserver']})"):
+            _up(profile)
     except realnode.NodeError as e:
         _teardown(quiet=True)
         raise ClusterError(str(e)) from None
@@ -470,9 +476,6 @@ def _up(profile: str) -> None:
         NODE.start(spawn, _kubectl, _wait, pki, f"https://{API_HOST}:{PORTS['apiserver']}", _load_images)
     for name in _components():
         _check_alive(name)
-    real = f", real node {realnode.NODE_NAME}" if REAL_NODE else ""
-    print(f"cluster: up in {time.monotonic() - t0:.1f}s ({profile} profile{real}, "
-          f"apiserver https://{API_HOST}:{PORTS['apiserver']})", file=sys.stderr)
 
 
 def _load_images(socket_path: Path) -> list[str]:

@@ -282,8 +282,7 @@ def test_the_flink_distribution_comes_from_both_wheels_with_its_modes(tmp_path: 
         "pyflink/bin/bash-java-utils.jar": ("jar", 0o664), "pyflink/lib/flink-dist-2.3.0.jar": ("jar", 0o644),
         "pyflink/plugins/metrics-jmx/flink-metrics-jmx-2.3.0.jar": ("jar", 0o644), "pyflink/version.py": ("", 0o644)})
     catalog = images.catalog()
-    build = images.Build(catalog["flink"], "0" * 64, {}, catalog, tmp_path / "build", tmp_path / "log",
-                         images.Progress("flink", 1))
+    build = images.Build(catalog["flink"], "0" * 64, {}, catalog, tmp_path / "build", tmp_path / "log")
     build.context.mkdir(parents=True)
     images._flink_inputs(build)
     dist = build.context / "flink"
