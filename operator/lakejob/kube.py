@@ -3,7 +3,7 @@
 Everything in lakejob that talks to the apiserver goes through one `Kube` object, made once at
 start-up (`Kube.connect`) and shared by all handlers, so there is one HTTP connection pool
 (aiohttp) for the whole operator. Credentials come from the standard resolution: the in-cluster
-service account, else $KUBECONFIG / ~/.kube/config (parsed by kubernetes_asyncio's loader).
+service account, else $KUBECONFIG / ~/.kube/config (lakejob.credentials).
 
 Bodies travel as plain dicts: the render functions build them, and responses are used only for
 the few fields we need, so nothing is (de)serialised into generated model classes (that costs
@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.client import Configuration
+
+from lakejob import credentials
 
 # apiVersion/kind → (URL prefix, plural). Only the kinds lakejob creates.
 _PATHS: dict[tuple[str, str], tuple[str, str]] = {
@@ -137,31 +136,20 @@ class Kube:
 
     @classmethod
     async def connect(cls) -> Kube:
-        cfg = Configuration()
-        token_file = None
-        try:
-            k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-            token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-        except k8s_config.ConfigException:
-            # Read $KUBECONFIG now, not at import (the loader's default is frozen when imported).
-            await k8s_config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None,
-                                              client_configuration=cfg)
-        def session(with_cert: bool) -> aiohttp.ClientSession:
-            ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
-            if cfg.cert_file and with_cert:
-                ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-            if not cfg.verify_ssl:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
+        info = await credentials.connection_info()
+
+        def session(ctx: ssl.SSLContext) -> aiohttp.ClientSession:
             # Many concurrent creates in a burst: a generous pool, as kopf's own client uses.
             connector = aiohttp.TCPConnector(ssl=ctx, limit=256)
             return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
 
-        kube = cls(server=str(cfg.host).rstrip("/"), session=session(True), token_file=token_file)
-        kube.bare = cls(server=kube.server, session=session(False))
-        bearer = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
-        if bearer and not token_file:
-            kube._token = bearer.removeprefix("Bearer ").strip()
+        token_file = str(credentials.SERVICE_ACCOUNT / "token") if credentials.in_cluster() else None
+        kube = cls(server=str(info.server).rstrip("/"), session=session(info.as_ssl_context()), token_file=token_file)
+        bare = replace(info, certificate_path=None, certificate_data=None, private_key_path=None,
+                                   private_key_data=None)
+        kube.bare = cls(server=kube.server, session=session(bare.as_ssl_context()))
+        if info.token and not token_file:
+            kube._token = info.token
         return kube
 
     async def close(self) -> None:

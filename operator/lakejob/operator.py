@@ -19,7 +19,7 @@ from typing import Any, cast
 import kopf
 import prometheus_client
 
-from lakejob import own_image
+from lakejob import credentials, own_image
 from lakejob.controllers import base
 from lakejob.controllers import dagjob  # noqa: F401  (registers the DagJob handlers)
 from lakejob.controllers import flinkjarjob  # noqa: F401  (registers the FlinkJarJob handlers)
@@ -74,6 +74,12 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+@kopf.on.login()
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials are lakejob.kube's (lakejob.credentials), never a guess of its own."""
+    return await credentials.connection_info()
 
 
 @kopf.on.startup()
