@@ -295,7 +295,9 @@ class Reconciler(ABC):
             self._listed(self.plural, now)
         else:
             self._listed_before.add(self.plural)
-        self.bodies[key] = body
+        # Kept without managedFields, which nothing here reads and which is about as large as the
+        # spec and status together: thousands of live CRs are held in memory (docs/performance.md).
+        self.bodies[key] = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         self._spawn(key)
 
     def child_event(self, body: Mapping[str, Any],

@@ -131,7 +131,14 @@ class DagJobReconciler(base.Reconciler):
         return state if isinstance(state, str) else None
 
     def _admitted(self, uid: str, body: Mapping[str, Any]) -> bool:
-        """Whether this DagJob may run now. Synchronous (no await), so two reconciles never take one slot."""
+        """Whether this DagJob may run now. Synchronous (no await), so two reconciles never take one slot.
+        A DagJob holding its slot (every pass of a running one) answers without looking at the others:
+        that look is O(live DagJobs) and made per pass, thousands of times a minute at scale."""
+        if uid in self._slots_held:
+            return True
+        if self._state(body) == "Running":  # running before this operator started: its slot
+            self._slots_held.add(uid)
+            return True
         held = self._slots_held | {b["metadata"]["uid"] for b in self.bodies.values() if self._state(b) == "Running"}
         if uid in held:
             self._slots_held.add(uid)
@@ -191,7 +198,8 @@ class DagJobReconciler(base.Reconciler):
             jobs={j["name"]: _obs(JobObs, {**j, "create_error": errors.get(j["name"])}) for j in jobs},
             children={c["name"]: _obs(ChildObs, c) for index in (SPARK, FLINK) for c in self.children(index, key)},
             admitted=self._admitted(uid, body) if status.State in (None, "Waiting", "Running", "Stopped") else False,
-            jobs_in_namespace=self._jobs_in_namespace(body),
+            # Read by decide on the first pass only (MaxJobCount), and O(live DagJobs) to count.
+            jobs_in_namespace=self._jobs_in_namespace(body) if status.State is None else 1,
         )
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=uid, generation=generation,
                  created_ms=ms(meta.get("creationTimestamp")) or now)
