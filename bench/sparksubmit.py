@@ -26,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import burst
+import pyspark
 from common import ROOT, cluster, component_pid, cpu_s, kubectl, record, start_operator
 
 from lakejob.kube import Kube, register_kind
 
-SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+# pyspark's own distribution: its bin/spark-submit, run as Spark runs it (SPARK_HOME set).
+SPARK_HOME = Path(pyspark.__file__).parent
+SPARK_SUBMIT = SPARK_HOME / "bin" / "spark-submit"
 KUBEFLOW_CONTROLLER_THREADS = 10  # the Kubeflow Spark Operator's --controller-threads default
 
 
@@ -65,7 +68,8 @@ async def spark_submit(namespace: str, name: str, log: Path) -> int:
             burst.SPARK_JAR]
     with open(log, "ab") as out:
         proc = await asyncio.create_subprocess_exec(*args, stdout=out, stderr=out,
-                                                    env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())})
+                                                    env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path()),
+                                                         "SPARK_HOME": str(SPARK_HOME)})
         return await proc.wait()
 
 

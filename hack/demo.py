@@ -72,6 +72,20 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
                           env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())}).stdout
 
 
+def wait_established(*crds: str, timeout: float = 60) -> None:
+    """`kubectl wait --for=condition=Established` fails at once ("accessor error: <nil>") on a CRD the
+    apiserver has not yet given conditions; until the deadline that is retried, not reported."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kubectl("wait", "--for=condition=Established", f"--timeout={timeout:.0f}s", "crd", *crds)
+            return
+        except subprocess.CalledProcessError as e:
+            if "accessor error" not in (e.stderr or "") or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def _background(name: str, cmd: list[str], env: dict[str, str]) -> None:
     """Start a process that outlives the demo; its PID goes where `make cluster-down` finds it."""
     pid = cluster.alive(name)
@@ -337,8 +351,7 @@ def main() -> int:
     real = cluster.REAL_NODE
     with progress.step("demo", "installing the CRDs", (1, STEPS)):
         kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
-        kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd",
-                "-l", "app.kubernetes.io/part-of=lakejob")
+        wait_established("-l", "app.kubernetes.io/part-of=lakejob")
     step("CRDs installed: " + ", ".join(kubectl("get", "crd", "-o", "name").split()))
     if real:
         try:

@@ -84,8 +84,7 @@ class ArgoCD:
     def _install(self) -> None:
         k = self.kubectl
         k.run("apply", "--server-side", "--force-conflicts", "-f", str(self.binary.parent / "crds"))
-        k.run("wait", "--for=condition=Established", "--timeout=60s", "crd", "applications.argoproj.io",
-              "appprojects.argoproj.io")
+        k.wait_established("applications.argoproj.io", "appprojects.argoproj.io")
         k.run("create", "namespace", self.namespace)
         # lakejob's health checks and actions exactly as a user installs them (docs/argocd/README.md).
         lakejob = yaml.safe_load((ROOT / "docs" / "argocd" / "argocd-cm.yaml").read_text())["data"]

@@ -52,8 +52,7 @@ def kubectl(kubeconfig: str) -> Kubectl:
 @pytest.fixture(scope="session")
 def crds_installed(kubectl: Kubectl) -> None:
     kubectl.run("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
-    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd",
-                "-l", "app.kubernetes.io/part-of=lakejob")
+    kubectl.wait_established("-l", "app.kubernetes.io/part-of=lakejob")
 
 
 RESTRICTED = "pod-security.kubernetes.io/enforce"

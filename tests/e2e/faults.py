@@ -84,8 +84,7 @@ class FaultCluster:
                 time.sleep(60)
         kubectl = Kubectl(self.kubeconfig)
         kubectl.run("apply", "--server-side", "-k", str(ROOT / "crds"))
-        kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd",
-                    "-l", "app.kubernetes.io/part-of=lakejob")
+        kubectl.wait_established("-l", "app.kubernetes.io/part-of=lakejob")
         rendered = subprocess.run([str(CACHE / "bin" / "helm"), "template", "x", str(ROOT / "charts" / "lakejob"),
                                    "--show-only", "templates/priorityclasses.yaml", "--kube-version", KUBE_VERSION],
                                   check=True, capture_output=True, text=True).stdout

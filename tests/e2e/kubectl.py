@@ -54,6 +54,18 @@ class Kubectl:
         args = ["get", kind, "-n", namespace, "-o", "json"] + (["-l", selector] if selector else [])
         return list(json.loads(self.run(*args))["items"])
 
+    def wait_established(self, *crds: str, timeout: float = 60) -> None:
+        """Wait until the CRDs (names, or `-l selector`) are Established. `kubectl wait --for=condition`
+        fails outright ("accessor error: <nil>") when it reads a CRD before the apiserver gave it any
+        conditions, so a freshly applied CRD is polled instead."""
+        def established() -> bool:
+            r = self.result("get", "crd", *crds, "-o", "json")
+            items = json.loads(r.stdout)["items"] if r.returncode == 0 else []
+            return bool(items) and all(
+                any(c["type"] == "Established" and c["status"] == "True" for c in i.get("status", {}).get("conditions") or [])
+                for i in items)
+        self.wait_for(established, f"CRDs {' '.join(crds)} to be Established", timeout)
+
     def fresh_namespace(self, prefix: str = "solo") -> str:
         """A new namespace with its default ServiceAccount in place (pods need it). `solo-*` ones are
         outside the session operator's namespaces: for tests that run an operator of their own."""

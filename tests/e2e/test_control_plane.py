@@ -50,7 +50,7 @@ def test_object_round_trips(kubectl: Kubectl, namespace: str) -> None:
 
 def test_crd_schema_and_cel_rule_reject_bad_objects(kubectl: Kubectl, namespace: str) -> None:
     kubectl.apply(WIDGET_CRD)
-    kubectl.run("wait", "--for=condition=Established", "crd/widgets.e2e.lakejob.io", "--timeout=30s")
+    kubectl.wait_established("widgets.e2e.lakejob.io", timeout=30)
 
     def widget(name: str, spec: dict[str, object]) -> str:
         return json.dumps({"apiVersion": "e2e.lakejob.io/v1", "kind": "Widget", "metadata": {"name": name},
