@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import profiles
-from common import ROOT, cluster, component_pid, cpu_s, kubectl, pct, record, start_operator
+from common import cluster, component_pid, cpu_s, install_crds, kubectl, pct, record, start_operator
 
 from lakejob.kube import Kube, register_kind
 
@@ -258,7 +258,7 @@ def main() -> int:
     if not cluster.running():
         print("bench: no local cluster runs (make cluster)", flush=True)
         return 1
-    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    install_crds()
     record("burst", asyncio.run(run(args)))
     return 0
 

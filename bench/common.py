@@ -14,7 +14,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
+sys.path.insert(0, str(ROOT / "hack"))
 import cluster  # noqa: E402
+import render_deploy  # noqa: E402  (hack/render_deploy.py: the chart rendered)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -25,6 +27,13 @@ def pct(values: list[float], q: float) -> float:
 def kubectl(*args: str, stdin: str | None = None) -> str:
     return subprocess.run([str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig_path()), *args],
                           check=True, capture_output=True, text=True, input=stdin).stdout
+
+
+def install_crds() -> None:
+    """The CRDs, and the chart's PriorityClasses that DagJob task pods name, as a release would install them."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                  "items": render_deploy.priority_classes()}))
 
 
 def cpu_s(pid: int) -> float:

@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from common import ROOT, cluster, cpu_s, kubectl, pct, record
+from common import cluster, cpu_s, install_crds, kubectl, pct, record
 
 from lakejob.kube import Kube, register_kind  # noqa: E402
 from lakejob.render.dag import child_name  # noqa: E402
@@ -173,7 +173,7 @@ def main() -> int:
     if not cluster.running():
         print("bench: no local cluster runs (make cluster)", file=sys.stderr)
         return 1
-    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    install_crds()
     record("dag", asyncio.run(run(args.fan_jobs, args.chain_jobs, args.scale_jobs)))
     return 0
 

@@ -41,7 +41,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from common import ROOT, cluster, cpu_s, kubectl, pct
+from common import ROOT, cluster, cpu_s, install_crds, kubectl, pct
 
 from lakejob.kube import Kube, path, register_kind  # noqa: E402
 
@@ -226,7 +226,7 @@ def main() -> int:
     if not cluster.running():
         print("bench: no local cluster runs (make cluster)", file=sys.stderr)
         return 1
-    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    install_crds()
     result = asyncio.run(run(args.n, args.lists, args.concurrency, args.rounds))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

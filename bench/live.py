@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 import burst
-from common import ROOT, cluster, cpu_s, kubectl, record, rss_mib, start_operator
+from common import cluster, cpu_s, install_crds, kubectl, record, rss_mib, start_operator
 
 from lakejob.kube import Kube, register_kind
 
@@ -32,18 +32,29 @@ MIX: dict[str, tuple[str, float]] = {"SparkBatch": ("sb", 0.4), "SparkSession": 
 
 async def watch_first_pods(kube: Kube, namespace: str, seen: dict[str, float], ready: asyncio.Event,
                            stop: asyncio.Event) -> None:
-    """When each CR's first pod appears (any lakejob kind, by its lakejob.io/name label)."""
+    """When each CR's first pod appears (any lakejob kind, by its lakejob.io/name label). Lines are
+    split here, not by aiohttp's readline (it refuses lines over 64 KiB), and a watch the apiserver
+    ends is opened again from the last resourceVersion seen."""
     url = f"{kube.server}/api/v1/namespaces/{namespace}/pods"
-    params = {"watch": "1", "labelSelector": "lakejob.io/kind", "allowWatchBookmarks": "false"}
-    async with kube.session.get(url, params=params, headers=kube._headers(),
-                                timeout=None) as resp:  # type: ignore[arg-type]
-        ready.set()
-        async for line in resp.content:
-            event = json.loads(line)
-            if event["type"] == "ADDED":
-                seen.setdefault(event["object"]["metadata"]["labels"]["lakejob.io/name"], time.monotonic())
-            if stop.is_set():
-                return
+    version = ""
+    while not stop.is_set():
+        params = {"watch": "1", "labelSelector": "lakejob.io/kind", "allowWatchBookmarks": "true",
+                  **({"resourceVersion": version} if version else {})}
+        async with kube.session.get(url, params=params, headers=kube._headers(),
+                                    timeout=None) as resp:  # type: ignore[arg-type]
+            ready.set()
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    event = json.loads(line)
+                    version = event["object"]["metadata"].get("resourceVersion", version)
+                    if event["type"] == "ADDED":
+                        labels = event["object"]["metadata"]["labels"]
+                        seen.setdefault(labels["lakejob.io/name"], time.monotonic())
+                if stop.is_set():
+                    return
 
 
 def block_objects(namespace: str, block: int, size: int) -> list[dict[str, Any]]:
@@ -80,6 +91,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             cpu0, t0 = cpu_s(op.pid), time.monotonic()
             await burst.burst(kube, objs, args.concurrency)
             while not all(n in seen for n in names):
+                if watcher.done():
+                    watcher.result()  # the watch failed: say why instead of waiting out the timeout
+                    raise RuntimeError("the pod watch ended")
                 if time.monotonic() - t0 > 900:
                     missing = [n for n in names if n not in seen]
                     raise TimeoutError(f"block {b}: {len(missing)} CRs without a pod after 900 s, e.g. {missing[:5]}")
@@ -120,7 +134,7 @@ def main() -> int:
     if not cluster.running():
         print("bench: no local cluster runs (make cluster)", flush=True)
         return 1
-    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    install_crds()
     record("live", asyncio.run(run(args)))
     return 0
 

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, cluster, kubectl
+from common import ROOT, cluster, install_crds, kubectl
 
 sys.path.insert(0, str(ROOT / "hack"))
 import incluster  # noqa: E402
@@ -130,7 +130,7 @@ def main() -> int:
         return 1
     kubeconfig = str(cluster.kubeconfig_path())
     ns, system = f"bench-real-{uuid.uuid4().hex[:5]}", f"bench-sys-{uuid.uuid4().hex[:5]}"
-    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    install_crds()
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=lakejob")
     kubectl("create", "namespace", ns)
     release = "bench-lakejob"

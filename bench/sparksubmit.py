@@ -20,14 +20,13 @@ import json
 import os
 import platform
 import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import burst
 import pyspark
-from common import ROOT, cluster, component_pid, cpu_s, kubectl, record, start_operator
+from common import cluster, component_pid, cpu_s, install_crds, kubectl, record, start_operator
 
 from lakejob.kube import Kube, register_kind
 
@@ -152,7 +151,7 @@ def main() -> int:
     if not cluster.running():
         print("bench: no local cluster runs (make cluster)", flush=True)
         return 1
-    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    install_crds()
     record("sparksubmit", asyncio.run(run(args)))
     return 0
 

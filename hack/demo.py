@@ -44,7 +44,7 @@ import render_argocd  # noqa: E402  (Argo CD's state → health table of every k
 import incluster  # noqa: E402  (hack/incluster.py: the chart from the local images, on the real node)
 import store  # noqa: E402  (hack/store.py: the packages the DLI example names)
 import progress  # noqa: E402  (hack/progress.py: step lines and a heartbeat)
-from render_deploy import KUBE_VERSION  # noqa: E402  (the chart's kubeVersion check in `helm template`)
+import render_deploy  # noqa: E402  (hack/render_deploy.py: the chart's PriorityClasses)
 
 REST_PORT = cluster.PORT_BASE + 9
 STORE_PORT = cluster.PORT_BASE + 10
@@ -216,13 +216,8 @@ def create_missing_priority_classes() -> None:
     """The chart's PriorityClasses that do not exist, from the chart itself, owned by no release (as
     the e2e tests make them): the operator on this host has no release to make them, and a class
     another release made goes when that release is uninstalled."""
-    import yaml
-
-    rendered = subprocess.run([str(incluster.HELM), "template", "x", str(ROOT / "charts" / "lakejob"),
-                               "--show-only", "templates/priorityclasses.yaml", "--kube-version", KUBE_VERSION],
-                              check=True, capture_output=True, text=True).stdout
     have = priority_classes()
-    missing = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["metadata"]["name"] not in have]
+    missing = [doc for doc in render_deploy.priority_classes() if doc["metadata"]["name"] not in have]
     if missing:
         kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": missing}))
         step("created the PriorityClasses " + ", ".join(d["metadata"]["name"] for d in missing))

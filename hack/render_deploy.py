@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,6 +50,15 @@ def helm_template(*sets: str) -> list[dict[str, object]]:
             if key in labels and value in (None, labels[key]):
                 del labels[key]
     return docs
+
+
+def priority_classes() -> list[dict[str, Any]]:
+    """The chart's PriorityClasses (DagJob pods name them) as `helm template` renders them: for an
+    operator that runs without a release of its own (the e2e tests, `make demo`, `make bench`)."""
+    out = subprocess.run([str(HELM), "template", "x", str(ROOT / "charts" / "lakejob"), "--show-only",
+                          "templates/priorityclasses.yaml", "--kube-version", KUBE_VERSION],
+                         check=True, capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def dump(docs: list[dict[str, object]]) -> str:

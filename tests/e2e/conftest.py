@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import objectstore
-from tests.e2e.kubectl import CACHE, KUBE_VERSION, Kubectl, Operator
+from tests.e2e.kubectl import Kubectl, Operator
+
+import render_deploy  # noqa: E402,I001  (hack/render_deploy.py, on the path tests.e2e.kubectl sets: the chart rendered)
 from tests.e2e.objectstore import ObjectStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,10 +83,7 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
 @pytest.fixture(scope="session")
 def priority_classes(kubectl: Kubectl) -> None:
     """The PriorityClasses the chart installs (DagJob pods name them), from the chart itself."""
-    rendered = subprocess.run([str(CACHE / "bin" / "helm"), "template", "x", str(ROOT / "charts" / "lakejob"),
-                               "--show-only", "templates/priorityclasses.yaml", "--kube-version", KUBE_VERSION],
-                              check=True, capture_output=True, text=True).stdout
-    kubectl.run("apply", "-f", "-", stdin=rendered)
+    kubectl.apply({"apiVersion": "v1", "kind": "List", "items": render_deploy.priority_classes()})
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.kubectl import CACHE, KUBE_VERSION, Kubectl, Operator
+from tests.e2e.kubectl import Kubectl, Operator
+
+import render_deploy  # noqa: E402,I001  (hack/render_deploy.py, on the path tests.e2e.kubectl sets: the chart rendered)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "hack" / "cluster" / "cluster.py"
@@ -85,10 +87,8 @@ class FaultCluster:
         kubectl = Kubectl(self.kubeconfig)
         kubectl.run("apply", "--server-side", "-k", str(ROOT / "crds"))
         kubectl.wait_established("-l", "app.kubernetes.io/part-of=lakejob")
-        rendered = subprocess.run([str(CACHE / "bin" / "helm"), "template", "x", str(ROOT / "charts" / "lakejob"),
-                                   "--show-only", "templates/priorityclasses.yaml", "--kube-version", KUBE_VERSION],
-                                  check=True, capture_output=True, text=True).stdout
-        kubectl.run("apply", "-f", "-", stdin=rendered)  # DagJob pods name the chart's PriorityClasses
+        # DagJob pods name the chart's PriorityClasses
+        kubectl.apply({"apiVersion": "v1", "kind": "List", "items": render_deploy.priority_classes()})
         return kubectl
 
     def down(self) -> None:
