@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import profiles
-from common import cluster, component_pid, cpu_s, install_crds, kubectl, pct, record, start_operator
+from common import cluster, component_pid, cpu_s, fresh_namespaces, install_crds, kubectl, pct, record, start_operator
 
 from lakejob.kube import Kube, register_kind
 
@@ -145,19 +145,6 @@ def writes() -> dict[str, float]:
         what = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
         out[what] = out.get(what, 0.0) + float(value)
     return out
-
-
-async def fresh_namespaces(*names: str) -> None:
-    while "bench-" in kubectl("get", "namespaces", "-o", "name"):
-        # An earlier run's namespaces are still being emptied: that churn would skew this run.
-        print("bench: waiting for an earlier run's namespaces to be deleted", flush=True)
-        await asyncio.sleep(5)
-    for ns in names:
-        kubectl("create", "namespace", ns)
-    for ns in names:  # pods need the namespace's default ServiceAccount
-        while subprocess.run([str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig_path()),
-                              "get", "sa", "default", "-n", ns], capture_output=True).returncode:
-            await asyncio.sleep(0.2)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

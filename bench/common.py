@@ -5,6 +5,7 @@ Imported by bench/*.py (run as scripts from the project root: `make bench`); not
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -72,3 +73,16 @@ def record(name: str, result: dict[str, Any]) -> None:
     with open(out / f"{name}.jsonl", "a") as f:
         f.write(json.dumps(result) + "\n")
     print(json.dumps(result, indent=2))
+
+
+async def fresh_namespaces(*names: str) -> None:
+    while "bench-" in kubectl("get", "namespaces", "-o", "name"):
+        # An earlier run's namespaces are still being emptied: that churn would skew this run.
+        print("bench: waiting for an earlier run's namespaces to be deleted", flush=True)
+        await asyncio.sleep(5)
+    for ns in names:
+        kubectl("create", "namespace", ns)
+    for ns in names:  # pods need the namespace's default ServiceAccount
+        while subprocess.run([str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig_path()),
+                              "get", "sa", "default", "-n", ns], capture_output=True).returncode:
+            await asyncio.sleep(0.2)

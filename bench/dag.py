@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from common import cluster, cpu_s, install_crds, kubectl, pct, record
+from common import cluster, cpu_s, fresh_namespaces, install_crds, kubectl, pct, record
 
 from lakejob.kube import Kube, register_kind  # noqa: E402
 from lakejob.render.dag import child_name  # noqa: E402
@@ -118,10 +118,15 @@ async def phase(kube: Kube, namespace: str, objs: list[dict[str, Any]], edges: l
     await asyncio.wait_for(watcher, timeout=timeout)
     wall, cpu = time.monotonic() - t0, cpu_s(pid) - cpu0
     overhead = [added[down] - done[up] for up, down in edges]
+    # A p99 is queueing when the upstream tasks finish together: how close together they finished,
+    # and how long the downstream Jobs took to appear (first to last) tells which it is.
+    ups, downs = [done[u] for u in {u for u, _ in edges}], [added[d] for d in {d for _, d in edges}]
     tasks = total
     return {"dagjobs": len(objs), "tasks": tasks, "transitions": len(edges),
             "overhead_p50_s": round(pct(overhead, 0.5), 3), "overhead_p99_s": round(pct(overhead, 0.99), 3),
             "overhead_max_s": round(max(overhead), 3), "wall_s": round(wall, 1),
+            "upstreams_finished_within_s": round(max(ups) - min(ups), 2),
+            "downstreams_created_within_s": round(max(downs) - min(downs), 2),
             "operator_cpu_s": round(cpu, 2), "operator_cpu_ms_per_task": round(1000 * cpu / tasks, 1)}
 
 
@@ -132,11 +137,7 @@ async def run(fan_jobs: int, chain_jobs: int, scale_jobs: int) -> dict[str, Any]
     stamp = time.strftime("%H%M%S")
     namespaces = {"fan_out": f"bench-dagfan-{stamp}", "chain": f"bench-dagchain-{stamp}",
                   "scale": f"bench-dagscale-{stamp}"}
-    for ns in namespaces.values():
-        kubectl("create", "namespace", ns)
-        while subprocess.run([str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig_path()),
-                              "get", "sa", "default", "-n", ns], capture_output=True).returncode:
-            await asyncio.sleep(0.2)
+    await fresh_namespaces(*namespaces.values())
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"),
                               "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     log = open(cluster.RUN / "logs" / "bench-dag-operator.log", "wb")
@@ -151,8 +152,9 @@ async def run(fan_jobs: int, chain_jobs: int, scale_jobs: int) -> dict[str, Any]
         objs, edges = chain(namespaces["chain"], chain_jobs)
         result["chain"] = await phase(kube, namespaces["chain"], objs, edges, op.pid, timeout=1800)
         # Many DagJobs' tasks at once, the fan-out's shape (while the two phases' objects are still there).
-        objs, edges = fan_out(namespaces["scale"], scale_jobs)
-        result["scale"] = await phase(kube, namespaces["scale"], objs, edges, op.pid, timeout=3600)
+        if scale_jobs:
+            objs, edges = fan_out(namespaces["scale"], scale_jobs)
+            result["scale"] = await phase(kube, namespaces["scale"], objs, edges, op.pid, timeout=3600)
     finally:
         op.terminate()
         op.wait(timeout=30)
@@ -168,7 +170,7 @@ def main() -> int:
     parser.add_argument("--fan-jobs", type=int, default=67, help="fan-out DagJobs (15 leaves each; 67 → 1,005)")
     parser.add_argument("--chain-jobs", type=int, default=14, help="chain DagJobs (15 transitions each; 14 → 210)")
     parser.add_argument("--scale-jobs", type=int, default=313,
-                        help="fan-out DagJobs of the scale phase (16 tasks each; 313 → 5,008 tasks)")
+                        help="fan-out DagJobs of the scale phase (16 tasks each; 313 → 5,008 tasks; 0: no scale phase)")
     args = parser.parse_args()
     if not cluster.running():
         print("bench: no local cluster runs (make cluster)", file=sys.stderr)

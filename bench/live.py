@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 import burst
-from common import cluster, cpu_s, install_crds, kubectl, record, rss_mib, start_operator
+from common import cluster, cpu_s, fresh_namespaces, install_crds, kubectl, record, rss_mib, start_operator
 
 from lakejob.kube import Kube, register_kind
 
@@ -73,7 +73,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         register_kind("lakejob.io/v1alpha1", kind, plural)
     kube = await Kube.connect()
     ns = f"bench-live-{time.strftime('%H%M%S')}"
-    await burst.fresh_namespaces(ns)
+    await fresh_namespaces(ns)
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "total": args.total, "block": args.block,
                               "mix": {k: share for k, (_, share) in MIX.items()},
                               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "blocks": []}

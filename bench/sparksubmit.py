@@ -26,7 +26,7 @@ from typing import Any
 
 import burst
 import pyspark
-from common import cluster, component_pid, cpu_s, install_crds, kubectl, record, start_operator
+from common import cluster, component_pid, cpu_s, fresh_namespaces, install_crds, kubectl, record, start_operator
 
 from lakejob.kube import Kube, register_kind
 
@@ -98,7 +98,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     kube = await Kube.connect()
     stamp = time.strftime("%H%M%S")
     submit_ns, op_ns = f"bench-submit-{stamp}", f"bench-lakejob-{stamp}"
-    await burst.fresh_namespaces(submit_ns, op_ns)
+    await fresh_namespaces(submit_ns, op_ns)
     n = args.n
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "n": n,
                               "spark_submit_concurrency": KUBEFLOW_CONTROLLER_THREADS,
