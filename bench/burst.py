@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import profiles
-from common import cluster, component_pid, cpu_s, fresh_namespaces, install_crds, kubectl, pct, record, start_operator
+from common import bench_main, cluster, component_pid, cpu_s, fresh_namespaces, kubectl, pct, start_operator
 
 from lakejob.kube import Kube, register_kind
 
@@ -241,13 +241,7 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, default=None,
                         help="record the operator with py-spy during the burst into this file (raw stacks) "
                              "and add a summary of where its time went to the result")
-    args = parser.parse_args()
-    if not cluster.running():
-        print("bench: no local cluster runs (make cluster)", flush=True)
-        return 1
-    install_crds()
-    record("burst", asyncio.run(run(args)))
-    return 0
+    return bench_main("burst", parser, run)
 
 
 if __name__ == "__main__":

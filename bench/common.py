@@ -5,12 +5,14 @@ Imported by bench/*.py (run as scripts from the project root: `make bench`); not
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,3 +88,16 @@ async def fresh_namespaces(*names: str) -> None:
         while subprocess.run([str(cluster.BIN / "kubectl"), "--kubeconfig", str(cluster.kubeconfig_path()),
                               "get", "sa", "default", "-n", ns], capture_output=True).returncode:
             await asyncio.sleep(0.2)
+
+
+def bench_main(name: str, parser: argparse.ArgumentParser,
+               run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]) -> int:
+    """A bench's command line: its arguments, the local cluster (or a clear exit 1), the CRDs and
+    PriorityClasses, one run, its result recorded under bench/results/<name>.jsonl."""
+    args = parser.parse_args()
+    if not cluster.running():
+        print("bench: no local cluster runs (make cluster)", file=sys.stderr, flush=True)
+        return 1
+    install_crds()
+    record(name, asyncio.run(run(args)))
+    return 0

@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from common import cluster, cpu_s, fresh_namespaces, install_crds, kubectl, pct, record
+from common import bench_main, cluster, cpu_s, fresh_namespaces, kubectl, pct
 
 from lakejob.kube import Kube, register_kind  # noqa: E402
 from lakejob.render.dag import child_name  # noqa: E402
@@ -171,13 +171,7 @@ def main() -> int:
     parser.add_argument("--chain-jobs", type=int, default=14, help="chain DagJobs (15 transitions each; 14 → 210)")
     parser.add_argument("--scale-jobs", type=int, default=313,
                         help="fan-out DagJobs of the scale phase (16 tasks each; 313 → 5,008 tasks; 0: no scale phase)")
-    args = parser.parse_args()
-    if not cluster.running():
-        print("bench: no local cluster runs (make cluster)", file=sys.stderr)
-        return 1
-    install_crds()
-    record("dag", asyncio.run(run(args.fan_jobs, args.chain_jobs, args.scale_jobs)))
-    return 0
+    return bench_main("dag", parser, lambda args: run(args.fan_jobs, args.chain_jobs, args.scale_jobs))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 import burst
-from common import cluster, cpu_s, fresh_namespaces, install_crds, kubectl, record, rss_mib, start_operator
+from common import bench_main, cluster, cpu_s, fresh_namespaces, kubectl, rss_mib, start_operator
 
 from lakejob.kube import Kube, register_kind
 
@@ -130,13 +130,7 @@ def main() -> int:
     parser.add_argument("-c", "--concurrency", type=int, default=50, help="client requests in flight")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds after the last block before idling")
     parser.add_argument("--idle", type=float, default=120.0, help="seconds the idle CPU is measured over")
-    args = parser.parse_args()
-    if not cluster.running():
-        print("bench: no local cluster runs (make cluster)", flush=True)
-        return 1
-    install_crds()
-    record("live", asyncio.run(run(args)))
-    return 0
+    return bench_main("live", parser, run)
 
 
 if __name__ == "__main__":

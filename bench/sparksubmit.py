@@ -26,7 +26,7 @@ from typing import Any
 
 import burst
 import pyspark
-from common import cluster, component_pid, cpu_s, fresh_namespaces, install_crds, kubectl, record, start_operator
+from common import bench_main, cluster, component_pid, cpu_s, fresh_namespaces, kubectl, start_operator
 
 from lakejob.kube import Kube, register_kind
 
@@ -147,13 +147,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=50, help="applications per side")
-    args = parser.parse_args()
-    if not cluster.running():
-        print("bench: no local cluster runs (make cluster)", flush=True)
-        return 1
-    install_crds()
-    record("sparksubmit", asyncio.run(run(args)))
-    return 0
+    return bench_main("sparksubmit", parser, run)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 from lakejob import cli, logs
 from lakejob.controllers.base import Key, Reconciler
 from lakejob.settings import Settings
+from tests.unit.fakes import StatusKube
 
 
 @pytest.fixture(autouse=True)
@@ -26,22 +27,13 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-class FakeKube:
-    def __init__(self) -> None:
-        self.rv = 10
-
-    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> int:
-        self.rv += 1
-        return self.rv
-
-
 class Job(Reconciler):
     kind = "SparkBatch"
     plural = "sparkbatches"
     terminal_states = frozenset({"success", "dead"})
 
     def __init__(self) -> None:
-        super().__init__(Settings(), FakeKube(), lambda: 0, None, None)  # type: ignore[arg-type]
+        super().__init__(Settings(), StatusKube(), lambda: 0, None, None)  # type: ignore[arg-type]
 
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         raise AssertionError("not called here")

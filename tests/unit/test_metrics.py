@@ -11,20 +11,12 @@ from prometheus_client import REGISTRY
 from lakejob.controllers.base import Key, Reconciler
 from lakejob.controllers.dagjob import DagJobReconciler
 from lakejob.settings import Settings
+from tests.unit.fakes import StatusKube
 
 
 def sample(name: str, **labels: str) -> float:
     value = REGISTRY.get_sample_value(name, labels)
     return 0.0 if value is None else value
-
-
-class FakeKube:
-    def __init__(self) -> None:
-        self.rv = 10
-
-    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> int:
-        self.rv += 1
-        return self.rv
 
 
 class Gated(Reconciler):
@@ -35,7 +27,7 @@ class Gated(Reconciler):
     terminal_states = frozenset({"done", "failed"})
 
     def __init__(self, limit: int = 64) -> None:
-        super().__init__(Settings(max_concurrent_reconciles=limit), FakeKube(), lambda: self.now,  # type: ignore[arg-type]
+        super().__init__(Settings(max_concurrent_reconciles=limit), StatusKube(), lambda: self.now,  # type: ignore[arg-type]
                          None, None)  # type: ignore[arg-type]
         self.now = 0
         self.gate = asyncio.Event()
@@ -97,7 +89,7 @@ async def test_a_run_is_timed_from_its_start_to_its_terminal_state_once() -> Non
 
 
 def test_a_dagjob_run_starts_when_it_leaves_the_queue() -> None:
-    r = DagJobReconciler(Settings(), FakeKube(), lambda: 0, None, None)  # type: ignore[arg-type]
+    r = DagJobReconciler(Settings(), StatusKube(), lambda: 0, None, None)  # type: ignore[arg-type]
     assert r.run_started_ms({"CreationTime": "2026-01-01T00:00:00Z", "StartTime": "2026-01-01T00:05:00Z"}) == \
         1_767_225_900_000
     assert r.run_started_ms({"CreationTime": "2026-01-01T00:00:00Z"}) is None  # never ran: not timed
