@@ -75,6 +75,13 @@ def test_a_real_example_settles_when_it_has_shown_what_it_does() -> None:
     assert demo.example(_item("SparkBatch", demo.REAL_NS, None)).state == "(no status yet)"
 
 
+def test_a_simulated_batch_settles_once_it_runs_a_real_one_only_when_it_ends() -> None:
+    # A vendor's example carries no sim.lakejob.io/outcome: its KWOK driver runs no code and never ends.
+    assert demo.example(_item("SparkBatch", "default", {"state": "running"})).settled
+    assert not demo.example(_item("SparkBatch", "default", {"state": "starting"})).settled
+    assert not demo.example(_item("SparkBatch", demo.REAL_NS, {"state": "running"})).settled
+
+
 RELEASE, NS = "lakejob-demo", "lakejob-demo-operator"
 OURS = {"meta.helm.sh/release-name": RELEASE, "meta.helm.sh/release-namespace": NS}
 
