@@ -2,17 +2,22 @@
 out of cluster against the local cluster: the groundwork of issue 16 (docs/queues.md).
 
 A queue of 4 CUs (a ClusterQueue with nominalQuota cpu 4 and memory 16Gi, DLI's 1 CU = 1 vCPU + 4 GiB;
-a LocalQueue in the test's namespace) and two Workloads written whole, as lakejob will write them
-(podSets driver + executors, no webhook defaulting anything): the first, 3 CUs, is admitted; the
-second, 2 CUs, waits with Kueue's reason; once the first is Finished the second is admitted.
+a LocalQueue in the test's namespace) and Workloads written whole, as lakejob will write them (podSets
+driver + executors, no webhook defaulting anything):
+- quota: a 3-CU Workload is admitted, a 2-CU one waits with Kueue's reason and is admitted once the
+  first is Finished;
+- preemption: a high-priority 2-CU Workload makes Kueue evict the admitted low-priority 3-CU one, but
+  the quota is freed only when the owner releases the evicted one (what lakejob must do once its pods
+  are gone); then the high one is admitted and the low one waits again, requeued, not finished.
 """
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,58 +67,126 @@ def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
     return {}
 
 
-def test_a_queue_of_4_cus_admits_3_and_holds_2_more_until_the_first_finishes(
-        kueue: Kueue, kubectl: Kubectl, namespace: str, tmp_path: Path) -> None:
-    tag = namespace[-5:]
-    flavor, cq, lq = f"lakejob-e2e-{tag}", f"lakejob-e2e-{tag}", "dli-queue"
-    cluster_scoped = [("clusterqueues.kueue.x-k8s.io", cq), ("resourceflavors.kueue.x-k8s.io", flavor)]
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def reserved(name: str) -> dict[str, Any]:
-        return condition(kubectl.get("workloads.kueue.x-k8s.io", name, namespace), "QuotaReserved")
 
-    def admitted(name: str) -> bool:
-        return condition(kubectl.get("workloads.kueue.x-k8s.io", name, namespace), "Admitted").get("status") == "True"
+@dataclass
+class Queue:
+    """A LocalQueue in the test's namespace, on a 4-CU ClusterQueue (and ResourceFlavor) of its own."""
+    kubectl: Kubectl
+    namespace: str
+    cluster_queue: str  # also the flavor's name
+    name: str = "dli-queue"
 
+    def get(self, workload: str) -> dict[str, Any] | None:
+        return self.kubectl.get("workloads.kueue.x-k8s.io", workload, self.namespace)
+
+    def condition(self, workload: str, kind: str) -> dict[str, Any]:
+        return condition(self.get(workload), kind)
+
+    def admitted(self, workload: str) -> bool:
+        return self.condition(workload, "Admitted").get("status") == "True"
+
+    def wait(self, check: Callable[[], object], what: str, workload: str) -> None:
+        self.kubectl.wait_for(check, what, 30, self.namespace, ("workloads.kueue.x-k8s.io", workload))
+
+
+@pytest.fixture
+def queue(kueue: Kueue, kubectl: Kubectl, namespace: str) -> Iterator[Queue]:
+    q = Queue(kubectl, namespace, f"lakejob-{namespace}"[:63].rstrip("-"))  # cluster-scoped: named after the test
+    cq = q.cluster_queue
     try:
-        kubectl.apply({"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": flavor}})
+        kubectl.apply({"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": cq}})
         kubectl.apply({"apiVersion": API, "kind": "ClusterQueue", "metadata": {"name": cq}, "spec": {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-            "resourceGroups": [{"coveredResources": ["cpu", "memory"], "flavors": [{"name": flavor, "resources": [
+            "preemption": {"withinClusterQueue": "LowerPriority"},
+            "resourceGroups": [{"coveredResources": ["cpu", "memory"], "flavors": [{"name": cq, "resources": [
                 {"name": "cpu", "nominalQuota": "4"}, {"name": "memory", "nominalQuota": "16Gi"}]}]}]}})
-        kubectl.apply({"apiVersion": API, "kind": "LocalQueue", "metadata": {"name": lq},
+        kubectl.apply({"apiVersion": API, "kind": "LocalQueue", "metadata": {"name": q.name},
                        "spec": {"clusterQueue": cq}}, namespace)
-        kubectl.wait_for(lambda: condition(kubectl.get("localqueues.kueue.x-k8s.io", lq, namespace),
+        kubectl.wait_for(lambda: condition(kubectl.get("localqueues.kueue.x-k8s.io", q.name, namespace),
                                            "Active").get("status") == "True",
-                         "the LocalQueue to be Active", 30, namespace, ("localqueues.kueue.x-k8s.io", lq))
-
-        kubectl.apply(workload("first", lq, executors=2), namespace)  # 3 CUs of 4
-        kubectl.wait_for(lambda: admitted("first"), "the first Workload to be Admitted", 30, namespace,
-                         ("workloads.kueue.x-k8s.io", "first"))
-        admission = (kubectl.get("workloads.kueue.x-k8s.io", "first", namespace) or {})["status"]["admission"]
-        assert admission["clusterQueue"] == cq
-        assert {a["name"]: (a["count"], a["flavors"]) for a in admission["podSetAssignments"]} == {
-            "driver": (1, {"cpu": flavor, "memory": flavor}), "executor": (2, {"cpu": flavor, "memory": flavor})}
-
-        kubectl.apply(workload("second", lq, executors=1), namespace)  # 2 more CUs: 5 > 4
-        kubectl.wait_for(lambda: reserved("second").get("reason") == "Pending",
-                         "the second Workload to wait for quota", 30, namespace, ("workloads.kueue.x-k8s.io", "second"))
-        pending = reserved("second")
-        assert pending["status"] == "False", pending
-        assert "insufficient unused quota for cpu" in pending["message"], pending
-        assert not admitted("second")
-
-        # The job ends: its maker marks the Workload Finished (as Kueue's jobframework does), releasing the quota.
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        kubectl.run("patch", "workloads.kueue.x-k8s.io", "first", "-n", namespace, "--subresource=status",
-                    "--type=json", "-p", json.dumps([{"op": "add", "path": "/status/conditions/-", "value": {
-                        "type": "Finished", "status": "True", "reason": "Succeeded", "message": "the job succeeded",
-                        "lastTransitionTime": now}}]))
-        kubectl.wait_for(lambda: admitted("second"), "the second Workload to be Admitted once the first finished",
-                         30, namespace, ("workloads.kueue.x-k8s.io", "second"))
+                         "the LocalQueue to be Active", 30, namespace, ("localqueues.kueue.x-k8s.io", q.name))
+        yield q
     finally:
-        # Cluster-scoped objects go while Kueue still runs (it removes their finalizers); the
-        # namespace (its Workloads and LocalQueue) goes first, with the fixture's deletion after.
+        # While Kueue still runs (it removes their finalizers): the namespace's Workloads and LocalQueue,
+        # then the cluster-scoped queue and flavor; the namespace fixture deletes the namespace after.
         kubectl.ok("delete", "workloads.kueue.x-k8s.io,localqueues.kueue.x-k8s.io", "--all", "-n", namespace,
                    "--timeout=30s")
-        for kind, name in cluster_scoped:
-            kubectl.ok("delete", kind, name, "--ignore-not-found", "--timeout=30s")
+        for kind in ("clusterqueues.kueue.x-k8s.io", "resourceflavors.kueue.x-k8s.io"):
+            kubectl.ok("delete", kind, cq, "--ignore-not-found", "--timeout=30s")
+
+
+def release(q: Queue, workload: str) -> None:
+    """What an owner does once an evicted Workload's pods are gone, as Kueue's jobframework does
+    (pkg/controller/jobframework/reconciler.go, "handle eviction"): Requeued True for a preemption,
+    QuotaReserved False with reason Pending, no admission, Admitted False. One merge patch of the
+    status with the object's resourceVersion, so a concurrent write by Kueue makes it fail, not lost."""
+    wl = q.get(workload) or {}
+    evicted, t = condition(wl, "Evicted"), now()
+    new = {"Requeued": {"status": "True", "reason": evicted["reason"], "message": evicted["message"]},
+           "QuotaReserved": {"status": "False", "reason": "Pending", "message": evicted["message"]},
+           "Admitted": {"status": "False", "reason": "NoReservation", "message": "The workload has no reservation"}}
+    conditions = [c for c in wl["status"]["conditions"] if c["type"] not in new]
+    conditions += [{"type": k, **v, "lastTransitionTime": t, "observedGeneration": wl["metadata"]["generation"]}
+                   for k, v in new.items()]
+    q.kubectl.run("patch", "workloads.kueue.x-k8s.io", workload, "-n", q.namespace, "--subresource=status",
+                  "--type=merge", "-p", json.dumps({"metadata": {"resourceVersion": wl["metadata"]["resourceVersion"]},
+                                                    "status": {"admission": None, "conditions": conditions}}))
+
+
+def test_a_queue_of_4_cus_admits_3_and_holds_2_more_until_the_first_finishes(queue: Queue) -> None:
+    q, kubectl, ns = queue, queue.kubectl, queue.namespace
+    kubectl.apply(workload("first", q.name, executors=2), ns)  # 3 CUs of 4
+    q.wait(lambda: q.admitted("first"), "the first Workload to be Admitted", "first")
+    admission = (q.get("first") or {})["status"]["admission"]
+    assert admission["clusterQueue"] == q.cluster_queue
+    flavors = {"cpu": q.cluster_queue, "memory": q.cluster_queue}
+    assert {a["name"]: (a["count"], a["flavors"]) for a in admission["podSetAssignments"]} == {
+        "driver": (1, flavors), "executor": (2, flavors)}
+
+    kubectl.apply(workload("second", q.name, executors=1), ns)  # 2 more CUs: 5 > 4
+    q.wait(lambda: q.condition("second", "QuotaReserved").get("reason") == "Pending",
+           "the second Workload to wait for quota", "second")
+    pending = q.condition("second", "QuotaReserved")
+    assert pending["status"] == "False", pending
+    assert "insufficient unused quota for cpu" in pending["message"], pending
+    assert not q.admitted("second")
+
+    # The job ends: its maker marks the Workload Finished (as Kueue's jobframework does), releasing the quota.
+    kubectl.run("patch", "workloads.kueue.x-k8s.io", "first", "-n", ns, "--subresource=status", "--type=json",
+                "-p", json.dumps([{"op": "add", "path": "/status/conditions/-", "value": {
+                    "type": "Finished", "status": "True", "reason": "Succeeded", "message": "the job succeeded",
+                    "lastTransitionTime": now()}}]))
+    q.wait(lambda: q.admitted("second"), "the second Workload to be Admitted once the first finished", "second")
+
+
+def test_a_high_priority_workload_preempts_a_low_one_once_its_owner_releases_it(queue: Queue) -> None:
+    q, kubectl, ns = queue, queue.kubectl, queue.namespace
+    kubectl.apply(workload("low", q.name, executors=2), ns)  # priority 0, 3 CUs of 4
+    q.wait(lambda: q.admitted("low"), "the low-priority Workload to be Admitted", "low")
+    high = workload("high", q.name, executors=1)  # 2 CUs: only with low's 3 gone
+    high["spec"]["priority"] = 100
+    kubectl.apply(high, ns)
+
+    q.wait(lambda: q.condition("low", "Evicted").get("status") == "True",
+           "Kueue to evict the low-priority Workload", "low")
+    low = q.get("low")
+    assert condition(low, "Evicted")["reason"] == "Preempted", low
+    assert condition(low, "Preempted")["reason"] == "InClusterQueue", low
+    # Kueue leaves the reservation to the owner, who must stop the job first: until it does, the
+    # quota stays taken and the preemptor waits.
+    time.sleep(3)
+    assert q.condition("low", "QuotaReserved").get("status") == "True", q.get("low")
+    assert not q.admitted("high"), q.get("high")
+
+    release(q, "low")
+    q.wait(lambda: q.admitted("high"), "the high-priority Workload to be Admitted once low was released", "high")
+    # The preempted one waits for quota again: preempted and requeued, not finished.
+    q.wait(lambda: "insufficient unused quota" in q.condition("low", "QuotaReserved").get("message", ""),
+           "the preempted Workload to wait for quota again", "low")
+    low = q.get("low")
+    assert condition(low, "QuotaReserved")["status"] == "False", low
+    assert condition(low, "Requeued")["status"] == "True", low
+    assert condition(low, "Finished").get("status") != "True", low
