@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -88,6 +89,10 @@ class Queue:
     def admitted(self, workload: str) -> bool:
         return self.condition(workload, "Admitted").get("status") == "True"
 
+    def pending(self, workload: str) -> bool:
+        """Waiting for quota: QuotaReserved False with Kueue's reason Pending."""
+        return self.condition(workload, "QuotaReserved").get("reason") == "Pending"
+
     def wait(self, check: Callable[[], object], what: str, workload: str) -> None:
         self.kubectl.wait_for(check, what, 30, self.namespace, ("workloads.kueue.x-k8s.io", workload))
 
@@ -147,18 +152,13 @@ def test_a_queue_of_4_cus_admits_3_and_holds_2_more_until_the_first_finishes(que
         "driver": (1, flavors), "executor": (2, flavors)}
 
     kubectl.apply(workload("second", q.name, executors=1), ns)  # 2 more CUs: 5 > 4
-    q.wait(lambda: q.condition("second", "QuotaReserved").get("reason") == "Pending",
-           "the second Workload to wait for quota", "second")
+    q.wait(lambda: q.pending("second"), "the second Workload to wait for quota", "second")
     pending = q.condition("second", "QuotaReserved")
     assert pending["status"] == "False", pending
     assert "insufficient unused quota for cpu" in pending["message"], pending
     assert not q.admitted("second")
 
-    # The job ends: its maker marks the Workload Finished (as Kueue's jobframework does), releasing the quota.
-    kubectl.run("patch", "workloads.kueue.x-k8s.io", "first", "-n", ns, "--subresource=status", "--type=json",
-                "-p", json.dumps([{"op": "add", "path": "/status/conditions/-", "value": {
-                    "type": "Finished", "status": "True", "reason": "Succeeded", "message": "the job succeeded",
-                    "lastTransitionTime": now()}}]))
+    finish(q, "first")
     q.wait(lambda: q.admitted("second"), "the second Workload to be Admitted once the first finished", "second")
 
 
@@ -190,3 +190,56 @@ def test_a_high_priority_workload_preempts_a_low_one_once_its_owner_releases_it(
     assert condition(low, "QuotaReserved")["status"] == "False", low
     assert condition(low, "Requeued")["status"] == "True", low
     assert condition(low, "Finished").get("status") != "True", low
+
+
+def finish(q: Queue, workload: str) -> None:
+    """The job ended: its maker marks the Workload Finished (as Kueue's jobframework does), releasing the quota."""
+    q.kubectl.run("patch", "workloads.kueue.x-k8s.io", workload, "-n", q.namespace, "--subresource=status",
+                  "--type=json", "-p", json.dumps([{"op": "add", "path": "/status/conditions/-", "value": {
+                      "type": "Finished", "status": "True", "reason": "Succeeded", "message": "the job succeeded",
+                      "lastTransitionTime": now()}}]))
+
+
+def test_a_workload_naming_a_missing_local_queue_is_inadmissible_with_kueues_reason(queue: Queue) -> None:
+    queue.kubectl.apply(workload("lost", "no-such-queue", executors=1), queue.namespace)
+    queue.wait(lambda: queue.condition("lost", "QuotaReserved").get("reason") == "Inadmissible",
+               "the Workload to be Inadmissible", "lost")
+    assert queue.condition("lost", "QuotaReserved")["message"] == "LocalQueue no-such-queue doesn't exist"
+
+
+def test_raising_a_pending_workloads_priority_puts_it_ahead_of_an_older_one(queue: Queue) -> None:
+    """A DagJob's Priority is mutable: lakejob patches the Workload's spec.priority while it waits."""
+    q, kubectl, ns = queue, queue.kubectl, queue.namespace
+    kubectl.apply(workload("running", q.name, executors=2), ns)  # 3 CUs of 4
+    q.wait(lambda: q.admitted("running"), "the first Workload to be Admitted", "running")
+    for name in ("older", "newer"):  # 2 CUs each: one fits once running finishes, both wait now
+        kubectl.apply(workload(name, q.name, executors=1), ns)
+        q.wait(partial(q.pending, name), f"{name} to wait for quota", name)
+    kubectl.run("patch", "workloads.kueue.x-k8s.io", "newer", "-n", ns, "--type=merge", "-p",
+                json.dumps({"spec": {"priority": 5}}))
+    time.sleep(1)  # margin only: Kueue's one Workload watch delivers the update before the Finished below
+    finish(q, "running")
+    q.wait(lambda: q.admitted("newer"), "the Workload whose priority was raised to be Admitted first", "newer")
+    assert not q.admitted("older"), q.get("older")
+
+
+def test_deactivating_an_admitted_workload_hands_its_quota_on_at_once(queue: Queue) -> None:
+    """Unlike a preemption, `active: false` frees the quota in Kueue's cache at once (its Workload update
+    handler drops an inactive Workload, pkg/controller/core/workload_controller.go), while the Workload
+    still shows QuotaReserved until its owner releases it. So for a stop (spec.suspend) lakejob deletes
+    the pods first and deactivates after (docs/queues.md), or the next job starts beside them."""
+    q, kubectl, ns = queue, queue.kubectl, queue.namespace
+    kubectl.apply(workload("stopped", q.name, executors=2), ns)  # 3 CUs of 4
+    q.wait(lambda: q.admitted("stopped"), "the Workload to be Admitted", "stopped")
+    kubectl.apply(workload("waiting", q.name, executors=1), ns)  # 2 CUs: waits
+    q.wait(lambda: q.pending("waiting"), "the second Workload to wait for quota", "waiting")
+    kubectl.run("patch", "workloads.kueue.x-k8s.io", "stopped", "-n", ns, "--type=merge", "-p",
+                json.dumps({"spec": {"active": False}}))
+    q.wait(lambda: q.admitted("waiting"), "the waiting Workload to be Admitted once the other was deactivated",
+           "waiting")
+    assert q.condition("stopped", "Evicted")["reason"] == "Deactivated", q.get("stopped")
+    assert q.condition("stopped", "QuotaReserved")["status"] == "True", q.get("stopped")
+    release(q, "stopped")
+    q.wait(lambda: q.condition("stopped", "QuotaReserved").get("status") == "False",
+           "the deactivated Workload to be released", "stopped")
+    assert q.admitted("waiting")
