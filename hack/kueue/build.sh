@@ -29,7 +29,10 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 mkdir -p "$cache"
 log=$(mktemp)
 tmp=$(mktemp -d "$cache/.build.XXXXXX")
-trap 'rm -rf "$tmp" "$log"' EXIT
+# Only in this shell: bash (5.2) at times runs a script's EXIT trap in a background subshell that is
+# killed as it starts, such as progress_run's heartbeat (about 1 step in 60 here), which would delete
+# the build folder mid-build ("cannot create …/.build.XXXXXX/kueue: Directory nonexistent").
+trap '[ "$BASHPID" != "$$" ] || rm -rf "$tmp" "$log"' EXIT
 
 echo "build-kueue: building Kueue $KUEUE_VERSION (a cold build takes ~11 minutes; cached in $cache)" >&2
 start=$SECONDS
