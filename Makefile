@@ -12,7 +12,7 @@ CLUSTER := $(PY) hack/cluster/cluster.py
 export LAKEJOB_CACHE ?= $(HOME)/.cache/lakejob
 
 
-.PHONY: help venv tools image images cluster cluster-down kubeconfig crds deploy argocd docs typecheck unit e2e test test-faults demo bench clean
+.PHONY: help venv tools image images cluster cluster-down kubeconfig crds deploy argocd kueue docs typecheck unit e2e test test-faults demo bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -62,6 +62,10 @@ crds: venv
 # Argo CD health checks and actions (docs/argocd), from one generator; a test fails when they drift.
 argocd: venv
 	@$(BIN)/python hack/render_argocd.py
+
+# Kueue's manager and CRDs (v0.17.0, from Go modules) into the cache for tests/e2e/kueue.py; prints the binary's path.
+kueue:
+	@bash hack/kueue/build.sh
 
 # docs/settings.md is generated from lakejob.settings; a test fails when it drifts.
 docs: venv
