@@ -60,7 +60,8 @@ class Kubectl:
         conditions, so a freshly applied CRD is polled instead."""
         def established() -> bool:
             r = self.result("get", "crd", *crds, "-o", "json")
-            items = json.loads(r.stdout)["items"] if r.returncode == 0 else []
+            got = json.loads(r.stdout) if r.returncode == 0 else {"items": []}
+            items = got["items"] if "items" in got else [got]  # one CRD by name comes back as itself
             return bool(items) and all(
                 any(c["type"] == "Established" and c["status"] == "True" for c in i.get("status", {}).get("conditions") or [])
                 for i in items)

@@ -110,7 +110,8 @@ def resource_health(status: dict[str, Any]) -> dict[tuple[str, str], tuple[str, 
 
 
 def test_argo_cd_syncs_the_examples_from_git_and_reports_their_health_through_lakejobs_lua(
-        argocd: ArgoCD, kubectl: Kubectl, namespace: str, operator: Operator, tmp_path: Path) -> None:
+        argocd: ArgoCD, kubectl: Kubectl, namespace: str, operator: Operator, tmp_path: Path,
+        priority_classes: None) -> None:  # the DagJob example's task pods name the chart's PriorityClasses
     repo = tmp_path / "gitops"
     (repo / "jobs").mkdir(parents=True)
     for file, _, _ in EXAMPLES:
