@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import signal
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import profiles
-from common import bench_main, cluster, component_pid, cpu_s, fresh_namespaces, kubectl, pct, start_operator
+from common import bench_main, cluster, component_pid, cpu_s, fresh_namespaces, kubectl, pct, start_operator, watch
 
 from lakejob.kube import Kube, register_kind
 
@@ -87,17 +86,11 @@ KINDS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
 async def watch_first_pods(kube: Kube, namespace: str, kind: str, seen: dict[str, float], total: int,
                            ready: asyncio.Event) -> None:
     """Record when each CR's first pod's ADDED event arrives (by its lakejob.io/name label)."""
-    url = f"{kube.server}/api/v1/namespaces/{namespace}/pods"
-    params = {"watch": "1", "labelSelector": f"lakejob.io/kind={kind}", "allowWatchBookmarks": "false"}
-    async with kube.session.get(url, params=params, headers=kube._headers(),
-                                timeout=None) as resp:  # type: ignore[arg-type]
-        ready.set()
-        async for line in resp.content:
-            event = json.loads(line)
-            if event["type"] == "ADDED":
-                seen.setdefault(event["object"]["metadata"]["labels"]["lakejob.io/name"], time.monotonic())
-                if len(seen) >= total:
-                    return
+    async for event, pod in watch(kube, f"/api/v1/namespaces/{namespace}/pods", f"lakejob.io/kind={kind}", ready):
+        if event == "ADDED":
+            seen.setdefault(pod["metadata"]["labels"]["lakejob.io/name"], time.monotonic())
+            if len(seen) >= total:
+                return
 
 
 async def burst(kube: Kube, objs: list[dict[str, Any]], concurrency: int) -> dict[str, float]:

@@ -12,8 +12,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack" / "cluster"))
@@ -101,3 +103,29 @@ def bench_main(name: str, parser: argparse.ArgumentParser,
     install_crds()
     record(name, asyncio.run(run(args)))
     return 0
+
+
+async def watch(kube: Any, path: str, selector: str, ready: asyncio.Event) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(event type, object) of a watch on `path` (e.g. /api/v1/namespaces/NS/pods) with `selector`,
+    `ready` set once it is open. Lines are split here, not by aiohttp's readline (it refuses lines
+    over 64 KiB); a watch the apiserver ends is opened again from the last resourceVersion seen, and
+    from the start after an ERROR (its version expired)."""
+    version = ""
+    while True:
+        params = {"watch": "1", "labelSelector": selector, "allowWatchBookmarks": "true",
+                  **({"resourceVersion": version} if version else {})}
+        async with kube.session.get(f"{kube.server}{path}", params=params, headers=kube._headers(),
+                                    timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
+            ready.set()
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":
+                        version = ""
+                        break
+                    version = event["object"]["metadata"].get("resourceVersion", version)
+                    if event["type"] != "BOOKMARK":
+                        yield event["type"], event["object"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import subprocess
@@ -28,9 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from common import bench_main, cluster, cpu_s, fresh_namespaces, kubectl, pct
+from common import bench_main, cluster, cpu_s, fresh_namespaces, kubectl, pct, watch
 
 from lakejob.kube import Kube, register_kind  # noqa: E402
 from lakejob.render.dag import child_name  # noqa: E402
@@ -74,29 +71,16 @@ def chain(namespace: str, jobs: int) -> tuple[list[dict[str, Any]], list[tuple[s
 async def watch_jobs(kube: Kube, namespace: str, added: dict[str, float], done: dict[str, float], total: int,
                      ready: asyncio.Event) -> None:
     """Record when each Job is first seen (ADDED) and first seen finished successfully."""
-    url = f"{kube.server}/apis/batch/v1/namespaces/{namespace}/jobs"
-    params = {"watch": "1", "labelSelector": "lakejob.io/kind=DagJob", "allowWatchBookmarks": "true",
-              "resourceVersion": "0"}
-    while True:  # a watch the apiserver ends is resumed from the last resourceVersion seen
-        async with kube.session.get(url, params=params, headers=kube._headers(),
-                                    timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
-            ready.set()
-            async for line in resp.content:
-                now = time.monotonic()
-                event = json.loads(line)
-                obj = event.get("object") or {}
-                meta = obj.get("metadata") or {}
-                params["resourceVersion"] = meta.get("resourceVersion", params["resourceVersion"])
-                name = meta.get("name")
-                if event.get("type") not in ("ADDED", "MODIFIED") or not name:
-                    continue
-                added.setdefault(name, now)
-                conditions = (obj.get("status") or {}).get("conditions") or []
-                if any(c.get("type") in ("Complete", "SuccessCriteriaMet") and c.get("status") == "True"
-                       for c in conditions):
-                    done.setdefault(name, now)
-                    if len(done) >= total:
-                        return
+    async for event, job in watch(kube, f"/apis/batch/v1/namespaces/{namespace}/jobs", "lakejob.io/kind=DagJob", ready):
+        if event not in ("ADDED", "MODIFIED"):
+            continue
+        now, name = time.monotonic(), job["metadata"]["name"]
+        added.setdefault(name, now)
+        conditions = (job.get("status") or {}).get("conditions") or []
+        if any(c.get("type") in ("Complete", "SuccessCriteriaMet") and c.get("status") == "True" for c in conditions):
+            done.setdefault(name, now)
+            if len(done) >= total:
+                return
 
 
 async def phase(kube: Kube, namespace: str, objs: list[dict[str, Any]], edges: list[tuple[str, str]],

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import time
 from typing import Any
 
 import burst
-from common import bench_main, cluster, cpu_s, fresh_namespaces, kubectl, rss_mib, start_operator
+from common import bench_main, cluster, cpu_s, fresh_namespaces, kubectl, rss_mib, start_operator, watch
 
 from lakejob.kube import Kube, register_kind
 
@@ -30,31 +29,11 @@ MIX: dict[str, tuple[str, float]] = {"SparkBatch": ("sb", 0.4), "SparkSession": 
                                      "FlinkJarJob": ("fj", 0.2), "DagJob": ("dj", 0.2)}
 
 
-async def watch_first_pods(kube: Kube, namespace: str, seen: dict[str, float], ready: asyncio.Event,
-                           stop: asyncio.Event) -> None:
-    """When each CR's first pod appears (any lakejob kind, by its lakejob.io/name label). Lines are
-    split here, not by aiohttp's readline (it refuses lines over 64 KiB), and a watch the apiserver
-    ends is opened again from the last resourceVersion seen."""
-    url = f"{kube.server}/api/v1/namespaces/{namespace}/pods"
-    version = ""
-    while not stop.is_set():
-        params = {"watch": "1", "labelSelector": "lakejob.io/kind", "allowWatchBookmarks": "true",
-                  **({"resourceVersion": version} if version else {})}
-        async with kube.session.get(url, params=params, headers=kube._headers(),
-                                    timeout=None) as resp:  # type: ignore[arg-type]
-            ready.set()
-            buffer = b""
-            async for chunk in resp.content.iter_any():
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    event = json.loads(line)
-                    version = event["object"]["metadata"].get("resourceVersion", version)
-                    if event["type"] == "ADDED":
-                        labels = event["object"]["metadata"]["labels"]
-                        seen.setdefault(labels["lakejob.io/name"], time.monotonic())
-                if stop.is_set():
-                    return
+async def watch_first_pods(kube: Kube, namespace: str, seen: dict[str, float], ready: asyncio.Event) -> None:
+    """When each CR's first pod appears (any lakejob kind, by its lakejob.io/name label)."""
+    async for event, pod in watch(kube, f"/api/v1/namespaces/{namespace}/pods", "lakejob.io/kind", ready):
+        if event == "ADDED":
+            seen.setdefault(pod["metadata"]["labels"]["lakejob.io/name"], time.monotonic())
 
 
 def block_objects(namespace: str, block: int, size: int) -> list[dict[str, Any]]:
@@ -79,8 +58,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "blocks": []}
     op = start_operator([ns], {"LAKEJOB_DRIVER_LOGS": "false"}, "bench-live-operator.log")
     seen: dict[str, float] = {}
-    ready, stop = asyncio.Event(), asyncio.Event()
-    watcher = asyncio.create_task(watch_first_pods(kube, ns, seen, ready, stop))
+    ready = asyncio.Event()
+    watcher = asyncio.create_task(watch_first_pods(kube, ns, seen, ready))
     try:
         await asyncio.sleep(5)  # the operator's watches are up
         await ready.wait()
@@ -114,7 +93,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["idle_cpu_pct_of_core"] = round(100 * (cpu_s(op.pid) - cpu0) / (time.monotonic() - t0), 2)
         result["rss_mib_idle"] = rss_mib(op.pid)
     finally:
-        stop.set()
         watcher.cancel()
         op.terminate()
         op.wait(timeout=60)
