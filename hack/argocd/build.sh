@@ -26,7 +26,9 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 mkdir -p "$cache"
 log=$(mktemp)
 tmp=$(mktemp -d "$cache/.build.XXXXXX")
-trap 'rm -rf "$tmp" "$log"' EXIT
+# Only in this shell: bash at times runs a script's EXIT trap in progress_run's heartbeat subshell as
+# that is killed, which would delete the build folder mid-build (found by hack/kueue/build.sh's test).
+trap '[ "$BASHPID" != "$$" ] || rm -rf "$tmp" "$log"' EXIT
 
 echo "build-argocd: building Argo CD v$ARGOCD_VERSION (a cold build takes ~9 minutes; cached in $cache)" >&2
 start=$SECONDS
