@@ -275,6 +275,16 @@ class Settings(BaseSettings):
     dag_max_instance_timeout: int = Field(
         7 * 86400, ge=1, description="Longest instance Timeout, seconds (QuotaExhausted.MaxInstanceTimeout).")
     dag_max_job_count: int = Field(10000, ge=1, description="DagJobs per namespace (QuotaExhausted.MaxJobCount).")
+    # Queues (Kueue, docs/queues.md)
+    queueing: Literal["auto", "required", "off"] = Field(
+        "auto",
+        description="Jobs naming a queue go through Kueue: `auto`, when Kueue is installed (else they run unqueued, "
+                    "which the operator logs once); `required`, always (without Kueue they wait, Admitted=False "
+                    "reason KueueNotInstalled); `off`, never (queue names are pod labels only).")
+    queue_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Queue name → LocalQueue, `dli_queue=localqueue,…`, for names the rule does not fit (the name "
+                    "trimmed, lower-cased, `_` → `-`) or several queues sharing one LocalQueue.")
     # Pods
     pod_policy: PodPolicy = Field(
         default_factory=PodPolicy, validation_alias=ENV_PREFIX + "POD_POLICY_ALLOW",
@@ -305,7 +315,7 @@ class Settings(BaseSettings):
     # ------------------------------------------------------------------ parsing the env's text
 
     @field_validator("spark_images", "flink_images", "dag_images", "notification_topics", "workload_node_selector",
-                     mode="before")
+                     "queue_map", mode="before")
     @classmethod
     def _map(cls, value: Any) -> Any:
         return _parse_map(value) if isinstance(value, str) else value

@@ -98,6 +98,15 @@ tolerations: {{- toYaml . | nindent 2 }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [create, get, list, watch, patch]
+# Kueue Workloads (docs/queues.md): one per queued run, owned by its CR; its status is written to
+# finish it (quota released) and to release a preempted one's reservation once its pods are gone.
+# Harmless where Kueue is not installed: RBAC may name resources no API serves.
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [create, get, list, watch, patch, delete]
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads/status]
+  verbs: [patch]
 # Events: ours, and the FailedCreate Events of a DagJob task's Job that has no pods (why not).
 - apiGroups: ["", events.k8s.io]
   resources: [events]

@@ -461,6 +461,8 @@ class Reconciler(ABC):
     async def _uids(self, resource: tuple[str, ...], namespace: str, selector: str | None) -> set[str]:
         status, payload = await self.kube.request("GET", collection(resource, namespace),
                                                   params={"labelSelector": selector} if selector else None)
+        if status == 404 and resource not in ((GROUP, VERSION, self.plural), ("pods",)):
+            return set()  # a child's API no longer served (Kueue uninstalled): none of them is left
         if status >= 300 or not isinstance(payload, dict):
             raise kubemod.KubeError(status, str(payload)[:200], f"list {resource[-1]} in {namespace}")
         return {str(item["metadata"]["uid"]) for item in payload.get("items") or ()}

@@ -15,12 +15,14 @@ from collections.abc import Awaitable
 from typing import Any
 
 from lakejob import kube as kubemod
-from lakejob.controllers import base
+from lakejob.controllers import base, queueing
+from lakejob.controllers.admission import UNQUEUED, Route, WorkloadObs
 from lakejob.controllers.base import Key
 from lakejob.controllers.pods import summarize_pod
 from lakejob.controllers.sparkbatch_decide import DriverObs, Observed
-from lakejob.models.spark import ExecutorCounts, SparkAppSpec
+from lakejob.models.spark import ExecutorCounts, SparkAppSpec, SparkAppStatus, resolve_sizing
 from lakejob.render import spark as render
+from lakejob.render import workload as render_workload
 from lakejob.render.common import Owner
 
 
@@ -58,6 +60,28 @@ class SparkReconciler(base.Reconciler):
 
     # The kind says how its driver pod, its ConfigMap and its other children are rendered; the rest is shared.
     pods_index: str = ""
+    workloads_index: str = ""  # its Kueue Workloads' index (docs/queues.md)
+
+    async def queue_of(self, key: Key, spec: SparkAppSpec | None, status: SparkAppStatus,
+                       waiting: bool) -> tuple[Route, WorkloadObs | None]:
+        """Where the job's queue leads (asked only of a job that may still queue: new, or waiting
+        with no Workload yet) and its Workload as Kueue left it."""
+        route = UNQUEUED
+        if spec is not None and status.workload is None and waiting:
+            route = await queueing.route(render.queue_of(spec), self.settings, self.kube)
+        workload = None
+        if status.workload is not None:
+            workload = WorkloadObs.of(next((w for w in self.children(self.workloads_index, key)
+                                            if w["name"] == status.workload.name), None))
+        return route, workload
+
+    def render_workload(self, spec: SparkAppSpec, owner: Owner, local_queue: str) -> dict[str, Any]:
+        """The job's Workload: the driver ×1 and the executors × their count, as the pods will be."""
+        sizing = resolve_sizing(spec)
+        pod_sets = [render_workload.PodSet("driver", 1, self.render_driver(spec, owner, 1)),
+                    render_workload.PodSet("executor", sizing.num_executors,
+                                           render.executor_pod(spec, owner, sizing, self.settings))]
+        return render_workload.build_workload(owner, local_queue, pod_sets, queue_label=render.queue_of(spec))
 
     @abstractmethod
     def render_driver(self, spec: Any, owner: Owner, attempt: int) -> dict[str, Any]:
@@ -83,11 +107,18 @@ class SparkReconciler(base.Reconciler):
                   if a.verb == "ensure_children" and spec is not None]
         await asyncio.gather(*first)
         then: list[Awaitable[Any]] = [self.post_events(body, decision.events)]
+        workload = decision.status.workload
         for action in decision.actions:
             if action.verb == "create_driver" and spec is not None:
                 then.append(self._create_driver(key, spec, owner, action.attempt))
             elif action.verb == "delete_driver":
                 then.append(self.kube.delete_child("v1", "Pod", meta["namespace"], action.pod, owner.uid))
+            elif action.verb == "ensure_workload" and spec is not None and workload is not None:
+                then.append(self._create_workload(key, spec, owner, workload.localQueue))
+            elif action.verb == "release_workload" and workload is not None:
+                then.append(queueing.release(self.kube, owner.namespace, workload.name, owner.uid))
+            elif action.verb == "finish_workload" and workload is not None:
+                then.append(queueing.finish(self.kube, owner.namespace, workload.name, owner.uid, action.reason))
             elif (other := self.other_action(action, owner, spec)) is not None:
                 then.append(other)
         await asyncio.gather(*then)
@@ -105,6 +136,11 @@ class SparkReconciler(base.Reconciler):
             raise
         if created:
             self.note_created(key, self.pods_index, summarize_pod(pod))
+
+    async def _create_workload(self, key: Key, spec: SparkAppSpec, owner: Owner, local_queue: str) -> None:
+        workload = self.render_workload(spec, owner, local_queue)
+        if await self.kube.create(workload):
+            self.note_created(key, self.workloads_index, {"name": workload["metadata"]["name"]})
 
     async def _ensure_children(self, spec: SparkAppSpec, owner: Owner, attempt: int) -> None:
         cm, others = self.render_children(spec, owner, attempt)

@@ -11,11 +11,13 @@ The loop is controllers.base's; decide is controllers.sparkbatch_decide (pure). 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 
 from lakejob import policy
-from lakejob.controllers import base
+from lakejob.controllers import base, queueing
+from lakejob.controllers.admission import summarize_workload
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.pods import summarize_pod
 from lakejob.controllers.spark_driver import SparkReconciler, observe_pods
@@ -26,6 +28,7 @@ from lakejob.render.common import Owner
 
 KIND = "SparkBatch"
 PODS = "sparkbatch_pods"  # the kopf index of this kind's pods (named after its handler)
+WORKLOADS = "sparkbatch_workloads"  # and of its Kueue Workloads
 
 
 def parse_spec(body: Mapping[str, Any]) -> tuple[SparkBatchSpec | None, str | None]:
@@ -41,6 +44,7 @@ class SparkBatchReconciler(SparkReconciler):
     failed_states = frozenset({"dead"})
     retry_states = frozenset({"recovering"})
     pods_index = PODS
+    workloads_index = WORKLOADS
 
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -56,7 +60,10 @@ class SparkBatchReconciler(SparkReconciler):
                 and self.settings.driver_logs):
             log_tail = await self.kube.pod_log_tail(meta["namespace"], driver["name"], LOG_READ_LINES,
                                                     self.settings.driver_log_timeout_s)
-        observed = observe_pods(pods, status.driverPod, status.appId, now, log_tail)
+        route, workload = await self.queue_of(key, spec, status, status.state is None or (
+            status.state == "starting" and status.driverPod is None))
+        observed = replace(observe_pods(pods, status.driverPod, status.appId, now, log_tail), route=route,
+                           workload=workload)
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
                  generation=meta.get("generation", 1), created_ms=ms(meta.get("creationTimestamp")) or now)
         await self.apply(key, body, spec, decide(spec, error, m, status, observed, self.settings))
@@ -74,4 +81,5 @@ class SparkBatchReconciler(SparkReconciler):
 
 # ------------------------------------------------------------------------------------ kopf
 
-base.watch(KIND, SparkBatchReconciler.plural, {PODS: (("pods",), summarize_pod)})
+base.watch(KIND, SparkBatchReconciler.plural, {PODS: (("pods",), summarize_pod),
+                                               WORKLOADS: (queueing.RESOURCE, summarize_workload)})

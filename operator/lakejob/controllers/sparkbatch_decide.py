@@ -9,6 +9,11 @@ One function per state, as the Kubeflow Spark Operator does. DLI's states (Table
                  └──→ recovering → starting …    (auto_recovery: a new driver after a backoff)
     any non-terminal → killed                    (spec.suspend: true)
 
+A job in a queue (docs/queues.md) waits in `starting` without a driver until Kueue admits its
+Workload (`_admission`, in front of every live state); a preemption stops the driver, hands the
+quota back once the pods are gone and waits again in `starting` (reason Preempted): not a failure,
+not a retry. The Workload is marked Finished when the job ends, which frees its quota.
+
 Status is the write-ahead log: a new attempt is first recorded (attempt, driverPod), then
 created, so a restarted operator continues the same attempt instead of starting another.
 """
@@ -20,6 +25,8 @@ from typing import Literal
 
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers import decide_common
+from lakejob.controllers.admission import UNQUEUED, Route, WorkloadObs, set_admitted, waiting_message
+from lakejob.models.common import WorkloadStatus
 from lakejob.models.common import parse_duration
 from lakejob.models.spark import ExecutorCounts, ResolvedResources, SparkAppSpec, SparkAppStatus
 from lakejob.sizing import SparkSizing
@@ -27,6 +34,7 @@ from lakejob.models.spark import resolve_sizing as resolve_sizing  # re-exported
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
 from lakejob.render.packages import FETCH_FAILED, beyond_retry, explain_failure, locate
 from lakejob.render.spark import Names, app_id, files_of, problem, queue_of
+from lakejob.render.workload import workload_name
 from lakejob.settings import Settings
 
 LOG_LINES = 10
@@ -96,9 +104,12 @@ class Observed:
     driver: DriverObs | None
     executors: ExecutorCounts
     log_tail: list[str] | None = None  # the driver's last lines, when the operator could read them
+    route: Route = UNQUEUED  # where the job's queue leads (controllers.queueing.route)
+    workload: WorkloadObs | None = None  # its Workload (status.workload), as Kueue left it
 
 
-Verb = Literal["ensure_children", "create_driver", "delete_driver"]
+Verb = Literal["ensure_children", "create_driver", "delete_driver", "ensure_workload", "release_workload",
+               "finish_workload"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,7 @@ class Action:
     verb: Verb
     attempt: int = 0
     pod: str = ""
+    reason: str = ""  # finish_workload: Succeeded | Failed
 
 
 Decision = decide_common.Decision[SparkBatchStatus, Action]
@@ -125,8 +137,8 @@ class _Step(decide_common.StateStep[SparkBatchStatus, Action]):
         super().__init__(meta, status, obs.now_ms)
         self.obs = obs
 
-    def act(self, verb: Verb, attempt: int = 0, pod: str = "") -> None:
-        self.add(Action(verb, attempt, pod))
+    def act(self, verb: Verb, attempt: int = 0, pod: str = "", reason: str = "") -> None:
+        self.add(Action(verb, attempt, pod, reason))
 
 
 def decide(spec: SparkBatchSpec | None, spec_error: str | None, meta: Meta, status: SparkBatchStatus,
@@ -142,6 +154,7 @@ def decide(spec: SparkBatchSpec | None, spec_error: str | None, meta: Meta, stat
         _new(step, spec, spec_error, settings)
     elif s.state in TERMINAL_STATES:
         step.conditions()  # final; executor counts above keep the record honest, and this its conditions
+        _finish_workload(step)  # a crash between the final status and the Workload's Finished lands here
     elif spec is not None and spec.suspend:
         _kill(step)
     elif spec is None:
@@ -149,7 +162,7 @@ def decide(spec: SparkBatchSpec | None, spec_error: str | None, meta: Meta, stat
         _stop_driver(step)
         step.transition("dead", "InvalidSpec", spec_error or "invalid spec", warning=True)
         _finish(step)
-    else:
+    elif _admission(step):
         {"starting": _starting, "running": _running, "recovering": _recovering}[s.state](step, spec, settings)
     return step.d
 
@@ -171,8 +184,93 @@ def _new(step: _Step, spec: SparkBatchSpec | None, spec_error: str | None, setti
         step.transition("dead", *refused, warning=True)
         _finish(step)
         return
+    if step.obs.route.queued:
+        step.transition("starting", "Queued", f"waiting for admission to queue {s.queue}")
+        _admission(step)
+        return
     _start_attempt(step, 1)
     step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt 1)")
+
+
+# How often a job waiting without a Workload (Kueue missing, a queue name no LocalQueue can have)
+# looks again: Kueue may be installed, the operator's queue map changed.
+QUEUE_RECHECK_S = 30.0
+
+
+def _admission(step: _Step) -> bool:
+    """Kueue's gate in front of the live states: True when the job may go on (it holds its admission,
+    or it is in no queue); else it waits, and this pass has done what waiting needs.
+
+    Waiting means `starting` with no driver of the current attempt (status.driverPod unset). A job
+    that began unqueued is never queued mid-run (Kueue installed under it); one whose Workload is
+    gone while it runs runs on (nothing is left to hold)."""
+    s, obs, meta = step.s, step.obs, step.meta
+    waiting = s.state == "starting" and s.driverPod is None
+    if s.workload is None:
+        route = obs.route
+        if not waiting or not route.queued:
+            return True
+        if route.local_queue is None:
+            s.conditions = set_admitted(s.conditions, False, route.wait or "Pending", route.message, meta.generation,
+                                        obs.now_ms)
+            step.d.requeue_after_s = QUEUE_RECHECK_S
+            return False
+        s.workload = WorkloadStatus(name=workload_name("SparkBatch", meta.name), localQueue=route.local_queue)
+        step.act("ensure_workload")
+        reason, message = waiting_message(None, s.workload.name, s.workload.localQueue)
+        s.conditions = set_admitted(s.conditions, False, reason, message, meta.generation, obs.now_ms)
+        step.d.events.append(("Normal", "Queued", message))
+        return False
+    wl, name = obs.workload, s.workload.name
+    if wl is None:
+        if waiting:
+            step.act("ensure_workload")  # not seen yet, or deleted by someone while it waited: made again
+        return not waiting
+    if wl.must_release:
+        _preempted(step, wl)
+        return False
+    if not waiting:
+        return True
+    if not wl.runs:
+        reason, message = waiting_message(wl, name, s.workload.localQueue)
+        s.conditions = set_admitted(s.conditions, False, reason, message, meta.generation, obs.now_ms)
+        return False
+    s.workload.admitted, s.workload.clusterQueue = True, wl.clusterQueue
+    message = f"Workload {name} admitted by ClusterQueue {wl.clusterQueue}"
+    s.conditions = set_admitted(s.conditions, True, "Admitted", message, meta.generation, obs.now_ms)
+    step.d.events.append(("Normal", "Admitted", message))
+    _start_attempt(step, (s.attempt or 0) + 1)
+    step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt {s.attempt}) after "
+                                                 "admission")
+    return False
+
+
+def _preempted(step: _Step, wl: WorkloadObs) -> None:
+    """Kueue evicted the job's Workload: stop the driver (its executors go with it), then hand the
+    quota back (release_workload) and wait in `starting` to be admitted again. Not a failure."""
+    s, obs, meta = step.s, step.obs, step.meta
+    assert s.workload is not None
+    why = f"Kueue evicted Workload {s.workload.name} ({wl.reason}): {wl.message}"
+    if s.reason != "Preempted":  # first sight of this eviction
+        s.workload.preemptions = (s.workload.preemptions or 0) + 1
+        s.workload.admitted = False
+        s.nextAttemptTime = None
+        step.transition("starting", "Preempted", f"{why}; it waits to be admitted again")
+    s.conditions = set_admitted(s.conditions, False, "Preempted", why, meta.generation, obs.now_ms)
+    if obs.driver is not None or obs.executors.pending or obs.executors.running:
+        _stop_driver(step)
+        step.d.requeue_after_s = 2  # the pods' deletion events wake it too
+        return
+    step.act("release_workload")
+    s.driverPod = None
+
+
+def _finish_workload(step: _Step) -> None:
+    """The job ended: its Workload Finished (Kueue frees the quota), once."""
+    s, wl = step.s, step.obs.workload
+    if s.workload is not None and wl is not None and not wl.finished:
+        s.workload.admitted = False
+        step.act("finish_workload", reason="Succeeded" if s.state == "success" else "Failed")
 
 
 def record_sizing(s: SparkAppStatus, spec: SparkAppSpec, sz: SparkSizing) -> None:
@@ -277,14 +375,15 @@ def _failed(step: _Step, spec: SparkBatchSpec, settings: Settings, reason: str, 
         lines.append(message)
     s.log = status_log(lines)
     max_retries = spec.max_retry_times if spec.max_retry_times is not None else settings.default_max_retry_times
-    if spec.auto_recovery and s.attempt <= max_retries:
-        delay = min(settings.retry_backoff_s * 2 ** (s.attempt - 1), settings.retry_backoff_max_s)
+    tries = s.attempt - ((s.workload.preemptions or 0) if s.workload else 0)  # a preemption is no try
+    if spec.auto_recovery and tries <= max_retries:
+        delay = min(settings.retry_backoff_s * 2 ** (tries - 1), settings.retry_backoff_max_s)
         s.nextAttemptTime = obs.now_ms + int(delay * 1000)
         step.transition("recovering", reason,
-                        f"{message}; retry {s.attempt} of {max_retries} in {delay:.0f}s", warning=True)
+                        f"{message}; retry {tries} of {max_retries} in {delay:.0f}s", warning=True)
         step.d.requeue_after_s = delay
     else:
-        retries = f" after {s.attempt - 1} retries" if spec.auto_recovery else ""
+        retries = f" after {tries - 1} retries" if spec.auto_recovery else ""
         step.transition("dead", reason, message + retries, warning=True)
         _finish(step)
 
@@ -320,3 +419,4 @@ def _finish(step: _Step) -> None:
     s = step.s
     s.nextAttemptTime = None
     s.duration = step.obs.now_ms - (s.create_time or step.obs.now_ms)
+    _finish_workload(step)

@@ -259,7 +259,7 @@ class Condition(Model):
     Suspended True (docs/<kind>.md, Conditions), for `kubectl wait --for=condition=…`."""
 
     type: str = Field(description="Ready (running; a SparkBatch and a DagJob also once ended well), Complete (ended well), Failed (ended badly), "
-                                  "Suspended (stopped by spec.suspend), Reconciled (False: the operator's last pass "
+                                  "Suspended (stopped by spec.suspend), Admitted (a queued job: whether Kueue admitted it), Reconciled (False: the operator's last pass "
                                   "failed), RestReachable (SparkSession: its driver's REST API answers).")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(description="Why, machine-readable: the object's status.reason when this was set.")
@@ -333,3 +333,16 @@ class OutboxEntry(Model):
 
     url: str = Field(description="Where the notification is POSTed.")
     event: str = Field(description="The CloudEvent, as JSON.")
+
+
+class WorkloadStatus(Model):
+    """A queued job's Kueue Workload (docs/queues.md): present only for a job that goes through a queue."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(description="The Workload (kueue.x-k8s.io/v1beta2) the operator made for this job.")
+    localQueue: str = Field(description="The LocalQueue it waits in: the job's queue name by the documented rule.")
+    clusterQueue: str | None = Field(None, description="The ClusterQueue that admitted it, once admitted.")
+    admitted: bool | None = Field(None, description="Whether the job holds its admission now.")
+    preemptions: int | None = Field(None, description="How often Kueue preempted it (not counted as failures or "
+                                                      "retries).")

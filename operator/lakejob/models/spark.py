@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar, Literal, Self
 from pydantic import ConfigDict, Field, model_validator
 
 from lakejob import sizing
-from lakejob.models.common import CONDITIONS_DESCRIPTION, Conditions, Memory, Model, PodCustomization, Str, StrList, StrMap
+from lakejob.models.common import CONDITIONS_DESCRIPTION, Conditions, Memory, Model, PodCustomization, Str, StrList, StrMap, WorkloadStatus
 from lakejob.models.rules import SPARK_3_3_OR_LATER, Rule, spark_at_least_3_3
 
 
@@ -260,5 +260,6 @@ class SparkAppStatus(Model):
     executors: ExecutorCounts | None = None
     reason: str | None = Field(None, description="Why it is in its state (machine-readable).")
     message: str | None = Field(None, description="Why it is in its state, for people (at most 4 KiB).")
+    workload: WorkloadStatus | None = Field(None, description="Its Kueue Workload, for a job in a queue.")
     conditions: Conditions | None = Field(None, description=CONDITIONS_DESCRIPTION)
     observedGeneration: int | None = Field(None, description="metadata.generation the operator acted on last.")

@@ -313,6 +313,20 @@ def executor_template(spec: SparkAppSpec, owner: Owner, settings: Settings) -> d
     return pod
 
 
+def executor_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, settings: Settings) -> dict[str, Any]:
+    """An executor as the pod the driver will make of the template: its image and the requests Spark
+    adds (the conf's request.cores, else whole cores; heap plus overhead). What a Kueue Workload counts."""
+    pod = executor_template(spec, owner, settings)
+    memory = sizing.k8s_quantity_mib(sizing_.executor_pod_memory_mib)
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == EXECUTOR_CONTAINER)
+    container["image"] = image_for(spec, settings)
+    container["resources"] = {"requests": {"cpu": sizing.request_cpu(spec.conf or {}, "executor", sizing_.executor_cores,
+                                                                     settings.spark_request_cores),
+                                           "memory": memory},
+                              "limits": {"memory": memory}}
+    return pod
+
+
 def driver_pod(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
                settings: Settings, service_account: str) -> dict[str, Any]:
     """A SparkBatch's driver: its main class (JVM files only) and its file with its arguments."""
