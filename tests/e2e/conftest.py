@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import kueue as kueue_mod
 from tests.e2e import objectstore
 from tests.e2e.kubectl import Kubectl, Operator
 
@@ -84,6 +85,18 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
 def priority_classes(kubectl: Kubectl) -> None:
     """The PriorityClasses the chart installs (DagJob pods name them), from the chart itself."""
     kubectl.apply({"apiVersion": "v1", "kind": "List", "items": render_deploy.priority_classes()})
+
+
+@pytest.fixture(scope="module")
+def kueue(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[kueue_mod.Kueue]:
+    """Kueue's manager out of cluster, for one test module; its CRDs go with it (tests/e2e/kueue.py)."""
+    yield from kueue_mod.serve(kubectl, tmp_path_factory)
+
+
+@pytest.fixture
+def queue(kueue: kueue_mod.Kueue, kubectl: Kubectl, namespace: str) -> Iterator[kueue_mod.Queue]:
+    """A queue of 4 CUs (DLI's 1 CU = 1 vCPU + 4 GiB) in the test's namespace: LocalQueue `dli-queue`."""
+    yield from kueue_mod.local_queue(kubectl, namespace, {"cpu": "4", "memory": "16Gi"})
 
 
 @pytest.fixture(scope="session")

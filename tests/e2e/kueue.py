@@ -17,7 +17,13 @@ beside it). It runs as a process of this machine with the admin kubeconfig and a
 - VisibilityOnDemand is off (its server would write certificates to /visibility), metrics are off,
   leader election is off, the health probes and the webhook server listen on loopback ports.
 
-The manager's namespace is made by start() and deleted by stop(); the CRDs, cluster-scoped, stay.
+The manager's namespace is made by start() and deleted by stop(), and so are Kueue's CRDs: the
+operators of the test session treat a job naming a queue as queued only while Kueue's Workload API
+is served (LAKEJOB_QUEUEING=auto), and the other tests' jobs name queues with no LocalQueue.
+
+Behind conftest's fixtures `kueue` (one manager per test module that asks for it: `serve`) and
+`queue` (a 4-CU queue: `local_queue`, a ClusterQueue, its flavor and a LocalQueue `dli-queue` in the
+test's namespace, with `Queue`'s helpers to read the Workloads in it).
 """
 from __future__ import annotations
 
@@ -30,9 +36,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.e2e.kubectl import Kubectl
@@ -44,6 +55,7 @@ SERVICE = "kueue-webhook-service"  # its default webhookServiceName (only a name
 # The CRDs with a conversion webhook in upstream's config/components/crd/kustomization.yaml, which are
 # also the ones Kueue's rotator injects its CA into (pkg/util/cert/cert.go).
 CONVERTED = ("localqueues", "clusterqueues", "cohorts", "workloads", "multikueueclusters")
+API = "kueue.x-k8s.io/v1beta2"
 
 
 class KueueError(RuntimeError):
@@ -83,6 +95,7 @@ class Kueue:
         self.certs = workdir / "certs"
         self.health_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.crds: list[str] = []
 
     def start(self, timeout: float = 120) -> None:
         self._install()
@@ -118,7 +131,8 @@ class Kueue:
         items = crds(self.binary.parent / "crds", self.namespace)
         k.run("apply", "--server-side", "--force-conflicts", "-f", "-",
               stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
-        k.wait_established(*[c["metadata"]["name"] for c in items])
+        self.crds = [c["metadata"]["name"] for c in items]
+        k.wait_established(*self.crds)
         k.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET, "namespace": self.namespace}},
                 self.namespace)
 
@@ -163,3 +177,85 @@ class Kueue:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.kubectl.ok("delete", "namespace", self.namespace, "--wait=false")
+        if self.crds:  # Kueue gone: jobs naming queues run unqueued again (see the module's docstring)
+            self.kubectl.ok("delete", "crd", *self.crds, "--ignore-not-found", "--timeout=120s")
+
+
+def serve(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kueue]:
+    """Kueue's manager for a test module (conftest's `kueue` fixture): built, started, stopped."""
+    try:
+        binary = build()
+    except KueueError as e:
+        pytest.fail(str(e), pytrace=False)
+    # Outside the session operator's e2eXXXX-* namespaces: Kueue's own Secret is not lakejob's business.
+    k = Kueue(binary, kubectl, f"kueue-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("kueue"))
+    try:
+        k.start()
+    except KueueError as e:
+        k.stop()
+        pytest.fail(str(e), pytrace=False)
+    yield k
+    k.stop()
+
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c["type"] == kind:
+            return dict(c)
+    return {}
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Queue:
+    """A LocalQueue in a namespace, on a ClusterQueue (and ResourceFlavor) of its own."""
+    kubectl: Kubectl
+    namespace: str
+    cluster_queue: str  # also the flavor's name
+    name: str = "dli-queue"
+
+    def get(self, workload: str) -> dict[str, Any] | None:
+        return self.kubectl.get("workloads.kueue.x-k8s.io", workload, self.namespace)
+
+    def condition(self, workload: str, kind: str) -> dict[str, Any]:
+        return condition(self.get(workload), kind)
+
+    def admitted(self, workload: str) -> bool:
+        return self.condition(workload, "Admitted").get("status") == "True"
+
+    def pending(self, workload: str) -> bool:
+        """Waiting for quota: QuotaReserved False with Kueue's reason Pending."""
+        return self.condition(workload, "QuotaReserved").get("reason") == "Pending"
+
+    def wait(self, check: Callable[[], object], what: str, workload: str) -> None:
+        self.kubectl.wait_for(check, what, 30, self.namespace, ("workloads.kueue.x-k8s.io", workload))
+
+
+def local_queue(kubectl: Kubectl, namespace: str, quota: dict[str, str], name: str = "dli-queue") -> Iterator[Queue]:
+    """A LocalQueue `name` in `namespace` on a ClusterQueue of `quota` (preempting lower priorities)."""
+    q = Queue(kubectl, namespace, f"lakejob-{namespace}"[:63].rstrip("-"), name)  # cluster-scoped: after the test
+    cq = q.cluster_queue
+    try:
+        kubectl.apply({"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": cq}})
+        kubectl.apply({"apiVersion": API, "kind": "ClusterQueue", "metadata": {"name": cq}, "spec": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "preemption": {"withinClusterQueue": "LowerPriority"},
+            "resourceGroups": [{"coveredResources": ["cpu", "memory"], "flavors": [{"name": cq, "resources": [
+                {"name": r, "nominalQuota": v} for r, v in quota.items()]}]}]}})
+        kubectl.apply({"apiVersion": API, "kind": "LocalQueue", "metadata": {"name": q.name},
+                       "spec": {"clusterQueue": cq}}, namespace)
+        kubectl.wait_for(lambda: condition(kubectl.get("localqueues.kueue.x-k8s.io", q.name, namespace),
+                                           "Active").get("status") == "True",
+                         "the LocalQueue to be Active", 30, namespace, ("localqueues.kueue.x-k8s.io", q.name))
+        yield q
+    finally:
+        # While Kueue still runs (it removes their finalizers): the namespace's Workloads and LocalQueue,
+        # then the cluster-scoped queue and flavor; the namespace fixture deletes the namespace after.
+        kubectl.ok("delete", "workloads.kueue.x-k8s.io,localqueues.kueue.x-k8s.io", "--all", "-n", namespace,
+                   "--timeout=30s")
+        for kind in ("clusterqueues.kueue.x-k8s.io", "resourceflavors.kueue.x-k8s.io"):
+            kubectl.ok("delete", kind, cq, "--ignore-not-found", "--timeout=30s")

@@ -14,37 +14,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-import pytest
+from tests.e2e.kueue import API, Queue, condition, now
 
-from tests.e2e.kubectl import Kubectl
-from tests.e2e.kueue import Kueue, KueueError, build
-
-API = "kueue.x-k8s.io/v1beta2"
 CU = {"cpu": "1", "memory": "4Gi"}
-
-
-@pytest.fixture(scope="session")
-def kueue(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kueue]:
-    try:
-        binary = build()
-    except KueueError as e:
-        pytest.fail(str(e), pytrace=False)
-    # Outside the session operator's e2eXXXX-* namespaces: Kueue's own Secret is not lakejob's business.
-    k = Kueue(binary, kubectl, f"kueue-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("kueue"))
-    try:
-        k.start()
-    except KueueError as e:
-        k.stop()
-        pytest.fail(str(e), pytrace=False)
-    yield k
-    k.stop()
 
 
 def pod(requests: dict[str, str]) -> dict[str, Any]:
@@ -59,68 +34,6 @@ def workload(name: str, queue: str, executors: int) -> dict[str, Any]:
             "spec": {"queueName": queue, "priority": 0, "active": True,
                      "podSets": [{"name": "driver", "count": 1, "template": pod(CU)},
                                  {"name": "executor", "count": executors, "template": pod(CU)}]}}
-
-
-def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if c["type"] == kind:
-            return dict(c)
-    return {}
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Queue:
-    """A LocalQueue in the test's namespace, on a 4-CU ClusterQueue (and ResourceFlavor) of its own."""
-    kubectl: Kubectl
-    namespace: str
-    cluster_queue: str  # also the flavor's name
-    name: str = "dli-queue"
-
-    def get(self, workload: str) -> dict[str, Any] | None:
-        return self.kubectl.get("workloads.kueue.x-k8s.io", workload, self.namespace)
-
-    def condition(self, workload: str, kind: str) -> dict[str, Any]:
-        return condition(self.get(workload), kind)
-
-    def admitted(self, workload: str) -> bool:
-        return self.condition(workload, "Admitted").get("status") == "True"
-
-    def pending(self, workload: str) -> bool:
-        """Waiting for quota: QuotaReserved False with Kueue's reason Pending."""
-        return self.condition(workload, "QuotaReserved").get("reason") == "Pending"
-
-    def wait(self, check: Callable[[], object], what: str, workload: str) -> None:
-        self.kubectl.wait_for(check, what, 30, self.namespace, ("workloads.kueue.x-k8s.io", workload))
-
-
-@pytest.fixture
-def queue(kueue: Kueue, kubectl: Kubectl, namespace: str) -> Iterator[Queue]:
-    q = Queue(kubectl, namespace, f"lakejob-{namespace}"[:63].rstrip("-"))  # cluster-scoped: named after the test
-    cq = q.cluster_queue
-    try:
-        kubectl.apply({"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": cq}})
-        kubectl.apply({"apiVersion": API, "kind": "ClusterQueue", "metadata": {"name": cq}, "spec": {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-            "preemption": {"withinClusterQueue": "LowerPriority"},
-            "resourceGroups": [{"coveredResources": ["cpu", "memory"], "flavors": [{"name": cq, "resources": [
-                {"name": "cpu", "nominalQuota": "4"}, {"name": "memory", "nominalQuota": "16Gi"}]}]}]}})
-        kubectl.apply({"apiVersion": API, "kind": "LocalQueue", "metadata": {"name": q.name},
-                       "spec": {"clusterQueue": cq}}, namespace)
-        kubectl.wait_for(lambda: condition(kubectl.get("localqueues.kueue.x-k8s.io", q.name, namespace),
-                                           "Active").get("status") == "True",
-                         "the LocalQueue to be Active", 30, namespace, ("localqueues.kueue.x-k8s.io", q.name))
-        yield q
-    finally:
-        # While Kueue still runs (it removes their finalizers): the namespace's Workloads and LocalQueue,
-        # then the cluster-scoped queue and flavor; the namespace fixture deletes the namespace after.
-        kubectl.ok("delete", "workloads.kueue.x-k8s.io,localqueues.kueue.x-k8s.io", "--all", "-n", namespace,
-                   "--timeout=30s")
-        for kind in ("clusterqueues.kueue.x-k8s.io", "resourceflavors.kueue.x-k8s.io"):
-            kubectl.ok("delete", kind, cq, "--ignore-not-found", "--timeout=30s")
 
 
 def release(q: Queue, workload: str) -> None:

@@ -76,6 +76,20 @@ async def route(queue: str | None, settings: Settings, kube: kubemod.Kube) -> Ro
     return Route(local_queue=local_queue)
 
 
+async def priority_of(kube: kubemod.Kube, priority_class: str | None) -> int:
+    """A Workload's priority: the value of the pod PriorityClass its job's pods name (0 without one,
+    or when it does not exist: then the pods are refused at creation, which says so)."""
+    if not priority_class:
+        return 0
+    status, payload = await kube.request("GET", f"/apis/scheduling.k8s.io/v1/priorityclasses/{priority_class}")
+    if status == 404:
+        return 0
+    if status >= 300 or not isinstance(payload, dict):
+        message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
+        raise kubemod.KubeError(status, message, f"get PriorityClass {priority_class}")
+    return int(payload.get("value") or 0)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -75,13 +75,15 @@ class SparkReconciler(base.Reconciler):
                                             if w["name"] == status.workload.name), None))
         return route, workload
 
-    def render_workload(self, spec: SparkAppSpec, owner: Owner, local_queue: str) -> dict[str, Any]:
-        """The job's Workload: the driver ×1 and the executors × their count, as the pods will be."""
+    async def render_workload(self, spec: SparkAppSpec, owner: Owner, local_queue: str) -> dict[str, Any]:
+        """The job's Workload: the driver ×1 and the executors × their count, as the pods will be, at
+        the priority of the driver's PriorityClass (Kueue orders and preempts by it)."""
         sizing = resolve_sizing(spec)
         pod_sets = [render_workload.PodSet("driver", 1, self.render_driver(spec, owner, 1)),
                     render_workload.PodSet("executor", sizing.num_executors,
                                            render.executor_pod(spec, owner, sizing, self.settings))]
-        return render_workload.build_workload(owner, local_queue, pod_sets, queue_label=render.queue_of(spec))
+        priority = await queueing.priority_of(self.kube, spec.driver.priorityClassName if spec.driver else None)
+        return render_workload.build_workload(owner, local_queue, pod_sets, priority, queue_label=render.queue_of(spec))
 
     @abstractmethod
     def render_driver(self, spec: Any, owner: Owner, attempt: int) -> dict[str, Any]:
@@ -138,7 +140,7 @@ class SparkReconciler(base.Reconciler):
             self.note_created(key, self.pods_index, summarize_pod(pod))
 
     async def _create_workload(self, key: Key, spec: SparkAppSpec, owner: Owner, local_queue: str) -> None:
-        workload = self.render_workload(spec, owner, local_queue)
+        workload = await self.render_workload(spec, owner, local_queue)
         if await self.kube.create(workload):
             self.note_created(key, self.workloads_index, {"name": workload["metadata"]["name"]})
 
