@@ -129,9 +129,14 @@ class Kueue:
         k = self.kubectl
         k.run("create", "namespace", self.namespace)
         items = crds(self.binary.parent / "crds", self.namespace)
+        names = [c["metadata"]["name"] for c in items]
+        # An earlier module's Kueue CRDs may still be going (stop() deletes them): applied to now, they vanish after.
+        terminating = [n for n in names if (k.get("crd", n, "default") or {}).get("metadata", {}).get("deletionTimestamp")]
+        if terminating:
+            k.ok("wait", "--for=delete", "crd", *terminating, "--timeout=120s")
         k.run("apply", "--server-side", "--force-conflicts", "-f", "-",
               stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
-        self.crds = [c["metadata"]["name"] for c in items]
+        self.crds = names
         k.wait_established(*self.crds)
         k.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET, "namespace": self.namespace}},
                 self.namespace)
@@ -178,7 +183,21 @@ class Kueue:
                 self.proc.wait()
         self.kubectl.ok("delete", "namespace", self.namespace, "--wait=false")
         if self.crds:  # Kueue gone: jobs naming queues run unqueued again (see the module's docstring)
-            self.kubectl.ok("delete", "crd", *self.crds, "--ignore-not-found", "--timeout=120s")
+            self._release_leftovers()
+            self.kubectl.ok("delete", "crd", *self.crds, "--ignore-not-found", "--wait=false")
+            self.kubectl.ok("wait", "--for=delete", "crd", *self.crds, "--timeout=60s")
+
+    def _release_leftovers(self) -> None:
+        """Kueue's objects still there once its manager is gone, their finalizers (Kueue's
+        `resource-in-use`, which only the manager removes) cleared: else a ClusterQueue deleted while
+        Kueue still counted a Workload in it would hold its CRD's deletion forever."""
+        for crd in self.crds:
+            r = self.kubectl.result("get", crd, "-A", "-o", "json")
+            for item in json.loads(r.stdout).get("items", []) if r.returncode == 0 else []:
+                meta = item["metadata"]
+                if meta.get("finalizers"):
+                    self.kubectl.ok("patch", crd, meta["name"], *(["-n", meta["namespace"]] if "namespace" in meta else []),
+                                    "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
 
 
 def serve(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kueue]:
