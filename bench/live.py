@@ -7,7 +7,9 @@ until every CR of it has its first pod. Per block: the rate (CR/s from the block
 its last first pod, compared with the first block's: what grows with the number of live objects
 shows here) and the operator's RSS after it. Then, with all of them live (nothing finishes: pods
 name a scheduler that does not run, DagJob tasks run on KWOK nodes until deleted), the operator's
-CPU while they sit idle, over --idle seconds, as a share of one core.
+CPU while they sit idle, over --idle seconds, as a share of one core and in CPU-seconds per minute,
+and the reconcile passes it made meanwhile (from its metrics). --resync shortens the operator's
+resync interval, so that what the resync costs shows in a short run.
 Results are printed and appended to bench/results/live.jsonl; docs/performance.md reports them.
 """
 from __future__ import annotations
@@ -16,9 +18,11 @@ import argparse
 import asyncio
 import os
 import platform
+import re
 import time
 from typing import Any
 
+import aiohttp
 import burst
 from common import bench_main, cluster, cpu_s, fresh_namespaces, kubectl, rss_mib, start_operator, watch
 
@@ -46,6 +50,14 @@ def block_objects(namespace: str, block: int, size: int) -> list[dict[str, Any]]
     return objs
 
 
+async def passes(port: int) -> dict[str, int]:
+    """Reconcile passes so far per kind, from the operator's lakejob_reconcile_duration_seconds."""
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+        text = await resp.text()
+    return {m[1]: int(float(m[2])) for m in
+            re.finditer(r'^lakejob_reconcile_duration_seconds_count\{kind="(\w+)"\} (\S+)$', text, re.M)}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig_path())
     for kind, (plural, _) in burst.KINDS.items():
@@ -56,7 +68,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "total": args.total, "block": args.block,
                               "mix": {k: share for k, (_, share) in MIX.items()},
                               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "blocks": []}
-    op = start_operator([ns], {"LAKEJOB_DRIVER_LOGS": "false"}, "bench-live-operator.log")
+    env = {"LAKEJOB_DRIVER_LOGS": "false", "LAKEJOB_METRICS_PORT": str(args.metrics_port)}
+    if args.resync:
+        env["LAKEJOB_RESYNC_INTERVAL_SECONDS"] = str(args.resync)
+    result["resync_interval_s"] = args.resync or 300.0
+    op = start_operator([ns], env, "bench-live-operator.log")
     seen: dict[str, float] = {}
     ready = asyncio.Event()
     watcher = asyncio.create_task(watch_first_pods(kube, ns, seen, ready))
@@ -88,10 +104,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["rss_growth_mib_per_1000"] = round(
             (last["rss_mib"] - result["rss_mib_start"]) / (last["live_crs"] / 1000), 1)
         await asyncio.sleep(args.settle)  # the last events and passes of the burst are over
+        passes0 = await passes(args.metrics_port) if args.metrics_port else {}
         cpu0, t0 = cpu_s(op.pid), time.monotonic()
         await asyncio.sleep(args.idle)
-        result["idle_cpu_pct_of_core"] = round(100 * (cpu_s(op.pid) - cpu0) / (time.monotonic() - t0), 2)
+        cpu, wall = cpu_s(op.pid) - cpu0, time.monotonic() - t0
+        result["idle_cpu_pct_of_core"] = round(100 * cpu / wall, 2)
+        result["idle_cpu_s_per_min"] = round(60 * cpu / wall, 2)
+        if args.metrics_port:
+            now = await passes(args.metrics_port)
+            result["idle_passes_per_min"] = {k: round(60 * (v - passes0.get(k, 0)) / wall, 1) for k, v in now.items()}
         result["rss_mib_idle"] = rss_mib(op.pid)
+        print(f"live: idle {result['idle_cpu_s_per_min']} CPU-s/min, passes/min "
+              f"{result.get('idle_passes_per_min', '(no metrics)')}", flush=True)
     finally:
         watcher.cancel()
         op.terminate()
@@ -108,6 +132,10 @@ def main() -> int:
     parser.add_argument("-c", "--concurrency", type=int, default=50, help="client requests in flight")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds after the last block before idling")
     parser.add_argument("--idle", type=float, default=120.0, help="seconds the idle CPU is measured over")
+    parser.add_argument("--resync", type=float, default=0.0,
+                        help="the operator's resync interval in seconds (LAKEJOB_RESYNC_INTERVAL_SECONDS; 0: its default)")
+    parser.add_argument("--metrics-port", type=int, default=19391,
+                        help="the operator's metrics port, read for its passes while idle (0: not read)")
     return bench_main("live", parser, run)
 
 

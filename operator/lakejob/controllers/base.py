@@ -14,7 +14,9 @@ What lives here and why:
   a burst is worked through in order rather than all at once);
 - the status we wrote last per CR with its resourceVersion, because a watch event may still
   carry an older status than the one we just wrote;
-- requeue timers and a periodic resync: the safety net against a lost event;
+- requeue timers and a periodic resync: the safety net against a lost event. A resync pass is
+  skipped when nothing it reads has changed since a pass that changed nothing (`_unchanged`):
+  thousands of idle CRs then cost no parsing and no deciding;
 - whose a child is (`ownership`: only this CR's, by its controller UID, are its children);
 - what a re-list leaves out (`_after_listing`): kopf lists again after a watch failed (410 Gone,
   an apiserver restart) but reports nothing of the objects deleted in between, and its indexes
@@ -25,14 +27,15 @@ What lives here and why:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import aiohttp
 import kopf
@@ -46,6 +49,9 @@ from lakejob.models.common import Condition, describe_errors, now_iso, set_condi
 from lakejob.notify import Notifier
 from lakejob.render.common import Unrenderable, short_name
 from lakejob.settings import Settings
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_keys, dict_values
 
 API_VERSION = f"{GROUP}/{VERSION}"
 Key = tuple[str, str]  # (namespace, the CR's short name: its children's lakejob.io/name label)
@@ -220,6 +226,75 @@ def cr_key(body: Mapping[str, Any]) -> Key:
     return meta["namespace"], short_name(meta["name"])
 
 
+class _Pass:
+    """What the running pass did beyond reading its fingerprint's inputs (`Reconciler._unchanged`)."""
+
+    __slots__ = ("settled",)
+
+    def __init__(self) -> None:
+        self.settled = True  # nothing yet: no request, no look at other CRs, nothing time alone changes
+
+
+_PASS: contextvars.ContextVar[_Pass | None] = contextvars.ContextVar("lakejob_pass", default=None)
+
+
+def unsettled() -> None:
+    """The running pass (if any) read or did something its fingerprint does not cover: an API or
+    REST request (every call through `Reconciler.kube` / `.http` says so itself), other CRs'
+    bodies (`_Bodies` says so), or what time alone changes with no timer set for it. Its CR's next
+    resync pass then runs in full. Outside a pass (pollers, the outbox, sweeps) it does nothing."""
+    current = _PASS.get()
+    if current is not None:
+        current.settled = False
+
+
+class _Reaching:
+    """A client (the reconciler's `kube`, its `http`) as a pass sees it: calling any of its public
+    methods marks the running pass unsettled (a write changes the world, a read looks outside the
+    fingerprint), so no kind has to say so at each call."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name.startswith("_") or not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            unsettled()
+            return value(*args, **kwargs)
+        return call
+
+
+class _Bodies(dict[Key, dict[str, Any]]):
+    """`Reconciler.bodies`: a pass that looks through all of them (a DagJob's slot, a FlinkJarJob's
+    checkpoint path) read other CRs, which its fingerprint does not cover: it is marked unsettled.
+    Its own body by key (`get`, `[]`, `in`) is no such read."""
+
+    def values(self) -> dict_values[Key, dict[str, Any]]:
+        unsettled()
+        return super().values()
+
+    def items(self) -> dict_items[Key, dict[str, Any]]:
+        unsettled()
+        return super().items()
+
+    def keys(self) -> dict_keys[Key, dict[str, Any]]:
+        unsettled()
+        return super().keys()
+
+    def __iter__(self) -> Iterator[Key]:
+        unsettled()
+        return super().__iter__()
+
+
+# A settled pass's inputs: the CR's resourceVersion, its children's index entries (kopf stores an
+# entry anew only when it differs from the one it holds, so the same objects mean no child's
+# summary or ownership changed, none came and none went), the kind's own extra inputs.
+Fingerprint = tuple[str, tuple[Any, ...], Any]
+
+
 class _Slots(asyncio.Semaphore):
     """The bound on a kind's passes at once, counting the slots held as lakejob_reconciles_in_flight."""
 
@@ -252,9 +327,12 @@ class Reconciler(ABC):
 
     def __init__(self, settings: Settings, kube: kubemod.Kube, now_ms: Callable[[], int], http: Http,
                  notifier: Notifier):
-        self.settings, self.kube, self.now_ms = settings, kube, now_ms
-        self.http, self.notifier = http, notifier  # REST polls / notifications: one pool for the operator
-        self.bodies: dict[Key, dict[str, Any]] = {}
+        self.settings, self.now_ms = settings, now_ms
+        # Calls through these mark the running pass unsettled (`_Reaching`); typed as what they wrap.
+        self.kube = cast(kubemod.Kube, _Reaching(kube))
+        self.http = cast(Http, _Reaching(http))  # REST polls: one pool for the operator
+        self.notifier = notifier  # notifications (the outbox task, outside passes)
+        self.bodies: dict[Key, dict[str, Any]] = _Bodies()
         self.indexes: dict[str, Mapping[Key, Iterable[dict[str, Any]]]] = {}
         self._created: dict[Key, dict[str, dict[str, Any]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -265,6 +343,8 @@ class Reconciler(ABC):
         self._slots: asyncio.Semaphore | None = None
         self._first_pod_seen: set[str] = set()  # uids whose first-pod latency was recorded
         self._child_summaries: dict[str, dict[str, Any]] = {}  # child uid → the summary last acted on
+        self._settled: dict[str, Fingerprint] = {}  # CR uid → the inputs of its last pass, if it was settled
+        self.resync_skipped = 0  # resync passes skipped: nothing they read had changed
         # CR uid → (failed passes in a row, the error last logged, the error last put in the status)
         self._failures: dict[str, tuple[int, str, str]] = {}
         self._draining: set[str] = set()  # CR uids whose outbox task runs
@@ -363,6 +443,7 @@ class Reconciler(ABC):
         self._created.pop(key, None)
         self._first_pod_seen.discard(uid)
         self._written.pop(uid, None)
+        self._settled.pop(uid, None)
         self._locks.pop(uid, None)
         handle = self._requeues.pop(uid, None)
         if handle:
@@ -404,7 +485,9 @@ class Reconciler(ABC):
     async def resync(self) -> None:
         """Re-reconcile every non-terminal CR once per resync interval: the safety net against a
         lost event. Time-based transitions don't wait for it (decisions ask for their own timers);
-        the passes are spread over the interval, so thousands of live CRs are no periodic burst."""
+        the passes are spread over the interval, so thousands of live CRs are no periodic burst.
+        A CR whose inputs have not changed since a pass that changed nothing is skipped
+        (`_unchanged`): that pass would decide the same again."""
         interval = self.settings.resync_interval_s
         while True:
             keys = [k for k, b in self.bodies.items() if self.state_of(b) not in self.terminal_states]
@@ -413,9 +496,44 @@ class Reconciler(ABC):
                 continue
             for key in keys:
                 await asyncio.sleep(interval / len(keys))
-                body = self.bodies.get(key)
-                if body is not None and self.state_of(body) not in self.terminal_states:
-                    self._spawn(key)
+                self.resync_one(key)
+
+    def resync_one(self, key: Key) -> None:
+        """A CR's turn in the resync: a pass, unless it ended meanwhile or nothing it reads changed."""
+        body = self.bodies.get(key)
+        if body is None or self.state_of(body) in self.terminal_states:
+            return
+        if self._unchanged(key, body):
+            self.resync_skipped += 1
+            self._kick_outbox(key, body["metadata"]["uid"])  # as a pass would, should that task have ended
+            return
+        self._spawn(key)
+
+    def pass_inputs(self, key: Key) -> Any:
+        """What else a kind's pass reads that may change with no event or timer waking the CR (e.g.
+        a poller's last look); part of the fingerprint, compared with ==. None: nothing."""
+        return None
+
+    def _fingerprint(self, key: Key, body: Mapping[str, Any]) -> Fingerprint:
+        entries = tuple(c for index in self.indexes.values() for c in index.get(key, ()))
+        return str(body["metadata"].get("resourceVersion", "")), entries, self.pass_inputs(key)
+
+    def _unchanged(self, key: Key, body: Mapping[str, Any]) -> bool:
+        """Whether a pass now would read what the CR's last pass read, and that pass was settled:
+        it sent no request (no status patch, create, delete, Event, REST call), read no other CR,
+        did not fail, and nothing in it changes with time alone without a timer of its own (a
+        timer's pass is never skipped). The same inputs then give the same decision: nothing to do.
+
+        Any change that comes with an event or a timer gets a pass of its own anyway, which
+        records its inputs again; the fingerprint catches what changes without one: the body (its
+        resourceVersion), the children's index entries (by identity: e.g. a child whose ownership
+        alone changed wakes no pass, but its entry is new), the kind's extra inputs (`pass_inputs`)."""
+        memo = self._settled.get(body["metadata"]["uid"])
+        if memo is None:
+            return False
+        rv, entries, extra = self._fingerprint(key, body)
+        return (rv == memo[0] and len(entries) == len(memo[1])
+                and all(a is b for a, b in zip(entries, memo[1], strict=True)) and extra == memo[2])
 
     # ------------------------------------------------------------------ re-lists
 
@@ -541,6 +659,11 @@ class Reconciler(ABC):
             if body is None or body["metadata"]["uid"] != uid:
                 return
             started = time.monotonic()
+            # Taken before the pass reads anything: a change during the pass makes the next one differ.
+            inputs = self._fingerprint(key, body)
+            self._settled.pop(uid, None)
+            record = _Pass()
+            token = _PASS.set(record)
             try:
                 if self._seen.get(key, 0.0) < self._relisted_at and not await self._still_there(key, body):
                     return
@@ -554,7 +677,11 @@ class Reconciler(ABC):
                 if uid in self._failures:
                     await self.recovered(body)
                 self._kick_outbox(key, uid)
+                current = self.bodies.get(key)
+                if record.settled and uid not in self._failures and current and current["metadata"]["uid"] == uid:
+                    self._settled[uid] = inputs
             finally:
+                _PASS.reset(token)
                 metrics.RECONCILE_SECONDS.labels(self.kind).observe(time.monotonic() - started)
 
     async def _say_what_is_ignored(self, body: dict[str, Any]) -> None:

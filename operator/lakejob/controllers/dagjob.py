@@ -168,8 +168,10 @@ class DagJobReconciler(base.Reconciler):
         """Why Jobs that have had no pod for a few seconds cannot create one: the Job controller says
         so only in FailedCreate Events on the Job. Read for those Jobs alone, so a healthy DAG costs
         no reads."""
-        stuck = [j for j in jobs if j.get("uid") and not j["pods"] and not j["suspended"] and j["outcome"] is None
-                 and now - j["created_ms"] > CREATE_GRACE_MS]
+        podless = [j for j in jobs if j.get("uid") and not j["pods"] and not j["suspended"] and j["outcome"] is None]
+        stuck = [j for j in podless if now - j["created_ms"] > CREATE_GRACE_MS]
+        if len(stuck) < len(podless):
+            base.unsettled()  # the others are asked about once old enough, and no timer is set for that: keep resyncing
         found = await asyncio.gather(*(self.kube.failed_create(namespace, j["uid"]) for j in stuck))
         return {j["name"]: e for j, e in zip(stuck, found, strict=True) if e}
 

@@ -72,6 +72,11 @@ class SparkSessionReconciler(SparkReconciler):
         self.rest.pop(key, None)
         self._tracks.pop(key, None)
 
+    def pass_inputs(self, key: Key) -> Any:
+        """The poller's last look, which wakes a pass only when the activity changed (its time, which
+        a status message may name, changes on every poll)."""
+        return self.rest.get(key)
+
     # ------------------------------------------------------------------ reconcile
 
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
