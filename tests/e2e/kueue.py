@@ -28,6 +28,7 @@ test's namespace, with `Queue`'s helpers to read the Workloads in it).
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import signal
@@ -201,21 +202,27 @@ class Kueue:
 
 
 def serve(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kueue]:
-    """Kueue's manager for a test module (conftest's `kueue` fixture): built, started, stopped."""
+    """Kueue's manager for a test module (conftest's `kueue` fixture): built, started, stopped.
+
+    One at a time per cluster, across test sessions too (a lock file beside the kubeconfig): a
+    module's stop() deletes Kueue's CRDs, which would pull the queues from under another's tests."""
     try:
         binary = build()
     except KueueError as e:
         pytest.fail(str(e), pytrace=False)
-    # Outside the session operator's e2eXXXX-* namespaces: Kueue's own Secret is not lakejob's business.
-    k = Kueue(binary, kubectl, f"kueue-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("kueue"))
-    try:
-        k.start()
-    except KueueError as e:
-        k.stop()
-        pytest.fail(str(e), pytrace=False)
-    yield k
-    k.stop()
-
+    with open(Path(kubectl.kubeconfig).parent / "kueue.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # Outside the session operator's e2eXXXX-* namespaces: Kueue's own Secret is not lakejob's business.
+        k = Kueue(binary, kubectl, f"kueue-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("kueue"))
+        try:
+            k.start()
+        except KueueError as e:
+            k.stop()
+            pytest.fail(str(e), pytrace=False)
+        try:
+            yield k
+        finally:
+            k.stop()
 
 
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
