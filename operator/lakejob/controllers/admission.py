@@ -7,18 +7,22 @@
   finished;
 - `Route`: where a job's queue name leads, as the reconciler resolved it (a LocalQueue; nowhere,
   so the job runs unqueued; or a reason to wait without a Workload);
-- `set_admitted`: the `Admitted` condition, present only on jobs that go through a queue.
+- `set_admitted`: the `Admitted` condition, present only on jobs that go through a queue;
+- `gate`: Kueue's gate in front of a kind's live states, the same for every kind (the kind says
+  when its job is waiting, how it asks for its Workload, and what it does on "preempted" and
+  "admitted"); `preempted`: what every kind records of an eviction.
 
 Imported by controllers/<kind>_decide.py and, for the index and the routes, by controllers.queueing.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from lakejob.controllers.decide_common import MESSAGE_BYTES, clip, iso
-from lakejob.models.common import Condition, set_condition
+from lakejob.models.common import Condition, WorkloadStatus, set_condition
+from lakejob.render.workload import RUN_LABEL, workload_name
 
 ADMITTED = "Admitted"
 
@@ -38,7 +42,8 @@ def summarize_workload(body: Mapping[str, Any]) -> dict[str, Any]:
     reserved, evicted = true("QuotaReserved"), true("Evicted")
     why = conds.get("Evicted" if evicted else "QuotaReserved", {})
     admission = (body.get("status") or {}).get("admission") or {}
-    return {"name": body["metadata"]["name"], "reserved": reserved, "admitted": true("Admitted"),
+    run = (body["metadata"].get("labels") or {}).get(RUN_LABEL)
+    return {"name": body["metadata"]["name"], "run": run, "reserved": reserved, "admitted": true("Admitted"),
             "evicted": evicted, "finished": true("Finished"),
             "active": (body.get("spec") or {}).get("active", True) is not False,
             "reason": why.get("reason", ""), "message": why.get("message", ""),
@@ -58,6 +63,7 @@ class WorkloadObs:
     reason: str = ""  # of Evicted when evicted, else of QuotaReserved (Pending, Inadmissible, …)
     message: str = ""
     clusterQueue: str | None = None
+    run: str | None = None  # the run of the job it was made for (its lakejob.io/run label), if the kind has runs
 
     @classmethod
     def of(cls, summary: Mapping[str, Any] | None) -> WorkloadObs | None:
@@ -106,3 +112,83 @@ def waiting_message(wl: WorkloadObs | None, name: str, local_queue: str) -> tupl
     if wl is not None and wl.message and not wl.reserved:
         return wl.reason or "Pending", f"Workload {name} in LocalQueue {local_queue}: {wl.message}"
     return "Pending", f"Workload {name} waits for Kueue to admit it from LocalQueue {local_queue}"
+
+
+class Queued(Protocol):
+    """A kind's status as the gate reads and writes it."""
+
+    workload: WorkloadStatus | None
+    conditions: list[Condition] | None
+
+
+class Deciding(Protocol):
+    """A kind's decision as the gate adds to it."""
+
+    events: list[tuple[str, str, str]]
+    requeue_after_s: float | None
+
+
+# How often a job waiting without a Workload (Kueue missing, a queue name no LocalQueue can have)
+# looks again: Kueue may be installed, the operator's queue map changed.
+QUEUE_RECHECK_S = 30.0
+
+# What the gate found: go on with the live states; wait (this pass did what waiting needs); the
+# kind must handle an eviction (`preempted`, then stop its pods and release); or Kueue admitted the
+# job, recorded here, and the kind starts it now.
+Gate = Literal["go", "wait", "preempted", "admitted"]
+
+
+def gate(s: Queued, d: Deciding, kind: str, name: str, generation: int, now_ms: int, route: Route,
+         wl: WorkloadObs | None, waiting: bool, ensure: Callable[[], None], run: int | None = None) -> Gate:
+    """Kueue's gate in front of a kind's live states (docs/queues.md).
+
+    `waiting`: the job is in its not-yet-running state with no pod of the current attempt (the only
+    state in which it asks for admission or is started by it). `ensure` asks the reconciler for the
+    Workload (idempotent). `run`: a kind whose job has runs (FlinkJarJob) makes one Workload per run,
+    labelled with it; a Workload of another run is taken as not seen yet. A job that began unqueued is
+    never queued mid-run (Kueue installed under it); one whose Workload is gone while it runs runs on
+    (nothing is left to hold)."""
+    if wl is not None and run is not None and wl.run != str(run):
+        wl = None  # the previous run's, until the watch shows this run's
+    if s.workload is None:
+        if not waiting or not route.queued:
+            return "go"
+        if route.local_queue is None:
+            s.conditions = set_admitted(s.conditions, False, route.wait or "Pending", route.message, generation, now_ms)
+            d.requeue_after_s = QUEUE_RECHECK_S
+            return "wait"
+        s.workload = WorkloadStatus(name=workload_name(kind, name), localQueue=route.local_queue)
+        ensure()
+        reason, message = waiting_message(None, s.workload.name, s.workload.localQueue)
+        s.conditions = set_admitted(s.conditions, False, reason, message, generation, now_ms)
+        d.events.append(("Normal", "Queued", message))
+        return "wait"
+    if wl is None:
+        if waiting:
+            ensure()  # not seen yet, or deleted by someone while it waited: made again
+        return "wait" if waiting else "go"
+    if wl.must_release:
+        return "preempted"
+    if not waiting:
+        return "go"
+    if not wl.runs:
+        reason, message = waiting_message(wl, s.workload.name, s.workload.localQueue)
+        s.conditions = set_admitted(s.conditions, False, reason, message, generation, now_ms)
+        return "wait"
+    s.workload.admitted, s.workload.clusterQueue = True, wl.clusterQueue
+    message = f"Workload {s.workload.name} admitted by ClusterQueue {wl.clusterQueue}"
+    s.conditions = set_admitted(s.conditions, True, "Admitted", message, generation, now_ms)
+    d.events.append(("Normal", "Admitted", message))
+    return "admitted"
+
+
+def preempted(s: Queued, wl: WorkloadObs, generation: int, now_ms: int, first: bool) -> str:
+    """Record an eviction (`first`: its first sight, counted once) in the Admitted condition and
+    status.workload; the description of it, for the kind's transition."""
+    assert s.workload is not None
+    why = f"Kueue evicted Workload {s.workload.name} ({wl.reason}): {wl.message}"
+    if first:
+        s.workload.preemptions = (s.workload.preemptions or 0) + 1
+        s.workload.admitted = False
+    s.conditions = set_admitted(s.conditions, False, "Preempted", why, generation, now_ms)
+    return why

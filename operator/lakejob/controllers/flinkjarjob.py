@@ -4,12 +4,13 @@ The loop is controllers.base's; decide is controllers.flinkjarjob_decide (pure).
 - observe: the spec through the model, the status, the JobManager and TaskManager pods from the
   pod index (no LIST calls; with a failed `fetch` init container's message, render.packages), the
   JobManager's REST API through the operator's one HTTP client (only while the JobManager pod
-  runs; short timeout; None when it does not answer, e.g. on KWOK), and, for a new job, whether
+  runs; short timeout; None when it does not answer, e.g. on KWOK), where its queue_name leads and
+  its Kueue Workload from the Workload index (docs/queues.md), and, for a new job, whether
   an older FlinkJarJob in the namespace already uses its checkpoint_path (from the bodies the
   operator holds: admission sees one object at a time, so this cannot be CEL);
 - apply: status (write-ahead) alongside the idempotent children, then the JobManager pod,
-  deletions, a stop's cancellation through the REST API, Events and CloudEvent notifications (in
-  the background, never awaited here).
+  deletions, a stop's cancellation through the REST API, the run's Workload (made, released after a
+  preemption, Finished), Events and CloudEvent notifications (in the background, never awaited here).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from typing import Any
 
 from lakejob import kube as kubemod
 from lakejob import policy
-from lakejob.controllers import base
+from lakejob.controllers import base, queueing
+from lakejob.controllers.admission import UNQUEUED, WorkloadObs, summarize_workload
 from lakejob.controllers.base import Key, log, ms
 from lakejob.controllers.flinkjarjob_decide import (
     EVENT_TYPE,
@@ -37,10 +39,12 @@ from lakejob.models.flinkjarjob import TERMINAL_PHASES, FlinkJarJobSpec, FlinkJa
 from lakejob.notify import cloudevent
 from lakejob.render import flink as render
 from lakejob.render import packages
+from lakejob.render import workload as render_workload
 from lakejob.render.common import Owner
 
 KIND = "FlinkJarJob"
 PODS = "flinkjarjob_pods"  # the kopf index of this kind's pods (named after its handler)
+WORKLOADS = "flinkjarjob_workloads"  # and of its Kueue Workloads
 
 kubemod.register_kind("apps/v1", "Deployment", "deployments")  # the TaskManagers
 
@@ -139,8 +143,15 @@ class FlinkJarJobReconciler(base.Reconciler):
         now = self.now_ms()
         # Only pods the watch has shown count as left: a create noted but never seen cannot block a cancel.
         left = len(self.indexed(PODS, key))
+        route = UNQUEUED
+        if spec is not None and (not is_finished(status) or status.runGeneration != meta.get("generation", 1)):
+            route = await queueing.route(spec.queue_name, self.settings, self.kube)  # Kueue's probe: cached
+        workload = None
+        if status.workload is not None:
+            workload = WorkloadObs.of(next((w for w in self.children(WORKLOADS, key)
+                                            if w["name"] == status.workload.name), None))
         observed = Observed(now_ms=now, jobmanager=jm, taskmanagers=tms, rest=rest, pods_left=left,
-                            checkpoint_conflict=conflict, taskmanager_fetch=tm_fetch)
+                            checkpoint_conflict=conflict, taskmanager_fetch=tm_fetch, route=route, workload=workload)
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
                  generation=meta.get("generation", 1), created_ms=ms(meta.get("creationTimestamp")) or now)
         await self._apply(key, body, owner, spec, decide(spec, error, m, status, observed, self.settings))
@@ -186,6 +197,7 @@ class FlinkJarJobReconciler(base.Reconciler):
             first.append(self._ensure_children(spec, owner))
         await asyncio.gather(*first)
         then: list[Awaitable[Any]] = [self.post_events(body, decision.events)]
+        workload = decision.status.workload
         for action in decision.actions:
             if action.verb == "create_jobmanager" and spec is not None:
                 then.append(self._create_jobmanager(key, spec, owner, action.attempt, action.savepoint))
@@ -195,6 +207,13 @@ class FlinkJarJobReconciler(base.Reconciler):
                 then.append(self._cleanup(owner))
             elif action.verb == "cancel_job":
                 then.append(self._cancel_job(owner, decision.status.job_id))
+            elif action.verb == "ensure_workload" and spec is not None and workload is not None:
+                then.append(self._ensure_workload(key, spec, owner, workload.localQueue,
+                                                  decision.status.runGeneration or 1))
+            elif action.verb == "release_workload" and workload is not None:
+                then.append(queueing.release(self.kube, owner.namespace, workload.name, owner.uid))
+            elif action.verb == "finish_workload" and workload is not None:
+                then.append(queueing.finish(self.kube, owner.namespace, workload.name, owner.uid, action.reason))
         await asyncio.gather(*then)
         if decision.requeue_after_s is not None:
             self.requeue(key, meta["uid"], decision.requeue_after_s)
@@ -207,6 +226,41 @@ class FlinkJarJobReconciler(base.Reconciler):
         await asyncio.gather(self.kube.create(render.configmap(spec, owner, sz, self.settings)),
                              self.kube.create(render.service(spec, owner)),
                              self.kube.create(render.taskmanager_deployment(spec, owner, sz, self.settings)))
+
+    async def render_workload(self, spec: FlinkJarJobSpec, owner: Owner, local_queue: str, run: int) -> dict[str, Any]:
+        """The run's Workload: the JobManager ×1 and the TaskManagers × their replicas, as the pods will
+        be, at the priority of the JobManager's PriorityClass (Kueue orders and preempts by it)."""
+        pod_sets = render.workload_pod_sets(spec, owner, render.resolve_sizing(spec, self.settings), self.settings)
+        priority = await queueing.priority_of(self.kube, spec.jobManager.priorityClassName if spec.jobManager else None)
+        return render_workload.build_workload(owner, local_queue, pod_sets, priority, queue_label=spec.queue_name,
+                                              run=run)
+
+    async def _ensure_workload(self, key: Key, spec: FlinkJarJobSpec, owner: Owner, local_queue: str,
+                               run: int) -> None:
+        """The run's Workload, made if absent. One of a previous run (Finished when that run ended, or
+        still admitted when a changed spec stopped it) is deleted first: a new run's podSets may differ,
+        and Kueue never admits a Finished Workload again."""
+        workload = await self.render_workload(spec, owner, local_queue, run)
+        api, kind, name = render_workload.API_VERSION, render_workload.KIND, workload["metadata"]["name"]
+        existing = await self.kube.get(api, kind, owner.namespace, name)
+        if existing is not None:
+            if (existing["metadata"].get("labels") or {}).get(render_workload.RUN_LABEL) == str(run):
+                return
+            await self.kube.delete_child(api, kind, owner.namespace, name, owner.uid)
+        try:
+            created = await self.kube.create(workload)
+        except kubemod.KubeError as e:
+            if e.status == 404:
+                # Kueue's Workload API is gone (uninstalled since the probe last looked): the next
+                # pass asks again, and the job runs unqueued (auto) or waits for Kueue (required).
+                queueing.PROBE.invalidate()
+                self.requeue(key, owner.uid, 1)
+                return
+            if e.status != 409 or isinstance(e, kubemod.NotOwned):
+                raise
+            return  # the previous run's is still being deleted: its DELETED event brings the next pass
+        if created:
+            self.note_created(key, WORKLOADS, {"name": name, "run": str(run)})
 
     async def _create_jobmanager(self, key: Key, spec: FlinkJarJobSpec, owner: Owner, attempt: int,
                                  savepoint: str | None) -> None:
@@ -234,4 +288,5 @@ class FlinkJarJobReconciler(base.Reconciler):
 
 # ------------------------------------------------------------------------------------ kopf
 
-base.watch(KIND, FlinkJarJobReconciler.plural, {PODS: (("pods",), summarize_flink_pod)})
+base.watch(KIND, FlinkJarJobReconciler.plural, {PODS: (("pods",), summarize_flink_pod),
+                                                  WORKLOADS: (queueing.RESOURCE, summarize_workload)})

@@ -21,6 +21,14 @@ run: an ended job goes to job_init at once; a live one is cancelled as a stop is
 then started again with the new spec instead of ending. With resume_checkpoint a new run resumes
 from the newest completed checkpoint (kept on cancellation).
 
+A job whose queue_name goes through Kueue (docs/queues.md) waits in job_submitting (phase Pending)
+with no JobManager, TaskManager, ConfigMap or Service until Kueue admits its run's Workload
+(`_admission`, in front of the live states); a preemption deletes what the run created, as a stop
+does, hands the quota back once the pods are gone and waits again (reason Preempted, a Normal Event:
+not a failure, not counted against resume_max_num), then resumes as a restart does (from the newest
+checkpoint with resume_checkpoint). The Workload is Finished when the job ends; a new run gets a new
+one (admission.gate tells them apart by the run label).
+
 What the job is doing comes from the REST API when it answers and from the JobManager pod's phase
 otherwise (a running pod is taken as a running job; the JobManager exits 0 when the job finished
 and 1443 when it failed). A `fetch` init container that failed (render.packages: the job's files
@@ -33,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lakejob import sizing
+from lakejob.controllers import admission
+from lakejob.controllers.admission import UNQUEUED, Route, WorkloadObs
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, Outcome, clip, iso, job_conditions
 from lakejob.models.flinkjarjob import (
@@ -98,9 +108,12 @@ class Observed:
     checkpoint_conflict: str | None = None  # an older FlinkJarJob here with the same checkpoint_path
     # A TaskManager pod whose `fetch` init container failed (the kubelet retries it): (pod, its message).
     taskmanager_fetch: tuple[str, str] | None = None
+    route: Route = UNQUEUED  # where the job's queue_name leads (controllers.queueing.route)
+    workload: WorkloadObs | None = None  # its Workload (status.workload), as Kueue left it
 
 
-Verb = Literal["ensure_children", "create_jobmanager", "delete_jobmanager", "cleanup", "cancel_job"]
+Verb = Literal["ensure_children", "create_jobmanager", "delete_jobmanager", "cleanup", "cancel_job",
+               "ensure_workload", "release_workload", "finish_workload"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,7 @@ class Action:
     attempt: int = 0
     pod: str = ""
     savepoint: str | None = None
+    reason: str = ""  # finish_workload: Succeeded | Failed
 
 
 @dataclass
@@ -186,8 +200,9 @@ class _Step:
                                       message=s.status_desc or "", generation=self.meta.generation,
                                       now=iso(self.obs.now_ms))
 
-    def act(self, verb: Verb, attempt: int = 0, pod: str = "", savepoint: str | None = None) -> None:
-        self.d.actions.append(Action(verb, attempt, pod, savepoint))
+    def act(self, verb: Verb, attempt: int = 0, pod: str = "", savepoint: str | None = None,
+            reason: str = "") -> None:
+        self.d.actions.append(Action(verb, attempt, pod, savepoint, reason))
 
     def notify(self, spec: FlinkJarJobSpec | None) -> None:
         """A failure: a CloudEvent to the URL smn_topic maps to (the Event is the transition's own)."""
@@ -209,11 +224,20 @@ class _Step:
 def decide(spec: FlinkJarJobSpec | None, spec_error: str | None, meta: Meta, status: FlinkJarJobStatus,
            obs: Observed, settings: Settings) -> Decision:
     step = _Step(meta, status, obs, settings)
-    s = step.s
+    _decide(step, spec, spec_error)
+    if is_finished(step.s):
+        # Every end (success, failure, stop); a crash between the final status and the Workload's
+        # Finished lands here too.
+        _finish_workload(step)
+    return step.d
+
+
+def _decide(step: _Step, spec: FlinkJarJobSpec | None, spec_error: str | None) -> None:
+    s, meta, obs = step.s, step.meta, step.obs
     s.observedGeneration = meta.generation
     if s.status_name is None:
         _new(step, spec, spec_error)
-        return step.d
+        return
     if s.runGeneration is None:  # made by an operator before runs: its first run is the generation it has
         s.runGeneration = meta.generation
     rerun = spec is not None and not spec.suspend and s.runGeneration != meta.generation
@@ -223,7 +247,7 @@ def decide(spec: FlinkJarJobSpec | None, spec_error: str | None, meta: Meta, sta
             _run(step, spec)
         else:
             step.conditions()
-        return step.d  # final until the spec changes (and is not suspended)
+        return  # final until the spec changes (and is not suspended)
     s.taskManagers = obs.taskmanagers
     if obs.rest is not None:
         s.flinkState = clip(obs.rest.state, REASON_BYTES)  # a JobStatus name, unless the answer is junk
@@ -239,11 +263,12 @@ def decide(spec: FlinkJarJobSpec | None, spec_error: str | None, meta: Meta, sta
         # Only reachable if admission was bypassed (e.g. the CRD was replaced): stop, don't guess.
         _fail_for_good(step, None, "InvalidSpec", spec_error or "invalid spec",
                        "Fix the spec and re-create the job.")
+    elif not _admission(step, spec):
+        pass  # waiting for Kueue, preempted, or just admitted and started
     elif s.status_name == "job_running_exception" and s.nextRestartTime is not None:
         _restarting(step, spec)
     else:
         _follow(step, spec)
-    return step.d
 
 
 # ------------------------------------------------------------------------------------ states
@@ -269,6 +294,10 @@ def _new(step: _Step, spec: FlinkJarJobSpec | None, spec_error: str | None) -> N
         return
     if spec.suspend:
         step.transition("job_cancel_success", "Suspended", "created with suspend: true; nothing was started")
+        return
+    if obs.route.queued:
+        step.transition("job_submitting", "Queued", f"waiting for admission to queue {spec.queue_name}")
+        _admission(step, spec)
         return
     _start_attempt(step, 1, None)
     step.transition("job_init", "JobManagerCreated", f"JobManager pod {s.jobManagerPod} created (attempt 1)")
@@ -314,11 +343,77 @@ def _run(step: _Step, spec: FlinkJarJobSpec) -> None:
     s.restart_times = None
     if not _runnable(step, spec, "edit the job again"):
         return
+    s.workload = None  # a new run, a new Workload (the previous run's is replaced: queueing's ensure)
+    if step.obs.route.queued:
+        s.jobManagerPod, s.nextRestartTime = None, None
+        step.transition("job_submitting", "Queued", f"new run of the spec's generation {meta.generation}: waiting "
+                        f"for admission to queue {spec.queue_name}")
+        _admission(step, spec)
+        return
     savepoint = s.last_checkpoint if spec.resume_checkpoint else None
     _start_attempt(step, (s.attempt or 0) + 1, savepoint)
     how = f", resuming from checkpoint {savepoint}" if savepoint else ""
     step.transition("job_init", "Rerun", f"new run of the spec's generation {meta.generation}: JobManager pod "
                     f"{s.jobManagerPod} created (attempt {s.attempt}){how}")
+
+
+def _admission(step: _Step, spec: FlinkJarJobSpec) -> bool:
+    """Kueue's gate in front of the live states (admission.gate): True when the job may go on (it
+    holds its run's admission, or it is in no queue); else it waits, and this pass did what waiting
+    needs. Waiting means job_submitting with no JobManager of the current attempt (jobManagerPod
+    unset); admitted, the run starts (again, after a preemption: from its newest checkpoint with
+    resume_checkpoint, as a restart does, but not counted as one)."""
+    s, obs, meta = step.s, step.obs, step.meta
+    waiting = s.status_name == "job_submitting" and s.jobManagerPod is None
+    if waiting and s.workload is not None and obs.workload is None and obs.route.local_queue is None:
+        # Its Workload gone with Kueue's API (uninstalled, or LAKEJOB_QUEUEING now off) while it
+        # waited: routed afresh below (unqueued under `auto`, KueueNotInstalled under `required`).
+        s.workload = None
+        s.conditions = [c for c in s.conditions or [] if c.type != admission.ADMITTED] or None
+    outcome = admission.gate(s, step.d, "FlinkJarJob", meta.name, meta.generation, obs.now_ms, obs.route,
+                             obs.workload, waiting, lambda: step.act("ensure_workload"), run=s.runGeneration)
+    if outcome == "preempted":
+        assert obs.workload is not None
+        _preempted(step, obs.workload)
+    elif outcome == "admitted" or (outcome == "go" and waiting):
+        # (go while waiting: it waited for a queue that no longer applies — LAKEJOB_QUEUEING changed,
+        # Kueue gone under `auto` — and starts unqueued.)
+        savepoint = s.last_checkpoint if spec.resume_checkpoint else None
+        _start_attempt(step, (s.attempt or 0) + 1, savepoint)
+        how = f", resuming from checkpoint {savepoint}" if savepoint else ""
+        after = " after admission" if outcome == "admitted" else " (not queued)"
+        step.transition("job_submitting", "JobManagerCreated", f"JobManager pod {s.jobManagerPod} created "
+                        f"(attempt {s.attempt}){after}{how}")
+        return False
+    return outcome == "go"
+
+
+def _preempted(step: _Step, wl: WorkloadObs) -> None:
+    """Kueue evicted the run's Workload: delete the JobManager, the TaskManagers and the rest, as a
+    stop does (the checkpoints stay), then, once no pod is left, hand the quota back
+    (release_workload) and wait in job_submitting to be admitted again. Not a failure, no restart."""
+    s, obs, meta = step.s, step.obs, step.meta
+    first = s.reason != "Preempted"  # first sight of this eviction
+    why = admission.preempted(s, wl, meta.generation, obs.now_ms, first)
+    if first:
+        s.nextRestartTime = None
+        step.transition("job_submitting", "Preempted", f"{why}; the JobManager and TaskManagers are deleted and the "
+                        "job waits to be admitted again")
+    if obs.pods_left != 0 or first:
+        _cleanup(step, keep_ended_jobmanager=False)  # idempotent: again while pods are left (a lost pass)
+        step.d.requeue_after_s = 2  # the pods' deletion events wake it too
+        return
+    step.act("release_workload")
+    s.jobManagerPod = None
+
+
+def _finish_workload(step: _Step) -> None:
+    """The job ended: its run's Workload Finished (Kueue frees the quota), once."""
+    s, wl = step.s, step.obs.workload
+    if s.workload is None or wl is None or wl.finished or (wl.run is not None and wl.run != str(s.runGeneration)):
+        return
+    s.workload.admitted = False
+    step.act("finish_workload", reason="Succeeded" if s.state == "Succeeded" else "Failed")
 
 
 View = Literal["pending", "submitting", "running", "restarting", "failed", "finished", "canceled", "missing",

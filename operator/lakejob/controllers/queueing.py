@@ -55,6 +55,10 @@ class KueueProbe:
         self._served = served
         return served
 
+    def invalidate(self) -> None:
+        """Ask again at the next question: Kueue's API answered 404 (uninstalled since the last look)."""
+        self._asked = -math.inf
+
 
 PROBE = KueueProbe()  # one per operator process: every kind asks the same question
 

@@ -25,8 +25,8 @@ from typing import Literal
 
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers import decide_common
-from lakejob.controllers.admission import UNQUEUED, Route, WorkloadObs, set_admitted, waiting_message
-from lakejob.models.common import WorkloadStatus
+from lakejob.controllers import admission
+from lakejob.controllers.admission import UNQUEUED, Route, WorkloadObs
 from lakejob.models.common import parse_duration
 from lakejob.models.spark import ExecutorCounts, ResolvedResources, SparkAppSpec, SparkAppStatus
 from lakejob.sizing import SparkSizing
@@ -34,7 +34,6 @@ from lakejob.models.spark import resolve_sizing as resolve_sizing  # re-exported
 from lakejob.models.sparkbatch import TERMINAL_STATES, SparkBatchSpec, SparkBatchStatus
 from lakejob.render.packages import FETCH_FAILED, beyond_retry, explain_failure, locate
 from lakejob.render.spark import Names, app_id, files_of, problem, queue_of
-from lakejob.render.workload import workload_name
 from lakejob.settings import Settings
 
 LOG_LINES = 10
@@ -192,71 +191,33 @@ def _new(step: _Step, spec: SparkBatchSpec | None, spec_error: str | None, setti
     step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt 1)")
 
 
-# How often a job waiting without a Workload (Kueue missing, a queue name no LocalQueue can have)
-# looks again: Kueue may be installed, the operator's queue map changed.
-QUEUE_RECHECK_S = 30.0
-
-
 def _admission(step: _Step) -> bool:
-    """Kueue's gate in front of the live states: True when the job may go on (it holds its admission,
-    or it is in no queue); else it waits, and this pass has done what waiting needs.
-
-    Waiting means `starting` with no driver of the current attempt (status.driverPod unset). A job
-    that began unqueued is never queued mid-run (Kueue installed under it); one whose Workload is
-    gone while it runs runs on (nothing is left to hold)."""
+    """Kueue's gate in front of the live states (admission.gate): True when the job may go on (it
+    holds its admission, or it is in no queue); else it waits, and this pass has done what waiting
+    needs. Waiting means `starting` with no driver of the current attempt (status.driverPod unset)."""
     s, obs, meta = step.s, step.obs, step.meta
     waiting = s.state == "starting" and s.driverPod is None
-    if s.workload is None:
-        route = obs.route
-        if not waiting or not route.queued:
-            return True
-        if route.local_queue is None:
-            s.conditions = set_admitted(s.conditions, False, route.wait or "Pending", route.message, meta.generation,
-                                        obs.now_ms)
-            step.d.requeue_after_s = QUEUE_RECHECK_S
-            return False
-        s.workload = WorkloadStatus(name=workload_name("SparkBatch", meta.name), localQueue=route.local_queue)
-        step.act("ensure_workload")
-        reason, message = waiting_message(None, s.workload.name, s.workload.localQueue)
-        s.conditions = set_admitted(s.conditions, False, reason, message, meta.generation, obs.now_ms)
-        step.d.events.append(("Normal", "Queued", message))
-        return False
-    wl, name = obs.workload, s.workload.name
-    if wl is None:
-        if waiting:
-            step.act("ensure_workload")  # not seen yet, or deleted by someone while it waited: made again
-        return not waiting
-    if wl.must_release:
-        _preempted(step, wl)
-        return False
-    if not waiting:
-        return True
-    if not wl.runs:
-        reason, message = waiting_message(wl, name, s.workload.localQueue)
-        s.conditions = set_admitted(s.conditions, False, reason, message, meta.generation, obs.now_ms)
-        return False
-    s.workload.admitted, s.workload.clusterQueue = True, wl.clusterQueue
-    message = f"Workload {name} admitted by ClusterQueue {wl.clusterQueue}"
-    s.conditions = set_admitted(s.conditions, True, "Admitted", message, meta.generation, obs.now_ms)
-    step.d.events.append(("Normal", "Admitted", message))
-    _start_attempt(step, (s.attempt or 0) + 1)
-    step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt {s.attempt}) after "
-                                                 "admission")
-    return False
+    outcome = admission.gate(s, step.d, "SparkBatch", meta.name, meta.generation, obs.now_ms, obs.route,
+                             obs.workload, waiting, lambda: step.act("ensure_workload"))
+    if outcome == "preempted":
+        assert obs.workload is not None
+        _preempted(step, obs.workload)
+    elif outcome == "admitted":
+        _start_attempt(step, (s.attempt or 0) + 1)
+        step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt {s.attempt}) after "
+                                                     "admission")
+    return outcome == "go"
 
 
 def _preempted(step: _Step, wl: WorkloadObs) -> None:
     """Kueue evicted the job's Workload: stop the driver (its executors go with it), then hand the
     quota back (release_workload) and wait in `starting` to be admitted again. Not a failure."""
     s, obs, meta = step.s, step.obs, step.meta
-    assert s.workload is not None
-    why = f"Kueue evicted Workload {s.workload.name} ({wl.reason}): {wl.message}"
-    if s.reason != "Preempted":  # first sight of this eviction
-        s.workload.preemptions = (s.workload.preemptions or 0) + 1
-        s.workload.admitted = False
+    first = s.reason != "Preempted"  # first sight of this eviction
+    why = admission.preempted(s, wl, meta.generation, obs.now_ms, first)
+    if first:
         s.nextAttemptTime = None
         step.transition("starting", "Preempted", f"{why}; it waits to be admitted again")
-    s.conditions = set_admitted(s.conditions, False, "Preempted", why, meta.generation, obs.now_ms)
     if obs.driver is not None or obs.executors.pending or obs.executors.running:
         _stop_driver(step)
         step.d.requeue_after_s = 2  # the pods' deletion events wake it too

@@ -18,7 +18,14 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from lakejob import sizing
-from lakejob.models.common import CONDITIONS_DESCRIPTION, Conditions, Model, OutboxEntry, PodCustomization
+from lakejob.models.common import (
+    CONDITIONS_DESCRIPTION,
+    Conditions,
+    Model,
+    OutboxEntry,
+    PodCustomization,
+    WorkloadStatus,
+)
 from lakejob.models.rules import Rule
 
 # DLI's Flink job statuses (the ones this operator can reach).
@@ -369,6 +376,9 @@ class FlinkJarJobStatus(Model):
     start_time: int | None = Field(None, description="When the current attempt's JobManager was created, ms.")
     resources: FlinkResources | None = None
     taskManagers: TaskManagerCounts | None = None
+    workload: WorkloadStatus | None = Field(
+        None, description="The Kueue Workload of the current run, for a job whose queue_name goes through Kueue "
+                          "(docs/queues.md).")
     conditions: Conditions | None = Field(None, description=CONDITIONS_DESCRIPTION)
     outbox: list[OutboxEntry] | None = Field(None, description="Notifications not yet delivered, in order.")
     observedGeneration: int | None = Field(None, description="metadata.generation the operator acted on last.")

@@ -44,6 +44,7 @@ from lakejob import sizing
 from lakejob.models.common import PodCustomization
 from lakejob.models.flinkjarjob import FlinkJarJobSpec
 from lakejob.render import common, packages
+from lakejob.render import workload as render_workload
 from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
@@ -431,6 +432,15 @@ def taskmanager_deployment(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.Flink
         "metadata": common.meta(names.taskmanagers, owner, labels(spec, owner, "taskmanager")),
         "spec": {"replicas": sz.taskmanagers, "selector": {"matchLabels": selector}, "template": template},
     }
+
+
+def workload_pod_sets(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing,
+                      settings: Settings) -> list[render_workload.PodSet]:
+    """A run's Kueue podSets (docs/queues.md): the JobManager ×1 and the TaskManagers × their replicas,
+    as the pods will be (the JobManager's attempt and savepoint change its name and arguments only)."""
+    return [render_workload.PodSet("jobmanager", 1, jobmanager_pod(spec, owner, sz, 1, None, settings)),
+            render_workload.PodSet("taskmanager", sz.taskmanagers,
+                                   taskmanager_deployment(spec, owner, sz, settings)["spec"]["template"])]
 
 
 def service(spec: FlinkJarJobSpec, owner: Owner) -> dict[str, Any]:

@@ -23,6 +23,10 @@ KIND = "Workload"
 PLURAL = "workloads"
 # Kueue's limit on podSets per Workload (apis/kueue/v1beta2/workload_types.go: MaxItems=8).
 MAX_POD_SETS = 8
+# The run of its job a Workload is for, on a kind whose job has runs (a FlinkJarJob's spec generation,
+# status.runGeneration): a new run gets a new Workload (its podSets may differ), and decide tells the
+# previous run's, still in the index for a moment, from it (controllers.admission.gate).
+RUN_LABEL = "lakejob.io/run"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -62,14 +66,17 @@ def template(pod: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_workload(owner: Owner, local_queue_name: str, pod_sets: Sequence[PodSet], priority: int = 0,
-                   queue_label: str | None = None) -> dict[str, Any]:
-    """The Workload of a job: active, in `local_queue_name`, at `priority`, owned by the CR."""
+                   queue_label: str | None = None, run: int | None = None) -> dict[str, Any]:
+    """The Workload of a job: active, in `local_queue_name`, at `priority`, owned by the CR (and, for a
+    kind whose job has runs, labelled with the `run` it is for)."""
     if not 1 <= len(pod_sets) <= MAX_POD_SETS:
         raise common.Unrenderable(f"a Kueue Workload holds 1 to {MAX_POD_SETS} podSets, not {len(pod_sets)}")
+    labels = common.labels(owner, common.short_name(owner.name), "workload", queue_label)
+    if run is not None:
+        labels[RUN_LABEL] = str(run)
     return {
         "apiVersion": API_VERSION, "kind": KIND,
-        "metadata": common.meta(workload_name(owner.kind, owner.name), owner,
-                                common.labels(owner, common.short_name(owner.name), "workload", queue_label)),
+        "metadata": common.meta(workload_name(owner.kind, owner.name), owner, labels),
         "spec": {"queueName": local_queue_name, "priority": priority, "active": True,
                  "podSets": [{"name": p.name, "count": p.count, "template": template(p.pod)}
                              for p in pod_sets if p.count > 0]},
