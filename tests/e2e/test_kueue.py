@@ -125,8 +125,8 @@ def test_raising_a_pending_workloads_priority_puts_it_ahead_of_an_older_one(queu
     q, kubectl, ns = queue, queue.kubectl, queue.namespace
     kubectl.apply(workload("running", q.name, executors=2), ns)  # 3 CUs of 4
     q.wait(lambda: q.admitted("running"), "the first Workload to be Admitted", "running")
-    for name in ("older", "newer"):  # 2 CUs each: one fits once running finishes, both wait now
-        kubectl.apply(workload(name, q.name, executors=1), ns)
+    for name in ("older", "newer"):  # 3 CUs each: only one fits once running finishes (two 2-CU ones both would)
+        kubectl.apply(workload(name, q.name, executors=2), ns)
         q.wait(partial(q.pending, name), f"{name} to wait for quota", name)
     kubectl.run("patch", "workloads.kueue.x-k8s.io", "newer", "-n", ns, "--type=merge", "-p",
                 json.dumps({"spec": {"priority": 5}}))
