@@ -128,7 +128,7 @@ def test_a_job_in_a_queue_waits_without_a_driver_with_kueues_reason_and_starts_o
 
 
 def test_a_job_whose_workload_is_not_seen_yet_asks_for_it_again_and_no_more() -> None:
-    d = decide(SPEC, None, META, queued(), obs(), SETTINGS)
+    d = decide(SPEC, None, META, queued(), obs(route=QUEUED), SETTINGS)
     assert verbs(d.actions) == ["ensure_workload"] and d.status.state == "starting"
 
 
@@ -200,3 +200,16 @@ def test_a_job_in_no_queue_or_without_kueue_starts_at_once_and_has_no_admitted_c
     d = decide(SPEC, None, META, SparkBatchStatus(), obs(), SETTINGS)
     assert verbs(d.actions) == ["ensure_children", "create_driver"] and d.status.workload is None
     assert "Admitted" not in {c.type for c in d.status.conditions or []}
+
+
+def test_a_waiting_job_whose_workload_went_with_kueue_starts_unqueued_under_auto() -> None:
+    status = queued()
+    # Kueue uninstalled: its Workload is gone with its API and the route says unqueued (auto).
+    d = decide(SPEC, None, META, status, obs(T0 + 1000), SETTINGS)
+    assert verbs(d.actions) == ["ensure_children", "create_driver"] and d.status.workload is None
+    assert "Admitted" not in {c.type for c in d.status.conditions or []}
+    assert "(not queued)" in (d.status.message or "")
+    # …or waits for Kueue under `required`.
+    d = decide(SPEC, None, META, status, obs(T0 + 1000, route=Route(wait="KueueNotInstalled", message="why")),
+               SETTINGS)
+    assert d.actions == [] and d.status.workload is None and cond(d.status, "Admitted")[1] == "KueueNotInstalled"

@@ -150,6 +150,11 @@ def gate(s: Queued, d: Deciding, kind: str, name: str, generation: int, now_ms: 
     (nothing is left to hold)."""
     if wl is not None and run is not None and wl.run != str(run):
         wl = None  # the previous run's, until the watch shows this run's
+    if waiting and s.workload is not None and wl is None and route.local_queue is None:
+        # Its Workload gone with Kueue's API (uninstalled, or LAKEJOB_QUEUEING now off) while it
+        # waited: routed afresh below (unqueued under `auto`, KueueNotInstalled under `required`).
+        s.workload = None
+        s.conditions = [c for c in s.conditions or [] if c.type != ADMITTED] or None
     if s.workload is None:
         if not waiting or not route.queued:
             return "go"

@@ -365,11 +365,6 @@ def _admission(step: _Step, spec: FlinkJarJobSpec) -> bool:
     resume_checkpoint, as a restart does, but not counted as one)."""
     s, obs, meta = step.s, step.obs, step.meta
     waiting = s.status_name == "job_submitting" and s.jobManagerPod is None
-    if waiting and s.workload is not None and obs.workload is None and obs.route.local_queue is None:
-        # Its Workload gone with Kueue's API (uninstalled, or LAKEJOB_QUEUEING now off) while it
-        # waited: routed afresh below (unqueued under `auto`, KueueNotInstalled under `required`).
-        s.workload = None
-        s.conditions = [c for c in s.conditions or [] if c.type != admission.ADMITTED] or None
     outcome = admission.gate(s, step.d, "FlinkJarJob", meta.name, meta.generation, obs.now_ms, obs.route,
                              obs.workload, waiting, lambda: step.act("ensure_workload"), run=s.runGeneration)
     if outcome == "preempted":

@@ -65,9 +65,9 @@ class SparkReconciler(base.Reconciler):
     async def queue_of(self, key: Key, spec: SparkAppSpec | None, status: SparkAppStatus,
                        waiting: bool) -> tuple[Route, WorkloadObs | None]:
         """Where the job's queue leads (asked only of a job that may still queue: new, or waiting
-        with no Workload yet) and its Workload as Kueue left it."""
+        for admission, whose queue may have gone with Kueue) and its Workload as Kueue left it."""
         route = UNQUEUED
-        if spec is not None and status.workload is None and waiting:
+        if spec is not None and waiting:
             route = await queueing.route(render.queue_of(spec), self.settings, self.kube)
         workload = None
         if status.workload is not None:
@@ -141,7 +141,17 @@ class SparkReconciler(base.Reconciler):
 
     async def _create_workload(self, key: Key, spec: SparkAppSpec, owner: Owner, local_queue: str) -> None:
         workload = await self.render_workload(spec, owner, local_queue)
-        if await self.kube.create(workload):
+        try:
+            created = await self.kube.create(workload)
+        except kubemod.KubeError as e:
+            if e.status != 404:
+                raise
+            # Kueue's Workload API is gone (uninstalled since the probe last looked): the next pass
+            # asks again, and the job runs unqueued (auto) or waits for Kueue (required).
+            queueing.PROBE.invalidate()
+            self.requeue(key, owner.uid, 1)
+            return
+        if created:
             self.note_created(key, self.workloads_index, {"name": workload["metadata"]["name"]})
 
     async def _ensure_children(self, spec: SparkAppSpec, owner: Owner, attempt: int) -> None:

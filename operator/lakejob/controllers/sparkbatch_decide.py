@@ -202,10 +202,13 @@ def _admission(step: _Step) -> bool:
     if outcome == "preempted":
         assert obs.workload is not None
         _preempted(step, obs.workload)
-    elif outcome == "admitted":
+    elif outcome == "admitted" or (outcome == "go" and waiting):
+        # (go while waiting: it waited for a queue that no longer applies — LAKEJOB_QUEUEING changed,
+        # Kueue gone under `auto` — and starts unqueued.)
         _start_attempt(step, (s.attempt or 0) + 1)
-        step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt {s.attempt}) after "
-                                                     "admission")
+        after = " after admission" if outcome == "admitted" else " (not queued)"
+        step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt {s.attempt}){after}")
+        return False
     return outcome == "go"
 
 
