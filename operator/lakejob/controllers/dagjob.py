@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 
 
 from lakejob import policy
-from lakejob.controllers import base
+from lakejob import kube as kubemod
+from lakejob.controllers import base, queueing
+from lakejob.controllers.admission import WorkloadObs, summarize_workload
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.dagjob_decide import (
     ChildObs,
@@ -36,6 +38,7 @@ from lakejob.crds import GROUP, VERSION
 from lakejob.models.dagjob import CHILD_KINDS, TERMINAL_STATES, DagJobSpec, DagJobStatus, Delivery
 from lakejob.notify import cloudevent
 from lakejob.render import dag as render
+from lakejob.render import workload as render_workload
 from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
@@ -43,6 +46,7 @@ KIND = "DagJob"
 JOBS = "dagjob_jobs"  # kopf index of the tasks' Jobs (named after its handler)
 SPARK = "dagjob_sparkbatches"  # kopf indexes of the tasks' child resources
 FLINK = "dagjob_flinkjarjobs"
+WORKLOADS = "dagjob_workloads"  # and of its command tasks' Kueue Workloads (docs/queues.md)
 T = TypeVar("T")
 CREATE_GRACE_MS = 3000  # a Job with no pod this long after its creation: ask why
 
@@ -59,6 +63,7 @@ def summarize_job(body: Mapping[str, Any]) -> dict[str, Any]:
             "completions": spec.get("completions") or 1, "active": status.get("active") or 0,
             "completed_indexes": status.get("completedIndexes") or "",
             "failed_indexes": status.get("failedIndexes") or "", "suspended": bool(spec.get("suspend")),
+            "terminating": status.get("terminating") or 0,
             "outcome": outcome, "message": failed.get("message") or failed.get("reason")}
 
 
@@ -94,6 +99,11 @@ def endpoint_of(spec: DagJobSpec | None, settings: Settings) -> str | None:
         return topic.Endpoint
     mapped = settings.notification_topics.get(topic.Name or "")
     return mapped if mapped and policy.http_url(mapped) else None
+
+
+def queueing_local_queue(cluster: str, settings: Settings) -> str:
+    """The LocalQueue of a ClusterId, by the rule every kind's queue name follows."""
+    return render_workload.local_queue(cluster, settings.queue_map)
 
 
 def parse_spec(body: Mapping[str, Any]) -> tuple[DagJobSpec | None, str | None]:
@@ -195,6 +205,13 @@ class DagJobReconciler(base.Reconciler):
         now = self.now_ms()
         jobs = self.children(JOBS, key)
         errors = await self._create_errors(meta["namespace"], jobs, now)
+        routes = {}
+        if spec is not None and status.State not in TERMINAL_STATES:
+            for name, task in spec.DAG.Tasks.items():  # a command task's ClusterId is its queue
+                if task.kind == "command" and task.ClusterId:
+                    route = await queueing.route(task.ClusterId, self.settings, self.kube)  # the probe: cached
+                    if route.queued:
+                        routes[name] = route
         observed = Observed(
             now_ms=now,
             jobs={j["name"]: _obs(JobObs, {**j, "create_error": errors.get(j["name"])}) for j in jobs},
@@ -202,6 +219,8 @@ class DagJobReconciler(base.Reconciler):
             admitted=self._admitted(uid, body) if status.State in (None, "Waiting", "Running", "Stopped") else False,
             # Read by decide on the first pass only (MaxJobCount), and O(live DagJobs) to count.
             jobs_in_namespace=self._jobs_in_namespace(body) if status.State is None else 1,
+            routes=routes,
+            workloads={w["name"]: wl for w in self.children(WORKLOADS, key) if (wl := WorkloadObs.of(w)) is not None},
         )
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=uid, generation=generation,
                  created_ms=ms(meta.get("creationTimestamp")) or now)
@@ -261,9 +280,40 @@ class DagJobReconciler(base.Reconciler):
                     self.note_created(key, FLINK, summarize_flinkjarjob(child))
         elif verb == "suspend_job":
             await self.kube.patch_child("batch/v1", "Job", ns, name, owner.uid, {"spec": {"suspend": value}})
+        elif verb == "ensure_workload":
+            await self._ensure_workload(key, spec, owner, task, run, name)
+        elif verb == "release_workload":
+            await queueing.release(self.kube, ns, name, owner.uid)
+        elif verb == "finish_workload":
+            await queueing.finish(self.kube, ns, name, owner.uid, "Succeeded" if value else "Failed")
         elif verb == "stop_child":
             kind = CHILD_KINDS[spec.DAG.Tasks[task].kind]
             await self.kube.patch_child(base.API_VERSION, kind, ns, name, owner.uid, {"spec": {"suspend": True}})
+
+    def render_workload(self, spec: DagJobSpec, task: str, owner: Owner, run: int, name: str) -> dict[str, Any]:
+        """A command task run's Workload: one podSet `task` × InstanceCount whose template is the pod
+        template of the run's Indexed Job, at the DagJob's Priority, labelled with the task."""
+        job = render.task_job(spec, task, owner, self.settings, run)
+        t = spec.DAG.Tasks[task]
+        cluster = t.ClusterId or ""
+        pod_sets = [render_workload.PodSet("task", t.InstanceCount or 1, job["spec"]["template"])]
+        return render_workload.build_workload(
+            owner, queueing_local_queue(cluster, self.settings), pod_sets, spec.Priority, queue_label=cluster,
+            run=run, name=name, extra_labels={render_workload.TASK_LABEL: render_workload.task_label(task)})
+
+    async def _ensure_workload(self, key: Key, spec: DagJobSpec, owner: Owner, task: str, run: int,
+                               name: str) -> None:
+        """The task run's Workload, made if absent (create-if-absent: its name follows the run)."""
+        try:
+            created = await self.kube.create(self.render_workload(spec, task, owner, run, name))
+        except kubemod.KubeError as e:
+            if e.status == 404:  # Kueue's API is gone: the next pass routes the task afresh
+                queueing.PROBE.invalidate()
+                self.requeue(key, owner.uid, 1)
+                return
+            raise
+        if created:
+            self.note_created(key, WORKLOADS, {"name": name, "run": str(run)})
 
     # ------------------------------------------------------------------ notifications
 
@@ -297,4 +347,5 @@ base.watch(KIND, DagJobReconciler.plural, {
     JOBS: (("batch", "v1", "jobs"), summarize_job),
     SPARK: ((GROUP, VERSION, "sparkbatches"), summarize_sparkbatch),
     FLINK: ((GROUP, VERSION, "flinkjarjobs"), summarize_flinkjarjob),
+    WORKLOADS: (queueing.RESOURCE, summarize_workload),
 })

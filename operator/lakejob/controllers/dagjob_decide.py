@@ -23,10 +23,12 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from lakejob import dag_graph
+from lakejob.controllers.admission import ADMITTED, UNQUEUED, Route, WorkloadObs, gate, preempted
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers.decide_common import MESSAGE_BYTES, REASON_BYTES, Outcome, clip, job_conditions
 from lakejob.models.dagjob import TERMINAL_STATES, Counts, DagJobSpec, DagJobStatus, TaskStatus, parse_indexes
 from lakejob.render.dag import child_name
+from lakejob.render.workload import workload_name
 from lakejob.settings import Settings
 
 
@@ -40,6 +42,7 @@ class JobObs:
     completed_indexes: str = ""
     failed_indexes: str = ""
     suspended: bool = False
+    terminating: int = 0
     outcome: Literal["Complete", "Failed"] | None = None
     message: str | None = None
     # Why the Job controller cannot create its pods (its FailedCreate Event: a quota, a missing
@@ -64,9 +67,14 @@ class Observed:
     children: dict[str, ChildObs] = field(default_factory=dict)  # by name
     admitted: bool = True  # a Running slot is ours (the operator-wide limit)
     jobs_in_namespace: int = 1  # DagJobs in the namespace created up to this one (MaxJobCount)
+    # Kueue (docs/queues.md): where each command task's ClusterId leads (absent: unqueued), and the
+    # DagJob's Workloads by name.
+    routes: dict[str, Route] = field(default_factory=dict)
+    workloads: dict[str, WorkloadObs] = field(default_factory=dict)
 
 
-Verb = Literal["create_job", "create_child", "suspend_job", "stop_child", "delete_self"]
+Verb = Literal["create_job", "create_child", "suspend_job", "stop_child", "delete_self", "ensure_workload",
+               "release_workload", "finish_workload"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,9 @@ class _Step:
             s.StartTime = self.now
         if state in TERMINAL_STATES:
             s.EndTime = self.now
+            for name, t in sorted((s.Tasks or {}).items()):
+                if t.workload is not None and t.State not in ("Finished", "Failed"):  # no longer wanted
+                    self.act("finish_workload", task=name, name=t.workload.name)
         self.conditions()
         self.note(f"OnJob{state}", f"{state}: {message}")
 
@@ -169,6 +180,9 @@ class _Step:
             t.StartTime = self.now
         if state in ("Finished", "Failed"):
             t.EndTime = self.now
+            if t.workload is not None:  # frees its quota for the next task in the queue
+                self.act("finish_workload", task=name, name=t.workload.name,
+                         value=state == "Finished")
         self.note(f"OnTask{state}", f"task {name} {state}" + (f": {message}" if message else ""), task=name)
 
 
@@ -306,8 +320,12 @@ def _resume(step: _Step) -> None:
 def _running(step: _Step, spec: DagJobSpec) -> None:
     tasks, obs = step.tasks, step.obs
     for name, t in sorted(tasks.items()):
-        if t.State == "Running":
+        if t.State == "Running" and _queue(step, name, ready=False):
             _observe_task(step, spec, name)
+        elif t.State in ("Finished", "Failed") and t.workload is not None:
+            wl = obs.workloads.get(t.workload.name)
+            if wl is not None and not wl.finished:  # the finish of its end was lost: again
+                step.act("finish_workload", task=name, name=t.workload.name, value=t.State == "Finished")
     failed = sorted(n for n, t in tasks.items() if t.State == "Failed")
     if failed and spec.JobFailOnInstanceFail:
         _stop_running(step, f"stopped: task {failed[0]} failed (JobFailOnInstanceFail)")
@@ -323,7 +341,8 @@ def _running(step: _Step, spec: DagJobSpec) -> None:
                 step.task_state(name, "Stopped", f"skipped: upstream task {f} failed")
     ups = dag_graph.upstream(deps, spec.DAG.Tasks)
     for name in dag_graph.topological_order(deps, spec.DAG.Tasks):
-        if tasks[name].State == "Waiting" and all(tasks[u].State == "Finished" for u in ups[name]):
+        if tasks[name].State == "Waiting" and all(tasks[u].State == "Finished" for u in ups[name]) \
+                and _queue(step, name, ready=True):
             _start_task(step, spec, name)
     if any(t.State in ("Running", "Waiting") for t in tasks.values()):
         if any(t.State == "Running" and t.Child and t.Child not in obs.jobs and t.Child not in obs.children
@@ -349,8 +368,10 @@ def _start_task(step: _Step, spec: DagJobSpec, name: str) -> None:
     task = spec.DAG.Tasks[name]
     existing = step.obs.jobs.get(t.Child or "")
     if t.Type == "command" and existing is not None:
-        # A Job stopped by suspend: it continues with the instances that had not finished.
+        # A Job stopped by suspend (or a preemption): it continues with the instances that had not finished.
         step.act("suspend_job", task=name, name=existing.name, value=False)
+    elif t.Type == "command" and _run_queued(t):
+        step.act("create_job", task=name, run=t.Run, name=t.Child or "")  # its run began with its Workload
     else:
         t.Run += 1
         t.Child = child_name(step.meta.name, name, t.Run)
@@ -366,6 +387,71 @@ def _start_task(step: _Step, spec: DagJobSpec, name: str) -> None:
         step.note("OnInstanceWaiting", f"task {name}: {count} instance(s) waiting", task=name,
                   indexes=tuple(range(count)))
     step.task_state(name, "Running", f"run {t.Run}: {t.Child}")
+
+
+@dataclass
+class _GateOut:
+    """What admission.gate adds to a decision (Events, a requeue), turned into the DagJob's notes."""
+
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    requeue_after_s: float | None = None
+
+
+def _run_queued(t: TaskStatus) -> bool:
+    """The task's current run was begun by its Workload (named after the run's Job)."""
+    return t.workload is not None and t.Child is not None and t.workload.name == workload_name("task", t.Child)
+
+
+def _queue(step: _Step, name: str, ready: bool) -> bool:
+    """Kueue's gate for a command task whose ClusterId is a queue (docs/queues.md): whether it may start
+    (`ready`: Waiting with its upstream tasks finished) or run on. One Workload per task run, named
+    after the run's Job; no Job until it is admitted. Preempted: the Job is suspended (finished
+    instances stay finished), the reservation released once its pods are gone, the task Waiting again."""
+    t = step.tasks[name]
+    route = step.obs.routes.get(name, UNQUEUED)
+    if t.Type != "command" or (t.workload is None and not route.queued):
+        return True
+    waiting = t.State == "Waiting" and ready
+    if waiting and route.local_queue is not None and (t.workload is None or not _run_queued(t)) \
+            and step.obs.jobs.get(t.Child or "") is None:
+        # A new run: its Job's name first, since its Workload is named after it.
+        t.Run += 1
+        t.Child, t.ChildSeen, t.workload = child_name(step.meta.name, name, t.Run), None, None
+    wl = step.obs.workloads.get(t.workload.name) if t.workload is not None else None
+    out = _GateOut()
+
+    def ensure() -> None:
+        assert t.workload is not None
+        step.act("ensure_workload", task=name, run=t.Run, name=t.workload.name)
+
+    outcome = gate(t, out, "task", t.Child or "", step.meta.generation, step.obs.now_ms, route, wl, waiting,
+                   ensure, run=t.Run)
+    for _, reason, message in out.events:
+        step.note(f"On{reason}", f"task {name}: {message}", task=name)
+    if out.requeue_after_s is not None:
+        step.d.requeue_after_s = min(step.d.requeue_after_s or out.requeue_after_s, out.requeue_after_s)
+    if outcome == "preempted":
+        assert wl is not None and t.workload is not None
+        why = preempted(t, wl, step.meta.generation, step.obs.now_ms, first=bool(t.workload.admitted))
+        job = step.obs.jobs.get(t.Child or "")
+        if t.State == "Running":
+            m = t.InstanceMetrics
+            t.InstanceMetrics = Counts(WaitingCount=m.WaitingCount + m.RunningCount, FinishedCount=m.FinishedCount,
+                                       FailedCount=m.FailedCount)
+            step.task_state(name, "Waiting", f"Preempted: {why}")
+            step.note("OnTaskPreempted", f"task {name}: {why}", task=name)
+        if job is not None and not job.suspended:
+            step.act("suspend_job", task=name, name=job.name, value=True)
+        elif job is None or (job.active == 0 and job.terminating == 0):
+            step.act("release_workload", task=name, name=t.workload.name)  # its pods are gone
+        step.d.requeue_after_s = min(step.d.requeue_after_s or 2.0, 2.0)
+        return False
+    if outcome == "wait":
+        admitted = next((c for c in t.conditions or () if c.type == ADMITTED), None)
+        if admitted is not None:
+            t.Message = clip(f"{admitted.reason}: {admitted.message}", MESSAGE_BYTES)
+        return False
+    return True
 
 
 def _observe_task(step: _Step, spec: DagJobSpec, name: str) -> None:

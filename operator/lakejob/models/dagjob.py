@@ -21,7 +21,14 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import ConfigDict, Field, model_validator
 
 from lakejob import dag_graph
-from lakejob.models.common import CONDITIONS_DESCRIPTION, Conditions, Model, OutboxEntry, PodCustomization
+from lakejob.models.common import (
+    CONDITIONS_DESCRIPTION,
+    Conditions,
+    Model,
+    OutboxEntry,
+    PodCustomization,
+    WorkloadStatus,
+)
 from lakejob.models.rules import Rule
 from lakejob.models.flinkjarjob import ARGS_PATTERN, FlinkJarJobSpec
 from lakejob.models.sparkbatch import SparkBatchSpec
@@ -287,7 +294,7 @@ class ParametersSpec(Model):
 
 # Fields of a command task, which a task of another kind must not carry.
 COMMAND_FIELDS = ("InstanceCount", "MaxRetryCount", "Timeout", "InputMapping", "OutputMapping", "LogMapping",
-                  "Mounts", "ClusterId", "AutoCluster", "WriteSupport", "pod")
+                  "Mounts", "ClusterId", "AutoCluster", "WriteSupport", "pod", "resources")
 
 
 # Tasks that are other lakejob kinds, run as child custom resources: field → kind.
@@ -365,6 +372,10 @@ class Task(Model):
     AutoCluster: AutoClusterSpec | None = None
     WriteSupport: bool | None = Field(None, description="Whether the task's mounts are writable. Accepted as BatchCompute has it; no effect on Kubernetes.")
     pod: PodCustomization | None = Field(None, description="lakejob: customisation of the command's pods.")
+    resources: Annotated[dict[Literal["cpu", "memory"], Annotated[str, Field(max_length=64)]],
+                         Field(max_length=2)] | None = Field(
+        None, description="lakejob: what each instance's command container requests (cpu, memory), e.g. "
+                          "{cpu: '3', memory: 12Gi}: what the scheduler and a Kueue queue (ClusterId) count.")
     # lakejob: a task that is another lakejob kind, run as a child custom resource
     sparkBatch: SparkBatchSpec | None = Field(None, description="A SparkBatch, run as a child SparkBatch resource.")
     flinkJarJob: FlinkJarJobSpec | None = Field(None, description="A FlinkJarJob, run as a child FlinkJarJob "
@@ -506,6 +517,11 @@ class TaskStatus(Model):
     FinishedIndexes: str | None = Field(None, description="Instances that finished, e.g. 0-2,4.")
     FailedIndexes: str | None = Field(None, description="Instances that failed after their retries.")
     Message: str | None = Field(None, description="Why the task is in its state, for people.")
+    workload: WorkloadStatus | None = Field(
+        None, description="A command task in a queue (its ClusterId, with Kueue): the Kueue Workload of its run "
+                          "(docs/queues.md).")
+    conditions: Conditions | None = Field(
+        None, description="Admitted (Kueue's admission of the task's Workload), only for a task in a queue.")
 
 
 class Delivery(Model):

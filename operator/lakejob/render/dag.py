@@ -224,6 +224,8 @@ def task_job(spec: DagJobSpec, task_name: str, owner: Owner, settings: Settings,
         "name": MAIN, "image": image(task, settings), "command": ["/bin/sh", "-c", REDIRECT, *argv] if uploads else argv,
         "workingDir": WORKDIR, "env": env, "volumeMounts": mounts, "securityContext": container_sc,
     }
+    if task.resources:
+        main["resources"] = {"requests": dict(task.resources)}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never", "activeDeadlineSeconds": task.Timeout, "containers": [main],
         "volumes": volumes, "securityContext": pod_sc,

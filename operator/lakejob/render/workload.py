@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lakejob.models.common import label_value
 from lakejob.render import common
 from lakejob.render.common import Owner
 
@@ -27,6 +28,8 @@ MAX_POD_SETS = 8
 # status.runGeneration): a new run gets a new Workload (its podSets may differ), and decide tells the
 # previous run's, still in the index for a moment, from it (controllers.admission.gate).
 RUN_LABEL = "lakejob.io/run"
+# Which task of a DagJob a Workload is for (a DagJob has one per command task run).
+TASK_LABEL = "lakejob.io/task"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -37,6 +40,11 @@ def local_queue(queue: str, queue_map: Mapping[str, str]) -> str:
     name = queue.strip()
     mapped = queue_map.get(queue, queue_map.get(name))
     return mapped if mapped is not None else name.lower().replace("_", "-")
+
+
+def task_label(task: str) -> str:
+    """A task name as a label value (task names are free text)."""
+    return label_value(task) or "task"
 
 
 def invalid_local_queue(name: str) -> str | None:
@@ -66,17 +74,20 @@ def template(pod: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_workload(owner: Owner, local_queue_name: str, pod_sets: Sequence[PodSet], priority: int = 0,
-                   queue_label: str | None = None, run: int | None = None) -> dict[str, Any]:
+                   queue_label: str | None = None, run: int | None = None, name: str | None = None,
+                   extra_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The Workload of a job: active, in `local_queue_name`, at `priority`, owned by the CR (and, for a
-    kind whose job has runs, labelled with the `run` it is for)."""
+    kind whose job has runs, labelled with the `run` it is for). `name`: a kind with several Workloads
+    (a DagJob's task runs) names each; `extra_labels` tell them apart."""
     if not 1 <= len(pod_sets) <= MAX_POD_SETS:
         raise common.Unrenderable(f"a Kueue Workload holds 1 to {MAX_POD_SETS} podSets, not {len(pod_sets)}")
     labels = common.labels(owner, common.short_name(owner.name), "workload", queue_label)
     if run is not None:
         labels[RUN_LABEL] = str(run)
+    labels.update(extra_labels or {})
     return {
         "apiVersion": API_VERSION, "kind": KIND,
-        "metadata": common.meta(workload_name(owner.kind, owner.name), owner, labels),
+        "metadata": common.meta(name or workload_name(owner.kind, owner.name), owner, labels),
         "spec": {"queueName": local_queue_name, "priority": priority, "active": True,
                  "podSets": [{"name": p.name, "count": p.count, "template": template(p.pod)}
                              for p in pod_sets if p.count > 0]},

@@ -1,0 +1,145 @@
+"""DagJob command tasks through Kueue (issue 16, docs/queues.md): a task whose ClusterId is a queue gets
+one Workload per run (podSet `task` × InstanceCount, the Job's pod template, the DagJob's Priority,
+labelled with the DagJob and the task) and no Job until it is admitted; waits with Kueue's reason;
+preempted, its Job is suspended, the reservation released once its pods are gone, and it waits again;
+its end Finishes the Workload. Unqueued tasks are unchanged (tests/unit/test_dag_decide.py)."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from lakejob.controllers.admission import Route, WorkloadObs
+from lakejob.controllers.dagjob import DagJobReconciler
+from lakejob.controllers.dagjob_decide import Action, JobObs, Observed, decide
+from lakejob.models.dagjob import DagJobStatus
+from lakejob.render import dag as render
+from lakejob.render.common import Owner
+from lakejob.render.workload import workload_name
+from lakejob.settings import Settings
+from tests.unit.test_dag_decide import META, command, spec
+
+SETTINGS = Settings()
+QUEUED = Route(local_queue="dli-queue")
+SPEC = spec({"a": command(2, ClusterId="dli-queue", resources={"cpu": "3", "memory": "12Gi"}),
+             "b": command()}, {"a": ["b"]})
+
+
+class Q:
+    """decide driven as the controller does, with Kueue's Workloads observed by name."""
+
+    def __init__(self) -> None:
+        self.status = DagJobStatus()
+        self.jobs: dict[str, JobObs] = {}
+        self.workloads: dict[str, WorkloadObs] = {}
+        self.now = 1_700_000_001_000
+
+    def step(self, routes: dict[str, Route] | None = None) -> list[Action]:
+        self.now += 1000
+        obs = Observed(now_ms=self.now, jobs=dict(self.jobs), routes={"a": QUEUED} if routes is None else routes,
+                       workloads=dict(self.workloads))
+        d = decide(SPEC, None, META, self.status, obs, SETTINGS)
+        self.status = d.status
+        for a in d.actions:
+            if a.verb == "create_job":
+                self.jobs[a.name] = JobObs(name=a.name, completions=2)
+            if a.verb == "suspend_job" and a.name in self.jobs:
+                self.jobs[a.name] = replace(self.jobs[a.name], suspended=a.value)
+        return d.actions
+
+    @property
+    def a(self) -> Any:
+        assert self.status.Tasks is not None
+        return self.status.Tasks["a"]
+
+
+def verbs(actions: list[Action]) -> list[tuple[str, str]]:
+    return [(a.verb, a.task) for a in actions]
+
+
+def admitted_of(t: Any) -> tuple[str, str]:
+    (c,) = [c for c in t.conditions if c.type == "Admitted"]
+    return c.status, c.reason
+
+
+def test_a_queued_task_waits_for_its_workload_with_no_job_then_runs_when_admitted() -> None:
+    q = Q()
+    actions = q.step()
+    assert verbs(actions) == [("ensure_workload", "a")]
+    name = workload_name("task", render.child_name("dj", "a", 1))
+    assert q.a.State == "Waiting" and q.a.Run == 1 and q.a.workload.name == name and not q.jobs
+    assert admitted_of(q.a) == ("False", "Pending")
+    q.workloads[name] = WorkloadObs(name, run="1", reason="Pending", message="insufficient unused quota for cpu")
+    assert verbs(q.step()) == []
+    assert q.a.State == "Waiting" and "insufficient unused quota" in q.a.Message
+    q.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, clusterQueue="cq")
+    actions = q.step()
+    assert ("create_job", "a") in verbs(actions) and q.a.State == "Running" and q.a.Run == 1
+    assert admitted_of(q.a) == ("True", "Admitted") and q.a.workload.admitted
+
+
+def test_preempted_suspends_then_releases_once_the_pods_are_gone_and_waits_again() -> None:
+    q = Q()
+    q.step()
+    name = q.a.workload.name
+    q.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, clusterQueue="cq")
+    q.step()
+    job = q.a.Child
+    q.jobs[job] = replace(q.jobs[job], active=2)
+    q.step()
+    q.workloads[name] = replace(q.workloads[name], evicted=True, reason="Preempted", message="InClusterQueue")
+    actions = q.step()
+    assert ("suspend_job", "a") in verbs(actions) and q.a.State == "Waiting"
+    assert admitted_of(q.a) == ("False", "Preempted") and q.a.workload.preemptions == 1
+    assert ("release_workload", "a") not in verbs(q.step())  # pods still there (active)
+    q.jobs[job] = replace(q.jobs[job], active=0)
+    assert ("release_workload", "a") in verbs(q.step())
+    assert q.a.workload.preemptions == 1
+    q.workloads[name] = WorkloadObs(name, run="1", reason="Pending", message="insufficient unused quota")
+    assert verbs(q.step()) == [] and q.a.State == "Waiting"
+    q.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, clusterQueue="cq")
+    actions = q.step()  # readmitted: the same Job continues
+    assert [(a.verb, a.name, a.value) for a in actions] == [("suspend_job", job, False)] and q.a.State == "Running"
+    assert q.a.Run == 1
+
+
+def test_the_tasks_end_finishes_its_workload_and_unqueued_tasks_are_unchanged() -> None:
+    q = Q()
+    q.step()
+    name = q.a.workload.name
+    q.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, clusterQueue="cq")
+    q.step()
+    q.jobs[q.a.Child] = replace(q.jobs[q.a.Child], outcome="Complete", completed_indexes="0-1")
+    actions = q.step()
+    assert Action("finish_workload", task="a", name=name, value=True) in actions
+    assert ("create_job", "b") in verbs(actions)  # b names no ClusterId: no Workload
+    assert q.status.Tasks is not None and q.status.Tasks["b"].workload is None
+    q.workloads[name] = replace(q.workloads[name], finished=True)
+    assert ("finish_workload", "a") not in verbs(q.step())
+
+
+def test_without_a_route_the_task_runs_as_today() -> None:
+    q = Q()
+    actions = q.step(routes={})
+    assert verbs(actions) == [("create_job", "a")] and q.a.workload is None and q.a.conditions is None
+
+
+def test_kueue_not_installed_under_required_waits_without_a_workload() -> None:
+    q = Q()
+    actions = q.step(routes={"a": Route(wait="KueueNotInstalled", message="no Kueue")})
+    assert verbs(actions) == [] and q.a.State == "Waiting" and q.a.workload is None
+    assert admitted_of(q.a) == ("False", "KueueNotInstalled")
+
+
+def test_the_workload_is_the_tasks_pod_template_times_its_instances_at_the_dagjobs_priority() -> None:
+    owner = Owner("lakejob.io/v1alpha1", "DagJob", "dj", "ns", "uid-1")
+    rec = DagJobReconciler.__new__(DagJobReconciler)
+    rec.settings = SETTINGS
+    wl = rec.render_workload(SPEC, "a", owner, 1, "dj-a-wl")
+    job = render.task_job(SPEC, "a", owner, SETTINGS, 1)
+    assert wl["metadata"]["name"] == "dj-a-wl" and wl["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert wl["metadata"]["labels"]["lakejob.io/name"] == "dj" and wl["metadata"]["labels"]["lakejob.io/task"] == "a"
+    assert wl["metadata"]["labels"]["lakejob.io/kind"] == "DagJob"
+    assert wl["spec"]["queueName"] == "dli-queue" and wl["spec"]["priority"] == 10
+    (ps,) = wl["spec"]["podSets"]
+    assert ps["name"] == "task" and ps["count"] == 2 and ps["template"]["spec"] == job["spec"]["template"]["spec"]
+    assert ps["template"]["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "3", "memory": "12Gi"}}
