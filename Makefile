@@ -107,6 +107,7 @@ bench: venv cluster
 	@$(BIN)/python bench/sparksession_poll.py
 	@$(BIN)/python bench/real_sparkpi.py
 	@$(BIN)/python bench/gateway.py
+	@$(BIN)/python bench/queues.py -n 400  # 1,000 (its default) drain in about 8 min here
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -21,13 +21,15 @@ The manager's namespace is made by start() and deleted by stop(), and so are Kue
 operators of the test session treat a job naming a queue as queued only while Kueue's Workload API
 is served (LAKEJOB_QUEUEING=auto), and the other tests' jobs name queues with no LocalQueue.
 
-Behind conftest's fixtures `kueue` (one manager per test module that asks for it: `serve`) and
+Behind conftest's fixtures `kueue` (one manager per test module that asks for it: `serve`, on
+`running`, which bench/queues.py uses too) and
 `queue` (a 4-CU queue: `local_queue`, a ClusterQueue, its flavor and a LocalQueue `dli-queue` in the
 test's namespace, with `Queue`'s helpers to read the Workloads in it).
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -201,28 +203,33 @@ class Kueue:
                                     "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
 
 
-def serve(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kueue]:
-    """Kueue's manager for a test module (conftest's `kueue` fixture): built, started, stopped.
+@contextlib.contextmanager
+def running(kubectl: Kubectl, workdir: Path) -> Iterator[Kueue]:
+    """Kueue's manager built, started in its own namespace (state in `workdir`) and stopped after.
 
-    One at a time per cluster, across test sessions too (a lock file beside the kubeconfig): a
-    module's stop() deletes Kueue's CRDs, which would pull the queues from under another's tests."""
-    try:
-        binary = build()
-    except KueueError as e:
-        pytest.fail(str(e), pytrace=False)
+    One at a time per cluster, across test sessions and benches too (a lock file beside the
+    kubeconfig): a stop() deletes Kueue's CRDs, which would pull the queues from under another's
+    tests. Raises KueueError when it cannot be built or started (stopped first)."""
+    binary = build()
     with open(Path(kubectl.kubeconfig).parent / "kueue.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         # Outside the session operator's e2eXXXX-* namespaces: Kueue's own Secret is not lakejob's business.
-        k = Kueue(binary, kubectl, f"kueue-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("kueue"))
+        k = Kueue(binary, kubectl, f"kueue-{uuid.uuid4().hex[:6]}", workdir)
         try:
             k.start()
-        except KueueError as e:
-            k.stop()
-            pytest.fail(str(e), pytrace=False)
-        try:
             yield k
         finally:
             k.stop()
+
+
+def serve(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kueue]:
+    """Kueue's manager for a test module (conftest's `kueue` fixture): `running`, a failure to build
+    or start it the test's failure."""
+    try:
+        with running(kubectl, tmp_path_factory.mktemp("kueue")) as k:
+            yield k
+    except KueueError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
@@ -261,9 +268,11 @@ class Queue:
         self.kubectl.wait_for(check, what, 30, self.namespace, ("workloads.kueue.x-k8s.io", workload))
 
 
-def local_queue(kubectl: Kubectl, namespace: str, quota: dict[str, str], name: str = "dli-queue") -> Iterator[Queue]:
-    """A LocalQueue `name` in `namespace` on a ClusterQueue of `quota` (preempting lower priorities)."""
-    q = Queue(kubectl, namespace, f"lakejob-{namespace}"[:63].rstrip("-"), name)  # cluster-scoped: after the test
+def local_queue(kubectl: Kubectl, namespace: str, quota: dict[str, str], name: str = "dli-queue",
+                cluster_queue: str = "") -> Iterator[Queue]:
+    """A LocalQueue `name` in `namespace` on a ClusterQueue of `quota` (preempting lower priorities),
+    named `cluster_queue` (default lakejob-<namespace>: one per namespace)."""
+    q = Queue(kubectl, namespace, cluster_queue or f"lakejob-{namespace}"[:63].rstrip("-"), name)  # cluster-scoped
     cq = q.cluster_queue
     try:
         kubectl.apply({"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": cq}})
