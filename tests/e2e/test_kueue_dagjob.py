@@ -1,0 +1,70 @@
+"""DagJob command tasks through Kueue (issue 16, docs/queues.md): Kueue's manager built from Go modules
+and run out of cluster (tests/e2e/kueue.py), the session operator, KWOK playing the tasks' pods (as in
+test_dagjob.py).
+
+In a queue of 4 CUs, a DagJob with two independent command tasks in ClusterId `dli-queue` (the
+LocalQueue dli-queue by the rule), each instance asking 3 CUs: one task's Workload is admitted and its
+Job runs while the other task waits (Waiting, Admitted False with Kueue's reason, no Job); when the first
+finishes its Workload is Finished, the second is admitted and runs, and the DagJob Finishes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.kubectl import Kubectl, Operator
+from tests.e2e.kueue import Queue
+from tests.e2e.test_dagjob import command, dagjob, jobs, status, wait_state
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _priority_classes(priority_classes: None) -> None:
+    """Every DagJob pod names one of the chart's PriorityClasses."""
+
+
+def task(delay: str) -> dict[str, Any]:
+    return command(delay=delay, ClusterId="dli-queue", resources={"cpu": "3", "memory": "12Gi"})
+
+
+def admitted(t: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in t.get("conditions") or () if c["type"] == "Admitted"), {})
+
+
+def test_two_tasks_in_a_full_queue_run_one_after_another(kubectl: Kubectl, queue: Queue, operator: Operator) -> None:
+    ns = queue.namespace
+    kubectl.apply(dagjob("queued", {"a": task("6s"), "b": task("6s")}), ns)
+
+    def one_runs_one_waits() -> Any:
+        tasks = status(kubectl, "queued", ns).get("Tasks") or {}
+        states = sorted((t.get("State"), n) for n, t in tasks.items())
+        if [s for s, _ in states] != ["Running", "Waiting"]:
+            return None
+        waiting = next(n for s, n in states if s == "Waiting")
+        if "insufficient unused quota" not in admitted(tasks[waiting]).get("message", ""):
+            return None
+        return tasks, next(n for s, n in states if s == "Running"), waiting
+
+    tasks, first, second = kubectl.wait_for(one_runs_one_waits, "one task to run and the other to wait for Kueue",
+                                            90, ns, ("dagjob", "queued"))
+    assert admitted(tasks[first])["status"] == "True", tasks[first]
+    assert admitted(tasks[second])["reason"] == "Pending", tasks[second]
+    assert "insufficient unused quota" in (tasks[second].get("Message") or ""), tasks[second]
+    assert list(jobs(kubectl, ns)) == [first], "no Job for the waiting task"
+    wl = queue.get(tasks[first]["workload"]["name"]) or {}
+    assert wl["spec"]["queueName"] == "dli-queue" and wl["spec"]["priority"] == 100, wl["spec"]
+    (pod_set,) = wl["spec"]["podSets"]
+    assert pod_set["name"] == "task" and pod_set["count"] == 1, pod_set
+    assert pod_set["template"]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "3", "memory": "12Gi"}
+    assert wl["metadata"]["labels"]["lakejob.io/name"] == "queued" and wl["metadata"]["labels"]["lakejob.io/task"] == first
+    assert queue.pending(tasks[second]["workload"]["name"])
+
+    st = wait_state(kubectl, "queued", ns, "Finished", "Failed", timeout=120)
+    assert st["State"] == "Finished", st
+    assert sorted(jobs(kubectl, ns)) == ["a", "b"]
+    for t in st["Tasks"].values():
+        assert queue.condition(t["workload"]["name"], "Finished").get("status") == "True", t
+    first_end = st["Tasks"][first]["EndTime"]
+    assert st["Tasks"][second]["StartTime"] >= first_end, st["Tasks"]
