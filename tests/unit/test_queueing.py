@@ -213,3 +213,16 @@ def test_a_waiting_job_whose_workload_went_with_kueue_starts_unqueued_under_auto
     d = decide(SPEC, None, META, status, obs(T0 + 1000, route=Route(wait="KueueNotInstalled", message="why")),
                SETTINGS)
     assert d.actions == [] and d.status.workload is None and cond(d.status, "Admitted")[1] == "KueueNotInstalled"
+
+
+def test_a_job_preempted_after_its_driver_ended_releases_at_once_or_succeeds() -> None:
+    """An ended driver holds no quota: a preemption seen after a failed driver (a retry's backoff)
+    releases at once, without waiting for the pod to go (it stays, for its log); one seen after a
+    driver that succeeded is the job's success (bench/queues.py found such jobs holding quota forever)."""
+    evicted = WorkloadObs(WL, reserved=True, admitted=True, evicted=True, reason="Preempted", message="m")
+    failed = DriverObs(name="pi-driver-1", phase="Failed", created_ms=T0, exit_code=1)
+    d = decide(SPEC, None, META, admitted(queued()), obs(T0 + 5000, workload=evicted, driver=failed), SETTINGS)
+    assert verbs(d.actions) == ["release_workload"] and d.status.reason == "Preempted"
+    done = DriverObs(name="pi-driver-1", phase="Succeeded", created_ms=T0)
+    d = decide(SPEC, None, META, admitted(queued()), obs(T0 + 5000, workload=evicted, driver=done), SETTINGS)
+    assert d.status.state == "success" and verbs(d.actions) == ["finish_workload"]

@@ -199,6 +199,8 @@ def _admission(step: _Step) -> bool:
     waiting = s.state == "starting" and s.driverPod is None
     outcome = admission.gate(s, step.d, "SparkBatch", meta.name, meta.generation, obs.now_ms, obs.route,
                              obs.workload, waiting, lambda: step.act("ensure_workload"))
+    if outcome == "preempted" and obs.driver is not None and obs.driver.phase == "Succeeded":
+        return True  # it ended well before the eviction was seen: success, and Finished frees the quota
     if outcome == "preempted":
         assert obs.workload is not None
         _preempted(step, obs.workload)
@@ -221,7 +223,9 @@ def _preempted(step: _Step, wl: WorkloadObs) -> None:
     if first:
         s.nextAttemptTime = None
         step.transition("starting", "Preempted", f"{why}; it waits to be admitted again")
-    if obs.driver is not None or obs.executors.pending or obs.executors.running:
+    # An ended driver (failed, say, and waiting out a retry's backoff) holds nothing: only a live one waits.
+    live = obs.driver is not None and obs.driver.phase in ("Pending", "Running", "Unknown")
+    if live or obs.executors.pending or obs.executors.running:
         _stop_driver(step)
         step.d.requeue_after_s = 2  # the pods' deletion events wake it too
         return
