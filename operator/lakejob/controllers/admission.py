@@ -197,3 +197,12 @@ def preempted(s: Queued, wl: WorkloadObs, generation: int, now_ms: int, first: b
         s.workload.admitted = False
     s.conditions = set_admitted(s.conditions, False, "Preempted", why, generation, now_ms)
     return why
+
+
+def to_finish(s: Queued, wl: WorkloadObs | None, run: int | None = None) -> bool:
+    """Whether an ended job's Workload still needs its Finished (Kueue frees the quota on it): until
+    Kueue shows it Finished, so a lost write is made again; not a Workload of another run."""
+    if s.workload is None or wl is None or wl.finished or (run is not None and wl.run is not None and wl.run != str(run)):
+        return False
+    s.workload.admitted = False
+    return True

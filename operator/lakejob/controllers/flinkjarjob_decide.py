@@ -404,11 +404,9 @@ def _preempted(step: _Step, wl: WorkloadObs) -> None:
 
 def _finish_workload(step: _Step) -> None:
     """The job ended: its run's Workload Finished (Kueue frees the quota), once."""
-    s, wl = step.s, step.obs.workload
-    if s.workload is None or wl is None or wl.finished or (wl.run is not None and wl.run != str(s.runGeneration)):
-        return
-    s.workload.admitted = False
-    step.act("finish_workload", reason="Succeeded" if s.state == "Succeeded" else "Failed")
+    s = step.s
+    if admission.to_finish(s, step.obs.workload, s.runGeneration):
+        step.act("finish_workload", reason="Succeeded" if s.state == "Succeeded" else "Failed")
 
 
 View = Literal["pending", "submitting", "running", "restarting", "failed", "finished", "canceled", "missing",

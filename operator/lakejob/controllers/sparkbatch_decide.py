@@ -235,9 +235,8 @@ def _preempted(step: _Step, wl: WorkloadObs) -> None:
 
 def _finish_workload(step: _Step) -> None:
     """The job ended: its Workload Finished (Kueue frees the quota), once."""
-    s, wl = step.s, step.obs.workload
-    if s.workload is not None and wl is not None and not wl.finished:
-        s.workload.admitted = False
+    s = step.s
+    if admission.to_finish(s, step.obs.workload):
         step.act("finish_workload", reason="Succeeded" if s.state == "success" else "Failed")
 
 
