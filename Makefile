@@ -82,12 +82,14 @@ unit: venv
 	@$(BIN)/pytest -q tests/unit
 
 e2e: venv tools images
-	@$(BIN)/pytest -q tests/e2e
+	@$(BIN)/pytest -q -m "not kueue" tests/e2e
+	@$(BIN)/pytest -q -m kueue tests/e2e
 
 # Unit tests, the type check, then the e2e suite on the real local control plane.
 test: venv tools images
 	@$(BIN)/mypy
-	@$(BIN)/pytest --durations=25 tests/unit tests/e2e
+	@$(BIN)/pytest --durations=25 -m "not kueue" tests/unit tests/e2e
+	@$(BIN)/pytest --durations=10 -m kueue tests/e2e
 
 # The fault tests, each on a KWOK-only control plane of its own (the shared cluster is left alone);
 # they write their figures into docs/reliability.md. .ci/run calls it after `make test`.

@@ -87,9 +87,15 @@ def priority_classes(kubectl: Kubectl) -> None:
     kubectl.apply({"apiVersion": "v1", "kind": "List", "items": render_deploy.priority_classes()})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def kueue(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[kueue_mod.Kueue]:
-    """Kueue's manager out of cluster, for one test module; its CRDs go with it (tests/e2e/kueue.py)."""
+    """Kueue's manager out of cluster, once per session; its CRDs go with it (tests/e2e/kueue.py).
+
+    The tests that use it (marker `kueue`) run in a pytest session of their own (`make test` runs it
+    after the others), and ask for it before any operator: an operator must find Kueue's CRDs at its
+    start (with exact namespaces kopf does not look for new ones), and kopf's watch of a CRD deleted
+    under it ends the operator, so the CRDs go only once the session's operators are gone (session
+    fixtures end in the reverse order of their start)."""
     yield from kueue_mod.serve(kubectl, tmp_path_factory)
 
 

@@ -17,7 +17,11 @@ import time
 from functools import partial
 from typing import Any
 
+import pytest
+
 from tests.e2e.kueue import API, Queue, condition, now
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kueue]
 
 CU = {"cpu": "1", "memory": "4Gi"}
 

@@ -17,7 +17,7 @@ from tests.e2e.kubectl import Kubectl, Operator
 from tests.e2e.kueue import Queue
 from tests.e2e.test_dagjob import command, dagjob, jobs, status, wait_state
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.kueue]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -19,7 +19,7 @@ from tests.e2e.kubectl import Kubectl, Operator
 from tests.e2e.kueue import Queue, condition
 from tests.e2e.test_flinkjarjob import job, pods, status, wait_status
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.kueue]
 
 
 def admitted(kubectl: Kubectl, ns: str, name: str) -> dict[str, str]:

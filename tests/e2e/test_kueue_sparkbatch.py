@@ -24,7 +24,7 @@ from tests.e2e.real import REAL_NODE
 from tests.e2e.test_sparkbatch import batch, drivers, status, wait_state
 from tests.e2e.test_sparkbatch_real_node import JOB_TIMEOUT, SPARK_PI, sparkbatch
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.kueue]
 
 # Two CUs: a driver and one executor of 1 core and 2g (+384m overhead) each, within 1 CU apiece.
 TWO_CUS = {"driverCores": 1, "driverMemory": "2g", "executorCores": 1, "executorMemory": "2g", "numExecutors": 1,
