@@ -37,6 +37,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("faults")]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used the session operator shows what it logged last (and whether it still
+    runs): CI's output is all there is to go on, and a CR without a status says little by itself."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    op = getattr(item, "funcargs", {}).get("operator")
+    if report.failed and isinstance(op, Operator):
+        report.sections.append(("the session operator", op.state() + "\n" + op.output()[-3000:]))
+
+
 @pytest.fixture(scope="session")
 def kubeconfig() -> str:
     r = subprocess.run([*CLUSTER, "up"], capture_output=True, text=True)

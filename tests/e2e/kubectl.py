@@ -130,3 +130,9 @@ class Operator:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-5000:]
+
+    def state(self) -> str:
+        if self.proc is None:
+            return "not started"
+        code = self.proc.poll()
+        return f"running (pid {self.proc.pid})" if code is None else f"exited with {code}"
