@@ -6,14 +6,20 @@ Entry point of the console script (pyproject [project.scripts]) and of the conta
 `run` builds the Settings once (flags over LAKEJOB_* env vars), hands them to lakejob.operator
 and starts kopf with the standard kubeconfig resolution (in-cluster, $KUBECONFIG, ~/.kube/config).
 With --leader-elect it first waits to hold the Lease (lakejob.leader), on the loop kopf then runs on.
+When kopf stops for lakejob.operator.request_restart (Kueue came or went) or ends on a watch's 404
+(a CRD deleted under it), `run` execs its own command line anew (docs/queues.md).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
+
+
+RESTART_PAUSE_S = 2.0
 
 
 def _without_client_library() -> None:
@@ -62,17 +68,45 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.set_event_loop(loop)
         elector = loop.run_until_complete(leader.campaign(
             lease_namespace, args.leader_elect_lease or settings.leader_lease_name, timing, args.liveness))
-    operator.configure(settings, namespaces=list(args.namespace), elector=elector)
-    kopf.run(
-        loop=loop,
-        clusterwide=args.all_namespaces,
-        namespaces=list(args.namespace),
-        # Never kopf's peering (it pauses a replica only after it noticed the other, too late for a
-        # frozen one that resumes): one replica runs kopf at all, the one holding the Lease.
-        standalone=True,
-        liveness_endpoint=args.liveness,
-    )
-    return 0
+    restart = asyncio.Event()
+    operator.configure(settings, namespaces=list(args.namespace), elector=elector, restart=restart)
+    try:
+        kopf.run(
+            loop=loop,
+            clusterwide=args.all_namespaces,
+            namespaces=list(args.namespace),
+            # Never kopf's peering (it pauses a replica only after it noticed the other, too late for a
+            # frozen one that resumes): one replica runs kopf at all, the one holding the Lease.
+            standalone=True,
+            liveness_endpoint=args.liveness,
+            stop_flag=restart,
+        )
+    except Exception as e:
+        # kopf ends when a watch it keeps answers 404: a CRD deleted under it (Kueue's, uninstalled)
+        # before its scan noticed. Anything else is a failure to report as one.
+        if getattr(e, "status", None) != 404:
+            raise
+        operator.log.warning("restarting the operator: an API it watched is no longer served (%s)", e)
+        if elector is not None and loop is not None:
+            # kopf's clean-up did not run: give the Lease back so that no one waits out its expiry.
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(elector.release())
+    else:
+        if not restart.is_set():
+            return 0  # stopped by a signal
+    _exec_self()
+    return 0  # not reached: the process is replaced
+
+
+def _exec_self() -> None:
+    """The operator anew in this process (same pid, so a container does not count a restart), after a
+    short pause: a CRD whose deletion is still under way can linger in discovery for a moment."""
+    import time
+
+    time.sleep(RESTART_PAUSE_S)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)
 
 
 def _settings(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import kopf
 import prometheus_client
 
 from lakejob import credentials, own_image
-from lakejob.controllers import base
+from lakejob.controllers import base, queueing
 from lakejob.controllers import dagjob  # noqa: F401  (registers the DagJob handlers)
 from lakejob.controllers import flinkjarjob  # noqa: F401  (registers the FlinkJarJob handlers)
 from lakejob.controllers import sparkbatch  # noqa: F401  (registers the SparkBatch handlers)
@@ -29,6 +29,7 @@ from lakejob.http import Http
 from lakejob.kube import Kube
 from lakejob.leader import Elector
 from lakejob.notify import Notifier
+from lakejob.render import workload as render_workload
 from lakejob.settings import Settings
 
 log = logging.getLogger("lakejob")
@@ -42,15 +43,38 @@ class _State:
     kube: Kube | None = None
     http: Http | None = None
     background: list[asyncio.Task[None]] = []
+    # Set: kopf stops as on SIGTERM (clean-up runs) and the CLI starts the operator anew (`restart`).
+    restart: asyncio.Event | None = None
+    restart_reason = ""
 
 
 STATE = _State()
 
 
-def configure(settings: Settings, namespaces: list[str] | None = None, elector: Elector | None = None) -> None:
+def configure(settings: Settings, namespaces: list[str] | None = None, elector: Elector | None = None,
+              restart: asyncio.Event | None = None) -> None:
     STATE.settings = settings
     STATE.namespaces = namespaces or []
     STATE.elector = elector
+    STATE.restart = restart
+
+
+def request_restart(reason: str) -> None:
+    """Stop kopf so that the CLI starts the operator anew (it passed `restart` as kopf's stop flag):
+    what kopf watches is fixed at its start, and `reason` says what changed since."""
+    if STATE.restart is not None and not STATE.restart.is_set():
+        log.warning("restarting the operator: %s", reason)
+        STATE.restart_reason = reason
+        STATE.restart.set()
+
+
+def _kueue_changed(served: bool) -> None:
+    if served:
+        request_restart(f"Kueue is installed now ({render_workload.API_VERSION} is served): kopf watches "
+                        "its Workloads only from a start")
+    else:
+        request_restart(f"Kueue is gone ({render_workload.API_VERSION} is no longer served): kopf's watch "
+                        "of its Workloads would fail")
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -118,6 +142,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
                         fence=fence)
     base.RUNNING.update({kind: cls(STATE.settings, kube, _now_ms, http, notifier)
                          for kind, cls in base.REGISTRY.items()})
+    if STATE.settings.queueing != "off":
+        # What kopf's scan finds now is what it watches: a later change of Kueue's presence restarts us.
+        await queueing.PROBE.served(kube, STATE.settings)
+        queueing.PROBE.on_change = _kueue_changed
     if STATE.settings.metrics_port:
         try:
             prometheus_client.start_http_server(STATE.settings.metrics_port)
@@ -125,6 +153,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
             log.error("metrics disabled: cannot listen on port %d: %s", STATE.settings.metrics_port, e)
     loop = asyncio.get_running_loop()
     STATE.background = [loop.create_task(r.resync()) for r in base.RUNNING.values()]
+    if STATE.settings.queueing != "off":
+        STATE.background.append(loop.create_task(queueing.PROBE.follow(kube, STATE.settings)))
     log.info("lakejob operator started: %s", ", ".join(sorted(base.RUNNING)))
 
 

@@ -9,7 +9,7 @@ import kopf
 import pytest
 
 from lakejob import operator
-from lakejob.controllers import base
+from lakejob.controllers import base, queueing
 from lakejob.kube import KubeError
 from lakejob.settings import Settings
 
@@ -38,12 +38,16 @@ class _OwnPod:
     fence = None
 
     def __init__(self, status: int = 200):
-        self.status = status
+        self.status, self.asked = status, ""
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         if self.status != 200:
             raise KubeError(self.status, "pods is forbidden", f"get Pod {name}")
         return {"metadata": {"name": name}, "spec": {"containers": [{"name": "operator", "image": "mirror/lj:3"}]}}
+
+    async def request(self, method: str, path: str, *_: Any, **__: Any) -> tuple[int, Any]:
+        self.asked = path
+        return 404, {"kind": "Status", "code": 404}  # no Kueue here
 
 
 @pytest.fixture
@@ -55,6 +59,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[_OwnPod], Awa
     for name, value in (("elector", None), ("kube", None), ("http", None), ("background", [])):
         monkeypatch.setattr(operator.STATE, name, value)  # put back afterwards
     monkeypatch.setattr(base, "RUNNING", {})
+    monkeypatch.setattr(queueing, "PROBE", queueing.KueueProbe())
 
     async def start(kube: _OwnPod) -> None:
         async def connect() -> _OwnPod:
@@ -78,3 +83,13 @@ async def test_an_unreadable_own_pod_stops_the_operator_saying_why(
         started: Callable[[_OwnPod], Awaitable[None]]) -> None:
     with pytest.raises(kopf.PermanentError, match="grant get on pods in my namespace"):
         await started(_OwnPod(status=403))
+
+
+async def test_start_up_asks_whether_kueue_is_installed_and_restarts_the_operator_when_that_changes(
+        started: Callable[[_OwnPod], Awaitable[None]]) -> None:
+    """kopf watches the Workloads only if their API is served at its start (tests/unit/test_restart.py)."""
+    kube = _OwnPod()
+    await started(kube)
+    assert kube.asked == "/apis/kueue.x-k8s.io/v1beta2"
+    assert queueing.PROBE.on_change is operator._kueue_changed
+    assert any("follow" in repr(t.get_coro()) for t in operator.STATE.background)

@@ -8,12 +8,15 @@ the Workload index (`WORKLOADS`, summarised by admission.summarize_workload).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
+
+import aiohttp
 
 from lakejob import kube as kubemod
 from lakejob.controllers.admission import UNQUEUED, Route
@@ -27,14 +30,20 @@ kubemod.register_kind(render.API_VERSION, render.KIND, render.PLURAL)
 
 
 class KueueProbe:
-    """Whether Kueue's Workload API is served: asked when a job in a queue needs to know, at most
-    once per PROBE_S, and logged when the answer changes (so "Kueue is not installed" is said once)."""
+    """Whether Kueue's Workload API is served: asked at the operator's start and when a job in a
+    queue needs to know, at most once per PROBE_S, and logged when the answer changes (so "Kueue is
+    not installed" is said once).
+
+    kopf watches the Workloads (the kinds' indexes) only when their API was there at its start, so
+    a change of the answer after the start calls `on_change` (lakejob.operator restarts the process:
+    docs/queues.md, "Installing or removing Kueue")."""
 
     PROBE_S = 30.0
 
     def __init__(self) -> None:
         self._served: bool | None = None
         self._asked = -math.inf
+        self.on_change: Callable[[bool], None] | None = None
 
     async def served(self, kube: kubemod.Kube, settings: Settings) -> bool:
         if time.monotonic() - self._asked < self.PROBE_S and self._served is not None:
@@ -44,6 +53,8 @@ class KueueProbe:
         served = status < 300 and isinstance(payload, dict) and any(
             r.get("name") == render.PLURAL for r in payload.get("resources") or ())
         if served != self._served:
+            if self._served is not None and self.on_change is not None:
+                self.on_change(served)
             if served:
                 log.info("Kueue is installed (%s is served): jobs naming a queue go through it", render.API_VERSION)
             elif settings.queueing == "required":
@@ -54,6 +65,18 @@ class KueueProbe:
                             "(LAKEJOB_QUEUEING=auto)", render.API_VERSION)
         self._served = served
         return served
+
+    async def follow(self, kube: kubemod.Kube, settings: Settings) -> None:
+        """Ask every PROBE_S even when no job does (a background task of the operator's): a Kueue
+        installed while no job names a queue is then noticed before the first one comes."""
+        while True:
+            await asyncio.sleep(self.PROBE_S)
+            if time.monotonic() - self._asked < self.PROBE_S:
+                continue  # a job asked meanwhile
+            try:
+                await self.served(kube, settings)
+            except (kubemod.KubeError, OSError, asyncio.TimeoutError, aiohttp.ClientError) as e:
+                log.debug("could not ask whether Kueue is installed: %s", e)  # the next round asks again
 
     def invalidate(self) -> None:
         """Ask again at the next question: Kueue's API answered 404 (uninstalled since the last look)."""
