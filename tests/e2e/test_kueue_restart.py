@@ -19,7 +19,7 @@ import pytest
 from tests.e2e import kueue as kueue_mod
 from tests.e2e.kubectl import Kubectl, Operator
 from tests.e2e.test_kueue_sparkbatch import TWO_CUS, admitted
-from tests.e2e.test_sparkbatch import batch, status, wait_state
+from tests.e2e.test_sparkbatch import batch, wait_state
 
 pytestmark = [pytest.mark.e2e]
 
