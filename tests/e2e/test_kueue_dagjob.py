@@ -6,6 +6,9 @@ In a queue of 4 CUs, a DagJob with two independent command tasks in ClusterId `d
 LocalQueue dli-queue by the rule), each instance asking 3 CUs: one task's Workload is admitted and its
 Job runs while the other task waits (Waiting, Admitted False with Kueue's reason, no Job); when the first
 finishes its Workload is Finished, the second is admitted and runs, and the DagJob Finishes.
+A stopped DagJob (spec.suspend) holds no quota: its running task's Job is suspended, then its
+Workload deactivated and released, and another DagJob waiting in the queue runs; resumed, the
+Workload queues again and the same Job finishes (docs/queues.md, "A stop").
 """
 from __future__ import annotations
 
@@ -68,3 +71,38 @@ def test_two_tasks_in_a_full_queue_run_one_after_another(kubectl: Kubectl, queue
         assert queue.condition(t["workload"]["name"], "Finished").get("status") == "True", t
     first_end = st["Tasks"][first]["EndTime"]
     assert st["Tasks"][second]["StartTime"] >= first_end, st["Tasks"]
+
+
+def test_a_stopped_dagjob_gives_its_quota_back_and_its_resume_queues_the_same_job_again(
+        kubectl: Kubectl, queue: Queue, operator: Operator) -> None:
+    ns = queue.namespace
+
+    def task_of(name: str, task: str) -> dict[str, Any]:
+        return dict((status(kubectl, name, ns).get("Tasks") or {}).get(task) or {})
+
+    kubectl.apply(dagjob("first", {"a": task("20s")}), ns)
+    kubectl.wait_for(lambda: task_of("first", "a").get("State") == "Running", "the first DagJob's task to run", 60, ns,
+                     ("dagjob", "first"))
+    wl = task_of("first", "a")["workload"]["name"]
+    kubectl.apply(dagjob("second", {"n": task("3s")}), ns)  # 3 more CUs: 6 > 4
+    kubectl.wait_for(lambda: "insufficient unused quota" in (task_of("second", "n").get("Message") or ""),
+                     "the second DagJob to wait for quota", 60, ns, ("dagjob", "second"))
+
+    kubectl.run("patch", "dagjob", "first", "-n", ns, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    wait_state(kubectl, "first", ns, "Stopped")
+    kubectl.wait_for(lambda: (queue.get(wl) or {}).get("spec", {}).get("active") is False
+                     and queue.condition(wl, "QuotaReserved").get("status") == "False",
+                     "the stopped task's Workload to be deactivated and released", 60, ns,
+                     ("workloads.kueue.x-k8s.io", wl))
+    assert queue.condition(wl, "Evicted")["reason"] == "Deactivated", queue.get(wl)
+    job = jobs(kubectl, ns)["a"]
+    assert job["spec"]["suspend"] is True  # kept, with its instances' progress, for the resume
+    assert wait_state(kubectl, "second", ns, "Finished", "Failed", timeout=90)["State"] == "Finished"
+
+    kubectl.run("patch", "dagjob", "first", "-n", ns, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    st = wait_state(kubectl, "first", ns, "Finished", "Failed", timeout=120)
+    assert st["State"] == "Finished", st
+    assert (queue.get(wl) or {})["spec"]["active"] is True
+    assert queue.condition(wl, "Finished").get("status") == "True", queue.get(wl)
+    assert jobs(kubectl, ns)["a"]["metadata"]["uid"] == job["metadata"]["uid"]  # the same Job continued
+    assert not st["Tasks"]["a"]["workload"].get("preemptions"), st["Tasks"]["a"]  # a stop, not a preemption

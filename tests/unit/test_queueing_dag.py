@@ -32,12 +32,13 @@ class Q:
         self.jobs: dict[str, JobObs] = {}
         self.workloads: dict[str, WorkloadObs] = {}
         self.now = 1_700_000_001_000
+        self.spec = SPEC
 
     def step(self, routes: dict[str, Route] | None = None) -> list[Action]:
         self.now += 1000
         obs = Observed(now_ms=self.now, jobs=dict(self.jobs), routes={"a": QUEUED} if routes is None else routes,
                        workloads=dict(self.workloads))
-        d = decide(SPEC, None, META, self.status, obs, SETTINGS)
+        d = decide(self.spec, None, META, self.status, obs, SETTINGS)
         self.status = d.status
         for a in d.actions:
             if a.verb == "create_job":
@@ -100,6 +101,59 @@ def test_preempted_suspends_then_releases_once_the_pods_are_gone_and_waits_again
     actions = q.step()  # readmitted: the same Job continues
     assert [(a.verb, a.name, a.value) for a in actions] == [("suspend_job", job, False)] and q.a.State == "Running"
     assert q.a.Run == 1
+
+
+def test_a_stop_deactivates_the_workload_once_the_pods_are_gone_releases_it_and_a_resume_queues_it_again() -> None:
+    """docs/queues.md, "A stop": a stopped DagJob holds no quota, and keeps its Job and Workload."""
+    q = Q()
+    q.step()
+    name = q.a.workload.name
+    q.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, clusterQueue="cq")
+    q.step()
+    job = q.a.Child
+    q.jobs[job] = replace(q.jobs[job], active=1, completed_indexes="0")
+    q.step()
+    q.spec = SPEC.model_copy(update={"suspend": True})
+    actions = q.step()
+    assert ("suspend_job", "a") in verbs(actions) and q.status.State == "Stopped" and q.a.State == "Stopped"
+    assert ("activate_workload", "a") not in verbs(actions)  # its pods first: Kueue would admit the next beside them
+    q.jobs[job] = replace(q.jobs[job], active=0)
+    assert [(a.verb, a.name, a.value) for a in q.step()] == [("activate_workload", name, False)]
+    q.workloads[name] = replace(q.workloads[name], active=False, evicted=True, reason="Deactivated",
+                                message="The workload is deactivated")
+    assert [(a.verb, a.name) for a in q.step()] == [("release_workload", name)]
+    q.workloads[name] = WorkloadObs(name, run="1", active=False, evicted=True, reason="Deactivated")
+    assert q.step() == []  # parked: no quota, nothing to do
+    assert not q.a.workload.preemptions
+
+    q.spec = SPEC
+    assert [(a.verb, a.name, a.value) for a in q.step()] == [("activate_workload", name, True)]
+    assert q.a.State == "Waiting" and not q.a.workload.preemptions
+    q.workloads[name] = WorkloadObs(name, run="1", evicted=True, reason="Deactivated")  # active; Kueue not yet
+    assert q.step() == [] and q.a.State == "Waiting"
+    q.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, clusterQueue="cq")
+    actions = q.step()  # admitted again: the same Job continues with its unfinished instance
+    assert [(a.verb, a.name, a.value) for a in actions] == [("suspend_job", job, False)]
+    assert q.a.State == "Running" and q.a.Run == 1 and not q.a.workload.preemptions
+
+
+def test_a_stop_deactivates_a_waiting_tasks_workload_at_once_and_a_quick_resume_releases_what_kueue_still_counts(
+        ) -> None:
+    q = Q()
+    q.step()
+    name = q.a.workload.name
+    q.workloads[name] = WorkloadObs(name, run="1", reason="Pending", message="insufficient unused quota")
+    q.step()
+    q.spec = SPEC.model_copy(update={"suspend": True})
+    assert [(a.verb, a.name, a.value) for a in q.step()] == [("activate_workload", name, False)]  # no Job: no pods
+    # Admitted just before the deactivation landed, then evicted: resumed before the release.
+    q.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, evicted=True, active=False,
+                                    reason="Deactivated")
+    q.spec = SPEC
+    actions = q.step()
+    assert [(a.verb, a.name, a.value) for a in actions] == [("release_workload", name, False),
+                                                            ("activate_workload", name, True)]
+    assert q.a.State == "Waiting" and not q.a.workload.preemptions  # a stop, not a preemption
 
 
 def test_the_tasks_end_finishes_its_workload_and_unqueued_tasks_are_unchanged() -> None:

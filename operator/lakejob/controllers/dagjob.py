@@ -284,6 +284,9 @@ class DagJobReconciler(base.Reconciler):
             await self._ensure_workload(key, spec, owner, task, run, name)
         elif verb == "release_workload":
             await queueing.release(self.kube, ns, name, owner.uid)
+        elif verb == "activate_workload":
+            await self.kube.patch_child(render_workload.API_VERSION, render_workload.KIND, ns, name, owner.uid,
+                                        {"spec": {"active": value}})
         elif verb == "finish_workload":
             await queueing.finish(self.kube, ns, name, owner.uid, "Succeeded" if value else "Failed")
         elif verb == "stop_child":

@@ -74,7 +74,7 @@ class Observed:
 
 
 Verb = Literal["create_job", "create_child", "suspend_job", "stop_child", "delete_self", "ensure_workload",
-               "release_workload", "finish_workload"]
+               "release_workload", "finish_workload", "activate_workload"]
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,7 @@ def decide(spec: DagJobSpec | None, spec_error: str | None, meta: Meta, status: 
         _priority(step, spec)
         if spec.suspend:
             _stop(step)
+            _park_workloads(step)
         elif s.State == "Stopped":
             _resume(step)
         if s.State == "Waiting" and obs.admitted and not spec.suspend:
@@ -308,9 +309,28 @@ def _stop(step: _Step) -> None:
     step.job_state("Stopped", "Suspended", "stopped by spec.suspend")
 
 
+def _park_workloads(step: _Step) -> None:
+    """A stopped job holds no quota (docs/queues.md, "A stop"): each task's Workload that is not
+    finished is deactivated once the task's pods are gone (deactivating first would let Kueue admit
+    the next job beside them), and released once Kueue has evicted it (reason Deactivated); the
+    Workload stays, with the Job and its finished instances, for the resume."""
+    for name, t in sorted(step.tasks.items()):
+        wl = step.obs.workloads.get(t.workload.name) if t.workload is not None else None
+        if wl is None or wl.finished:
+            continue
+        job = step.obs.jobs.get(t.Child or "")
+        if job is not None and (job.active or job.terminating):
+            step.d.requeue_after_s = min(step.d.requeue_after_s or 2.0, 2.0)  # Job status changes wake us too
+        elif wl.active:
+            step.act("activate_workload", task=name, name=wl.name, value=False)
+        elif wl.must_release:
+            step.act("release_workload", task=name, name=wl.name)
+
+
 def _resume(step: _Step) -> None:
     """suspend went back to false: the stopped tasks wait again (a Job continues with its remaining
-    instances when it restarts; a child resource runs again as a new run), and so does the job."""
+    instances when it restarts; a child resource runs again as a new run), and so does the job (the
+    Workloads the stop deactivated queue again when their tasks come to Kueue's gate: `_queue`)."""
     for name, t in sorted(step.tasks.items()):
         if t.State == "Stopped":
             step.task_state(name, "Waiting", "resumed")
@@ -418,6 +438,15 @@ def _queue(step: _Step, name: str, ready: bool) -> bool:
         t.Run += 1
         t.Child, t.ChildSeen, t.workload = child_name(step.meta.name, name, t.Run), None, None
     wl = step.obs.workloads.get(t.workload.name) if t.workload is not None else None
+    if wl is not None and not wl.finished and (not wl.active or (wl.evicted and wl.reason == "Deactivated")):
+        # Deactivated by a stop (`_park_workloads`), not preempted: queue it again, giving back the
+        # quota Kueue may still count, and wait for Kueue to admit it as any other.
+        if wl.must_release:
+            step.act("release_workload", task=name, name=wl.name)
+        if not wl.active:
+            step.act("activate_workload", task=name, name=wl.name, value=True)
+        step.d.requeue_after_s = min(step.d.requeue_after_s or 2.0, 2.0)
+        return False
     out = _GateOut()
 
     def ensure() -> None:

@@ -164,13 +164,16 @@ async def finish(kube: kubemod.Kube, namespace: str, name: str, owner_uid: str, 
 
 async def release(kube: kubemod.Kube, namespace: str, name: str, owner_uid: str) -> bool:
     """After an eviction, once the job's pods are gone: what Kueue's jobframework does then
-    (Requeued True, QuotaReserved False reason Pending, Admitted False, no admission), which frees
-    the quota and puts the Workload back in its queue. Its Evicted reason and message are kept."""
+    (pkg/controller/jobframework/reconciler.go, "handle eviction": Requeued True only after a
+    preemption or a node failure — a deactivated Workload is not requeued —, QuotaReserved False
+    reason Pending, Admitted False, no admission), which frees the quota. Its Evicted reason and
+    message are kept."""
     def conditions(old: dict[str, Mapping[str, Any]]) -> Conditions:
         evicted = old.get("Evicted") or {}
         reason = str(evicted.get("reason") or "Preempted")
         why = str(evicted.get("message") or reason)
-        return {"Requeued": ("True", reason, why), "QuotaReserved": ("False", "Pending", why),
+        requeued = "True" if reason in ("Preempted", "NodeFailures") else "False"
+        return {"Requeued": (requeued, reason, why), "QuotaReserved": ("False", "Pending", why),
                 "Admitted": ("False", "NoReservation", "The workload has no reservation")}
 
     return await _set_conditions(kube, namespace, name, owner_uid, conditions, admission=None)
