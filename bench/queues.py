@@ -170,6 +170,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     k = Kubectl(str(cluster.kubeconfig_path()))
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "n": n, "queues": queues,
                               "cus_per_queue": args.cus, "job_cus": 2, "delay": args.delay,
+                              "strategy": args.strategy,
                               "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     kube = await Kube.connect()
     try:
@@ -179,7 +180,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for name in names:
                 stack.enter_context(contextlib.contextmanager(kueue.local_queue)(
                     k, ns, {"cpu": str(args.cus), "memory": f"{4 * args.cus}Gi"}, name=name,
-                    cluster_queue=f"{ns}-{name}"))
+                    cluster_queue=f"{ns}-{name}", strategy=args.strategy))
             op = start_operator([ns], {"LAKEJOB_DRIVER_LOGS": "false"}, "bench-queues-operator.log")
             stack.callback(op.wait, timeout=30)
             stack.callback(op.terminate)
@@ -235,7 +236,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(r: dict[str, Any]) -> None:
-    rows = [("jobs", f"{r['n']} over {r['queues']} queues of {r['cus_per_queue']} CUs (2-CU jobs, {r['delay']})"),
+    rows = [("jobs", f"{r['n']} over {r['queues']} queues of {r['cus_per_queue']} CUs (2-CU jobs, {r['delay']}, "
+                     f"{r.get('strategy', 'BestEffortFIFO')})"),
             ("created in", f"{r['created_s']} s"), ("drained in", f"{r['drain_s']} s"),
             ("jobs/s", r["jobs_per_s"]), ("succeeded / dead", f"{r['succeeded']} / {r['dead']}"),
             ("admissions / preemptions", f"{r['admissions']} / {r['preemptions']}"),
@@ -255,6 +257,8 @@ def main() -> int:
     parser.add_argument("--queues", type=int, default=4, help="ClusterQueues (+ LocalQueues) they are spread over")
     parser.add_argument("--cus", type=int, default=6, help="each queue's quota in CUs (a job takes 2)")
     parser.add_argument("--delay", default="2s", help="how long KWOK runs each driver")
+    parser.add_argument("--strategy", choices=["BestEffortFIFO", "StrictFIFO"], default="BestEffortFIFO",
+                        help="the ClusterQueues' queueingStrategy (Kueue's default BestEffortFIFO)")
     parser.add_argument("-c", "--concurrency", type=int, default=50, help="client creates in flight")
     parser.add_argument("--stall", type=float, default=120,
                         help="give up when no SparkBatch became final for this many seconds (stuck ones listed)")

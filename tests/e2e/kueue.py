@@ -269,16 +269,17 @@ class Queue:
 
 
 def local_queue(kubectl: Kubectl, namespace: str, quota: dict[str, str], name: str = "dli-queue",
-                cluster_queue: str = "") -> Iterator[Queue]:
-    """A LocalQueue `name` in `namespace` on a ClusterQueue of `quota` (preempting lower priorities),
-    named `cluster_queue` (default lakejob-<namespace>: one per namespace)."""
+                cluster_queue: str = "", strategy: str = "BestEffortFIFO") -> Iterator[Queue]:
+    """A LocalQueue `name` in `namespace` on a ClusterQueue of `quota` (preempting lower priorities,
+    Kueue's queueingStrategy `strategy`), named `cluster_queue` (default lakejob-<namespace>: one
+    per namespace)."""
     q = Queue(kubectl, namespace, cluster_queue or f"lakejob-{namespace}"[:63].rstrip("-"), name)  # cluster-scoped
     cq = q.cluster_queue
     try:
         kubectl.apply({"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": cq}})
         kubectl.apply({"apiVersion": API, "kind": "ClusterQueue", "metadata": {"name": cq}, "spec": {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-            "preemption": {"withinClusterQueue": "LowerPriority"},
+            "preemption": {"withinClusterQueue": "LowerPriority"}, "queueingStrategy": strategy,
             "resourceGroups": [{"coveredResources": ["cpu", "memory"], "flavors": [{"name": cq, "resources": [
                 {"name": r, "nominalQuota": v} for r, v in quota.items()]}]}]}})
         kubectl.apply({"apiVersion": API, "kind": "LocalQueue", "metadata": {"name": q.name},
