@@ -116,6 +116,13 @@ def queue(kueue: kueue_mod.Kueue, kubectl: Kubectl, namespace: str) -> Iterator[
     yield from kueue_mod.local_queue(kubectl, namespace, {"cpu": "4", "memory": "16Gi"})
 
 
+@pytest.fixture
+def real_queue(kueue: kueue_mod.Kueue, kubectl: Kubectl, real_namespace: str) -> Iterator[kueue_mod.Queue]:
+    """A LocalQueue `real-queue` in the real tier's namespace: room for one small real job (the
+    in-cluster operator's CU is 100m and 1 GiB, hack/incluster.py)."""
+    yield from kueue_mod.local_queue(kubectl, real_namespace, {"cpu": "1", "memory": "4Gi"}, name="real-queue")
+
+
 @pytest.fixture(scope="session")
 def operator(kubeconfig: str, crds_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     """One operator for the session, watching this session's namespaces, as `lakejob run` (a subprocess)."""

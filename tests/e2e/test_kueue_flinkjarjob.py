@@ -8,9 +8,12 @@ sim.lakejob.io/outcome label keeps running), which is all Kueue decides on. In a
 - a second one of 2 CUs does not fit: it waits in job_submitting (phase Pending) with Kueue's reason in
   its Admitted condition and no JobManager, TaskManager, ConfigMap or Service; stopping the first
   (spec.suspend) finishes its Workload, and the second is admitted and runs.
+The last test runs a real Flink job on the real node through a queue, the operator installed by Helm
+(as tests/e2e/test_flinkjarjob_real_node.py runs it): admitted whole, counting, stopped, Finished.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +21,9 @@ import pytest
 from tests.e2e.kubectl import Kubectl, Operator
 from tests.e2e.kueue import Queue, condition
 from tests.e2e.test_flinkjarjob import job, pods, status, wait_status
+from tests.e2e.test_flinkjarjob_real_node import counts, flinkjarjob, jar_configmap, job_pods, running
+from tests.e2e.test_flinkjarjob_real_node import pytestmark as real_flink_marks
+from tests.e2e.test_flinkjarjob_real import compile_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kueue]
 
@@ -104,3 +110,43 @@ def test_a_high_priority_flinkjarjob_preempts_a_low_one_which_is_reported_preemp
     st = wait_status(kubectl, "low", ns, "job_running", timeout=90)
     assert st["attempt"] == 2 and st["jobManagerPod"] == "low-jm-2" and st.get("restarts", 0) == 0, st
     assert [p["metadata"]["name"] for p in pods(kubectl, ns, "low", "jobmanager")] == ["low-jm-2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_jar(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return compile_job(tmp_path_factory.mktemp("tiny")).read_bytes()
+
+
+def real_flink(test: Callable[..., None]) -> Callable[..., None]:
+    """Marked `real` and skipped without what test_flinkjarjob_real_node.py needs (the real node,
+    flink-dist, javac): that module's own marks."""
+    for mark in real_flink_marks:
+        test = mark(test) if mark.name != "e2e" else test
+    return test
+
+
+@real_flink
+def test_a_real_flink_job_is_admitted_whole_runs_on_the_real_node_and_its_stop_finishes_its_workload(
+        kubectl: Kubectl, real_queue: Queue, incluster_operator: tuple[str, str], tiny_jar: bytes) -> None:
+    ns, name = real_queue.namespace, "fjj-queued"
+    jar_configmap(kubectl, ns, f"{name}-jar", tiny_jar)
+    kubectl.apply(flinkjarjob(name, f"{name}-jar", queue_name="real_queue"), ns)
+    wl_name = f"{name}-flinkjarjob"
+    kubectl.wait_for(lambda: real_queue.admitted(wl_name), "Kueue to admit the job", 60, ns, ("flinkjarjob", name))
+    wl: dict[str, Any] = real_queue.get(wl_name) or {}
+    # One Workload, the whole job: the JobManager and its TaskManager, with their pods' requests.
+    sets = {p["name"]: p for p in wl["spec"]["podSets"]}
+    assert {n: p["count"] for n, p in sets.items()} == {"jobmanager": 1, "taskmanager": 1}, sets
+    assert requests(sets["taskmanager"])["cpu"] == "100m", sets  # the chart's CU here (hack/incluster.py)
+    st = running(kubectl, ns, name, 1)
+    assert st["workload"]["admitted"] is True, st
+    kubectl.wait_for(lambda: counts(kubectl, ns, name).get(st["job_id"]), "the job to count", timeout=120,
+                     namespace=ns)
+    # DLI's stop: Flink cancels the job, the pods go, the Workload is Finished (the quota freed).
+    kubectl.run("patch", "flinkjarjob", name, "-n", ns, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    wait_status(kubectl, name, ns, "job_cancel_success", timeout=120)
+    kubectl.wait_for(lambda: real_queue.condition(wl_name, "Finished").get("status") == "True",
+                     "its Workload to be Finished", 30, ns, ("workloads.kueue.x-k8s.io", wl_name))
+    assert not job_pods(kubectl, ns, name)
+    kubectl.run("delete", "flinkjarjob", name, "-n", ns)
+    kubectl.run("delete", "configmap", f"{name}-jar", "-n", ns)

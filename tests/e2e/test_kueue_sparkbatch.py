@@ -13,13 +13,12 @@ real node through a queue, with the operator installed by Helm.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.kubectl import Kubectl, Operator
-from tests.e2e.kueue import Kueue, Queue, condition, local_queue
+from tests.e2e.kueue import Queue, condition
 from tests.e2e.real import REAL_NODE
 from tests.e2e.test_sparkbatch import batch, drivers, status, wait_state
 from tests.e2e.test_sparkbatch_real_node import JOB_TIMEOUT, SPARK_PI, sparkbatch
@@ -98,12 +97,6 @@ def test_a_high_priority_sparkbatch_preempts_a_low_one_which_is_reported_preempt
     st = wait_state(kubectl, "low", ns, "running", timeout=90)
     assert st["attempt"] == 2 and st["driverPod"] == "low-driver-2", st
     assert "low-driver-1" not in drivers(kubectl, ns, "low")
-
-
-@pytest.fixture
-def real_queue(kueue: Kueue, kubectl: Kubectl, real_namespace: str) -> Iterator[Queue]:
-    """A LocalQueue in the real tier's namespace: room for one small real Spark job."""
-    yield from local_queue(kubectl, real_namespace, {"cpu": "1", "memory": "4Gi"}, name="real-queue")
 
 
 @pytest.mark.real
