@@ -156,6 +156,23 @@ def test_a_stop_deactivates_a_waiting_tasks_workload_at_once_and_a_quick_resume_
     assert q.a.State == "Waiting" and not q.a.workload.preemptions  # a stop, not a preemption
 
 
+def test_a_changed_priority_goes_into_the_workloads_still_waiting_not_into_admitted_ones() -> None:
+    q, both = Q(), {"a": QUEUED, "c": QUEUED}
+    q.spec = spec({"a": command(ClusterId="dli-queue"), "c": command(ClusterId="dli-queue")})
+    q.step(both)
+    assert q.status.Tasks is not None
+    names = {n: t.workload.name for n, t in q.status.Tasks.items()}
+    q.workloads[names["a"]] = WorkloadObs(names["a"], run="1", reserved=True, admitted=True, clusterQueue="cq")
+    q.workloads[names["c"]] = WorkloadObs(names["c"], run="1", reason="Pending", message="insufficient unused quota")
+    q.step(both)
+    q.spec = q.spec.model_copy(update={"Priority": 900})
+    actions = q.step(both)
+    assert [(a.verb, a.name) for a in actions if a.verb == "prioritize_workload"] == [("prioritize_workload",
+                                                                                       names["c"])]
+    assert q.status.Priority == 900
+    assert not [a for a in q.step(both) if a.verb == "prioritize_workload"]  # once
+
+
 def test_the_tasks_end_finishes_its_workload_and_unqueued_tasks_are_unchanged() -> None:
     q = Q()
     q.step()

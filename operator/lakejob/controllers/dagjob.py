@@ -284,6 +284,9 @@ class DagJobReconciler(base.Reconciler):
             await self._ensure_workload(key, spec, owner, task, run, name)
         elif verb == "release_workload":
             await queueing.release(self.kube, ns, name, owner.uid)
+        elif verb == "prioritize_workload":
+            await self.kube.patch_child(render_workload.API_VERSION, render_workload.KIND, ns, name, owner.uid,
+                                        {"spec": {"priority": spec.Priority}})
         elif verb == "activate_workload":
             await self.kube.patch_child(render_workload.API_VERSION, render_workload.KIND, ns, name, owner.uid,
                                         {"spec": {"active": value}})

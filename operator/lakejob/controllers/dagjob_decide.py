@@ -74,7 +74,7 @@ class Observed:
 
 
 Verb = Literal["create_job", "create_child", "suspend_job", "stop_child", "delete_self", "ensure_workload",
-               "release_workload", "finish_workload", "activate_workload"]
+               "release_workload", "finish_workload", "activate_workload", "prioritize_workload"]
 
 
 @dataclass(frozen=True)
@@ -281,6 +281,12 @@ def _priority(step: _Step, spec: DagJobSpec) -> None:
     if step.s.Priority != spec.Priority:
         step.note("OnPriorityChange", f"Priority {step.s.Priority} -> {spec.Priority}")
         step.s.Priority = spec.Priority
+        # The tasks' Workloads still waiting for Kueue take the new Priority (Kueue orders its queues
+        # by it; an admitted one keeps its quota, as a running BatchCompute task keeps its slot).
+        for name, t in sorted(step.tasks.items()):
+            wl = step.obs.workloads.get(t.workload.name) if t.workload is not None else None
+            if wl is not None and not wl.reserved and not wl.finished:
+                step.act("prioritize_workload", task=name, name=wl.name)
 
 
 def _stop_task(step: _Step, name: str, why: str) -> None:
