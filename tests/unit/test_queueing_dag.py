@@ -47,6 +47,17 @@ class Q:
                 self.jobs[a.name] = replace(self.jobs[a.name], suspended=a.value)
         return d.actions
 
+    def running(self, **job: Any) -> tuple[str, str]:
+        """Task a admitted and its Job running as `job` says: (its Workload's name, its Job's name)."""
+        self.step()
+        name = self.a.workload.name
+        self.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, clusterQueue="cq")
+        self.step()
+        child = self.a.Child
+        self.jobs[child] = replace(self.jobs[child], **job)
+        self.step()
+        return name, child
+
     @property
     def a(self) -> Any:
         assert self.status.Tasks is not None
@@ -80,13 +91,7 @@ def test_a_queued_task_waits_for_its_workload_with_no_job_then_runs_when_admitte
 
 def test_preempted_suspends_then_releases_once_the_pods_are_gone_and_waits_again() -> None:
     q = Q()
-    q.step()
-    name = q.a.workload.name
-    q.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, clusterQueue="cq")
-    q.step()
-    job = q.a.Child
-    q.jobs[job] = replace(q.jobs[job], active=2)
-    q.step()
+    name, job = q.running(active=2)
     q.workloads[name] = replace(q.workloads[name], evicted=True, reason="Preempted", message="InClusterQueue")
     actions = q.step()
     assert ("suspend_job", "a") in verbs(actions) and q.a.State == "Waiting"
@@ -106,13 +111,7 @@ def test_preempted_suspends_then_releases_once_the_pods_are_gone_and_waits_again
 def test_a_stop_deactivates_the_workload_once_the_pods_are_gone_releases_it_and_a_resume_queues_it_again() -> None:
     """docs/queues.md, "A stop": a stopped DagJob holds no quota, and keeps its Job and Workload."""
     q = Q()
-    q.step()
-    name = q.a.workload.name
-    q.workloads[name] = WorkloadObs(name, run="1", reserved=True, admitted=True, clusterQueue="cq")
-    q.step()
-    job = q.a.Child
-    q.jobs[job] = replace(q.jobs[job], active=1, completed_indexes="0")
-    q.step()
+    name, job = q.running(active=1, completed_indexes="0")
     q.spec = SPEC.model_copy(update={"suspend": True})
     actions = q.step()
     assert ("suspend_job", "a") in verbs(actions) and q.status.State == "Stopped" and q.a.State == "Stopped"
