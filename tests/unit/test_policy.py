@@ -209,6 +209,8 @@ def test_each_kind_applies_the_policy_where_it_parses_its_spec(
                          "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": spec}
     for settings, refused in ((SETTINGS, True), (allow("hostNetwork"), False)):
         seen.clear()
+        # No API here: a session always names a queue, which would ask whether Kueue is installed.
+        settings = settings.model_copy(update={"queueing": "off"})
         r = cls(settings, None, lambda: 1_000, None, None)
         r.bodies[(NS, "j")] = body
         with pytest.raises(_Stop):

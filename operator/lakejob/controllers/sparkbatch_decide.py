@@ -10,9 +10,10 @@ One function per state, as the Kubeflow Spark Operator does. DLI's states (Table
     any non-terminal → killed                    (spec.suspend: true)
 
 A job in a queue (docs/queues.md) waits in `starting` without a driver until Kueue admits its
-Workload (`_admission`, in front of every live state); a preemption stops the driver, hands the
-quota back once the pods are gone and waits again in `starting` (reason Preempted): not a failure,
-not a retry. The Workload is marked Finished when the job ends, which frees its quota.
+Workload (controllers.spark_admission, shared with SparkSession, in front of every live state); a
+preemption stops the driver, hands the quota back once the pods are gone and waits again in
+`starting` (reason Preempted): not a failure, not a retry. The Workload is marked Finished when the
+job ends, which frees its quota.
 
 Status is the write-ahead log: a new attempt is first recorded (attempt, driverPod), then
 created, so a restarted operator continues the same attempt instead of starting another.
@@ -25,7 +26,7 @@ from typing import Literal
 
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
 from lakejob.controllers import decide_common
-from lakejob.controllers import admission
+from lakejob.controllers import spark_admission
 from lakejob.controllers.admission import UNQUEUED, Route, WorkloadObs
 from lakejob.models.common import parse_duration
 from lakejob.models.spark import ExecutorCounts, ResolvedResources, SparkAppSpec, SparkAppStatus
@@ -36,6 +37,7 @@ from lakejob.render.packages import FETCH_FAILED, beyond_retry, explain_failure,
 from lakejob.render.spark import Names, app_id, files_of, problem, queue_of
 from lakejob.settings import Settings
 
+KIND = "SparkBatch"
 LOG_LINES = 10
 
 # Lines read back from a finished driver: enough to find the program's own output under the lines
@@ -153,15 +155,15 @@ def decide(spec: SparkBatchSpec | None, spec_error: str | None, meta: Meta, stat
         _new(step, spec, spec_error, settings)
     elif s.state in TERMINAL_STATES:
         step.conditions()  # final; executor counts above keep the record honest, and this its conditions
-        _finish_workload(step)  # a crash between the final status and the Workload's Finished lands here
+        spark_admission.finish_workload(step)  # a crash between the final status and the Workload's Finished lands here
     elif spec is not None and spec.suspend:
         _kill(step)
     elif spec is None:
         # Only reachable if admission was bypassed (e.g. the CRD was replaced): stop, don't guess.
-        _stop_driver(step)
+        spark_admission.stop_driver(step)
         step.transition("dead", "InvalidSpec", spec_error or "invalid spec", warning=True)
         _finish(step)
-    elif _admission(step):
+    elif spark_admission.gate(step, KIND, "starting", lambda attempt: _start_attempt(step, attempt)):
         {"starting": _starting, "running": _running, "recovering": _recovering}[s.state](step, spec, settings)
     return step.d
 
@@ -183,61 +185,7 @@ def _new(step: _Step, spec: SparkBatchSpec | None, spec_error: str | None, setti
         step.transition("dead", *refused, warning=True)
         _finish(step)
         return
-    if step.obs.route.queued:
-        step.transition("starting", "Queued", f"waiting for admission to queue {s.queue}")
-        _admission(step)
-        return
-    _start_attempt(step, 1)
-    step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt 1)")
-
-
-def _admission(step: _Step) -> bool:
-    """Kueue's gate in front of the live states (admission.gate): True when the job may go on (it
-    holds its admission, or it is in no queue); else it waits, and this pass has done what waiting
-    needs. Waiting means `starting` with no driver of the current attempt (status.driverPod unset)."""
-    s, obs, meta = step.s, step.obs, step.meta
-    waiting = s.state == "starting" and s.driverPod is None
-    outcome = admission.gate(s, step.d, "SparkBatch", meta.name, meta.generation, obs.now_ms, obs.route,
-                             obs.workload, waiting, lambda: step.act("ensure_workload"))
-    if outcome == "preempted" and obs.driver is not None and obs.driver.phase == "Succeeded":
-        return True  # it ended well before the eviction was seen: success, and Finished frees the quota
-    if outcome == "preempted":
-        assert obs.workload is not None
-        _preempted(step, obs.workload)
-    elif outcome == "admitted" or (outcome == "go" and waiting):
-        # (go while waiting: it waited for a queue that no longer applies — LAKEJOB_QUEUEING changed,
-        # Kueue gone under `auto` — and starts unqueued.)
-        _start_attempt(step, (s.attempt or 0) + 1)
-        after = " after admission" if outcome == "admitted" else " (not queued)"
-        step.transition("starting", "DriverCreated", f"driver pod {s.driverPod} created (attempt {s.attempt}){after}")
-        return False
-    return outcome == "go"
-
-
-def _preempted(step: _Step, wl: WorkloadObs) -> None:
-    """Kueue evicted the job's Workload: stop the driver (its executors go with it), then hand the
-    quota back (release_workload) and wait in `starting` to be admitted again. Not a failure."""
-    s, obs, meta = step.s, step.obs, step.meta
-    first = s.reason != "Preempted"  # first sight of this eviction
-    why = admission.preempted(s, wl, meta.generation, obs.now_ms, first)
-    if first:
-        s.nextAttemptTime = None
-        step.transition("starting", "Preempted", f"{why}; it waits to be admitted again")
-    # An ended driver (failed, say, and waiting out a retry's backoff) holds nothing: only a live one waits.
-    live = obs.driver is not None and obs.driver.phase in ("Pending", "Running", "Unknown")
-    if live or obs.executors.pending or obs.executors.running:
-        _stop_driver(step)
-        step.d.requeue_after_s = 2  # the pods' deletion events wake it too
-        return
-    step.act("release_workload")
-    s.driverPod = None
-
-
-def _finish_workload(step: _Step) -> None:
-    """The job ended: its Workload Finished (Kueue frees the quota), once."""
-    s = step.s
-    if admission.to_finish(s, step.obs.workload):
-        step.act("finish_workload", reason="Succeeded" if s.state == "success" else "Failed")
+    spark_admission.begin(step, KIND, "starting", lambda attempt: _start_attempt(step, attempt))
 
 
 def record_sizing(s: SparkAppStatus, spec: SparkAppSpec, sz: SparkSizing) -> None:
@@ -296,7 +244,7 @@ def _starting(step: _Step, spec: SparkBatchSpec, settings: Settings) -> None:
     if waited_s >= timeout:
         reason, why = not_started_reason(drv, s.driverPod)
         s.log = status_log([f"{reason}: {why}"])
-        _stop_driver(step)
+        spark_admission.stop_driver(step)
         step.transition("dead", reason, f"driver not running after {timeout}s schedulingTimeout: {why}", warning=True)
         _finish(step)
         return
@@ -342,7 +290,7 @@ def _failed(step: _Step, spec: SparkBatchSpec, settings: Settings, reason: str, 
         lines.append(message)
     s.log = status_log(lines)
     max_retries = spec.max_retry_times if spec.max_retry_times is not None else settings.default_max_retry_times
-    tries = s.attempt - ((s.workload.preemptions or 0) if s.workload else 0)  # a preemption is no try
+    tries = spark_admission.tries(s)
     if spec.auto_recovery and tries <= max_retries:
         delay = min(settings.retry_backoff_s * 2 ** (tries - 1), settings.retry_backoff_max_s)
         s.nextAttemptTime = obs.now_ms + int(delay * 1000)
@@ -370,14 +318,8 @@ def _code(drv: DriverObs) -> str:
     return "unknown" if drv.exit_code is None else str(drv.exit_code)
 
 
-def _stop_driver(step: _Step) -> None:
-    drv = step.obs.driver
-    if drv is not None and not drv.deleting and drv.phase in ("Pending", "Running", "Unknown"):
-        step.act("delete_driver", pod=drv.name)
-
-
 def _kill(step: _Step) -> None:
-    _stop_driver(step)
+    spark_admission.stop_driver(step)
     step.transition("killed", "Suspended", "stopped by spec.suspend")
     _finish(step)
 
@@ -386,4 +328,4 @@ def _finish(step: _Step) -> None:
     s = step.s
     s.nextAttemptTime = None
     s.duration = step.obs.now_ms - (s.create_time or step.obs.now_ms)
-    _finish_workload(step)
+    spark_admission.finish_workload(step)

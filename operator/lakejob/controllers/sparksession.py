@@ -3,9 +3,10 @@
 The loop is controllers.base's; decide is controllers.sparksession_decide (pure). Here:
 - observe: the spec through the model, the status, the driver and executor pods from the pod
   index (no LIST calls; the driver's Ready condition says the Connect server listens), the
-  poller's last look at the driver's REST API, the heartbeat annotation;
-- apply: status (write-ahead) alongside the idempotent children, then the driver pod, deletions
-  and Events;
+  poller's last look at the driver's REST API, the heartbeat annotation, where its queue leads
+  and its Kueue Workload (the Workload index, as for SparkBatch: controllers.spark_driver);
+- apply: status (write-ahead) alongside the idempotent children, then the driver pod, deletions,
+  the Workload's create, release and Finished, and Events;
 - the poller: one loop per operator (started with the reconciler's resync) that GETs every live
   session's Spark REST jobs list through the operator's one HTTP client (`Reconciler.http`), at
   most `session_poll_concurrency` at once, backing off from drivers that do not answer. It only
@@ -22,7 +23,8 @@ from typing import Any
 
 
 from lakejob import policy
-from lakejob.controllers import base
+from lakejob.controllers import base, queueing
+from lakejob.controllers.admission import summarize_workload
 from lakejob.controllers.base import Key, ms
 from lakejob.controllers.pods import summarize_pod
 from lakejob.controllers.spark_driver import SparkReconciler, observe_pods
@@ -36,6 +38,7 @@ from lakejob.render.common import Owner
 
 KIND = "SparkSession"
 PODS = "sparksession_pods"  # the kopf index of this kind's pods (named after its handler)
+WORKLOADS = "sparksession_workloads"  # and of its Kueue Workloads
 POLLED_STATES = ("starting", "idle", "busy")
 
 
@@ -60,6 +63,7 @@ class SparkSessionReconciler(SparkReconciler):
     failed_states = frozenset({"error"})
     retry_states = frozenset({"recovering"})
     pods_index = PODS
+    workloads_index = WORKLOADS
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -87,8 +91,11 @@ class SparkSessionReconciler(SparkReconciler):
         children = self.children(PODS, key)
         pods = observe_pods(children, status.driverPod, status.appId, now, None)
         ready = any(p["name"] == status.driverPod and p["role"] == "driver" and p.get("ready") for p in children)
+        route, workload = await self.queue_of(key, spec, status, status.state is None or (
+            status.state == "not_started" and status.driverPod is None))
         observed = Observed(now_ms=now, driver=pods.driver, executors=pods.executors, rest=self.rest.get(key),
-                            heartbeat=(meta.get("annotations") or {}).get(HEARTBEAT_ANNOTATION), driver_ready=ready)
+                            heartbeat=(meta.get("annotations") or {}).get(HEARTBEAT_ANNOTATION), driver_ready=ready,
+                            route=route, workload=workload)
         m = Meta(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
                  generation=meta.get("generation", 1), created_ms=ms(meta.get("creationTimestamp")) or now)
         await self.apply(key, body, spec, decide(spec, error, m, status, observed, self.settings))
@@ -184,4 +191,5 @@ def summarize_session_pod(body: Mapping[str, Any]) -> dict[str, Any]:
             "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)}
 
 
-base.watch(KIND, SparkSessionReconciler.plural, {PODS: (("pods",), summarize_session_pod)})
+base.watch(KIND, SparkSessionReconciler.plural, {PODS: (("pods",), summarize_session_pod),
+                                                  WORKLOADS: (queueing.RESOURCE, summarize_workload)})

@@ -18,6 +18,13 @@ a session whose activity cannot be seen is not shut down for idleness.
 
 Shutting down deletes the driver first (SIGTERM, so Spark stops its executors), then, once the
 driver is gone, its ConfigMap, Service and RBAC: a dead session holds nothing but its record.
+
+A session whose queue leads to a Kueue LocalQueue (docs/queues.md) waits in `not_started` with no
+driver, ConfigMap or Service until its Workload is admitted (controllers.spark_admission, shared
+with SparkBatch, in front of every live state). Preempted, its driver is stopped, the quota handed
+back once its pods are gone, and it waits in `not_started` again (reason Preempted: not an error,
+not a recovery); readmitted, a new driver starts empty (what the clients had in the old one is
+lost, as the Preempted message says). Its end (success, dead, error) marks the Workload Finished.
 """
 from __future__ import annotations
 
@@ -27,7 +34,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from lakejob.controllers.decide_common import Meta as Meta  # re-exported
-from lakejob.controllers import decide_common
+from lakejob.controllers import decide_common, spark_admission
+from lakejob.controllers.admission import UNQUEUED, Route, WorkloadObs
 from lakejob.controllers.decide_common import iso, iso_ms
 from lakejob.controllers.sparkbatch_decide import DriverObs, headline, not_started_reason, record_sizing, status_log
 from lakejob.models.common import parse_duration, set_condition
@@ -37,7 +45,12 @@ from lakejob.render.sparksession import CONNECT_PORT, connect_url, spark_version
 from lakejob.render.spark import Names, app_id, problem
 from lakejob.settings import Settings
 
+KIND = "SparkSession"
 LIVE_STATES = ("not_started", "starting", "idle", "busy")
+# What a preemption costs a session besides its driver (said in its Preempted message): a new driver
+# starts empty, as after a recovery.
+LOST = ("its in-memory state is lost (the Spark Connect sessions of its clients, their temporary views and "
+        "cached data: a new driver starts empty when it is admitted again); ")
 # What status keeps of the heartbeat annotation (a token: a timestamp, a counter). Annotations may
 # hold 256 KiB; a change within the kept part is what counts as activity.
 HEARTBEAT_BYTES = 256
@@ -70,9 +83,12 @@ class Observed:
     # The driver pod's Ready condition: its readiness probe reached the Connect server's port
     # (render.sparksession). Spark's REST API answers well before that.
     driver_ready: bool = False
+    route: Route = UNQUEUED  # where the session's queue leads (controllers.queueing.route)
+    workload: WorkloadObs | None = None  # its Workload (status.workload), as Kueue left it
 
 
-Verb = Literal["ensure_children", "create_driver", "delete_driver", "delete_children"]
+Verb = Literal["ensure_children", "create_driver", "delete_driver", "delete_children", "ensure_workload",
+               "release_workload", "finish_workload"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,7 @@ class Action:
     verb: Verb
     attempt: int = 0
     pod: str = ""
+    reason: str = ""  # finish_workload: Succeeded | Failed
 
 
 Decision = decide_common.Decision[SparkSessionStatus, Action]
@@ -132,8 +149,8 @@ class _Step(decide_common.StateStep[SparkSessionStatus, Action]):
         if old != ("True" if reachable else "False") and (old is not None or not reachable):
             self.d.events.append(("Normal" if reachable else "Warning", reason, message))
 
-    def act(self, verb: Verb, attempt: int = 0, pod: str = "") -> None:
-        self.add(Action(verb, attempt, pod))
+    def act(self, verb: Verb, attempt: int = 0, pod: str = "", reason: str = "") -> None:
+        self.add(Action(verb, attempt, pod, reason))
 
 
 def decide(spec: SparkSessionSpec | None, spec_error: str | None, meta: Meta, status: SparkSessionStatus,
@@ -149,6 +166,7 @@ def decide(spec: SparkSessionSpec | None, spec_error: str | None, meta: Meta, st
         _new(step, spec, spec_error, settings)
     elif s.state in TERMINAL_STATES:
         step.conditions()  # final; the conditions as this operator sets them
+        spark_admission.finish_workload(step)  # a crash between the final status and the Workload's Finished lands here
     elif s.state == "shutting_down":
         _shutting_down(step)
     elif spec is None:
@@ -158,8 +176,11 @@ def decide(spec: SparkSessionSpec | None, spec_error: str | None, meta: Meta, st
         _shutdown(step, "Stopped", "stopped by spec.suspend", final="success")
     else:
         _heartbeat(step)
-        {"not_started": _not_started, "starting": _starting, "idle": _live, "busy": _live,
-         "recovering": _recovering}[s.state](step, spec, settings)
+        if spark_admission.gate(step, KIND, "not_started", lambda attempt: _start_attempt(step, attempt), LOST):
+            {"not_started": _not_started, "starting": _starting, "idle": _live, "busy": _live,
+             "recovering": _recovering}[s.state](step, spec, settings)
+        elif s.reason == "Preempted":
+            s.connectUrl = s.idleSince = s.runningJobs = None  # nothing listens until it is admitted again
     return step.d
 
 
@@ -184,8 +205,7 @@ def _new(step: _Step, spec: SparkSessionSpec | None, spec_error: str | None, set
     if spec.suspend:
         step.transition("success", "Stopped", "created with suspend: true; nothing was started")
         return
-    _start_attempt(step, 1)
-    step.transition("not_started", "DriverCreated", f"driver pod {s.driverPod} created (attempt 1)")
+    spark_admission.begin(step, KIND, "not_started", lambda attempt: _start_attempt(step, attempt))
 
 
 def _start_attempt(step: _Step, attempt: int) -> None:
@@ -358,16 +378,18 @@ def _driver_ended(step: _Step, spec: SparkSessionSpec, settings: Settings, drv: 
                             + (f": {drv.term_message}" if drv.term_message else "")])
     s.idleSince = s.runningJobs = None
     max_retries = spec.max_retry_times if spec.max_retry_times is not None else settings.default_max_retry_times
-    if spec.auto_recovery and s.attempt <= max_retries:
-        delay = min(settings.retry_backoff_s * 2 ** (s.attempt - 1), settings.retry_backoff_max_s)
+    tries = spark_admission.tries(s)
+    if spec.auto_recovery and tries <= max_retries:
+        delay = min(settings.retry_backoff_s * 2 ** (tries - 1), settings.retry_backoff_max_s)
         s.nextAttemptTime = obs.now_ms + int(delay * 1000)
-        step.transition("recovering", reason, f"{message}; new driver {s.attempt} of {max_retries} in {delay:.0f}s",
+        step.transition("recovering", reason, f"{message}; new driver {tries} of {max_retries} in {delay:.0f}s",
                         warning=True)
         step.d.requeue_after_s = delay
     else:
-        retries = f" after {s.attempt - 1} recoveries" if spec.auto_recovery else ""
+        retries = f" after {tries - 1} recoveries" if spec.auto_recovery else ""
         s.connectUrl = None
         step.transition("error", reason, message + retries, warning=True)
+        spark_admission.finish_workload(step)
 
 
 def _failure(drv: DriverObs) -> str:
@@ -409,6 +431,7 @@ def _shutdown(step: _Step, reason: str, message: str, final: str) -> None:
         if final == "error":  # errors are not a request to stop: no shutting_down
             s.connectUrl = None
             step.transition("error", reason, message, warning=True)
+            spark_admission.finish_workload(step)
             return
         step.transition("shutting_down", reason, message, warning=reason == "IdleTimeout")
         step.d.requeue_after_s = 2
@@ -435,4 +458,5 @@ def _finish(step: _Step, final: str, reason: str, message: str) -> None:
         # A session that ended as asked for holds nothing; one in error keeps its objects for inspection.
         step.act("delete_children", attempt=s.attempt)
     step.transition(final, reason, message, warning=final == "error")
+    spark_admission.finish_workload(step)  # after the transition: its reason depends on the final state
 
