@@ -49,8 +49,8 @@ KIND = "SparkSession"
 LIVE_STATES = ("not_started", "starting", "idle", "busy")
 # What a preemption costs a session besides its driver (said in its Preempted message): a new driver
 # starts empty, as after a recovery.
-LOST = ("its in-memory state is lost (the Spark Connect sessions of its clients, their temporary views and "
-        "cached data: a new driver starts empty when it is admitted again); ")
+LOST = ("its in-memory state is lost (its clients' Spark Connect sessions, their temporary views and cached "
+        "data; the next driver starts empty); ")
 # What status keeps of the heartbeat annotation (a token: a timestamp, a counter). Annotations may
 # hold 256 KiB; a change within the kept part is what counts as activity.
 HEARTBEAT_BYTES = 256
