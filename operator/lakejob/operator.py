@@ -21,6 +21,7 @@ import prometheus_client
 
 from lakejob import credentials, own_image
 from lakejob.controllers import base, queueing
+from lakejob.crds import GROUP, VERSION
 from lakejob.controllers import dagjob  # noqa: F401  (registers the DagJob handlers)
 from lakejob.controllers import flinkjarjob  # noqa: F401  (registers the FlinkJarJob handlers)
 from lakejob.controllers import sparkbatch  # noqa: F401  (registers the SparkBatch handlers)
@@ -100,6 +101,37 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+async def _served(kube: Kube, group: str, version: str, plurals: list[str]) -> bool:
+    """Whether API discovery lists `plurals` in group/version, as kopf's scan reads it (the group in
+    /apis, the resources in /apis/<group>/<version>)."""
+    status, groups = await kube.request("GET", "/apis")
+    if status >= 300 or not isinstance(groups, dict) or not any(
+            g.get("name") == group for g in groups.get("groups") or ()):
+        return False
+    status, resources = await kube.request("GET", f"/apis/{group}/{version}")
+    served = {r.get("name") for r in (resources.get("resources") or ()) if isinstance(r, dict)} \
+        if status < 300 and isinstance(resources, dict) else set()
+    return set(plurals) <= served
+
+
+async def _until_served(kube: Kube, group: str, version: str, plurals: list[str]) -> None:
+    """Hold kopf's scan of the cluster's resources (it runs once the start-up handlers are done, and
+    with exact namespaces never again) until lakejob's own resources are served: CRDs installed a
+    moment before the operator (a fresh cluster, `kubectl apply` of everything at once) can be
+    Established before discovery lists them, and kopf would then never watch them."""
+    waited = 0.0
+    while not await _served(kube, group, version, plurals):
+        if waited == SERVED_NOTICE_S:
+            log.warning("waiting for %s/%s (%s) to be served: are lakejob's CRDs installed? (crds/, or the chart)",
+                        group, version, ", ".join(plurals))
+        await asyncio.sleep(SERVED_POLL_S)
+        waited += SERVED_POLL_S
+
+
+SERVED_POLL_S = 0.5
+SERVED_NOTICE_S = 10.0  # said once, after this long
+
+
 @kopf.on.login()
 async def login(**_: Any) -> kopf.ConnectionInfo:
     """kopf's credentials are lakejob.kube's (lakejob.credentials), never a guess of its own."""
@@ -142,6 +174,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
                         fence=fence)
     base.RUNNING.update({kind: cls(STATE.settings, kube, _now_ms, http, notifier)
                          for kind, cls in base.REGISTRY.items()})
+    await _until_served(kube, GROUP, VERSION, sorted(r.plural for r in base.RUNNING.values()))
     if STATE.settings.queueing != "off":
         # What kopf's scan finds now is what it watches: a later change of Kueue's presence restarts us.
         await queueing.PROBE.served(kube, STATE.settings)

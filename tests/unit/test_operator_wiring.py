@@ -37,8 +37,8 @@ class _OwnPod:
 
     fence = None
 
-    def __init__(self, status: int = 200):
-        self.status, self.asked = status, ""
+    def __init__(self, status: int = 200, unserved: int = 0):
+        self.status, self.unserved, self.asked = status, unserved, list[str]()
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         if self.status != 200:
@@ -46,8 +46,16 @@ class _OwnPod:
         return {"metadata": {"name": name}, "spec": {"containers": [{"name": "operator", "image": "mirror/lj:3"}]}}
 
     async def request(self, method: str, path: str, *_: Any, **__: Any) -> tuple[int, Any]:
-        self.asked = path
-        return 404, {"kind": "Status", "code": 404}  # no Kueue here
+        """API discovery: lakejob's CRDs served once `unserved` answers have been given, no Kueue."""
+        self.asked.append(path)
+        if path == "/apis":
+            return 200, {"groups": [{"name": "lakejob.io"}]}
+        if path == "/apis/lakejob.io/v1alpha1":
+            self.unserved -= 1
+            plurals = ["sparkbatches"] if self.unserved >= 0 else ["dagjobs", "flinkjarjobs", "sparkbatches",
+                                                                    "sparksessions"]
+            return 200, {"resources": [{"name": p} for p in plurals]}
+        return 404, {"kind": "Status", "code": 404}
 
 
 @pytest.fixture
@@ -90,6 +98,21 @@ async def test_start_up_asks_whether_kueue_is_installed_and_restarts_the_operato
     """kopf watches the Workloads only if their API is served at its start (tests/unit/test_restart.py)."""
     kube = _OwnPod()
     await started(kube)
-    assert kube.asked == "/apis/kueue.x-k8s.io/v1beta2"
+    assert kube.asked[-1] == "/apis/kueue.x-k8s.io/v1beta2"
     assert queueing.PROBE.on_change is operator._kueue_changed
     assert any("follow" in repr(t.get_coro()) for t in operator.STATE.background)
+
+
+async def test_start_up_waits_until_lakejobs_own_resources_are_served_saying_so_once(
+        started: Callable[[_OwnPod], Awaitable[None]], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """kopf scans the resources once start-up is done (with exact namespaces never again): CRDs not
+    yet in discovery then would never be watched."""
+    monkeypatch.setattr(operator, "SERVED_POLL_S", 0.001)
+    monkeypatch.setattr(operator, "SERVED_NOTICE_S", 0.002)
+    kube = _OwnPod(unserved=5)
+    await started(kube)
+    assert kube.asked.count("/apis/lakejob.io/v1alpha1") == 6 and base.RUNNING
+    waits = [r.getMessage() for r in caplog.records if "to be served" in r.getMessage()]
+    assert waits == ["waiting for lakejob.io/v1alpha1 (dagjobs, flinkjarjobs, sparkbatches, sparksessions) to be "
+                     "served: are lakejob's CRDs installed? (crds/, or the chart)"]
