@@ -61,12 +61,18 @@ def rest() -> Iterator[FakeRest]:
     fake.server.shutdown()
 
 
+def rest_operator(kubeconfig: str, namespaces: str, log: Path, rest: FakeRest) -> Operator:
+    """An operator (not started yet) watching `namespaces` whose REST poller asks `rest` every 0.5 s:
+    KWOK's drivers answer through it (also tests/e2e/test_kueue_sparksession.py)."""
+    return Operator(kubeconfig, ["--namespace", namespaces], log,
+                    env={"LAKEJOB_SPARK_REST_URL_TEMPLATE": f"http://127.0.0.1:{rest.port}/{{namespace}}/{{name}}/{{appId}}",
+                         "LAKEJOB_SESSION_POLL_INTERVAL_SECONDS": "0.5", "LAKEJOB_METRICS_PORT": "0"})
+
+
 @pytest.fixture(scope="module")
 def session_operator(kubeconfig: str, crds_installed: None, rest: FakeRest,
                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    op = Operator(kubeconfig, ["--namespace", f"{RUN}-*"], tmp_path_factory.mktemp("ss-operator") / "operator.log",
-                  env={"LAKEJOB_SPARK_REST_URL_TEMPLATE": f"http://127.0.0.1:{rest.port}/{{namespace}}/{{name}}/{{appId}}",
-                       "LAKEJOB_SESSION_POLL_INTERVAL_SECONDS": "0.5", "LAKEJOB_METRICS_PORT": "0"})
+    op = rest_operator(kubeconfig, f"{RUN}-*", tmp_path_factory.mktemp("ss-operator") / "operator.log", rest)
     op.start()
     yield op
     op.stop()
