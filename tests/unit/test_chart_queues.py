@@ -85,11 +85,12 @@ def test_the_names_are_the_operators_local_queue_names(raw: str, expected: str) 
     assert local_queue(raw, {}) == expected
 
 
-def test_flavor_and_preemption_from_values() -> None:
-    docs = kueue_objects(*QUEUES, "queues.flavor=on-demand", "queues.preemption=Never")
+def test_flavor_preemption_and_strategy_from_values() -> None:
+    docs = kueue_objects(*QUEUES, "queues.flavor=on-demand", "queues.preemption=Never", "queues.strategy=StrictFIFO")
     assert list(by_kind(docs, "ResourceFlavor")) == ["on-demand"]
     for cq in by_kind(docs, "ClusterQueue").values():
         assert cq["spec"]["preemption"] == {"withinClusterQueue": "Never"}
+        assert cq["spec"]["queueingStrategy"] == "StrictFIFO"
         assert cq["spec"]["resourceGroups"][0]["flavors"][0]["name"] == "on-demand"
 
 
@@ -162,7 +163,7 @@ def test_two_names_for_one_queue_are_refused() -> None:
     assert 'queues.items[1].name "DLI-A" gives the queue "dli-a", as queues.items[0].name does' in err
 
 
-@pytest.mark.parametrize(("key", "value"), [("queues.preemption", "Always"), ("queues.flavor", "Default_1"),
+@pytest.mark.parametrize(("key", "value"), [("queues.preemption", "Always"), ("queues.strategy", "FIFO"), ("queues.flavor", "Default_1"),
                                             ("queues.namespaces", "{Team_A}"), ("queues.cohort", "x")])
 def test_bad_queue_values_are_refused_by_the_schema(key: str, value: str) -> None:
     err = _fails("--set", f"{key}={value}")
