@@ -9,6 +9,8 @@ finishes its Workload is Finished, the second is admitted and runs, and the DagJ
 A stopped DagJob (spec.suspend) holds no quota: its running task's Job is suspended, then its
 Workload deactivated and released, and another DagJob waiting in the queue runs; resumed, the
 Workload queues again and the same Job finishes (docs/queues.md, "A stop").
+On the real node, with the operator installed by Helm: two real command tasks (test_dagjob_real_node's
+package, fetched from the object store) in a queue with room for one run one after the other.
 """
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import test_dagjob_real_node as dag_real
 from tests.e2e.kubectl import Kubectl, Operator
 from tests.e2e.kueue import Queue
+from tests.e2e.objectstore import ObjectStore
+from tests.e2e.real import REAL_NODE
 from tests.e2e.test_dagjob import command, dagjob, jobs, status, wait_state
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kueue]
@@ -26,6 +31,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.kueue]
 @pytest.fixture(scope="module", autouse=True)
 def _priority_classes(priority_classes: None) -> None:
     """Every DagJob pod names one of the chart's PriorityClasses."""
+
+
+prefix = dag_real.prefix  # the fixture: a fresh prefix in the DAG bucket holding the tasks' package
 
 
 def task(delay: str) -> dict[str, Any]:
@@ -106,3 +114,30 @@ def test_a_stopped_dagjob_gives_its_quota_back_and_its_resume_queues_the_same_jo
     assert queue.condition(wl, "Finished").get("status") == "True", queue.get(wl)
     assert jobs(kubectl, ns)["a"]["metadata"]["uid"] == job["metadata"]["uid"]  # the same Job continued
     assert not st["Tasks"]["a"]["workload"].get("preemptions"), st["Tasks"]["a"]  # a stop, not a preemption
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not REAL_NODE, reason="LAKEJOB_REAL_NODE=0: no real node")
+def test_two_real_command_tasks_in_a_queue_with_room_for_one_run_one_after_the_other(
+        kubectl: Kubectl, real_queue: Queue, incluster_operator: tuple[str, str], object_store: ObjectStore,
+        prefix: str) -> None:
+    ns, bucket = real_queue.namespace, dag_real.BUCKET
+    object_store.client().put_object(Bucket=bucket, Key=f"{prefix}/in/numbers.txt", Body=b"1 2 3 4\n")
+    # 600m each in the queue's 1 cpu: one at a time.
+    tasks = {name: {**dag_real.task("a", prefix, {f"oss://{bucket}/{prefix}/in/": "/data/in/"}),
+                    "ClusterId": "real-queue", "resources": {"cpu": "600m", "memory": "1Gi"}} for name in ("x", "y")}
+    kubectl.apply(dagjob("queued-real", tasks), ns)
+    try:
+        st = wait_state(kubectl, "queued-real", ns, "Finished", "Failed", timeout=dag_real.DAG_TIMEOUT)
+        assert st["State"] == "Finished", st
+        t = st["Tasks"]
+        first, second = sorted(t, key=lambda n: t[n]["StartTime"])
+        assert t[second]["StartTime"] >= t[first]["EndTime"], t  # the second waited for the first's quota
+        uid = (kubectl.get("dagjob", "queued-real", ns) or {})["metadata"]["uid"]
+        for name in ("x", "y"):
+            out = dag_real.read(object_store, f"{prefix}/logs/stdout.{uid}.{name}.0")
+            assert out.startswith("a[0] of queued-real: 10"), out  # the real command ran, its output uploaded
+            assert admitted(t[name])["status"] == "True", t[name]
+            assert real_queue.condition(t[name]["workload"]["name"], "Finished").get("status") == "True"
+    finally:
+        kubectl.run("delete", "dagjob", "queued-real", "-n", ns, "--wait=false")
