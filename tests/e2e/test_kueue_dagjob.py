@@ -8,7 +8,9 @@ Job runs while the other task waits (Waiting, Admitted False with Kueue's reason
 finishes its Workload is Finished, the second is admitted and runs, and the DagJob Finishes.
 A stopped DagJob (spec.suspend) holds no quota: its running task's Job is suspended, then its
 Workload deactivated and released, and another DagJob waiting in the queue runs; resumed, the
-Workload queues again and the same Job finishes (docs/queues.md, "A stop").
+Workload queues again and the same Job finishes (docs/queues.md, "A stop"). A high-priority DagJob
+preempts a low one's running task: the task waits again (Preempted, not a failure), its Job suspended,
+and once the high one is done the same Job continues and the low DagJob Finishes.
 On the real node, with the operator installed by Helm: two real command tasks (test_dagjob_real_node's
 package, fetched from the object store) in a queue with room for one run one after the other.
 """
@@ -114,6 +116,34 @@ def test_a_stopped_dagjob_gives_its_quota_back_and_its_resume_queues_the_same_jo
     assert queue.condition(wl, "Finished").get("status") == "True", queue.get(wl)
     assert jobs(kubectl, ns)["a"]["metadata"]["uid"] == job["metadata"]["uid"]  # the same Job continued
     assert not st["Tasks"]["a"]["workload"].get("preemptions"), st["Tasks"]["a"]  # a stop, not a preemption
+
+
+def test_a_high_priority_dagjob_preempts_a_low_ones_task_which_waits_and_continues_with_the_same_job(
+        kubectl: Kubectl, queue: Queue, operator: Operator) -> None:
+    ns = queue.namespace
+
+    def task_of(name: str, task: str) -> dict[str, Any]:
+        return dict((status(kubectl, name, ns).get("Tasks") or {}).get(task) or {})
+
+    kubectl.apply(dagjob("low", {"l": task("20s")}, Priority=100), ns)
+    kubectl.wait_for(lambda: task_of("low", "l").get("State") == "Running", "the low DagJob's task to run", 60, ns,
+                     ("dagjob", "low"))
+    job = jobs(kubectl, ns)["l"]
+    kubectl.apply(dagjob("high", {"h": task("3s")}, Priority=900), ns)  # 3 more CUs: 6 > 4, Kueue preempts
+
+    def preempted() -> Any:
+        t = task_of("low", "l")
+        return t.get("State") == "Waiting" and (t.get("workload") or {}).get("preemptions") == 1 and t
+    t = kubectl.wait_for(preempted, "the low task to be preempted", 60, ns, ("dagjob", "low"))
+    assert admitted(t)["reason"] == "Preempted", t
+    assert status(kubectl, "low", ns)["State"] == "Running", "a preemption is not the DagJob's failure"
+    assert wait_state(kubectl, "high", ns, "Finished", "Failed", timeout=90)["State"] == "Finished"
+    st = wait_state(kubectl, "low", ns, "Finished", "Failed", timeout=120)
+    assert st["State"] == "Finished", st
+    assert jobs(kubectl, ns)["l"]["metadata"]["uid"] == job["metadata"]["uid"]  # the same Job continued
+    assert st["Tasks"]["l"]["workload"]["preemptions"] == 1 and st["Tasks"]["l"]["Run"] == 1, st["Tasks"]["l"]
+    events = [e["reason"] for e in kubectl.list("events", ns) if e["involvedObject"].get("name") == "low"]
+    assert "TaskPreempted" in events, events
 
 
 @pytest.mark.real
