@@ -140,3 +140,19 @@ def test_kopf_stopped_by_a_signal_or_failing_otherwise_does_not_start_again(monk
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["run", "-n", "team-a"])
     assert run.calls == []
+
+
+async def test_a_workload_create_answered_404_asks_the_probe_again_and_says_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kueue removed between two probes: the create's 404 is no error but a reason to route afresh."""
+    from lakejob.kube import KubeError
+
+    class Gone:
+        async def create(self, obj: dict[str, Any]) -> bool:
+            raise KubeError(404, "the server could not find the requested resource", "create Workload w")
+
+    probe = queueing.KueueProbe()
+    probe._asked = 1e18  # as if just asked
+    monkeypatch.setattr(queueing, "PROBE", probe)
+    assert await queueing.create_workload(Gone(), {"metadata": {"name": "w"}}) is None  # type: ignore[arg-type]
+    assert probe._asked < 0  # invalidated: the next route() asks the apiserver

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 
 from lakejob import policy
-from lakejob import kube as kubemod
 from lakejob.controllers import base, queueing
 from lakejob.controllers.admission import WorkloadObs, summarize_workload
 from lakejob.controllers.base import Key, ms
@@ -310,15 +309,10 @@ class DagJobReconciler(base.Reconciler):
     async def _ensure_workload(self, key: Key, spec: DagJobSpec, owner: Owner, task: str, run: int,
                                name: str) -> None:
         """The task run's Workload, made if absent (create-if-absent: its name follows the run)."""
-        try:
-            created = await self.kube.create(self.render_workload(spec, task, owner, run, name))
-        except kubemod.KubeError as e:
-            if e.status == 404:  # Kueue's API is gone: the next pass routes the task afresh
-                queueing.PROBE.invalidate()
-                self.requeue(key, owner.uid, 1)
-                return
-            raise
-        if created:
+        created = await queueing.create_workload(self.kube, self.render_workload(spec, task, owner, run, name))
+        if created is None:  # Kueue's API is gone: route the task afresh
+            self.requeue(key, owner.uid, 1)
+        elif created:
             self.note_created(key, WORKLOADS, {"name": name, "run": str(run)})
 
     # ------------------------------------------------------------------ notifications

@@ -248,18 +248,14 @@ class FlinkJarJobReconciler(base.Reconciler):
                 return
             await self.kube.delete_child(api, kind, owner.namespace, name, owner.uid)
         try:
-            created = await self.kube.create(workload)
+            created = await queueing.create_workload(self.kube, workload)
         except kubemod.KubeError as e:
-            if e.status == 404:
-                # Kueue's Workload API is gone (uninstalled since the probe last looked): the next
-                # pass asks again, and the job runs unqueued (auto) or waits for Kueue (required).
-                queueing.PROBE.invalidate()
-                self.requeue(key, owner.uid, 1)
-                return
             if e.status != 409 or isinstance(e, kubemod.NotOwned):
                 raise
             return  # the previous run's is still being deleted: its DELETED event brings the next pass
-        if created:
+        if created is None:  # Kueue's API is gone: route the job afresh
+            self.requeue(key, owner.uid, 1)
+        elif created:
             self.note_created(key, WORKLOADS, {"name": name, "run": str(run)})
 
     async def _create_jobmanager(self, key: Key, spec: FlinkJarJobSpec, owner: Owner, attempt: int,

@@ -103,6 +103,19 @@ async def route(queue: str | None, settings: Settings, kube: kubemod.Kube) -> Ro
     return Route(local_queue=local_queue)
 
 
+async def create_workload(kube: kubemod.Kube, workload: dict[str, Any]) -> bool | None:
+    """Create a job's Workload if absent: True made, False there already; None when Kueue's Workload
+    API answers 404 (uninstalled since the probe last looked): the probe asks again at once, which
+    restarts the operator (`KueueProbe.on_change`), and the caller's next pass routes the job afresh."""
+    try:
+        return await kube.create(workload)
+    except kubemod.KubeError as e:
+        if e.status != 404:
+            raise
+        PROBE.invalidate()
+        return None
+
+
 async def priority_of(kube: kubemod.Kube, priority_class: str | None) -> int:
     """A Workload's priority: the value of the pod PriorityClass its job's pods name (0 without one,
     or when it does not exist: then the pods are refused at creation, which says so)."""

@@ -141,17 +141,10 @@ class SparkReconciler(base.Reconciler):
 
     async def _create_workload(self, key: Key, spec: SparkAppSpec, owner: Owner, local_queue: str) -> None:
         workload = await self.render_workload(spec, owner, local_queue)
-        try:
-            created = await self.kube.create(workload)
-        except kubemod.KubeError as e:
-            if e.status != 404:
-                raise
-            # Kueue's Workload API is gone (uninstalled since the probe last looked): the next pass
-            # asks again, and the job runs unqueued (auto) or waits for Kueue (required).
-            queueing.PROBE.invalidate()
+        created = await queueing.create_workload(self.kube, workload)
+        if created is None:  # Kueue's API is gone: route the job afresh
             self.requeue(key, owner.uid, 1)
-            return
-        if created:
+        elif created:
             self.note_created(key, self.workloads_index, {"name": workload["metadata"]["name"]})
 
     async def _ensure_children(self, spec: SparkAppSpec, owner: Owner, attempt: int) -> None:
