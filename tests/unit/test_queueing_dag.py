@@ -213,3 +213,35 @@ def test_the_workload_is_the_tasks_pod_template_times_its_instances_at_the_dagjo
     (ps,) = wl["spec"]["podSets"]
     assert ps["name"] == "task" and ps["count"] == 2 and ps["template"]["spec"] == job["spec"]["template"]["spec"]
     assert ps["template"]["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "3", "memory": "12Gi"}}
+
+
+class _WorkloadApi:
+    """A Workload as the apiserver holds it: GET it, record the status PATCH (queueing.release)."""
+
+    def __init__(self, evicted_reason: str) -> None:
+        self.body = {"metadata": {"name": "w", "generation": 1, "resourceVersion": "7",
+                                  "ownerReferences": [{"uid": "u1", "controller": True, "kind": "DagJob", "name": "dj"}]},
+                     "status": {"conditions": [{"type": "Evicted", "status": "True", "reason": evicted_reason,
+                                                "message": "m"}]}}
+        self.patches: list[Any] = []
+
+    async def get(self, *_: Any) -> dict[str, Any]:
+        return self.body
+
+    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> tuple[int, Any]:
+        self.patches.append(body)
+        return 200, {}
+
+
+async def test_release_requeues_only_after_a_preemption_as_kueues_jobframework_does() -> None:
+    """A deactivated (stopped) Workload released stays out of the queue until reactivated."""
+    from lakejob.controllers import queueing
+
+    for reason, requeued in (("Preempted", "True"), ("Deactivated", "False")):
+        api = _WorkloadApi(reason)
+        assert await queueing.release(api, "ns", "w", "u1")  # type: ignore[arg-type]
+        (patch,) = api.patches
+        conds = {c["type"]: c for c in patch["status"]["conditions"]}
+        assert (conds["Requeued"]["status"], conds["Requeued"]["reason"]) == (requeued, reason)
+        assert conds["QuotaReserved"]["status"] == "False" and patch["status"]["admission"] is None
+        assert patch["metadata"]["resourceVersion"] == "7"
