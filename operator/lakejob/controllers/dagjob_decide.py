@@ -326,8 +326,8 @@ def _park_workloads(step: _Step) -> None:
             continue
         job = step.obs.jobs.get(t.Child or "")
         if job is not None and (job.active or job.terminating):
-            step.d.requeue_after_s = min(step.d.requeue_after_s or 2.0, 2.0)  # Job status changes wake us too
-        elif wl.active:
+            continue  # its pods first: the Job's status change (the Job index) brings the next pass
+        if wl.active:
             step.act("activate_workload", task=name, name=wl.name, value=False)
         elif wl.must_release:
             step.act("release_workload", task=name, name=wl.name)
@@ -451,8 +451,7 @@ def _queue(step: _Step, name: str, ready: bool) -> bool:
             step.act("release_workload", task=name, name=wl.name)
         if not wl.active:
             step.act("activate_workload", task=name, name=wl.name, value=True)
-        step.d.requeue_after_s = min(step.d.requeue_after_s or 2.0, 2.0)
-        return False
+        return False  # Kueue's writes to the Workload (the Workload index) bring the next pass
     out = _GateOut()
 
     def ensure() -> None:
