@@ -103,10 +103,12 @@ def kueue(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """Kueue's manager out of cluster, once per session; its CRDs go with it (tests/e2e/kueue.py).
 
     The tests that use it (marker `kueue`) run in a pytest session of their own (`make test` runs it
-    after the others), and ask for it before any operator: an operator must find Kueue's CRDs at its
-    start (with exact namespaces kopf does not look for new ones), and kopf's watch of a CRD deleted
-    under it ends the operator, so the CRDs go only once the session's operators are gone (session
-    fixtures end in the reverse order of their start)."""
+    after the others): while Kueue runs, every job naming a queue goes through it, and a SparkSession
+    always names one, so the other sessions' tests would wait for LocalQueues they never make. They
+    ask for it before any operator, and its CRDs go once the session's operators are gone (session
+    fixtures end in the reverse order of their start): an operator would otherwise restart itself
+    when Kueue comes or goes (docs/queues.md, "Installing or removing Kueue"; test_kueue_restart.py
+    tests that, in the first session)."""
     yield from kueue_mod.serve(kubectl, tmp_path_factory)
 
 
