@@ -19,7 +19,7 @@ from typing import Any, cast
 import kopf
 import prometheus_client
 
-from lakejob import credentials, own_image
+from lakejob import credentials, kopf_fixes, own_image
 from lakejob.controllers import base, queueing
 from lakejob.crds import GROUP, VERSION
 from lakejob.controllers import dagjob  # noqa: F401  (registers the DagJob handlers)
@@ -34,6 +34,8 @@ from lakejob.render import workload as render_workload
 from lakejob.settings import Settings
 
 log = logging.getLogger("lakejob")
+
+kopf_fixes.apply()  # before kopf runs: its bugs that would wedge lakejob (kopf_fixes says which)
 
 
 class _State:
