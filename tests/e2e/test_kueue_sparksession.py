@@ -5,7 +5,7 @@ KWOK plays the drivers and, as in test_sparksession.py, a small HTTP server answ
 REST APIs (an operator of this module's own is pointed at it), so that a session reaches `idle`:
 - a queue of 4 CUs: a session of 3 CUs is admitted whole (driver ×1 + executor ×2) and idles; a
   second of 2 CUs waits in `not_started` with Kueue's reason in its Admitted condition and no
-  driver, ConfigMap or Service; deleting the first (its Workload goes with it) lets the second run;
+  driver or Service; deleting the first (its Workload goes with it) lets the second run;
   stopping that one Finishes its Workload;
 - a high-priority session preempts an idle low-priority one, which is reported Preempted (its
   in-memory state lost, not an error), waits in `not_started`, and comes back with a new driver

@@ -92,11 +92,11 @@ def test_real_spark_creates_executors_from_our_template(
                          "executor": {"labels": {"team": "analytics"}}}}
     kubectl.apply(manifest, namespace)
     st = wait_state(kubectl, "real", namespace, "running")
-    cm = kubectl.get("configmap", "real-spark-conf", namespace)
     driver = kubectl.get("pod", "real-driver-1", namespace)
-    assert cm is not None and driver is not None
-    props = read_properties(cm["data"]["spark.properties"])
-    (tmp_path / "executor-pod-template.yaml").write_text(cm["data"]["executor-pod-template.yaml"])
+    assert driver is not None
+    files = driver["metadata"]["annotations"]  # the driver's conf files, projected into its conf dir
+    props = read_properties(files["conf.lakejob.io/spark.properties"])
+    (tmp_path / "executor-pod-template.yaml").write_text(files["conf.lakejob.io/executor-pod-template.yaml"])
     cfg = yaml.safe_load(Path(kubeconfig).read_text())
     user, cluster = cfg["users"][0]["user"], cfg["clusters"][0]["cluster"]
     # Client mode from this host instead of in-cluster: the apiserver's address and our admin

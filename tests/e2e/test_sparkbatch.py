@@ -154,17 +154,20 @@ def test_executors_are_counted_by_phase(kubectl: Kubectl, namespace: str, operat
 def test_deleting_the_batch_removes_every_child(kubectl: Kubectl, namespace: str, operator: Operator) -> None:
     kubectl.apply(batch("tidy"), namespace)
     wait_state(kubectl, "tidy", namespace, "running")
-    children = [("pod", "tidy-driver-1"), ("configmap", "tidy-spark-conf")]
-    # No Service (executors reach the driver by its pod IP) and no account of its own (the namespace's).
+    children = [("pod", "tidy-driver-1")]
+    # No Service (executors reach the driver by its pod IP), no ConfigMap (the driver pod carries its
+    # conf files) and no account of its own (the namespace's).
+    assert kubectl.get("configmap", "tidy-spark-conf", namespace) is None
     assert kubectl.get("service", "tidy-driver-svc", namespace) is None
     assert kubectl.get("serviceaccount", "tidy-spark", namespace) is None
     for kind, name in children:
         obj = kubectl.get(kind, name, namespace)
         assert obj is not None, f"{kind}/{name} missing"
         assert obj["metadata"]["ownerReferences"][0]["name"] == "tidy"
-    cm = kubectl.get("configmap", "tidy-spark-conf", namespace)
-    assert cm is not None and "spark.kubernetes.driver.pod.name=tidy-driver-1" in cm["data"]["spark.properties"]
-    assert yaml.safe_load(cm["data"]["executor-pod-template.yaml"])["metadata"]["labels"]["lakejob.io/role"] == "executor"
+    files = kubectl.get("pod", "tidy-driver-1", namespace)["metadata"]["annotations"]
+    assert "spark.kubernetes.driver.pod.name=tidy-driver-1" in files["conf.lakejob.io/spark.properties"]
+    template = yaml.safe_load(files["conf.lakejob.io/executor-pod-template.yaml"])
+    assert template["metadata"]["labels"]["lakejob.io/role"] == "executor"
     kubectl.run("delete", "sb", "tidy", "-n", namespace, "--wait=true", "--timeout=30s")
     kubectl.wait_for(lambda: all(kubectl.get(k, n, namespace) is None for k, n in children),
                      "the garbage collector to remove the children", namespace=namespace)

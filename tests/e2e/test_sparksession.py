@@ -102,7 +102,7 @@ def wait_state(kubectl: Kubectl, name: str, ns: str, *states: str, timeout: floa
 
 def children(name: str) -> list[tuple[str, str]]:
     """What a session makes (its driver runs as the namespace's shared account, which outlives it)."""
-    return [("pod", f"{name}-session-1"), ("service", f"{name}-session-svc"), ("configmap", f"{name}-session-conf")]
+    return [("pod", f"{name}-session-1"), ("service", f"{name}-session-svc")]
 
 
 def gone(kubectl: Kubectl, name: str, ns: str) -> bool:
@@ -140,7 +140,7 @@ def test_lifecycle_idle_busy_idle_then_the_idle_timeout_deletes_everything(
 
     st = wait_state(kubectl, "nb", ns, "dead", timeout=30)
     assert st["reason"] == "IdleTimeout" and "connectUrl" not in st
-    kubectl.wait_for(lambda: gone(kubectl, "nb", ns), "the idle session's pod, Service, ConfigMap and RBAC to go",
+    kubectl.wait_for(lambda: gone(kubectl, "nb", ns), "the idle session's pod, Service and RBAC to go",
                      namespace=ns)
     assert {"DriverCreated", "DriverRunning", "Idle", "JobsRunning", "IdleTimeout"} <= set(reasons(kubectl, "nb", ns))
 

@@ -57,7 +57,8 @@ def test_real_connect_server_goes_idle_busy_idle_then_times_out(
                                             "driverMemory": "1G", "executorMemory": "1G"})
     owner = Owner("lakejob.io/v1alpha1", "SparkSession", "real", "default", "3c1d-uid")
     sz = resolve_sizing(spec)
-    props = read_properties(render.configmap(spec, owner, sz, 1, Settings())["data"]["spark.properties"])
+    props = read_properties(render.driver_pod(spec, owner, sz, 1, Settings(), "sa")["metadata"]["annotations"][
+        "conf.lakejob.io/spark.properties"])
     assert props["spark.connect.grpc.binding.port"] == "15002"
     ui, grpc = free_port(), free_port()
     # The only changes: a local master on this host's loopback, and free ports instead of fixed ones.

@@ -209,11 +209,11 @@ def test_a_killed_driver_recovers_and_serves_again_then_idle_past_its_timeout_th
 
         def leftovers() -> list[str]:
             out = [f"pod/{p['metadata']['name']}" for p in pods(kubectl, ns, name)]
-            for kind, child in (("service", f"{name}-session-svc"), ("configmap", f"{name}-session-conf")):
+            for kind, child in (("service", f"{name}-session-svc"),):
                 out += [f"{kind}/{child}"] if kubectl.get(kind, child, ns) is not None else []
             return out
 
-        kubectl.wait_for(lambda: not leftovers(), "the pods of both drivers, the Service and ConfigMap "
+        kubectl.wait_for(lambda: not leftovers(), "the pods of both drivers and the Service "
                          "of the ended session to be gone", timeout=120, namespace=ns)
         assert status(kubectl, name, ns)["state"] == "dead"  # only the record remains
     finally:

@@ -3,8 +3,9 @@ Secrets refused by render before they reach the API server.
 
 A driver that prints a 2 MB line and fails, ten thousand lines, a multi-byte character where the
 cut falls, a 2 MB REST answer or child message: each status stays an object etcd accepts, says
-where it was cut, and a repeated observation is no new transition. A ConfigMap over 1 MiB is an
-ObjectTooLarge naming the object, its size and the limit.
+where it was cut, and a repeated observation is no new transition. A ConfigMap over 1 MiB, or a
+driver pod whose conf files make its annotations larger than 256 KiB, is an ObjectTooLarge naming
+the object, its size and the limit.
 """
 from __future__ import annotations
 
@@ -234,16 +235,27 @@ def test_check_size_names_the_object_its_size_and_the_limit() -> None:
     assert common.check_size(obj, "spec.conf") is obj
 
 
-def test_a_spark_configmap_over_1mib_is_refused_before_it_is_created() -> None:
-    # The model allows 256 conf values of 4096 characters; two-byte characters make that 2 MiB.
+def test_a_spark_driver_whose_conf_files_are_over_256kib_is_refused_before_it_is_created() -> None:
+    # The model allows 256 conf values of 4096 characters (1 MiB); a pod's annotations hold 256 KiB.
     spec = SparkBatchSpec.model_validate({"file": "local:///a.py",
-                                          "conf": {f"spark.x.k{i}": "é" * 4096 for i in range(256)}})
+                                          "conf": {f"spark.x.k{i}": "é" * 4096 for i in range(64)}})
     owner = Owner("lakejob.io/v1alpha1", "SparkBatch", "big", "ns", "uid")
-    with pytest.raises(ObjectTooLarge, match=r"^ConfigMap ns/big-spark-conf would be \d+ bytes, more than the "
-                                             r"1048576 bytes .*spec\.conf"):
-        render_spark.configmap(spec, owner, batch.resolve_sizing(spec), 1, SETTINGS)
-    small = spec.model_copy(update={"conf": {"spark.x": "1"}})
-    assert render_spark.configmap(small, owner, batch.resolve_sizing(small), 1, SETTINGS)["kind"] == "ConfigMap"
+    with pytest.raises(ObjectTooLarge, match=r"^Pod ns/big-driver-1's annotations would be \d+ bytes, more than "
+                                             r"the 262144 bytes .*spec\.conf"):
+        render_spark.driver_pod(spec, owner, batch.resolve_sizing(spec), 1, SETTINGS, "sa")
+    fits = spec.model_copy(update={"conf": {f"spark.x.k{i}": "é" * 4096 for i in range(30)}})  # 240 KiB
+    assert render_spark.driver_pod(fits, owner, batch.resolve_sizing(fits), 1, SETTINGS, "sa")["kind"] == "Pod"
+
+
+def test_check_annotations_size_counts_keys_and_values_in_utf8() -> None:
+    pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "annotations": {"k": "é" * (131072 - 1)}}}
+    assert common.check_annotations_size(pod, "x") is pod  # 1 + 262,142 bytes
+    pod["metadata"]["annotations"] = {"kk": "é" * (131072 - 1)}
+    assert common.check_annotations_size(pod, "x") is pod  # 262,144 bytes: exactly the limit
+    pod["metadata"]["annotations"] = {"kkk": "é" * (131072 - 1)}
+    with pytest.raises(ObjectTooLarge, match=r"^Pod ns/p's annotations would be 262145 bytes, more than the "
+                                             r"262144 bytes Kubernetes accepts; they hold x: make them smaller"):
+        common.check_annotations_size(pod, "x")
 
 
 def test_a_flink_configmap_over_1mib_is_refused() -> None:

@@ -3,7 +3,8 @@
 The property (issue 11): parse gives a spec or an error string; decide, given either and plausible
 observations, gives a Decision whose status round-trips through its model and stays small; render
 of a spec that decide started gives the manifests; nothing else escapes (the one error render may
-raise is ObjectTooLarge, its deliberate refusal of a ConfigMap or Secret over 1 MiB).
+raise is ObjectTooLarge, its deliberate refusal of a ConfigMap or Secret over 1 MiB, or of a driver
+pod whose conf files are over 256 KiB of annotations).
 
 Specs: an example (examples/, plus a DagJob with every kind of task) with a few fields, at any depth,
 replaced by values of their type (boundaries, the longest allowed, unicode, shell and format
@@ -433,10 +434,8 @@ def render_spark_actions(spec: Any, owner: Owner, actions: list[Any], session: b
     for a in actions if spec is not None else []:
         sz = resolve_sizing(spec)
         if a.verb == "ensure_children" and session:
-            rendered(lambda: render_session.configmap(spec, owner, sz, a.attempt, SETTINGS))
             rendered(lambda: render_session.service(spec, owner))
         elif a.verb == "ensure_children":
-            rendered(lambda: render_spark.configmap(spec, owner, sz, a.attempt, SETTINGS, render_spark.batch_conf(spec, SETTINGS)))
             rendered(lambda: render_spark.driver_service(spec, owner))
             rendered(lambda: render_spark.driver_rbac(spec, owner))
         elif a.verb == "create_driver":

@@ -34,7 +34,6 @@ def children(kind: str, name: str, tasks: list[str]) -> Iterator[tuple[str, str]
             yield "pods", n.driver_pod(attempt)
             yield "pods", f"{n.executor_prefix(attempt)}-exec-1"  # Spark names executors <prefix>-exec-<id>
         yield "services", n.service
-        yield "configmaps", n.configmap
         for resource in ("serviceaccounts", "roles", "rolebindings"):
             yield resource, n.rbac
     elif kind == "FlinkJarJob":

@@ -40,6 +40,11 @@ def py_spec(**fields: Any) -> SparkBatchSpec:
     return SparkBatchSpec.model_validate({**PY, **fields})
 
 
+def own_annotations(pod: dict[str, Any]) -> dict[str, str]:
+    """A driver pod's annotations but its conf files."""
+    return {k: v for k, v in pod["metadata"]["annotations"].items() if not k.startswith(r.CONF_ANNOTATION_PREFIX)}
+
+
 def driver(spec: SparkBatchSpec, attempt: int = 1, settings: Settings = SETTINGS,
            owner: Owner = OWNER, sa: str = "pi-spark") -> dict[str, Any]:
     return r.driver_pod(spec, owner, resolve_sizing(spec), attempt, settings, sa)
@@ -176,7 +181,7 @@ def test_long_names_differing_only_at_the_end_differ() -> None:
 @pytest.mark.parametrize("attempt", [1, 2, 101])
 def test_child_names_fit(name: str, attempt: int) -> None:
     names = Names.of(name)
-    children = [names.driver_pod(attempt), names.service, names.configmap, names.rbac, names.executor_prefix(attempt)]
+    children = [names.driver_pod(attempt), names.service, names.rbac, names.executor_prefix(attempt)]
     for child in children:
         assert len(child) <= 63, child
         assert DNS_LABEL.match(child), child
@@ -189,7 +194,6 @@ def test_child_names_for_pi() -> None:
     assert names.driver_pod(1) == "pi-driver-1"
     assert names.driver_pod(3) == "pi-driver-3"
     assert names.service == "pi-driver-svc"
-    assert names.configmap == "pi-spark-conf"
     assert names.rbac == "pi-spark"
     assert names.executor_prefix(2) == "pi-a2"
 
@@ -222,8 +226,8 @@ def test_driver_pod_basics() -> None:
     assert spec["restartPolicy"] == "Never"
     assert spec["enableServiceLinks"] is False
     assert spec["serviceAccountName"] == "pi-spark"
-    assert spec["volumes"] == [{"name": "spark-conf", "configMap": {"name": "pi-spark-conf"}},
-                               {"name": "spark-local-dir", "emptyDir": {}},
+    assert [v["name"] for v in spec["volumes"][:1]] == ["spark-conf"]  # its files: the test of conf annotations
+    assert spec["volumes"][1:] == [{"name": "spark-local-dir", "emptyDir": {}},
                                {"name": "lakejob-tmp", "emptyDir": {}}, {"name": "lakejob-work-dir", "emptyDir": {}}]
     c = container(pod)
     assert c["name"] == "spark-kubernetes-driver"
@@ -249,7 +253,7 @@ def test_driver_labels(attempt: int) -> None:
         "spark-app-selector": app_id(UID, attempt),
         "spark-role": "driver",
     }
-    assert pod["metadata"]["annotations"] == {"lakejob.io/attempt": str(attempt)}
+    assert own_annotations(pod) == {"lakejob.io/attempt": str(attempt)}
     env = {e["name"]: e.get("value") for e in container(pod)["env"]}
     assert env["SPARK_APPLICATION_ID"] == app_id(UID, attempt)
 
@@ -324,9 +328,9 @@ def test_driver_image(fields: dict[str, Any], settings: Settings, image: str) ->
 
 def test_driver_annotations_modules_and_agency() -> None:
     pod = driver(spec_of(modules=["sys.datasource.rds", "sys.datasource.css"], execution_agency_urn="agency1"))
-    assert pod["metadata"]["annotations"] == {"lakejob.io/attempt": "1",
-                                              "lakejob.io/modules": "sys.datasource.rds,sys.datasource.css",
-                                              "lakejob.io/execution-agency-urn": "agency1"}
+    assert own_annotations(pod) == {"lakejob.io/attempt": "1",
+                                    "lakejob.io/modules": "sys.datasource.rds,sys.datasource.css",
+                                    "lakejob.io/execution-agency-urn": "agency1"}
 
 
 def test_driver_spark_user() -> None:
@@ -356,7 +360,7 @@ def test_driver_customisation() -> None:
     assert meta["labels"]["team"] == "analytics"
     assert meta["labels"]["cost-center"] == "42"
     assert meta["labels"]["lakejob.io/role"] == "driver"
-    assert meta["annotations"] == {"lakejob.io/attempt": "1", "prometheus.io/scrape": "true"}
+    assert own_annotations(pod) == {"lakejob.io/attempt": "1", "prometheus.io/scrape": "true"}
     assert spec["nodeSelector"] == {"pool": "spark"}
     assert spec["tolerations"] == [{"key": "spark", "operator": "Exists", "effect": "NoSchedule"}]
     assert spec["serviceAccountName"] == "custom-sa"
@@ -617,19 +621,26 @@ def test_executor_customisation() -> None:
 # ----------------------------------------------------------------------------- the rest
 
 
-def test_configmap() -> None:
+def test_the_driver_pod_carries_its_conf_files_as_annotations_projected_into_the_conf_dir() -> None:
     spec = spec_of(conf={"spark.sql.shuffle.partitions": "8"}, executor={"labels": {"team": "a"}})
     sz = resolve_sizing(spec)
-    cm = r.configmap(spec, OWNER, sz, 2, SETTINGS)
-    assert cm["apiVersion"] == "v1" and cm["kind"] == "ConfigMap"
-    assert cm["metadata"]["name"] == "pi-spark-conf"
-    assert cm["metadata"]["namespace"] == NS
-    assert cm["metadata"]["ownerReferences"] == [OWNER_REF]
-    assert cm["metadata"]["labels"]["lakejob.io/role"] == "conf"
-    assert set(cm["data"]) == {"spark.properties", "executor-pod-template.yaml"}
-    assert load_properties(cm["data"]["spark.properties"]) == r.properties(spec, OWNER, sz, 2, SETTINGS)
-    assert load_properties(cm["data"]["spark.properties"])["spark.kubernetes.driver.pod.name"] == "pi-driver-2"
-    assert yaml.safe_load(cm["data"]["executor-pod-template.yaml"]) == r.executor_template(spec, OWNER, SETTINGS)
+    pod = r.driver_pod(spec, OWNER, sz, 2, SETTINGS, "sa")
+    files = {k.removeprefix(r.CONF_ANNOTATION_PREFIX): v for k, v in pod["metadata"]["annotations"].items()
+             if k.startswith(r.CONF_ANNOTATION_PREFIX)}
+    assert files == r.conf_files(spec, OWNER, sz, 2, SETTINGS, r.batch_conf(spec, SETTINGS))
+    assert set(files) == {"spark.properties", "executor-pod-template.yaml"}
+    assert load_properties(files["spark.properties"]) == r.properties(spec, OWNER, sz, 2, SETTINGS,
+                                                                       r.batch_conf(spec, SETTINGS))
+    assert load_properties(files["spark.properties"])["spark.kubernetes.driver.pod.name"] == "pi-driver-2"
+    assert yaml.safe_load(files["executor-pod-template.yaml"]) == r.executor_template(spec, OWNER, SETTINGS)
+    # each annotation is a file of the conf volume, mounted at CONF_DIR
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "spark-conf"]
+    assert volume == {"name": "spark-conf", "downwardAPI": {"items": [
+        {"path": "spark.properties", "fieldRef": {"fieldPath": "metadata.annotations['conf.lakejob.io/spark.properties']"}},
+        {"path": "executor-pod-template.yaml",
+         "fieldRef": {"fieldPath": "metadata.annotations['conf.lakejob.io/executor-pod-template.yaml']"}}]}}
+    (driver,) = pod["spec"]["containers"]
+    assert {"name": "spark-conf", "mountPath": r.CONF_DIR} in driver["volumeMounts"]
     # the mount and the file names Spark is told about agree
     p = r.properties(spec, OWNER, sz, 2, SETTINGS)
     assert p["spark.kubernetes.executor.podTemplateFile"] == f"{r.CONF_DIR}/executor-pod-template.yaml"
@@ -718,8 +729,7 @@ def test_good_request_cores_are_accepted(value: str) -> None:
 
 def test_a_jvm_batch_puts_its_primary_jar_in_spark_jars_for_the_executors() -> None:
     spec = spec_of(jars=["local:///opt/lib/dep.jar"], conf={"spark.jars": "local:///opt/lib/conf.jar"})
-    cm = r.configmap(spec, OWNER, resolve_sizing(spec), 1, SETTINGS, r.batch_conf(spec, SETTINGS))
-    text = cm["data"]["spark.properties"]
+    text = r.conf_files(spec, OWNER, resolve_sizing(spec), 1, SETTINGS, r.batch_conf(spec, SETTINGS))["spark.properties"]
     assert ("spark.jars=local\\:///opt/lib/conf.jar,local\\:///opt/lib/dep.jar,"
             "local\\:///opt/spark/examples/jars/spark-examples.jar") in text or \
         "spark.jars=local:///opt/lib/conf.jar,local:///opt/lib/dep.jar,local:///opt/spark/examples/jars/spark-examples.jar" \

@@ -31,19 +31,15 @@ def owner(i: int) -> Owner:
 async def test_a_burst_creates_the_namespaces_shared_account_once() -> None:
     kube = Creates()
     r = SparkBatchReconciler(Settings(), kube, lambda: 0, None, None)  # type: ignore[arg-type]
-    await asyncio.gather(*(r.ensure_driver_children(SPEC, owner(i), 1, {"kind": "ConfigMap", "metadata": {
-        "name": f"b{i}-spark-conf"}}, []) for i in range(20)))
-    shared = sorted(m for m in kube.made if m[0] != "ConfigMap")
-    assert shared == [("Role", "lakejob-spark-driver"), ("RoleBinding", "lakejob-spark-driver"),
+    await asyncio.gather(*(r.ensure_driver_children(SPEC, owner(i), []) for i in range(20)))
+    assert sorted(kube.made) == [("Role", "lakejob-spark-driver"), ("RoleBinding", "lakejob-spark-driver"),
                       ("ServiceAccount", "lakejob-spark-driver")]
     assert kube.made.index(("RoleBinding", "lakejob-spark-driver")) > kube.made.index(("Role", "lakejob-spark-driver"))
-    assert sum(m[0] == "ConfigMap" for m in kube.made) == 20
 
 
 async def test_per_job_accounts_are_each_jobs_own() -> None:
     kube = Creates()
     r = SparkBatchReconciler(Settings(driver_rbac="per-job"), kube, lambda: 0, None, None)  # type: ignore[arg-type]
-    await asyncio.gather(*(r.ensure_driver_children(SPEC, owner(i), 1, {"kind": "ConfigMap", "metadata": {
-        "name": f"b{i}-spark-conf"}}, []) for i in range(2)))
+    await asyncio.gather(*(r.ensure_driver_children(SPEC, owner(i), []) for i in range(2)))
     assert sorted(m for m in kube.made if m[0] == "ServiceAccount") == [("ServiceAccount", "b0-spark"),
                                                                          ("ServiceAccount", "b1-spark")]

@@ -143,7 +143,7 @@ def test_the_driver_is_ready_when_the_connect_port_listens() -> None:
     assert c["readinessProbe"]["tcpSocket"] == {"port": 15002}
 
 
-def test_the_statement_server_is_a_sidecar_in_the_sessions_image_from_its_configmap() -> None:
+def test_the_statement_server_is_a_sidecar_in_the_sessions_image_from_the_driver_pods_conf_files() -> None:
     spec = spec_of(kind="sql", feature="custom", image="registry.example/spark:4.0.1")
     pod = r.driver_pod(spec, OWNER, resolve_sizing(spec), 1, SETTINGS, "nb-spark")
     (repl,) = [c for c in pod["spec"]["initContainers"] if c["name"] == "repl"]
@@ -154,9 +154,10 @@ def test_the_statement_server_is_a_sidecar_in_the_sessions_image_from_its_config
     assert repl["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8999}
     assert repl["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"name": "lakejob-repl-tmp", "emptyDir": {}} in pod["spec"]["volumes"]
-    cm = r.configmap(spec, OWNER, resolve_sizing(spec), 1, SETTINGS)
-    assert cm["data"]["lakejob-repl.py"] == (Path(repl_server.__file__)).read_text()
-    assert cm["metadata"]["name"] == pod["spec"]["volumes"][0]["configMap"]["name"]
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["conf.lakejob.io/lakejob-repl.py"] == (Path(repl_server.__file__)).read_text()
+    assert {"path": "lakejob-repl.py", "fieldRef": {"fieldPath": "metadata.annotations['conf.lakejob.io/lakejob-repl.py']"}} \
+        in pod["spec"]["volumes"][0]["downwardAPI"]["items"]
 
 
 def test_service_exposes_connect_ui_and_statement_ports() -> None:
@@ -188,11 +189,12 @@ def test_properties_bind_the_connect_port_and_add_its_package_on_spark_3() -> No
     assert r.connect_package("3.4") == "org.apache.spark:spark-connect_2.12:3.4.0"
 
 
-def test_configmap_carries_the_session_properties() -> None:
+def test_the_drivers_spark_properties_are_the_sessions() -> None:
     spec = spec_of()
-    cm = r.configmap(spec, OWNER, resolve_sizing(spec), 2, SETTINGS)
-    assert "spark.connect.grpc.binding.port=15002\n" in cm["data"]["spark.properties"]
-    assert "spark.kubernetes.driver.pod.name=nb-session-2\n" in cm["data"]["spark.properties"]
+    text = r.driver_pod(spec, OWNER, resolve_sizing(spec), 2, SETTINGS, "sa")["metadata"]["annotations"][
+        "conf.lakejob.io/spark.properties"]
+    assert "spark.connect.grpc.binding.port=15002\n" in text
+    assert "spark.kubernetes.driver.pod.name=nb-session-2\n" in text
 
 
 def test_urls() -> None:

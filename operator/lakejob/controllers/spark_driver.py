@@ -2,7 +2,7 @@
 subclass `SparkReconciler` and read their pods through `observe_pods`.
 
 `SparkReconciler` decides which ServiceAccount a driver runs as and creates the children each
-driver needs (its ConfigMap, the RBAC, the kind's others) idempotently, then the driver pod;
+driver needs (the RBAC, the kind's others) idempotently, then the driver pod (its conf files inside);
 `observe_pods` turns a CR's summarised pods (controllers.pods) into what the kinds' decide
 functions read: the current driver and the executor counts. Imported by controllers.sparkbatch
 and controllers.sparksession.
@@ -42,7 +42,7 @@ def observe_pods(pods: list[dict[str, Any]], driver_name: str | None, app: str |
 
 class SparkReconciler(base.Reconciler):
     """The driver plumbing every Spark kind shares: which ServiceAccount its driver runs as, and
-    creating the ConfigMap, the RBAC and the kind's other children it needs (idempotently)."""
+    creating the RBAC and the kind's other children it needs (idempotently)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -58,7 +58,7 @@ class SparkReconciler(base.Reconciler):
             return render.SHARED_DRIVER_ACCOUNT
         return render.Names.of_owner(owner).rbac
 
-    # The kind says how its driver pod, its ConfigMap and its other children are rendered; the rest is shared.
+    # The kind says how its driver pod and its other children are rendered; the rest is shared.
     pods_index: str = ""
     workloads_index: str = ""  # its Kueue Workloads' index (docs/queues.md)
 
@@ -90,8 +90,9 @@ class SparkReconciler(base.Reconciler):
         """The driver pod of one attempt."""
 
     @abstractmethod
-    def render_children(self, spec: Any, owner: Owner, attempt: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """(ConfigMap, the kind's other children, e.g. a session's Service) of one attempt."""
+    def render_children(self, spec: Any, owner: Owner) -> list[dict[str, Any]]:
+        """The kind's children besides the driver and its RBAC (a session's Service); the driver pod
+        carries its own conf files (render.spark.conf_files)."""
 
     def other_action(self, action: Any, owner: Owner, spec: Any) -> Awaitable[Any] | None:
         """A kind's own action verbs (SparkSession's delete_children); None: not one of them."""
@@ -105,8 +106,8 @@ class SparkReconciler(base.Reconciler):
         owner = Owner(base.API_VERSION, self.kind, meta["name"], meta["namespace"], meta["uid"])
         first: list[Awaitable[Any]] = [self.write_status(body, decision.status.model_dump(exclude_none=True,
                                                                                           mode="json"))]
-        first += [self._ensure_children(spec, owner, a.attempt) for a in decision.actions
-                  if a.verb == "ensure_children" and spec is not None]
+        first += [self.ensure_driver_children(spec, owner, self.render_children(spec, owner))
+                  for a in decision.actions if a.verb == "ensure_children" and spec is not None]
         await asyncio.gather(*first)
         then: list[Awaitable[Any]] = [self.post_events(body, decision.events)]
         workload = decision.status.workload
@@ -147,16 +148,8 @@ class SparkReconciler(base.Reconciler):
         elif created:
             self.note_created(key, self.workloads_index, {"name": workload["metadata"]["name"]})
 
-    async def _ensure_children(self, spec: SparkAppSpec, owner: Owner, attempt: int) -> None:
-        cm, others = self.render_children(spec, owner, attempt)
-        await self.ensure_driver_children(spec, owner, attempt, cm, others)
-
-    async def ensure_driver_children(self, spec: SparkAppSpec, owner: Owner, attempt: int,
-                                     cm: dict[str, Any], others: list[dict[str, Any]]) -> None:
-        """RBAC, ConfigMap and `others`: created if absent, in parallel.
-
-        The ConfigMap names things per attempt (driver pod, executor prefix), so a retry replaces it.
-        """
+    async def ensure_driver_children(self, spec: SparkAppSpec, owner: Owner, others: list[dict[str, Any]]) -> None:
+        """RBAC and `others`: created if absent, in parallel."""
         objects = list(others)
         waits: list[Awaitable[None]] = []
         if spec.driver and spec.driver.serviceAccountName:
@@ -165,9 +158,7 @@ class SparkReconciler(base.Reconciler):
             objects += render.driver_rbac(spec, owner)
         else:
             waits.append(self._shared_account(owner.namespace))
-        results = await asyncio.gather(self.kube.create(cm), self._create_all(objects), *waits)
-        if attempt > 1 and not results[0]:
-            await self.kube.replace(cm)
+        await asyncio.gather(self._create_all(objects), *waits)
 
     def _shared_account(self, namespace: str) -> Awaitable[None]:
         """The namespace's shared driver account, created once: the task every pass waits for (a

@@ -72,11 +72,9 @@ class SparkBatchReconciler(SparkReconciler):
         return render.driver_pod(spec, owner, resolve_sizing(spec), attempt, self.settings,
                                  self.service_account(spec, owner))
 
-    def render_children(self, spec: SparkBatchSpec, owner: Owner,
-                        attempt: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def render_children(self, spec: SparkBatchSpec, owner: Owner) -> list[dict[str, Any]]:
         # No Service: a batch has no clients, and its executors reach the driver by pod IP.
-        return (render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings,
-                                 render.batch_conf(spec, self.settings)), [])
+        return []
 
 
 # ------------------------------------------------------------------------------------ kopf

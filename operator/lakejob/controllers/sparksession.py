@@ -104,20 +104,18 @@ class SparkSessionReconciler(SparkReconciler):
         return render.driver_pod(spec, owner, resolve_sizing(spec), attempt, self.settings,
                                  self.service_account(spec, owner))
 
-    def render_children(self, spec: SparkSessionSpec, owner: Owner,
-                        attempt: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        return (render.configmap(spec, owner, resolve_sizing(spec), attempt, self.settings),
-                [render.service(spec, owner)])
+    def render_children(self, spec: SparkSessionSpec, owner: Owner) -> list[dict[str, Any]]:
+        return [render.service(spec, owner)]
 
     def other_action(self, action: Any, owner: Owner, spec: SparkSessionSpec | None) -> Awaitable[Any] | None:
         return self._delete_children(owner, spec) if action.verb == "delete_children" else None
 
     async def _delete_children(self, owner: Owner, spec: SparkSessionSpec | None) -> None:
-        """What a session that ended as asked (dead, success) no longer needs: its Service, ConfigMap
-        and per-session RBAC, and the failed drivers of earlier attempts that a recovery left for
+        """What a session that ended as asked (dead, success) no longer needs: its Service and
+        per-session RBAC, and the failed drivers of earlier attempts that a recovery left for
         inspection (their executors, which they own, go with them). The current driver is gone already."""
         names = render_spark.Names.of_owner(owner)
-        targets = [("v1", "Service", names.service), ("v1", "ConfigMap", names.configmap)]
+        targets = [("v1", "Service", names.service)]
         targets += [("v1", "Pod", p["name"]) for p in self.children(PODS, (owner.namespace, names.base))
                     if p["role"] == "driver" and not p.get("deleting")]
         if self.settings.driver_rbac == "per-job" and not (spec and spec.driver and spec.driver.serviceAccountName):

@@ -195,3 +195,21 @@ def check_size(obj: dict[str, Any], filled_by: str, limit: int = OBJECT_LIMIT_BY
         raise ObjectTooLarge(f"{obj['kind']} {meta['namespace']}/{meta['name']} would be {size} bytes, more than "
                              f"the {limit} bytes Kubernetes accepts; it holds {filled_by}: make them smaller")
     return obj
+
+
+# The API server refuses an object whose annotations, keys and values together, exceed 256 KiB
+# (apimachinery's TotalAnnotationSizeLimitB).
+ANNOTATIONS_LIMIT_BYTES = 256 * 1024
+
+
+def check_annotations_size(obj: dict[str, Any], filled_by: str) -> dict[str, Any]:
+    """`obj` when its annotations fit in what the API server accepts, else ObjectTooLarge naming it,
+    their size, the limit and `filled_by` (the spec fields that fill them)."""
+    meta = obj["metadata"]
+    size = sum(len(k.encode("utf-8", "surrogatepass")) + len(v.encode("utf-8", "surrogatepass"))
+               for k, v in (meta.get("annotations") or {}).items())
+    if size > ANNOTATIONS_LIMIT_BYTES:
+        raise ObjectTooLarge(f"{obj['kind']} {meta['namespace']}/{meta['name']}'s annotations would be {size} bytes, "
+                             f"more than the {ANNOTATIONS_LIMIT_BYTES} bytes Kubernetes accepts; they hold "
+                             f"{filled_by}: make them smaller")
+    return obj

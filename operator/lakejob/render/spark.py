@@ -29,6 +29,10 @@ UI_PORT = 4040
 CONF_DIR = "/opt/spark/conf"
 PROPERTIES_FILE = f"{CONF_DIR}/spark.properties"
 EXECUTOR_TEMPLATE_FILE = f"{CONF_DIR}/executor-pod-template.yaml"
+# The driver's files in CONF_DIR (spark.properties, the executor pod template, a kind's own) are
+# annotations of its pod under this prefix, which a downwardAPI volume projects: no ConfigMap to
+# write per job (one apiserver write fewer), and each attempt's pod carries its own.
+CONF_ANNOTATION_PREFIX = "conf.lakejob.io/"
 LOCAL_DIR = "/var/data/spark-local"
 WORK_DIR = "/opt/spark/work-dir"  # the apache/spark images' working directory (and the spark user's HOME in ours)
 # With a read-only root file system, the emptyDirs where Spark writes besides its local dir:
@@ -61,13 +65,12 @@ class Words:
     that are each other's prefix) never share a child (tests/unit/test_names.py)."""
 
     driver: str  # <base>-<driver>-<attempt> (pod), <base>-<driver>-svc (Service)
-    conf: str  # <base>-<conf> (ConfigMap)
     rbac: str  # <base>-<rbac> (ServiceAccount, Role, RoleBinding)
     executor: str  # executors: <base>-<executor><attempt>-exec-<id>
 
 
-WORDS = {"SparkBatch": Words("driver", "spark-conf", "spark", "a"),
-         "SparkSession": Words("session", "session-conf", "session-sa", "s")}
+WORDS = {"SparkBatch": Words("driver", "spark", "a"),
+         "SparkSession": Words("session", "session-sa", "s")}
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,6 @@ class Names(common.ChildNames):
     @property
     def service(self) -> str:
         return f"{self.base}-{self.words.driver}-svc"
-
-    @property
-    def configmap(self) -> str:
-        return f"{self.base}-{self.words.conf}"
 
     @property
     def rbac(self) -> str:
@@ -332,16 +331,19 @@ def driver_pod(spec: SparkBatchSpec, owner: Owner, sizing_: sizing.SparkSizing, 
     """A SparkBatch's driver: its main class (JVM files only) and its file with its arguments."""
     main = ["--class", spec.className] if spec.className and not spec.is_python else []
     file, fetch = packages.locate(spec.file, "file", settings)
+    files = conf_files(spec, owner, sizing_, attempt, settings, batch_conf(spec, settings))
     return spark_driver_pod(spec, owner, sizing_, attempt, settings, service_account,
-                            [*main, file, *(spec.args or [])], fetches=[fetch] if fetch else [])
+                            [*main, file, *(spec.args or [])], files, fetches=[fetch] if fetch else [])
 
 
 def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
-                     settings: Settings, service_account: str, main: Sequence[str],
+                     settings: Settings, service_account: str, main: Sequence[str], files: Mapping[str, str],
                      ports: Sequence[tuple[str, int]] = (), fetches: Sequence[packages.Fetch] = ()) -> dict[str, Any]:
     """The driver pod of any Spark kind: `driver --properties-file … <main>`, serving `ports` besides
-    Spark's own (RPC, block manager, UI). A `fetch` init container first puts the files the spec
-    names (and `fetches`, e.g. a batch's main file) into the pod (render.packages)."""
+    Spark's own (RPC, block manager, UI), with `files` (name → text; conf_files' and a kind's own) in
+    CONF_DIR. A `fetch` init container first puts the files the spec names (and `fetches`, e.g. a
+    batch's main file) into the pod (render.packages). Raises common.ObjectTooLarge when the files
+    exceed what a pod's annotations may hold."""
     names = Names.of_owner(owner)
     app = app_id(owner.uid, attempt)
     pod_sc, container_sc = common.security_context(settings.spark_uid)
@@ -378,7 +380,8 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
     }
     driver_labels = {**labels(owner, names, "driver", queue_of(spec)),
                      "lakejob.io/attempt": str(attempt), "spark-app-selector": app, "spark-role": "driver"}
-    annotations = {"lakejob.io/attempt": str(attempt)}
+    annotations = {"lakejob.io/attempt": str(attempt),
+                   **{CONF_ANNOTATION_PREFIX + name: text for name, text in files.items()}}
     if spec.modules:
         annotations["lakejob.io/modules"] = ",".join(spec.modules)
     if spec.execution_agency_urn:
@@ -393,7 +396,9 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
             "serviceAccountName": service_account,
             "securityContext": pod_sc,
             "containers": [container],
-            "volumes": [{"name": "spark-conf", "configMap": {"name": names.configmap}},
+            "volumes": [{"name": "spark-conf", "downwardAPI": {"items": [
+                            {"path": name, "fieldRef": {"fieldPath": f"metadata.annotations['{CONF_ANNOTATION_PREFIX}{name}']"}}
+                            for name in files]}},
                         {"name": "spark-local-dir", "emptyDir": {}}],
         },
     }
@@ -404,27 +409,26 @@ def spark_driver_pod(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizi
         container["workingDir"] = WORK_DIR
     packages.add_to_pod(pod, [container], packages.fetcher(
         [*files_of(spec, settings).fetches, *fetches], settings, settings.spark_uid, container_sc))
-    return pod
+    return common.check_annotations_size(pod, FILLED_BY)
 
 
 # ------------------------------------------------------------------------------------ the rest
 
 
-def configmap(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
-              settings: Settings, owned_extra: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """spark.properties + executor pod template; rewritten per attempt (its names change).
-    Raises common.ObjectTooLarge when they exceed what a ConfigMap may hold."""
-    names = Names.of_owner(owner)
-    return common.check_size({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": common.meta(names.configmap, owner, labels(owner, names, "conf", queue_of(spec))),
-        "data": {
-            "spark.properties": properties_text(properties(spec, owner, sizing_, attempt, settings, owned_extra)),
-            # JSON is YAML (Spark's client reads it as such) and is ten times cheaper to write.
-            "executor-pod-template.yaml": json.dumps(executor_template(spec, owner, settings), sort_keys=True),
-        },
-    }, "the Spark properties (spec.conf, jars, files, pyFiles, archives) and the executor pod template "
-       "(spec.executor)")
+# What fills a driver's conf files, for the refusal when they are too large.
+FILLED_BY = ("the Spark properties (spec.conf, jars, files, pyFiles, archives) and the executor pod template "
+             "(spec.executor)")
+
+
+def conf_files(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
+               settings: Settings, owned_extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The driver's spark.properties and executor pod template (their names are the attempt's: driver
+    pod, executor prefix)."""
+    return {
+        "spark.properties": properties_text(properties(spec, owner, sizing_, attempt, settings, owned_extra)),
+        # JSON is YAML (Spark's client reads it as such) and is ten times cheaper to write.
+        "executor-pod-template.yaml": json.dumps(executor_template(spec, owner, settings), sort_keys=True),
+    }
 
 
 def driver_service(spec: SparkAppSpec, owner: Owner, ports: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:

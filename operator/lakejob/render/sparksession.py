@@ -1,7 +1,7 @@
 """Pure builders for a SparkSession: its driver is a Spark Connect server. No I/O.
 
 Everything but the program is SparkBatch's (render.spark): the same properties, executor pod
-template, ConfigMap, RBAC and headless Service, with the driver running
+template, conf files (annotations of the driver pod), RBAC and headless Service, with the driver running
 `--class org.apache.spark.sql.connect.service.SparkConnectServer` (what start-connect-server.sh
 runs; Spark's launcher supplies the `spark-internal` primary resource for this class) and the
 gRPC port 15002 added to the pod and the Service. Spark 3.4/3.5 images do not ship the Connect
@@ -17,7 +17,7 @@ publishes the driver while it is not Ready yet (executors reach it by that name 
 Beside the driver runs the session's statement server (lakejob.repl: Livy's `sql` and `pyspark`
 statements, attached to the Connect server in the pod): a native sidecar (an init container that
 keeps running, so the pod still ends when the driver does) in the session's image, from the copy
-of its source in the session's ConfigMap, on REPL_PORT of the pod and the Service. Its readiness
+of its source among the driver's conf files, on REPL_PORT of the pod and the Service. Its readiness
 is part of the pod's: `idle` means both listen.
 
 Called by controllers.sparksession (children, driver, URLs), controllers.sparksession_decide
@@ -40,7 +40,7 @@ CONNECT_PORT = 15002
 REPL_PORT = 8999
 REPL_PORT_NAME = "repl"
 REPL_CONTAINER = "repl"
-REPL_FILE = "lakejob-repl.py"  # the statement server's source, a key of the session's ConfigMap
+REPL_FILE = "lakejob-repl.py"  # the statement server's source, one of the driver's conf files
 DRIVER_PORTS = (("spark-connect", CONNECT_PORT),)
 SERVICE_PORTS = (*DRIVER_PORTS, (REPL_PORT_NAME, REPL_PORT))
 READY_PERIOD_S = 3  # how soon after the Connect server listens the session turns idle (at most)
@@ -81,16 +81,8 @@ def properties(spec: SparkSessionSpec, owner: Owner, sizing_: sizing.SparkSizing
     return spark.properties(spec, owner, sizing_, attempt, settings, owned_properties(spec, settings))
 
 
-def configmap(spec: SparkSessionSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
-              settings: Settings) -> dict[str, Any]:
-    """SparkBatch's ConfigMap plus the statement server's source."""
-    cm = spark.configmap(spec, owner, sizing_, attempt, settings, owned_properties(spec, settings))
-    cm["data"][REPL_FILE] = repl.SOURCE
-    return cm
-
-
 def repl_container(spec: SparkSessionSpec, image: str, uid: int) -> dict[str, Any]:
-    """The statement server: the session's image's Python runs the ConfigMap's copy of
+    """The statement server: the session's image's Python runs the driver pod's copy of
     lakejob.repl.server, its statements' default kind the session's. Read-only root always (it
     writes nothing but Python's temporary files)."""
     _, container_sc = common.security_context(uid)
@@ -113,8 +105,10 @@ def repl_container(spec: SparkSessionSpec, image: str, uid: int) -> dict[str, An
 
 def driver_pod(spec: SparkSessionSpec, owner: Owner, sizing_: sizing.SparkSizing, attempt: int,
                settings: Settings, service_account: str) -> dict[str, Any]:
+    files = {**spark.conf_files(spec, owner, sizing_, attempt, settings, owned_properties(spec, settings)),
+             REPL_FILE: repl.SOURCE}
     pod = spark.spark_driver_pod(spec, owner, sizing_, attempt, settings, service_account,
-                                 ["--class", CONNECT_SERVER_CLASS], DRIVER_PORTS)
+                                 ["--class", CONNECT_SERVER_CLASS], files, DRIVER_PORTS)
     pod["metadata"]["annotations"]["lakejob.io/session-kind"] = spec.kind
     # Ready = the Connect server accepts connections (the kubelet connects; gRPC shrugs it off).
     (driver,) = [c for c in pod["spec"]["containers"] if c["name"] == spark.DRIVER_CONTAINER]
