@@ -120,6 +120,14 @@ def _merge(defaults: dict[str, str], extra: Sequence[tuple[str, str]]) -> CIMult
     return merged
 
 
+# The most connections to the apiserver at once (requests beyond wait for one). Each TLS connection
+# holds asyncio's 256 KiB read buffer and OpenSSL's state, about 0.3 MiB: a pool of 256 reached 244
+# open connections in a 1,000-CR burst, most of the operator's memory beyond its CR bodies
+# (tracemalloc, docs/performance.md). The apiserver's CPU, not the number of requests in flight,
+# bounds a burst on this machine; 64 is the default number of concurrent reconcile passes.
+POOL_CONNECTIONS = 64
+
+
 @dataclass
 class Kube:
     server: str
@@ -139,8 +147,7 @@ class Kube:
         info = await credentials.connection_info()
 
         def session(ctx: ssl.SSLContext) -> aiohttp.ClientSession:
-            # Many concurrent creates in a burst: a generous pool, as kopf's own client uses.
-            connector = aiohttp.TCPConnector(ssl=ctx, limit=256)
+            connector = aiohttp.TCPConnector(ssl=ctx, limit=POOL_CONNECTIONS)
             return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
 
         token_file = str(credentials.SERVICE_ACCOUNT / "token") if credentials.in_cluster() else None
