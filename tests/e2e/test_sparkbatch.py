@@ -173,6 +173,25 @@ def test_deleting_the_batch_removes_every_child(kubectl: Kubectl, namespace: str
                      "the garbage collector to remove the children", namespace=namespace)
 
 
+def test_conf_too_large_for_the_drivers_annotations_is_refused_before_anything_is_made(
+        kubectl: Kubectl, namespace: str, operator: Operator) -> None:
+    # 64 values of 4,096 two-byte characters: 512 KiB, which the CRD admits and a pod's annotations
+    # (256 KiB, where the driver carries its conf files) cannot hold. `create`, not `apply`: apply's
+    # last-applied annotation would make the CR itself too large.
+    big = batch("big", "succeed", conf={f"spark.x.k{i}": "é" * 4096 for i in range(64)})
+    kubectl.run("create", "-n", namespace, "-f", "-", stdin=json.dumps(big))
+
+    def refused() -> dict[str, Any] | None:
+        c = {c["type"]: c for c in status(kubectl, "big", namespace).get("conditions") or []}.get("Reconciled")
+        return c if c and c["status"] == "False" else None
+    c = kubectl.wait_for(refused, "SparkBatch big to say why it cannot start", timeout=60, namespace=namespace,
+                         show=("sparkbatch", "big"))
+    assert c["reason"] == "CannotRender"
+    assert f"Pod {namespace}/big-driver-1's annotations would be " in c["message"]
+    assert "more than the 262144 bytes Kubernetes accepts" in c["message"] and "spec.conf" in c["message"]
+    assert drivers(kubectl, namespace, "big") == []
+
+
 @pytest.mark.parametrize("example", ["sparkbatch-dli.yaml", "sparkbatch-livy.yaml"])
 def test_the_vendor_examples_pasted_unchanged_are_accepted_and_run(
         kubectl: Kubectl, namespace: str, operator: Operator, example: str) -> None:
