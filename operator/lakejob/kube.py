@@ -335,16 +335,21 @@ class Kube:
         except (KubeError, aiohttp.ClientError, asyncio.TimeoutError):
             pass
 
-    async def failed_create(self, namespace: str, uid: str) -> str | None:
-        """The message of the newest FailedCreate Event about the object with this UID (a controller
-        that cannot create its pods says why there, and only there), or None."""
-        status, payload = await self.request(
-            "GET", path("v1", "Event", namespace),
-            params={"fieldSelector": f"involvedObject.uid={uid},reason=FailedCreate"})
-        if status >= 300 or not isinstance(payload, dict) or not payload.get("items"):
-            return None
-        newest = max(payload["items"], key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-        return str(newest.get("message") or "") or None
+    async def failed_creates(self, namespace: str) -> dict[str, str]:
+        """The newest FailedCreate Event's message for each object of the namespace that has one, by
+        the object's UID (a controller that cannot create its pods says why there, and only there).
+        One LIST for the whole namespace, however many objects are asked about."""
+        status, payload = await self.request("GET", path("v1", "Event", namespace),
+                                              params={"fieldSelector": "reason=FailedCreate"})
+        if status >= 300 or not isinstance(payload, dict):
+            return {}
+        newest: dict[str, tuple[str, str]] = {}  # uid → (when, message)
+        for event in payload.get("items") or []:
+            uid = (event.get("involvedObject") or {}).get("uid")
+            when = event.get("lastTimestamp") or event.get("eventTime") or ""
+            if uid and event.get("message") and (uid not in newest or when >= newest[uid][0]):
+                newest[uid] = (when, str(event["message"]))
+        return {uid: message for uid, (_, message) in newest.items()}
 
     async def pod_log_tail(self, namespace: str, name: str, lines: int, timeout: float,
                            headers: Sequence[tuple[str, str]] = ()) -> list[str] | None:

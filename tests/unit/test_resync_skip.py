@@ -7,7 +7,7 @@ from typing import Any
 
 from lakejob.controllers import base
 from lakejob.controllers.base import Key, Reconciler
-from lakejob.controllers.dagjob import CREATE_GRACE_MS, DagJobReconciler
+from lakejob.controllers.dagjob import ASK_AGAIN_MS, CREATE_GRACE_MS, DagJobReconciler
 from lakejob.settings import Settings
 from tests.unit.fakes import StatusKube
 
@@ -239,14 +239,16 @@ async def test_requests_mark_the_pass_but_not_what_runs_outside_passes() -> None
 
 
 class Events:
-    """kube.failed_create: no FailedCreate Event found."""
+    """kube.failed_creates: the namespaces asked about, and the FailedCreate messages it answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, found: dict[str, str] | None = None) -> None:
         self.asked: list[str] = []
+        self.found = found or {}
 
-    async def failed_create(self, namespace: str, uid: str) -> str | None:
-        self.asked.append(uid)
-        return None
+    async def failed_creates(self, namespace: str) -> dict[str, str]:
+        self.asked.append(namespace)
+        await asyncio.sleep(0)  # passes that ask meanwhile share this LIST
+        return self.found
 
 
 def job(uid: str, created_ms: int, pods: int = 0) -> dict[str, Any]:
@@ -273,4 +275,24 @@ async def test_a_dagjob_with_a_young_podless_job_keeps_its_resync() -> None:
     assert not await settled([job("young", now - 1000)])  # becomes stuck with time alone
     assert events.asked == []
     assert not await settled([job("stuck", now - CREATE_GRACE_MS - 1)])  # read: outside the fingerprint
-    assert events.asked == ["stuck"]
+    assert events.asked == ["ns"]
+
+
+async def test_stuck_jobs_cost_one_events_list_per_namespace_per_interval() -> None:
+    """Every child event is a pass, and a busy Job controller leaves hundreds of Jobs podless for
+    seconds: however many Jobs and passes ask, a namespace's FailedCreate Events are listed once per
+    ASK_AGAIN_MS (passes asking while it is under way wait for it), and each Job gets its message."""
+    events = Events({"a": "pods \"a-1\" is forbidden: exceeded quota"})
+    r = DagJobReconciler(Settings(), events, lambda: 0, None, None)  # type: ignore[arg-type]
+    now, stuck = 100_000, [job(uid, 0) for uid in "abc"]
+    answers = await asyncio.gather(*(r._create_errors("ns", stuck, now) for _ in range(20)))
+    assert events.asked == ["ns"]
+    assert all(a == {"a": events.found["a"]} for a in answers)
+    await r._create_errors("ns", stuck, now + ASK_AGAIN_MS - 1)
+    await r._create_errors("other", stuck, now + ASK_AGAIN_MS - 1)
+    assert events.asked == ["ns", "other"]
+    await r._create_errors("ns", stuck, now + ASK_AGAIN_MS)
+    assert events.asked == ["ns", "other", "ns"]
+    assert set(r._failed_creates) == {"ns", "other"}
+    await r._create_errors("ns", stuck, now + 3 * ASK_AGAIN_MS)  # the stale answers are dropped
+    assert set(r._failed_creates) == {"ns"}

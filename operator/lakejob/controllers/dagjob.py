@@ -48,6 +48,11 @@ FLINK = "dagjob_flinkjarjobs"
 WORKLOADS = "dagjob_workloads"  # and of its command tasks' Kueue Workloads (docs/queues.md)
 T = TypeVar("T")
 CREATE_GRACE_MS = 3000  # a Job with no pod this long after its creation: ask why
+# How long one answer about a namespace's FailedCreate Events serves. Every event of every child is
+# a pass, and a Job controller running late (a burst of Jobs) leaves hundreds of Jobs podless for
+# seconds: asking per stuck Job per pass was an Events LIST each, costing the apiserver more than
+# the DAGs did.
+ASK_AGAIN_MS = CREATE_GRACE_MS
 
 
 def summarize_job(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,6 +132,9 @@ class DagJobReconciler(base.Reconciler):
         super().__init__(*args, **kwargs)
         self._slots_held: set[str] = set()  # uids of the DagJobs holding a Running slot
         self._specs: dict[str, tuple[int, DagJobSpec | None, str | None]] = {}  # uid → (generation, parsed)
+        # namespace → (when asked, the answer: FailedCreate messages by the Job's uid), shared by every
+        # pass in the namespace, including those that ask while the LIST is under way
+        self._failed_creates: dict[str, tuple[int, asyncio.Future[dict[str, str]]]] = {}
 
     def run_started_ms(self, status: Mapping[str, Any]) -> int | None:
         """StartTime, when it left the Waiting queue (BatchCompute's run time: StartTime to EndTime);
@@ -175,14 +183,29 @@ class DagJobReconciler(base.Reconciler):
 
     async def _create_errors(self, namespace: str, jobs: list[dict[str, Any]], now: int) -> dict[str, str]:
         """Why Jobs that have had no pod for a few seconds cannot create one: the Job controller says
-        so only in FailedCreate Events on the Job. Read for those Jobs alone, so a healthy DAG costs
-        no reads."""
+        so only in FailedCreate Events on the Job. Read only when there are such Jobs, so a healthy
+        DAG costs no reads, and one LIST per namespace per ASK_AGAIN_MS however many there are."""
         podless = [j for j in jobs if j.get("uid") and not j["pods"] and not j["suspended"] and j["outcome"] is None]
+        if not podless:
+            return {}
+        # The young are asked about once old enough, and the stuck again once the answer is stale;
+        # no timer is set for either: keep resyncing.
+        base.unsettled()
         stuck = [j for j in podless if now - j["created_ms"] > CREATE_GRACE_MS]
-        if len(stuck) < len(podless):
-            base.unsettled()  # the others are asked about once old enough, and no timer is set for that: keep resyncing
-        found = await asyncio.gather(*(self.kube.failed_create(namespace, j["uid"]) for j in stuck))
-        return {j["name"]: e for j, e in zip(stuck, found, strict=True) if e}
+        if not stuck:
+            return {}
+        asked = self._failed_creates.get(namespace)
+        if asked is None or now - asked[0] >= ASK_AGAIN_MS:
+            for stale in [ns for ns, (at, _) in self._failed_creates.items() if now - at >= ASK_AGAIN_MS]:
+                del self._failed_creates[stale]
+            asked = self._failed_creates[namespace] = (now, asyncio.ensure_future(self.kube.failed_creates(namespace)))
+        try:
+            found = await asyncio.shield(asked[1])  # a pass cancelled while waiting leaves the LIST to the others
+        except Exception:
+            if self._failed_creates.get(namespace) is asked:
+                del self._failed_creates[namespace]  # not kept: the next pass asks again
+            raise
+        return {j["name"]: found[j["uid"]] for j in stuck if j["uid"] in found}
 
     def _jobs_in_namespace(self, body: Mapping[str, Any]) -> int:
         meta = body["metadata"]
