@@ -84,6 +84,21 @@ def test_slots_go_to_the_highest_priority_then_the_oldest() -> None:
     assert r._admitted("high-old", high_old)  # and kept by its holder
 
 
+def test_a_freed_slot_wakes_only_the_waiting_job_it_admits() -> None:
+    """Waking every waiting DagJob per freed slot was a pass each, each sorting all of them: O(n²)
+    per release at scale. The slot's best taker alone is woken; the others wait for their turn."""
+    done = body("done", 0, "2026-01-01T00:00:00Z", "Finished")
+    waiting = [body(f"w{i}", i % 3, f"2026-01-01T00:00:{i + 10}Z", "Waiting") for i in range(6)]
+    r = reconciler(1, done, *waiting)
+    r._slots_held.add("done")
+    woken: list[tuple[str, str]] = []
+    r._spawn = woken.append  # type: ignore[method-assign]
+    r._release("done")
+    assert woken == [("ns", "w2")]  # the highest priority (2), then the oldest of those (w2 before w5)
+    r._release("done")  # not held any more: nothing to give back
+    assert woken == [("ns", "w2")]
+
+
 def test_running_jobs_hold_their_slots_after_a_restart() -> None:
     running = body("running", 0, "2026-01-01T00:00:00Z", "Running")
     waiting = body("waiting", 1000, "2026-01-01T00:00:01Z", "Waiting")

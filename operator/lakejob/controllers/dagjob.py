@@ -156,29 +156,32 @@ class DagJobReconciler(base.Reconciler):
         if self._state(body) == "Running":  # running before this operator started: its slot
             self._slots_held.add(uid)
             return True
-        held = self._slots_held | {b["metadata"]["uid"] for b in self.bodies.values() if self._state(b) == "Running"}
-        if uid in held:
+        held, waiting = self._queue()
+        if uid in held or uid in waiting[:max(0, self.settings.dag_max_running - len(held))]:
             self._slots_held.add(uid)
             return True
-        free = self.settings.dag_max_running - len(held)
-        if free <= 0:
-            return False
+        return False
+
+    def _queue(self) -> tuple[set[str], list[str]]:
+        """The uids holding a Running slot, and those waiting for one, best first (higher Priority,
+        then the older)."""
+        held = self._slots_held | {b["metadata"]["uid"] for b in self.bodies.values() if self._state(b) == "Running"}
         waiting = sorted((b for b in self.bodies.values()
                           if self._state(b) in (None, "Waiting", "Stopped") and not (b.get("spec") or {}).get("suspend")
                           and b["metadata"]["uid"] not in held),
                          key=lambda b: (-_priority_of(b), b["metadata"].get("creationTimestamp", ""),
                                         b["metadata"]["namespace"], b["metadata"]["name"]))
-        if uid in [b["metadata"]["uid"] for b in waiting[:free]]:
-            self._slots_held.add(uid)
-            return True
-        return False
+        return held, [b["metadata"]["uid"] for b in waiting]
 
     def _release(self, uid: str) -> None:
-        """Give a slot back and wake the waiting DagJobs (the best of them takes it)."""
+        """Give a slot back and wake the waiting DagJobs that the free slots admit, best first. Only
+        those: waking every waiting DagJob was a pass each, each sorting them all, per slot freed."""
         if uid in self._slots_held:
             self._slots_held.discard(uid)
+            held, waiting = self._queue()
+            wake = set(waiting[:max(0, self.settings.dag_max_running - len(held))])
             for key, b in list(self.bodies.items()):
-                if self._state(b) == "Waiting":
+                if b["metadata"]["uid"] in wake:
                     self._spawn(key)
 
     async def _create_errors(self, namespace: str, jobs: list[dict[str, Any]], now: int) -> dict[str, str]:
