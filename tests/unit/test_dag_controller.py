@@ -99,6 +99,19 @@ def test_a_freed_slot_wakes_only_the_waiting_job_it_admits() -> None:
     assert woken == [("ns", "w2")]
 
 
+def test_with_every_slot_held_a_waiting_job_is_refused_without_ranking_the_queue() -> None:
+    """Ranking the waiting DagJobs is O(n log n); with thousands waiting it was most of a pass."""
+    running = body("running", 0, "2026-01-01T00:00:00Z", "Running")
+    waiting = body("waiting", 1000, "2026-01-01T00:00:01Z", "Waiting")
+    r = reconciler(1, running, waiting)
+    assert r._admitted("running", running)
+
+    def ranked() -> tuple[set[str], list[str]]:
+        raise AssertionError("the queue was ranked")
+    r._queue = ranked  # type: ignore[method-assign]
+    assert not r._admitted("waiting", waiting)
+
+
 def test_running_jobs_hold_their_slots_after_a_restart() -> None:
     running = body("running", 0, "2026-01-01T00:00:00Z", "Running")
     waiting = body("waiting", 1000, "2026-01-01T00:00:01Z", "Waiting")

@@ -156,6 +156,8 @@ class DagJobReconciler(base.Reconciler):
         if self._state(body) == "Running":  # running before this operator started: its slot
             self._slots_held.add(uid)
             return True
+        if len(self._slots_held) >= self.settings.dag_max_running:
+            return False  # every slot taken (held ⊇ _slots_held): no need to rank the waiting, O(n log n)
         held, waiting = self._queue()
         if uid in held or uid in waiting[:max(0, self.settings.dag_max_running - len(held))]:
             self._slots_held.add(uid)
