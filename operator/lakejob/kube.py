@@ -335,12 +335,13 @@ class Kube:
         except (KubeError, aiohttp.ClientError, asyncio.TimeoutError):
             pass
 
-    async def failed_creates(self, namespace: str) -> dict[str, str]:
-        """The newest FailedCreate Event's message for each object of the namespace that has one, by
-        the object's UID (a controller that cannot create its pods says why there, and only there).
-        One LIST for the whole namespace, however many objects are asked about."""
-        status, payload = await self.request("GET", path("v1", "Event", namespace),
-                                              params={"fieldSelector": "reason=FailedCreate"})
+    async def failed_creates(self, namespace: str, kind: str) -> dict[str, str]:
+        """The newest FailedCreate Event's message for each object of this kind in the namespace that
+        has one, by the object's UID (a controller that cannot create its pods says why there, and
+        only there). One LIST for the whole namespace, however many objects are asked about."""
+        status, payload = await self.request(
+            "GET", path("v1", "Event", namespace),
+            params={"fieldSelector": f"reason=FailedCreate,involvedObject.kind={kind}"})
         if status >= 300 or not isinstance(payload, dict):
             return {}
         newest: dict[str, tuple[str, str]] = {}  # uid → (when, message)

@@ -245,7 +245,8 @@ class Events:
         self.asked: list[str] = []
         self.found = found or {}
 
-    async def failed_creates(self, namespace: str) -> dict[str, str]:
+    async def failed_creates(self, namespace: str, kind: str) -> dict[str, str]:
+        assert kind == "Job"  # a ReplicaSet's or StatefulSet's FailedCreate Events are not the DAG's
         self.asked.append(namespace)
         await asyncio.sleep(0)  # passes that ask meanwhile share this LIST
         return self.found

@@ -203,7 +203,8 @@ class DagJobReconciler(base.Reconciler):
         if asked is None or now - asked[0] >= ASK_AGAIN_MS:
             for stale in [ns for ns, (at, _) in self._failed_creates.items() if now - at >= ASK_AGAIN_MS]:
                 del self._failed_creates[stale]
-            asked = self._failed_creates[namespace] = (now, asyncio.ensure_future(self.kube.failed_creates(namespace)))
+            listing = asyncio.ensure_future(self.kube.failed_creates(namespace, "Job"))
+            asked = self._failed_creates[namespace] = (now, listing)
         try:
             found = await asyncio.shield(asked[1])  # a pass cancelled while waiting leaves the LIST to the others
         except Exception:
