@@ -19,7 +19,7 @@ from typing import Any, cast
 import kopf
 import prometheus_client
 
-from lakejob import credentials, kopf_fixes, own_image
+from lakejob import credentials, heap, kopf_fixes, own_image
 from lakejob.controllers import base, queueing
 from lakejob.crds import GROUP, VERSION
 from lakejob.controllers import dagjob  # noqa: F401  (registers the DagJob handlers)
@@ -36,6 +36,7 @@ from lakejob.settings import Settings
 log = logging.getLogger("lakejob")
 
 kopf_fixes.apply()  # before kopf runs: its bugs that would wedge lakejob (kopf_fixes says which)
+heap.small_tls_buffers()  # before any connection is opened
 
 
 class _State:
@@ -132,6 +133,7 @@ async def _until_served(kube: Kube, group: str, version: str, plurals: list[str]
 
 SERVED_POLL_S = 0.5
 SERVED_NOTICE_S = 10.0  # said once, after this long
+WORKER_IDLE_S = 0.5  # kopf's per-object worker exits after this long without an event
 
 
 @kopf.on.login()
@@ -149,6 +151,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     settings.batching.worker_limit = None  # one worker per object, as many as there are objects
+    # An object's worker holds its last raw event (managedFields and all) until it exits: after 5 s
+    # idle by default, so a burst of 1,000 CRs had ~1,000 of them alive at once, a high-water mark
+    # the process then kept (docs/performance.md). A new event simply starts a new worker.
+    settings.queueing.idle_timeout = WORKER_IDLE_S
     # Exact namespace names only (the chart's watchNamespaces): nothing to discover, and the
     # namespaced RBAC grants no cluster-wide namespace list (kopf would retry it for ~90 s before
     # serving). CRDs are then the ones present at start: the chart installs them first.
@@ -188,6 +194,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
             log.error("metrics disabled: cannot listen on port %d: %s", STATE.settings.metrics_port, e)
     loop = asyncio.get_running_loop()
     STATE.background = [loop.create_task(r.resync()) for r in base.RUNNING.values()]
+    STATE.background.append(loop.create_task(heap.keep_trimmed()))
     if STATE.settings.queueing != "off":
         STATE.background.append(loop.create_task(queueing.PROBE.follow(kube, STATE.settings)))
     log.info("lakejob operator started: %s", ", ".join(sorted(base.RUNNING)))

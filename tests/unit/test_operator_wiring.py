@@ -2,13 +2,14 @@
 one; start-up hands every reconciler the fetch/upload image read from the operator's own pod."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import kopf
 import pytest
 
-from lakejob import operator
+from lakejob import heap, operator
 from lakejob.controllers import base, queueing
 from lakejob.kube import KubeError
 from lakejob.settings import Settings
@@ -116,3 +117,28 @@ async def test_start_up_waits_until_lakejobs_own_resources_are_served_saying_so_
     waits = [r.getMessage() for r in caplog.records if "to be served" in r.getMessage()]
     assert waits == ["waiting for lakejob.io/v1alpha1 (dagjobs, flinkjarjobs, sparkbatches, sparksessions) to be "
                      "served: are lakejob's CRDs installed? (crds/, or the chart)"]
+
+
+async def test_start_up_keeps_the_heap_trimmed_and_kopfs_idle_workers_short_lived(
+        started: Callable[[_OwnPod], Awaitable[None]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What keeps the operator small with thousands of live CRs (docs/performance.md)."""
+    trims: list[int] = []
+    monkeypatch.setattr(heap, "TRIM_EVERY_S", 0.01)
+    monkeypatch.setattr(heap, "trimmer", lambda: lambda: trims.append(1) or 1)
+    settings = kopf.OperatorSettings()
+    monkeypatch.setattr(kopf, "OperatorSettings", lambda: settings)
+    await started(_OwnPod())
+    await asyncio.sleep(0.05)
+    assert trims  # trimmed, again and again
+    assert settings.queueing.idle_timeout == operator.WORKER_IDLE_S < 1
+
+
+def test_glibcs_malloc_trim_is_found() -> None:
+    trim = heap.trimmer()
+    assert trim is not None  # this machine's C library is glibc, as the operator image's is
+    assert trim() in (0, 1)  # 1: memory was given back, 0: there was none to give
+
+
+def test_tls_connections_read_into_small_buffers() -> None:
+    import asyncio.sslproto
+    assert asyncio.sslproto.SSLProtocol.max_size == heap.TLS_READ_BUFFER < 256 * 1024  # asyncio's own
