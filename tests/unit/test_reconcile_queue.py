@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
+import json
+import weakref
 from typing import Any
 
 import aiohttp
@@ -69,6 +73,18 @@ async def test_a_pass_queued_for_a_deleted_object_does_nothing_and_leaves_no_mar
     assert r.passes == ["3"]
 
 
+async def test_no_lock_is_kept_for_a_cr_no_pass_holds_or_awaits() -> None:
+    r = Recording()
+    r.cr_event("ADDED", cr("1"), {})
+    await asyncio.sleep(0)  # running, blocked on the gate
+    r.cr_event("MODIFIED", cr("2"), {})  # queued behind it, on the same lock
+    await asyncio.sleep(0)
+    assert len(r._locks) == 1 and r.passes == ["1"]
+    r.gate.set()
+    await settle(r)
+    assert r.passes == ["1", "2"] and not r._locks
+
+
 async def test_stop_cancels_running_and_queued_passes_and_timers() -> None:
     r = Recording()
     r.cr_event("ADDED", cr("1"), {})
@@ -119,3 +135,68 @@ async def test_resync_spreads_one_pass_per_live_object_over_the_interval(monkeyp
     await settle(r)
     assert sleeps == [100, 100, 100]  # 300 s over the three live objects; "c" is terminal
     assert sorted(r.passes) == ["a", "b", "d"]
+
+
+class KopfCause:
+    """Stands for what a kopf handler's context holds: the cause, with the event's whole raw body."""
+
+
+HANDLER_CONTEXT: contextvars.ContextVar[KopfCause | None] = contextvars.ContextVar("handler", default=None)
+
+
+class Requeuing(Recording):
+    async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
+        self.passes.append(body["metadata"]["resourceVersion"])
+        self.requeue(key, body["metadata"]["uid"], 600)  # e.g. a pending driver: look again later
+
+
+async def test_a_waiting_requeue_timer_does_not_keep_the_kopf_handlers_context_alive() -> None:
+    r = Requeuing()
+
+    def kopf_handler() -> weakref.ref[KopfCause]:
+        cause = KopfCause()
+        HANDLER_CONTEXT.set(cause)  # as kopf does before calling a handler
+        r.cr_event("ADDED", cr("1"), {})
+        return weakref.ref(cause)
+
+    cause = contextvars.copy_context().run(kopf_handler)  # the handler's context ends with it
+    await settle(r)
+    gc.collect()
+    assert r.passes == ["1"] and r._requeues  # the timer waits…
+    assert cause() is None  # …holding nothing of the handler that woke the pass
+    await r.stop()
+
+
+async def test_stored_bodies_share_keys_and_short_strings_and_keep_no_managed_fields() -> None:
+    r = Recording()
+    long = "x" * 100
+
+    def decoded(name: str) -> dict[str, Any]:  # as kopf's watch stream hands each event over: freshly decoded
+        return json.loads(json.dumps({
+            "metadata": {"name": name, "namespace": "ns", "uid": name, "resourceVersion": "1",
+                         "managedFields": [{"manager": "kubectl"}]},
+            "status": {"state": "starting", "conditions": [{"type": "Ready", "reason": "DriverCreated"}],
+                       "message": long}}))
+
+    a, b = decoded("a"), decoded("b")
+    r.cr_event("ADDED", a, {})
+    r.cr_event("ADDED", b, {})
+    stored_a, stored_b = r.bodies[("ns", "a")], r.bodies[("ns", "b")]
+    assert stored_a == {**a, "metadata": {k: v for k, v in a["metadata"].items() if k != "managedFields"}}
+    key_a, key_b = (next(k for k in body["status"] if k == "conditions") for body in (stored_a, stored_b))
+    assert key_a is key_b  # one "conditions" for every body, not one each
+    reason_a, reason_b = (body["status"]["conditions"][0]["reason"] for body in (stored_a, stored_b))
+    assert reason_a is reason_b
+    assert stored_a["status"]["message"] == long  # long strings are kept as they came
+    await r.stop()
+
+
+async def test_a_created_child_is_forgotten_as_pending_once_its_index_holds_it() -> None:
+    r = Recording()
+    r.cr_event("ADDED", cr("1"), {})
+    r.note_created(("ns", "a"), "pods", {"name": "a-driver"})
+    assert [c["name"] for c in r.children("pods", ("ns", "a"))] == ["a-driver"]  # made, not yet seen
+    r.indexes["pods"] = {("ns", "a"): [{"name": "a-driver", "uid": "p", "owner": "u"}]}
+    assert [c["name"] for c in r.children("pods", ("ns", "a"))] == ["a-driver"]
+    assert not r._created  # no empty entry left behind per live CR
+    await r.stop()

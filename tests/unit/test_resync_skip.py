@@ -168,6 +168,20 @@ async def test_a_pass_that_wrote_is_not_remembered_as_settled() -> None:
     assert r.passes == ["1", "1"]  # the second pass wrote nothing (same status): now it is
 
 
+async def test_the_status_we_wrote_is_kept_only_until_the_watch_brings_it() -> None:
+    r = Quiet()
+    r.write = {"state": "running", "message": "new"}
+    r.cr_event("ADDED", cr("1"), {PODS: {KEY: [pod("Pending")]}})
+    await settle(r)
+    assert r._written["u"][0] == 11  # written at resourceVersion 11
+    r.cr_event("MODIFIED", cr("5"), {})  # an older event: the write is still what counts
+    await settle(r)
+    assert r.status_of(r.bodies[KEY])["message"] == "new"
+    r.cr_event("MODIFIED", {**cr("11"), "status": {"state": "running", "message": "new"}}, {})  # its echo
+    await settle(r)
+    assert "u" not in r._written and r.status_of(r.bodies[KEY])["message"] == "new"
+
+
 async def test_a_status_that_needs_no_write_is_no_write() -> None:
     r = Quiet()
     r.write = {"state": "running"}  # what the body says already: write_status sends nothing

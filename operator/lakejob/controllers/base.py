@@ -6,7 +6,8 @@ Each kind's module (controllers/<kind>.py) subclasses `Reconciler`, implements `
 and puts it in `RUNNING` (base never imports lakejob.operator: the import goes one way).
 
 What lives here and why:
-- bodies: the latest CR body per key, so a child's event can reconcile its parent without a GET;
+- bodies: the latest CR body per key, so a child's event can reconcile its parent without a GET
+  (kept `compact`: thousands of live CRs are held, and what each costs is the operator's memory);
 - child indexes: kopf indexes of the children (kopf fills them before any handler runs, so a
   restarted operator never mistakes "not listed yet" for "missing"), plus the children we created
   whose watch event has not arrived yet (no second create on the next pass);
@@ -27,13 +28,15 @@ What lives here and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
 import random
+import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
@@ -149,12 +152,13 @@ def watch(kind: str, plural: str, children: Mapping[str, tuple[tuple[str, ...], 
     for index, (resource, summarize) in children.items():
         # async: kopf runs sync handlers in a thread pool, which costs more than these functions.
         async def index_fn(body: kopf.Body, _summarize: Summarize = summarize, **_: Any) -> dict[Key, dict[str, Any]]:
-            return {child_key(body): {**_summarize(body), **ownership(body), "uid": body["metadata"].get("uid", "")}}
+            entry = {**_summarize(body), **ownership(body), "uid": body["metadata"].get("uid", "")}
+            return {child_key(body): compact(entry)}
 
         async def child_fn(body: kopf.Body, type: str | None, _summarize: Summarize = summarize,
                            _index: str = index, **kwargs: Any) -> None:
             # type None: the object came from a listing (kopf's start, or a re-list after a failed watch).
-            reconciler().child_event(body, indexes(kwargs), _summarize(body), deleted=type == "DELETED",
+            reconciler().child_event(body, indexes(kwargs), compact(_summarize(body)), deleted=type == "DELETED",
                                      index=_index, listed=type is None)
 
         kopf.index(*resource, labels=labels, id=index)(index_fn)
@@ -226,6 +230,23 @@ def cr_key(body: Mapping[str, Any]) -> Key:
     return meta["namespace"], short_name(meta["name"])
 
 
+INTERN_MAX = 64  # strings up to this long are shared between stored bodies: keys, states, reasons, names
+
+
+def compact(node: Any) -> Any:
+    """A copy of a decoded JSON document whose keys and short strings are interned. Each decoded
+    body holds its own copy of every key ("metadata", "lastTransitionTime", …) and of every
+    repeated value ("DriverCreated", the namespace, the image): of a SparkBatch body's 8 KB in
+    memory, 5 KB. Kept compact, thousands of live CRs share them (docs/performance.md)."""
+    if isinstance(node, dict):
+        return {sys.intern(k): compact(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [compact(v) for v in node]
+    if isinstance(node, str) and len(node) <= INTERN_MAX:
+        return sys.intern(node)
+    return node
+
+
 class _Pass:
     """What the running pass did beyond reading its fingerprint's inputs (`Reconciler._unchanged`)."""
 
@@ -236,6 +257,15 @@ class _Pass:
 
 
 _PASS: contextvars.ContextVar[_Pass | None] = contextvars.ContextVar("lakejob_pass", default=None)
+
+
+def detached() -> contextvars.Context:
+    """An empty context for a reconciler's tasks and timers. asyncio copies the caller's context
+    into each, and the caller is often a kopf handler, whose context holds kopf's cause: the event's
+    whole body as received (managedFields too), wrapped in kopf's Body, patch and logger. A requeue
+    timer waiting minutes kept all of that alive, a raw body per live CR: most of the operator's
+    memory growth with live CRs (docs/performance.md). Nothing here reads kopf's context."""
+    return contextvars.Context()
 
 
 def unsettled() -> None:
@@ -295,6 +325,16 @@ class _Bodies(dict[Key, dict[str, Any]]):
 Fingerprint = tuple[str, tuple[Any, ...], Any]
 
 
+class _Exclusive:
+    """A CR's lock and how many hold or await it (`Reconciler._exclusive`)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class _Slots(asyncio.Semaphore):
     """The bound on a kind's passes at once, counting the slots held as lakejob_reconciles_in_flight."""
 
@@ -335,7 +375,7 @@ class Reconciler(ABC):
         self.bodies: dict[Key, dict[str, Any]] = _Bodies()
         self.indexes: dict[str, Mapping[Key, Iterable[dict[str, Any]]]] = {}
         self._created: dict[Key, dict[str, dict[str, Any]]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _Exclusive] = {}  # CR uid → its lock, while a pass or delivery holds or awaits it
         self._written: dict[str, tuple[int, dict[str, Any]]] = {}
         self._requeues: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -377,7 +417,10 @@ class Reconciler(ABC):
             self._listed_before.add(self.plural)
         # Kept without managedFields, which nothing here reads and which is about as large as the
         # spec and status together: thousands of live CRs are held in memory (docs/performance.md).
-        self.bodies[key] = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+        self.bodies[key] = compact({**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}})
+        written = self._written.get(meta.get("uid", ""))
+        if written and written[0] <= int(meta.get("resourceVersion") or 0):
+            del self._written[meta["uid"]]  # the watch caught up with our write: status_of reads the body
         self._spawn(key)
 
     def child_event(self, body: Mapping[str, Any],
@@ -419,6 +462,8 @@ class Reconciler(ABC):
         if pending:
             for name in [n for n in pending if n in seen]:
                 del pending[name]
+            if not pending:
+                del self._created[key]  # nothing awaited: no empty entry kept per live CR
             seen = {**{n: c for n, c in pending.items() if c.get("index") == index}, **seen}
         return list(seen.values())
 
@@ -457,7 +502,7 @@ class Reconciler(ABC):
         if key in self._queued:
             return
         self._queued.add(key)
-        self.track(asyncio.get_running_loop().create_task(self.reconcile(key)))
+        self.track(asyncio.get_running_loop().create_task(self.reconcile(key), context=detached()))
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Keep a background task of this kind (a pass, a delivery) until it ends; stop() ends it."""
@@ -480,7 +525,7 @@ class Reconciler(ABC):
         old = self._requeues.pop(uid, None)
         if old:
             old.cancel()
-        self._requeues[uid] = asyncio.get_running_loop().call_later(delay_s, self._spawn, key)
+        self._requeues[uid] = asyncio.get_running_loop().call_later(delay_s, self._spawn, key, context=detached())
 
     async def resync(self) -> None:
         """Re-reconcile every non-terminal CR once per resync interval: the safety net against a
@@ -546,7 +591,7 @@ class Reconciler(ABC):
         self._listings[resource] = (self._listings.get(resource, (now, now))[0], now)
         if resource not in self._listing_timers:
             self._listing_timers[resource] = asyncio.get_running_loop().call_later(
-                LISTING_QUIET_S, self._listing_over, resource)
+                LISTING_QUIET_S, self._listing_over, resource, context=detached())
 
     def _listing_over(self, resource: str) -> None:
         del self._listing_timers[resource]
@@ -557,7 +602,7 @@ class Reconciler(ABC):
             return
         del self._listings[resource]
         self._listed_before.add(resource)
-        self.track(asyncio.get_running_loop().create_task(self._after_listing(resource, began)))
+        self.track(asyncio.get_running_loop().create_task(self._after_listing(resource, began), context=detached()))
 
     async def _after_listing(self, resource: str, began: float) -> None:
         """kopf lists a resource again after its watch failed (410 Gone, an apiserver restart) and
@@ -640,6 +685,22 @@ class Reconciler(ABC):
         state = (body.get("status") or {}).get(self.state_field)
         return str(state) if state is not None else None
 
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, uid: str) -> AsyncIterator[None]:
+        """One pass (or outbox update) of a CR at a time. The lock exists only while someone holds
+        or awaits it: thousands of idle CRs keep none (each was ~1 KB with its waiters' deque)."""
+        entry = self._locks.get(uid)
+        if entry is None:
+            entry = self._locks[uid] = _Exclusive()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users and self._locks.get(uid) is entry:
+                del self._locks[uid]
+
     def _slot(self) -> asyncio.Semaphore:
         if self._slots is None:  # made lazily: it must belong to the running loop
             self._slots = _Slots(self.settings.max_concurrent_reconciles, self.kind)
@@ -651,8 +712,7 @@ class Reconciler(ABC):
             self._queued.discard(key)
             return
         uid = body["metadata"]["uid"]
-        lock = self._locks.setdefault(uid, asyncio.Lock())
-        async with lock, self._slot():
+        async with self._exclusive(uid), self._slot():
             # Started: an event from now on needs a pass of its own after this one.
             self._queued.discard(key)
             body = self.bodies.get(key)
@@ -726,7 +786,7 @@ class Reconciler(ABC):
         if uid in self._draining or body is None or not self.status_of(body).get("outbox"):
             return
         self._draining.add(uid)
-        task = asyncio.get_running_loop().create_task(self._drain(key, uid))
+        task = asyncio.get_running_loop().create_task(self._drain(key, uid), context=detached())
         task.add_done_callback(lambda _: self._draining.discard(uid))
         self.track(task)  # so that stop() ends a delivery still waiting when the operator stops
 
@@ -742,7 +802,7 @@ class Reconciler(ABC):
             entry = outbox[0]
             ok = await self.notifier.deliver(entry["url"], json.loads(entry["event"]))
             try:
-                async with self._locks.setdefault(uid, asyncio.Lock()):
+                async with self._exclusive(uid):
                     body = self.bodies.get(key)
                     if body is None or body["metadata"]["uid"] != uid:
                         return
