@@ -30,31 +30,28 @@ def upstream(deps: Deps, tasks: Iterable[str]) -> dict[str, list[str]]:
 
 def find_cycle(deps: Deps) -> list[str] | None:
     """One cycle as a closed path [a, b, …, a], or None. Depth-first, nodes and edges in sorted order,
-    so the same graph always reports the same cycle."""
-    white, grey, black = 0, 1, 2
-    colour: dict[str, int] = {}
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        colour[node] = grey
-        path.append(node)
-        for nxt in sorted(set(deps.get(node, ()))):
-            c = colour.get(nxt, white)
-            if c == grey:
-                return path[path.index(nxt):] + [nxt]
-            if c == white:
-                found = visit(nxt)
-                if found:
-                    return found
-        path.pop()
-        colour[node] = black
-        return None
-
+    so the same graph always reports the same cycle. An explicit stack, not a recursive closure:
+    a closure that calls itself is a reference cycle, garbage for Python's cycle collector on every
+    call, and this runs on every DagJob pass (docs/performance.md)."""
+    done: set[str] = set()
     for start in sorted(deps):
-        if colour.get(start, white) == white:
-            found = visit(start)
-            if found:
-                return found
+        if start in done:
+            continue
+        path = [start]  # the grey nodes, in order
+        on_path = {start}
+        pending = [iter(sorted(set(deps.get(start, ()))))]  # each path node's edges not yet followed
+        while pending:
+            nxt = next(pending[-1], None)
+            if nxt is None:  # every edge of the path's last node followed: it is done
+                pending.pop()
+                on_path.discard(node := path.pop())
+                done.add(node)
+            elif nxt in on_path:
+                return path[path.index(nxt):] + [nxt]
+            elif nxt not in done:
+                path.append(nxt)
+                on_path.add(nxt)
+                pending.append(iter(sorted(set(deps.get(nxt, ())))))
     return None
 
 
