@@ -13,6 +13,15 @@ asyncio gives every TLS connection a 256 KiB read buffer for good; the operator 
 watch and per pooled API connection (64), up to ~18 MiB for buffers that mostly receive a few KiB at a
 time. `small_tls_buffers`, called by lakejob.operator at import, makes them TLS_READ_BUFFER:
 a large LIST then takes a few more reads, nothing else changes.
+
+kopf's `Body` and `Patch` (kopf 1.45) build their `meta`, `spec` and `status` views when made,
+and each view points back at its body (a `Meta` at its own `labels` and `annotations` views too):
+reference cycles, so a body kopf is done with waits for Python's cycle collector instead of
+going at once, and with it the event's whole raw body. Python runs the full collection rarely
+when the heap is large: a burst of 1,000 CRs left ~250,000 such objects behind
+(docs/performance.md), a peak whose freed arenas the process then keeps. `acyclic_kopf_views`,
+called by lakejob.operator at import, makes kopf build those views on each read instead, as
+views of the same live source (nothing of what they show changes).
 """
 from __future__ import annotations
 
@@ -21,6 +30,7 @@ import asyncio.sslproto
 import ctypes
 import logging
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("lakejob")
 
@@ -32,6 +42,51 @@ def small_tls_buffers() -> None:
     """Every TLS connection opened from now on reads into a TLS_READ_BUFFER buffer (asyncio's
     class-level default is 256 KiB)."""
     asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
+class _ViewOnRead:
+    """Stands for an attribute in which kopf keeps a view of the object itself: what kopf assigns
+    is dropped, and each read makes the view anew (a data descriptor: it wins over the instance)."""
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        self.make = make
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else self.make(obj)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        pass
+
+
+def acyclic_kopf_views() -> None:
+    """kopf's bodies and patches, and their metadata views, keep no view of themselves."""
+    from kopf._cogs.structs import bodies, dicts, patches
+
+    def view(cls: type[dicts.MappingView[str, Any]], field: str) -> Callable[[Any], Any]:
+        path = dicts.parse_field(field)
+
+        def make(src: Any) -> Any:
+            # What kopf's MappingView.__init__ sets, without running the view's own __init__ (a
+            # Meta's would make its labels and annotations views only for them to be dropped):
+            # made on every read of body.meta, so it must be cheap.
+            made = cls.__new__(cls)
+            made._src, made._path = src, path
+            return made
+        return make
+
+    views: dict[type, dict[str, Callable[[Any], Any]]] = {
+        bodies.Meta: {"_labels": view(dicts.MappingView, "labels"),
+                      "_annotations": view(dicts.MappingView, "annotations")},
+        bodies.Body: {"_meta": view(bodies.Meta, "metadata"), "_spec": view(bodies.Spec, "spec"),
+                      "_status": view(bodies.Status, "status")},
+        patches.MetaPatch: {"_labels": view(dicts.MutableMappingView, "labels"),
+                            "_annotations": view(dicts.MutableMappingView, "annotations")},
+        patches.Patch: {"_meta": view(patches.MetaPatch, "metadata"), "_spec": view(patches.SpecPatch, "spec"),
+                        "_status": view(patches.StatusPatch, "status")},
+    }
+    for cls, attributes in views.items():
+        for name, make in attributes.items():
+            setattr(cls, name, _ViewOnRead(make))
 
 
 def trimmer() -> Callable[[], int] | None:

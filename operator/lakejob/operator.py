@@ -37,6 +37,7 @@ log = logging.getLogger("lakejob")
 
 kopf_fixes.apply()  # before kopf runs: its bugs that would wedge lakejob (kopf_fixes says which)
 heap.small_tls_buffers()  # before any connection is opened
+heap.acyclic_kopf_views()  # before kopf makes its first body
 
 
 class _State:

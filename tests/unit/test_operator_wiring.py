@@ -3,6 +3,7 @@ one; start-up hands every reconciler the fetch/upload image read from the operat
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -142,3 +143,24 @@ def test_glibcs_malloc_trim_is_found() -> None:
 def test_tls_connections_read_into_small_buffers() -> None:
     import asyncio.sslproto
     assert asyncio.sslproto.SSLProtocol.max_size == heap.TLS_READ_BUFFER < 256 * 1024  # asyncio's own
+
+
+def test_kopfs_bodies_and_patches_go_without_the_cycle_collector_and_their_views_still_work() -> None:
+    raw = {"metadata": {"name": "a", "labels": {"l": "v"}}, "spec": {"s": 1}}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(10):
+            body = kopf.Body(raw)  # as kopf wraps each event (operator's import applied the mend)
+            patch = kopf.Patch(body=body)
+            patch.status["state"] = "running"
+            patch.meta.labels["l"] = "w"
+            assert (body.meta.name, body.metadata.labels["l"], body.meta.annotations.get("x")) == ("a", "v", None)
+            assert (body.spec["s"], dict(body.status)) == (1, {})
+            assert patch == {"status": {"state": "running"}, "metadata": {"labels": {"l": "w"}}}
+            body._replace_with({"metadata": {"name": "b"}})  # views see the body's source as it is now
+            assert (body.meta.name, dict(body.meta.labels), dict(body.spec)) == ("b", {}, {})
+        del body, patch
+        assert gc.collect() == 0  # nothing was left in a cycle: each went when its last reference did
+    finally:
+        gc.enable()
