@@ -198,6 +198,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     STATE.background.append(loop.create_task(heap.keep_trimmed()))
     if STATE.settings.queueing != "off":
         STATE.background.append(loop.create_task(queueing.PROBE.follow(kube, STATE.settings)))
+    heap.quiet_collector()  # last: what start-up made is frozen out of the collector's scans
     log.info("lakejob operator started: %s", ", ".join(sorted(base.RUNNING)))
 
 

@@ -77,9 +77,12 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[_OwnPod], Awa
         monkeypatch.setattr(operator.Kube, "connect", staticmethod(connect))
         await operator.startup(settings=kopf.OperatorSettings())
 
+    thresholds = gc.get_threshold()
     yield start
     for task in operator.STATE.background:
         task.cancel()
+    gc.unfreeze()  # start-up froze the test process's objects and changed its collector: undone
+    gc.set_threshold(*thresholds)
 
 
 async def test_every_reconciler_gets_the_image_of_the_operators_own_container(
@@ -132,6 +135,8 @@ async def test_start_up_keeps_the_heap_trimmed_and_kopfs_idle_workers_short_live
     await asyncio.sleep(0.05)
     assert trims  # trimmed, again and again
     assert settings.queueing.idle_timeout == operator.WORKER_IDLE_S < 1
+    assert gc.get_freeze_count() > 10_000  # what start-up made is out of the collector's scans
+    assert gc.get_threshold()[0] == heap.YOUNG_OBJECTS > 700
 
 
 def test_glibcs_malloc_trim_is_found() -> None:
