@@ -91,7 +91,8 @@ class Kubectl:
                     detail += f"\n--- {show[0]}/{show[1]}:\n" + self.result(
                         "get", show[0], show[1], "-n", namespace, "-o", "yaml").stdout[-4000:]
                 if namespace:
-                    detail += f"\n--- events in {namespace}:\n{self.events(namespace)}"
+                    pods = self.result("get", "pods", "-n", namespace, "-o", "wide").stdout[-4000:]
+                    detail += f"\n--- pods in {namespace}:\n{pods}\n--- events in {namespace}:\n{self.events(namespace)}"
                 raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
             time.sleep(0.3)
 
