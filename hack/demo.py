@@ -162,10 +162,12 @@ def _buckets(s3: object) -> list[dict[str, str]]:
 
 
 def ask_the_session(name: str) -> None:
-    """What a notebook user does: port-forward to the session's Connect port, run a query."""
-    forward = subprocess.Popen([KUBECTL, "port-forward", "-n", REAL_NS, f"svc/{name}-session-svc", "15002:15002"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())})
+    """What a notebook user does: port-forward to the session driver's Connect port, run a query."""
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path())}
+    driver = subprocess.run([KUBECTL, "get", "sparksession", name, "-n", REAL_NS, "-o",
+                             "jsonpath={.status.driverPod}"], capture_output=True, text=True, env=env).stdout.strip()
+    forward = subprocess.Popen([KUBECTL, "port-forward", "-n", REAL_NS, f"pod/{driver}", "15002:15002"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         time.sleep(3)
         query = ("from pyspark.sql import SparkSession, functions as F\n"

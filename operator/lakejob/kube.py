@@ -36,6 +36,7 @@ _PATHS: dict[tuple[str, str], tuple[str, str]] = {
     ("rbac.authorization.k8s.io/v1", "Role"): ("/apis/rbac.authorization.k8s.io/v1", "roles"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
     ("batch/v1", "Job"): ("/apis/batch/v1", "jobs"),
+    ("v1", "Endpoints"): ("/api/v1", "endpoints"),
 }
 
 
@@ -222,14 +223,26 @@ class Kube:
             self._raise(status, payload, what)
         return True
 
-    async def replace(self, obj: dict[str, Any]) -> None:
-        """PUT `obj` over the existing one, which create() has just found to be ours (no
-        resourceVersion: last writer wins)."""
+    async def create_object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create `obj` and return it as stored (its uid); one of that name already there is a
+        KubeError 409 (transient: the caller's next pass looks at it)."""
+        meta = obj["metadata"]
+        status, payload = await self.request("POST", path(obj["apiVersion"], obj["kind"], meta["namespace"]), obj)
+        if status >= 300:
+            self._raise(status, payload, f"create {obj['kind']} {meta['name']}")
+        return payload  # type: ignore[no-any-return]
+
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """PUT `obj` over an existing one that is ours, and return it as stored; None if it is gone.
+        With metadata.uid in `obj`, the apiserver refuses (409) to replace a same-named successor."""
         meta = obj["metadata"]
         status, payload = await self.request("PUT", path(obj["apiVersion"], obj["kind"], meta["namespace"],
                                                          meta["name"]), obj)
+        if status == 404:
+            return None
         if status >= 300:
             self._raise(status, payload, f"replace {obj['kind']} {meta['name']}")
+        return payload  # type: ignore[no-any-return]
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str,
                      propagation: str = "Background", uid: str | None = None) -> bool:

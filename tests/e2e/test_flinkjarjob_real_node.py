@@ -149,6 +149,23 @@ def flink_rest(kubectl: Kubectl, ns: str, pod: str) -> Iterator[str]:
         forward.wait(timeout=10)
 
 
+def wait_endpoints(kubectl: Kubectl, ns: str, name: str, ip: str) -> None:
+    """The JobManager's Service leads to `ip` alone: the Endpoints the operator writes (owned by the
+    job) and the EndpointSlice Kubernetes mirrors from them (what kube-proxy routes by)."""
+    svc = f"{name}-jobmanager"
+
+    def agree() -> bool:
+        eps = kubectl.get("endpoints", svc, ns) or {}
+        owners = [r["kind"] for r in eps.get("metadata", {}).get("ownerReferences") or []]
+        mine = [a["ip"] for s in eps.get("subsets") or [] for a in s.get("addresses") or []]
+        mirrored = [a for s in kubectl.list("endpointslices", ns, f"kubernetes.io/service-name={svc}")
+                    for e in s.get("endpoints") or [] if e["conditions"].get("ready") for a in e["addresses"]]
+        return owners == ["FlinkJarJob"] and mine == [ip] and mirrored == [ip]
+
+    kubectl.wait_for(agree, f"the Endpoints of {svc} and their mirrored EndpointSlice to hold {ip}", timeout=30,
+                     namespace=ns)
+
+
 def get_json(url: str, path: str) -> Any:
     try:
         with urllib.request.urlopen(url + path, timeout=5) as r:
@@ -184,6 +201,11 @@ def test_a_checkpointing_job_survives_a_killed_jobmanager_from_its_latest_checkp
         pod = kubectl.get("pod", jm1, ns)
         assert pod is not None and pod["spec"]["nodeName"] == "lakejob-real"
         assert pod["spec"]["containers"][0]["image"] == "lakejob.local/flink:2.3.0"
+        # The Service has no selector: the operator's Endpoints point at the JobManager, and
+        # kube-proxy routes by their mirrored EndpointSlice (the TaskManager registered and the
+        # operator polled the REST API through the Service's ClusterIP to report job_running).
+        assert "selector" not in kubectl.get("service", f"{name}-jobmanager", ns)["spec"]  # type: ignore[index]
+        wait_endpoints(kubectl, ns, name, pod["status"]["podIP"])
 
         # Flink's own REST API, reached as a user would, agrees with the DLI status.
         with flink_rest(kubectl, ns, jm1) as url:
@@ -211,6 +233,7 @@ def test_a_checkpointing_job_survives_a_killed_jobmanager_from_its_latest_checkp
         assert st["savepointPath"] == checkpoint, st
         jm2 = kubectl.get("pod", f"{name}-jm-2", ns)
         assert jm2 is not None
+        wait_endpoints(kubectl, ns, name, jm2["status"]["podIP"])  # the new JobManager only
         args = jm2["spec"]["containers"][0]["args"]
         assert args[args.index("--fromSavepoint") + 1] == checkpoint
         events = kubectl.run("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")
@@ -276,7 +299,7 @@ def test_stopping_a_running_job_cancels_it_in_flink_and_removes_its_pods(
         events
     assert not job_pods(kubectl, ns, name)
     for kind, child in (("deployment", f"{name}-taskmanager"), ("service", f"{name}-jobmanager"),
-                        ("configmap", f"{name}-flink-config")):
+                        ("endpoints", f"{name}-jobmanager"), ("configmap", f"{name}-flink-config")):
         assert kubectl.get(kind, child, ns) is None, (kind, child)
     print(f"stopped in {time.monotonic() - t0:.1f}s", end=" ")
     kubectl.run("delete", "flinkjarjob", name, "-n", ns)

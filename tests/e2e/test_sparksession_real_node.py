@@ -2,10 +2,12 @@
 Each session's driver is a Spark Connect server in the local Spark image, with one real executor
 that the driver makes through the ServiceAccount the operator gave it. This test process is the
 user: it reaches the driver as docs/sparksession.md tells users to, with `kubectl port-forward` to
-the session's Service, and runs queries through pyspark's Connect client (a subprocess: the client
+the session's driver pod (status.driverPod), and runs queries through pyspark's Connect client (a subprocess: the client
 warns about pandas versions, which pytest would turn into errors). The operator reads idle/busy
 from the driver's real Spark REST API, through the Service's cluster DNS name (its default
-LAKEJOB_SPARK_REST_URL_TEMPLATE).
+LAKEJOB_SPARK_REST_URL_TEMPLATE): CoreDNS answers it from the EndpointSlice mirrored from the
+Endpoints the operator writes (the Service has no selector), which the test also checks follow
+the driver of each attempt.
 
 Small CPU requests (the machine has two cores) and one session at a time (each JVM is ~1 GiB);
 every test deletes its session when it ends, so the next one has the node to itself.
@@ -74,11 +76,13 @@ def get_json(url: str) -> Any:
 
 @contextlib.contextmanager
 def port_forward(kubectl: Kubectl, ns: str, name: str, log: Path) -> Iterator[tuple[str, str]]:
-    """What docs/sparksession.md tells a user outside the cluster to run:
-    `kubectl port-forward svc/<name>-session-svc 15002 4040`; yields (connect URL, REST base URL)."""
+    """What docs/sparksession.md tells a user outside the cluster to run: `kubectl port-forward
+    pod/<status.driverPod> 15002 4040` (the Service has no selector, so not `svc/`); yields
+    (connect URL, REST base URL)."""
     connect, ui = free_port(), free_port()
+    driver = kubectl.run("get", "sparksession", name, "-n", ns, "-o", "jsonpath={.status.driverPod}").strip()
     with open(log, "ab") as out:
-        forward = subprocess.Popen([KUBECTL, "port-forward", "-n", ns, f"svc/{name}-session-svc",
+        forward = subprocess.Popen([KUBECTL, "port-forward", "-n", ns, f"pod/{driver}",
                                     f"{connect}:15002", f"{ui}:4040"], env=kubectl.env, stdout=out, stderr=out)
     try:
         def answers() -> bool:
@@ -93,6 +97,23 @@ def port_forward(kubectl: Kubectl, ns: str, name: str, log: Path) -> Iterator[tu
     finally:
         forward.terminate()
         forward.wait(timeout=10)
+
+
+def wait_endpoints(kubectl: Kubectl, ns: str, name: str, ip: str) -> None:
+    """The session's Service leads to `ip` alone: the Endpoints the operator writes (owned by the
+    session) and the EndpointSlice Kubernetes mirrors from them (what CoreDNS reads)."""
+    svc = f"{name}-session-svc"
+
+    def agree() -> bool:
+        eps = kubectl.get("endpoints", svc, ns) or {}
+        owners = [r["kind"] for r in eps.get("metadata", {}).get("ownerReferences") or []]
+        mine = [a["ip"] for s in eps.get("subsets") or [] for a in s.get("addresses") or []]
+        mirrored = [a for s in kubectl.list("endpointslices", ns, f"kubernetes.io/service-name={svc}")
+                    for e in s.get("endpoints") or [] if e["conditions"].get("ready") for a in e["addresses"]]
+        return owners == ["SparkSession"] and mine == [ip] and mirrored == [ip]
+
+    kubectl.wait_for(agree, f"the Endpoints of {svc} and their mirrored EndpointSlice to hold {ip}", timeout=30,
+                     namespace=ns)
 
 
 def run_client(code_or_script: list[str], timeout: float = CLIENT_TIMEOUT) -> str:
@@ -125,6 +146,10 @@ def test_a_connect_client_sums_on_a_real_executor_and_the_session_reads_busy_the
         assert any(c["type"] == "Ready" and c["status"] == "True" for c in driver["status"]["conditions"])
         assert driver["spec"]["nodeName"] == "lakejob-real"
         assert driver["spec"]["serviceAccountName"] == "lakejob-spark-driver"  # the namespace's, the operator's
+        # The Service has no selector: the operator's Endpoints point at the driver (CoreDNS answered
+        # the operator's REST polls from their mirrored EndpointSlice: the session read the REST API).
+        assert "selector" not in kubectl.get("service", f"{name}-session-svc", ns)["spec"]  # type: ignore[index]
+        wait_endpoints(kubectl, ns, name, driver["status"]["podIP"])
 
         with port_forward(kubectl, ns, name, tmp_path / "port-forward.log") as (url, rest):
             t0 = time.monotonic()
@@ -190,6 +215,8 @@ def test_a_killed_driver_recovers_and_serves_again_then_idle_past_its_timeout_th
         print(f"session {name} idle again {time.monotonic() - killed:.0f}s after its driver was killed")
         assert st["state"] == "idle" and st["driverPod"] == f"{name}-session-2", st
         assert "Recovering" in reasons(kubectl, name, ns)
+        (driver,) = [p for p in pods(kubectl, ns, name, "driver") if p["metadata"]["name"] == st["driverPod"]]
+        wait_endpoints(kubectl, ns, name, driver["status"]["podIP"])  # the new driver only
         # The same Service name, now in front of the new driver: a client reconnects (a new port-forward).
         with port_forward(kubectl, ns, name, tmp_path / "port-forward-2.log") as (url, rest):
             assert "sum 4950" in run_client(["-c", SUM_CLIENT, url])
@@ -209,12 +236,12 @@ def test_a_killed_driver_recovers_and_serves_again_then_idle_past_its_timeout_th
 
         def leftovers() -> list[str]:
             out = [f"pod/{p['metadata']['name']}" for p in pods(kubectl, ns, name)]
-            for kind, child in (("service", f"{name}-session-svc"),):
+            for kind, child in (("service", f"{name}-session-svc"), ("endpoints", f"{name}-session-svc")):
                 out += [f"{kind}/{child}"] if kubectl.get(kind, child, ns) is not None else []
             return out
 
-        kubectl.wait_for(lambda: not leftovers(), "the pods of both drivers and the Service "
-                         "of the ended session to be gone", timeout=120, namespace=ns)
+        kubectl.wait_for(lambda: not leftovers(), "the pods of both drivers and the Service (and its "
+                         "Endpoints) of the ended session to be gone", timeout=120, namespace=ns)
         assert status(kubectl, name, ns)["state"] == "dead"  # only the record remains
     finally:
         delete_and_wait_gone(kubectl, ns, name)

@@ -78,6 +78,6 @@ async def test_a_session_that_ended_deletes_its_objects_and_the_failed_drivers_o
     action = r.other_action(Action("delete_children", 2), owner, None)
     assert action is not None
     await action
-    assert sorted(kube.deleted) == [("Pod", "nb-session-1"),
+    assert sorted(kube.deleted) == [("Endpoints", "nb-session-svc"), ("Pod", "nb-session-1"),
                                     ("Role", "nb-session-sa"), ("RoleBinding", "nb-session-sa"),
                                     ("Service", "nb-session-svc"), ("ServiceAccount", "nb-session-sa")]

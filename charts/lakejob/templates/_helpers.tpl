@@ -78,6 +78,11 @@ tolerations: {{- toYaml . | nindent 2 }}
 - apiGroups: [""]
   resources: [configmaps, services, persistentvolumeclaims]
   verbs: [create, get, list, watch, update, delete, deletecollection]
+# The Endpoints of the sessions' and Flink jobs' Services, which have no selector (the operator
+# writes them: docs/performance.md, "Selectorless Services").
+- apiGroups: [""]
+  resources: [endpoints]
+  verbs: [create, get, update, delete]
 # get: a child's name already taken is checked for whose it is before it is used or deleted
 # (docs/reliability.md, "Ownership").
 - apiGroups: [""]

@@ -10,7 +10,9 @@ The loop is controllers.base's; decide is controllers.flinkjarjob_decide (pure).
   operator holds: admission sees one object at a time, so this cannot be CEL);
 - apply: status (write-ahead) alongside the idempotent children, then the JobManager pod,
   deletions, a stop's cancellation through the REST API, the run's Workload (made, released after a
-  preemption, Finished), Events and CloudEvent notifications (in the background, never awaited here).
+  preemption, Finished), Events and CloudEvent notifications (in the background, never awaited here);
+  last, the Endpoints of the job's selectorless Service follow its JobManager
+  (controllers.service_endpoints).
 """
 from __future__ import annotations
 
@@ -34,13 +36,15 @@ from lakejob.controllers.flinkjarjob_decide import (
     decide,
     is_finished,
 )
-from lakejob.controllers.pods import summarize_pod
+from lakejob.controllers.pods import endpoint_fields, summarize_pod
+from lakejob.controllers.service_endpoints import EndpointsWriter
 from lakejob.models.flinkjarjob import TERMINAL_PHASES, FlinkJarJobSpec, FlinkJarJobStatus, TaskManagerCounts
 from lakejob.notify import cloudevent
 from lakejob.render import flink as render
 from lakejob.render import packages
 from lakejob.render import workload as render_workload
 from lakejob.render.common import Owner
+from lakejob.render.endpoints import build_endpoints
 
 KIND = "FlinkJarJob"
 PODS = "flinkjarjob_pods"  # the kopf index of this kind's pods (named after its handler)
@@ -57,8 +61,11 @@ def summarize_flink_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     """summarize_pod, plus `fetch_failed`: the termination message of a `fetch` init container that
     failed and has not succeeded since. A TaskManager's pod belongs to a Deployment, whose kubelet
     retries a failed init container with a back-off: the failure is then in its lastState, which
-    summarize_pod (for pods that never restart) does not read."""
+    summarize_pod (for pods that never restart) does not read. A JobManager's carries its IP and
+    readiness, for the Service's Endpoints."""
     out = summarize_pod(body)
+    if out["role"] == "jobmanager":
+        out.update(endpoint_fields(body))
     if (failed := packages.failed_fetch(body.get("status") or {})) is not None:
         out["fetch_failed"] = failed.get("message") or ""
     return out
@@ -127,6 +134,14 @@ class FlinkJarJobReconciler(base.Reconciler):
     failed_states = frozenset({"Failed"})
     retry_states = frozenset({"Restarting"})
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.endpoints = EndpointsWriter()  # the Endpoints of the JobManagers' Services
+
+    def forget(self, key: Key, uid: str) -> None:
+        super().forget(key, uid)
+        self.endpoints.forget(uid)
+
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         status = FlinkJarJobStatus.model_validate(self.status_of(body))
@@ -192,6 +207,7 @@ class FlinkJarJobReconciler(base.Reconciler):
         new_status = self.with_outbox(decision.status.model_dump(exclude_none=True, mode="json"),
                                       [(url, cloudevent(EVENT_TYPE, source, owner.name, data))
                                        for url, data in decision.notifications])
+        had_pods = self.status_of(body).get("jobManagerPod") is not None  # read before the write below
         first: list[Awaitable[Any]] = [self.write_status(body, new_status)]
         if spec is not None and any(a.verb == "ensure_children" for a in decision.actions):
             first.append(self._ensure_children(spec, owner))
@@ -215,6 +231,11 @@ class FlinkJarJobReconciler(base.Reconciler):
             elif action.verb == "finish_workload" and workload is not None:
                 then.append(queueing.finish(self.kube, owner.namespace, workload.name, owner.uid, action.reason))
         await asyncio.gather(*then)
+        if spec is not None and not any(a.verb == "cleanup" for a in decision.actions):
+            # The Service's Endpoints follow the JobManager pods (the Service has no selector).
+            jobmanagers = [p for p in self.children(PODS, key) if p["role"] == "jobmanager"]
+            await self.endpoints.sync(self.kube, owner.uid, build_endpoints(render.service(spec, owner), jobmanagers),
+                                      may_exist=had_pods)
         if decision.requeue_after_s is not None:
             self.requeue(key, meta["uid"], decision.requeue_after_s)
 
@@ -275,9 +296,11 @@ class FlinkJarJobReconciler(base.Reconciler):
                      job_id, url, code or "nothing")
 
     async def _cleanup(self, owner: Owner) -> None:
-        """Remove what an ended job no longer needs (the GC removes the TaskManager pods with their Deployment)."""
+        """Remove what an ended job no longer needs: TaskManagers (the GC removes their pods with the
+        Deployment), Service and its Endpoints, ConfigMap."""
         names = render.Names.of(owner.name)
-        await asyncio.gather(*(self.kube.delete_child(api, kind, owner.namespace, name, owner.uid) for api, kind, name in
+        await asyncio.gather(self.endpoints.delete(self.kube, owner.uid, owner.namespace, names.service),
+                             *(self.kube.delete_child(api, kind, owner.namespace, name, owner.uid) for api, kind, name in
                                (("apps/v1", "Deployment", names.taskmanagers), ("v1", "Service", names.service),
                                 ("v1", "ConfigMap", names.configmap))))
 

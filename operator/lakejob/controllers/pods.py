@@ -4,7 +4,8 @@ A kind's pods index holds this small dict per pod rather than the pod body: what
 decide functions read (role, phase, exit, why it waits or cannot be scheduled) and no more, so
 thousands of pods cost little memory. Used by controllers.spark_driver (SparkBatch and
 SparkSession drivers and executors) and controllers.flinkjarjob (JobManager and TaskManagers),
-which adds its own fields on top.
+which adds its own fields on top, and, for the pods a kind's Service points at, `endpoint_fields`
+(render.endpoints builds the Service's Endpoints from them).
 """
 from __future__ import annotations
 
@@ -48,3 +49,15 @@ def summarize_pod(body: Mapping[str, Any]) -> dict[str, Any]:
         out["term_reason"], out["term_message"] = status.get("reason"), status.get("message")
     return out
 
+
+
+def is_ready(body: Mapping[str, Any]) -> bool:
+    """The pod's Ready condition (its readiness probes, if any, pass)."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def endpoint_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What Endpoints say of a pod: its IP (once it has one) and whether it is Ready."""
+    ip = (body.get("status") or {}).get("podIP")
+    return {"ready": is_ready(body), **({"ip": ip} if ip else {})}

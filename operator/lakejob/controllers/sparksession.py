@@ -6,7 +6,8 @@ The loop is controllers.base's; decide is controllers.sparksession_decide (pure)
   poller's last look at the driver's REST API, the heartbeat annotation, where its queue leads
   and its Kueue Workload (the Workload index, as for SparkBatch: controllers.spark_driver);
 - apply: status (write-ahead) alongside the idempotent children, then the driver pod, deletions,
-  the Workload's create, release and Finished, and Events;
+  the Workload's create, release and Finished, and Events; last, the Endpoints of the
+  session's selectorless Service follow its driver (controllers.service_endpoints);
 - the poller: one loop per operator (started with the reconciler's resync) that GETs every live
   session's Spark REST jobs list through the operator's one HTTP client (`Reconciler.http`), at
   most `session_poll_concurrency` at once, backing off from drivers that do not answer. It only
@@ -19,22 +20,24 @@ import asyncio
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 
 from lakejob import policy
 from lakejob.controllers import base, queueing
 from lakejob.controllers.admission import summarize_workload
 from lakejob.controllers.base import Key, ms
-from lakejob.controllers.pods import summarize_pod
+from lakejob.controllers.pods import endpoint_fields, is_ready, summarize_pod
+from lakejob.controllers.service_endpoints import EndpointsWriter
 from lakejob.controllers.spark_driver import SparkReconciler, observe_pods
 from lakejob.controllers.sparkbatch_decide import Meta
 from lakejob.controllers.sparksession_decide import Observed, RestObs, decide, rest_activity
-from lakejob.models.spark import resolve_sizing
+from lakejob.models.spark import SparkAppSpec, resolve_sizing
 from lakejob.models.sparksession import HEARTBEAT_ANNOTATION, TERMINAL_STATES, SparkSessionSpec, SparkSessionStatus
 from lakejob.render import spark as render_spark
 from lakejob.render import sparksession as render
 from lakejob.render.common import Owner
+from lakejob.render.endpoints import build_endpoints
 
 KIND = "SparkSession"
 PODS = "sparksession_pods"  # the kopf index of this kind's pods (named after its handler)
@@ -70,9 +73,11 @@ class SparkSessionReconciler(SparkReconciler):
         self.rest: dict[Key, RestObs] = {}  # the poller's last look per session
         self._tracks: dict[Key, _PollTrack] = {}
         self._poll_slots: asyncio.Semaphore | None = None
+        self.endpoints = EndpointsWriter()  # the Endpoints of the sessions' Services
 
     def forget(self, key: Key, uid: str) -> None:
         super().forget(key, uid)
+        self.endpoints.forget(uid)
         self.rest.pop(key, None)
         self._tracks.pop(key, None)
 
@@ -107,22 +112,37 @@ class SparkSessionReconciler(SparkReconciler):
     def render_children(self, spec: SparkSessionSpec, owner: Owner) -> list[dict[str, Any]]:
         return [render.service(spec, owner)]
 
+    async def apply(self, key: Key, body: dict[str, Any], spec: SparkAppSpec | None, decision: Any) -> None:
+        """SparkReconciler's apply, then the Service's Endpoints (the Service has no selector:
+        render.endpoints) follow the session's driver pods, unless the children are being deleted."""
+        had_pods = self.status_of(body).get("attempt") is not None  # read before this pass writes it
+        await super().apply(key, body, spec, decision)
+        if spec is None or any(a.verb == "delete_children" for a in decision.actions):
+            return
+        meta = body["metadata"]
+        owner = Owner(base.API_VERSION, KIND, meta["name"], meta["namespace"], meta["uid"])
+        drivers = [p for p in self.children(PODS, key) if p["role"] == "driver"]
+        service = render.service(cast(SparkSessionSpec, spec), owner)
+        await self.endpoints.sync(self.kube, owner.uid, build_endpoints(service, drivers),
+                               may_exist=had_pods)
+
     def other_action(self, action: Any, owner: Owner, spec: SparkSessionSpec | None) -> Awaitable[Any] | None:
         return self._delete_children(owner, spec) if action.verb == "delete_children" else None
 
     async def _delete_children(self, owner: Owner, spec: SparkSessionSpec | None) -> None:
-        """What a session that ended as asked (dead, success) no longer needs: its Service and
-        per-session RBAC, and the failed drivers of earlier attempts that a recovery left for
+        """What a session that ended as asked (dead, success) no longer needs: its Service (and the
+        Service's Endpoints) and per-session RBAC, and the failed drivers of earlier attempts that a recovery left for
         inspection (their executors, which they own, go with them). The current driver is gone already."""
         names = render_spark.Names.of_owner(owner)
         targets = [("v1", "Service", names.service)]
+        endpoints = self.endpoints.delete(self.kube, owner.uid, owner.namespace, names.service)
         targets += [("v1", "Pod", p["name"]) for p in self.children(PODS, (owner.namespace, names.base))
                     if p["role"] == "driver" and not p.get("deleting")]
         if self.settings.driver_rbac == "per-job" and not (spec and spec.driver and spec.driver.serviceAccountName):
             targets += [("v1", "ServiceAccount", names.rbac), ("rbac.authorization.k8s.io/v1", "Role", names.rbac),
                         ("rbac.authorization.k8s.io/v1", "RoleBinding", names.rbac)]
-        await asyncio.gather(*(self.kube.delete_child(api, kind, owner.namespace, name, owner.uid)
-                               for api, kind, name in targets))
+        await asyncio.gather(endpoints, *(self.kube.delete_child(api, kind, owner.namespace, name, owner.uid)
+                                       for api, kind, name in targets))
 
     # ------------------------------------------------------------------ the REST poller
 
@@ -183,10 +203,12 @@ class SparkSessionReconciler(SparkReconciler):
 
 def summarize_session_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     """SparkBatch's pod summary plus the pod's Ready condition: a session's driver is Ready once the
-    Connect server listens (its readiness probe), which is when the session may turn idle."""
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return {**summarize_pod(body),
-            "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)}
+    Connect server listens (its readiness probe), which is when the session may turn idle. A
+    driver's also carries its IP, for the Service's Endpoints."""
+    out = summarize_pod(body)
+    if out["role"] == "driver":
+        return {**out, **endpoint_fields(body)}
+    return {**out, "ready": is_ready(body)}
 
 
 base.watch(KIND, SparkSessionReconciler.plural, {PODS: (("pods",), summarize_session_pod),

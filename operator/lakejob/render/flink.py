@@ -9,6 +9,7 @@ The layout is Flink's own standalone Kubernetes one, with the official image's e
   `flink-conf.yaml` before) with the user's runtime_config merged over ours, and a console log4j
   configuration; mounted at /opt/flink/conf as Flink's Kubernetes guide does.
 - Service `<base>-jobmanager`: RPC 6123, blob 6124, REST 8081; jobmanager.rpc.address points at it.
+  It has no selector: the operator writes its Endpoints (render.endpoints).
 - JobManager: one pod per attempt, `<base>-jm-<attempt>`, restartPolicy Never, running
   `standalone-job --job-id <id> [--job-classname C] [--fromSavepoint P] -- <args>`. A bare pod and not a
   Deployment, because the operator owns every restart: it counts them against resume_max_num and
@@ -444,12 +445,13 @@ def workload_pod_sets(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizin
 
 
 def service(spec: FlinkJarJobSpec, owner: Owner) -> dict[str, Any]:
+    """The JobManager's Service (a ClusterIP). No selector: the operator writes its Endpoints,
+    the JobManager pods (render.endpoints says why)."""
     names = Names.of(owner.name)
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": common.meta(names.service, owner, labels(spec, owner, "jobmanager-service")),
         "spec": {
-            "selector": {"lakejob.io/kind": owner.kind, "lakejob.io/name": names.base, "lakejob.io/role": "jobmanager"},
             "ports": [{"name": "rpc", "port": RPC_PORT, "targetPort": RPC_PORT},
                       {"name": "blob", "port": BLOB_PORT, "targetPort": BLOB_PORT},
                       {"name": "rest", "port": REST_PORT, "targetPort": REST_PORT}],

@@ -433,14 +433,14 @@ def conf_files(spec: SparkAppSpec, owner: Owner, sizing_: sizing.SparkSizing, at
 
 def driver_service(spec: SparkAppSpec, owner: Owner, ports: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
     """A headless Service to a driver's ports (Spark's, plus `ports`), for the clients of a kind that
-    has them (SparkSession's); executors use the driver's pod IP (DRIVER_HOST)."""
+    has them (SparkSession's); executors use the driver's pod IP (DRIVER_HOST). No selector: the
+    operator writes its Endpoints, the driver pods of any attempt (render.endpoints says why)."""
     names = Names.of_owner(owner)
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": common.meta(names.service, owner, labels(owner, names, "driver-service", queue_of(spec))),
         "spec": {
             "clusterIP": "None",
-            "selector": {"lakejob.io/kind": owner.kind, "lakejob.io/name": names.base, "lakejob.io/role": "driver"},
             "ports": [{"name": "driver-rpc-port", "port": DRIVER_PORT, "targetPort": DRIVER_PORT},
                       {"name": "blockmanager", "port": BLOCK_MANAGER_PORT, "targetPort": BLOCK_MANAGER_PORT},
                       {"name": "spark-ui", "port": UI_PORT, "targetPort": UI_PORT},

@@ -12,7 +12,9 @@ The Connect server listens only after the SparkContext is up, which on Kubernete
 for executors to register (up to spark.scheduler.maxRegisteredResourcesWaitingTime, 30 s): on a
 real node its REST API answered 30-60 s before port 15002 did. So the driver container has a TCP
 readiness probe on 15002 (the session is `idle` only once the driver is Ready), and the Service
-publishes the driver while it is not Ready yet (executors reach it by that name during start-up).
+publishes the driver while it is not Ready yet (the operator's REST poller reaches it by that name
+during start-up). The Service has no selector: the operator writes its Endpoints
+(render.endpoints).
 
 Beside the driver runs the session's statement server (lakejob.repl: Livy's `sql` and `pyspark`
 statements, attached to the Connect server in the pod): a native sidecar (an init container that

@@ -1,0 +1,176 @@
+"""The Endpoints of the selectorless Services: what render.endpoints puts in them (the members and
+readiness Kubernetes' own controller would), and when controllers.service_endpoints writes them
+(only on a change; a PUT with the object's uid; reading back after a restart; never over another's)."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lakejob import kube as kubemod
+from lakejob.controllers.flinkjarjob import summarize_flink_pod
+from lakejob.controllers.service_endpoints import EndpointsWriter
+from lakejob.controllers.sparksession import summarize_session_pod
+from lakejob.models.flinkjarjob import FlinkJarJobSpec
+from lakejob.models.sparksession import SparkSessionSpec
+from lakejob.render import flink as render_flink
+from lakejob.render import sparksession as render_session
+from lakejob.render.common import Owner
+from lakejob.render.endpoints import build_endpoints
+
+SESSION = Owner("lakejob.io/v1alpha1", "SparkSession", "nb", "team-a", "uid-nb")
+FLINK = Owner("lakejob.io/v1alpha1", "FlinkJarJob", "wc", "team-a", "uid-wc")
+
+
+def session_service() -> dict[str, Any]:
+    return render_session.service(SparkSessionSpec.model_validate({"kind": "pyspark", "cluster_name": "q"}), SESSION)
+
+
+def pod(name: str, role_label: tuple[str, str], phase: str = "Running", ip: str | None = "10.244.1.7",
+        ready: bool = False, deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": dict([role_label])}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-05T10:00:00Z"
+    status: dict[str, Any] = {"phase": phase, "conditions": [{"type": "Ready", "status": str(ready)}]}
+    if ip:
+        status["podIP"] = ip
+    return {"metadata": meta, "status": status}
+
+
+def driver(name: str = "nb-session-1", **kw: Any) -> dict[str, Any]:
+    return summarize_session_pod(pod(name, ("spark-role", "driver"), **kw))
+
+
+def addresses(eps: dict[str, Any], key: str = "addresses") -> list[str]:
+    return [a["targetRef"]["name"] for subset in eps["subsets"] for a in subset.get(key, [])]
+
+
+def test_a_sessions_endpoints_name_the_service_and_publish_its_driver_before_it_is_ready() -> None:
+    eps = build_endpoints(session_service(), [driver()])
+    assert (eps["apiVersion"], eps["kind"]) == ("v1", "Endpoints")
+    assert eps["metadata"]["name"] == "nb-session-svc" and eps["metadata"]["namespace"] == "team-a"
+    assert eps["metadata"]["labels"]["lakejob.io/name"] == "nb"  # the mirrored EndpointSlice carries them too
+    assert eps["metadata"]["ownerReferences"][0]["uid"] == "uid-nb"
+    # publishNotReadyAddresses: an address although the pod is not Ready (yet)
+    (subset,) = eps["subsets"]
+    assert subset["addresses"] == [{"ip": "10.244.1.7",
+                                    "targetRef": {"kind": "Pod", "namespace": "team-a", "name": "nb-session-1"}}]
+    assert "notReadyAddresses" not in subset
+    assert {p["name"]: p["port"] for p in subset["ports"]} == {
+        "driver-rpc-port": 7078, "blockmanager": 7079, "spark-ui": 4040, "spark-connect": 15002, "repl": 8999}
+
+
+@pytest.mark.parametrize("gone", [dict(ip=None), dict(phase="Failed"), dict(phase="Succeeded"), dict(deleting=True)])
+def test_a_pod_without_an_ip_ended_or_terminating_is_no_member(gone: dict[str, Any]) -> None:
+    eps = build_endpoints(session_service(), [driver("nb-session-1", **gone), driver("nb-session-2", ip="10.244.1.9")])
+    assert addresses(eps) == ["nb-session-2"]
+    assert build_endpoints(session_service(), [driver("nb-session-1", **gone)])["subsets"] == []
+
+
+def test_a_flink_jobmanager_is_an_address_once_ready_on_the_target_ports() -> None:
+    service = render_flink.service(FlinkJarJobSpec.model_validate({"name": "wc"}), FLINK)
+    jm = summarize_flink_pod(pod("wc-jm-1", ("lakejob.io/role", "jobmanager"), ready=False))
+    tm = summarize_flink_pod(pod("wc-tm-x", ("lakejob.io/role", "taskmanager"), ready=True))
+    assert "ip" not in tm  # only what a Service points at carries its IP (memory: thousands of pods)
+    eps = build_endpoints(service, [jm])
+    assert addresses(eps) == [] and addresses(eps, "notReadyAddresses") == ["wc-jm-1"]
+    ready = build_endpoints(service, [summarize_flink_pod(pod("wc-jm-1", ("lakejob.io/role", "jobmanager"),
+                                                              ready=True))])
+    assert addresses(ready) == ["wc-jm-1"]
+    assert [(p["name"], p["port"]) for p in ready["subsets"][0]["ports"]] == [("rpc", 6123), ("blob", 6124),
+                                                                              ("rest", 8081)]
+
+
+class Objects:
+    """The apiserver's Endpoints, and the requests the writer sent."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+        self.next_uid = 0
+
+    def _store(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.next_uid += 1
+        stored = {**obj, "metadata": {**obj["metadata"], "uid": obj["metadata"].get("uid") or f"s{self.next_uid}",
+                                      "resourceVersion": str(self.next_uid)}}
+        self.objects[obj["metadata"]["name"]] = stored
+        return stored
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append("get")
+        return self.objects.get(name)
+
+    async def create_object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("create")
+        assert obj["metadata"]["name"] not in self.objects
+        return self._store(obj)
+
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        self.calls.append("replace")
+        existing = self.objects.get(obj["metadata"]["name"])
+        if existing is None:
+            return None
+        assert obj["metadata"]["uid"] == existing["metadata"]["uid"]  # never a same-named successor
+        return self._store(obj)
+
+    async def delete_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> bool:
+        self.calls.append("delete")
+        return self.objects.pop(name, None) is not None
+
+
+async def sync(writer: EndpointsWriter, api: Objects, pods: list[dict[str, Any]], may_exist: bool = True) -> list[str]:
+    api.calls.clear()
+    await writer.sync(api, "uid-nb", build_endpoints(session_service(), pods), may_exist)  # type: ignore[arg-type]
+    return list(api.calls)
+
+
+async def test_a_new_session_costs_no_request_until_its_driver_has_an_ip_then_one_create() -> None:
+    writer, api = EndpointsWriter(), Objects()
+    assert await sync(writer, api, [], may_exist=False) == []
+    assert await sync(writer, api, [driver(ip=None)], may_exist=False) == []
+    assert await sync(writer, api, [driver()]) == ["create"]
+    assert await sync(writer, api, [driver()]) == []  # unchanged: nothing
+    assert await sync(writer, api, [driver(ready=True)]) == []  # ready or not, published alike
+    assert await sync(writer, api, [driver(ip="10.244.1.8")]) == ["replace"]
+    assert api.objects["nb-session-svc"]["subsets"][0]["addresses"][0]["ip"] == "10.244.1.8"
+
+
+async def test_a_new_driver_replaces_the_old_one_and_an_ended_one_empties_them() -> None:
+    writer, api = EndpointsWriter(), Objects()
+    await sync(writer, api, [driver("nb-session-1")])
+    assert await sync(writer, api, [driver("nb-session-1", phase="Failed"), driver("nb-session-2", ip="10.244.1.9")]) \
+        == ["replace"]
+    assert addresses(api.objects["nb-session-svc"]) == ["nb-session-2"]
+    assert await sync(writer, api, [driver("nb-session-2", phase="Failed")]) == ["replace"]
+    assert api.objects["nb-session-svc"]["subsets"] == []
+
+
+async def test_after_a_restart_they_are_read_back_once_and_written_only_if_they_differ() -> None:
+    api = Objects()
+    await sync(EndpointsWriter(), api, [driver()])
+    restarted = EndpointsWriter()
+    assert await sync(restarted, api, [driver()]) == ["get"]  # as it should be: no write
+    assert await sync(restarted, api, [driver()]) == []
+    again = EndpointsWriter()
+    assert await sync(again, api, []) == ["get", "replace"]  # the driver went while the operator was away
+    assert api.objects["nb-session-svc"]["subsets"] == []
+
+
+async def test_endpoints_deleted_behind_our_back_are_made_again_and_ones_we_deleted_start_afresh() -> None:
+    writer, api = EndpointsWriter(), Objects()
+    await sync(writer, api, [driver()])
+    del api.objects["nb-session-svc"]
+    assert await sync(writer, api, [driver(ip="10.244.1.8")]) == ["replace", "create"]
+    api.calls.clear()
+    await writer.delete(api, "uid-nb", "team-a", "nb-session-svc")  # type: ignore[arg-type]
+    assert api.calls == ["delete"] and not api.objects
+    assert await sync(writer, api, [driver()]) == ["get", "create"]
+
+
+async def test_same_named_endpoints_that_are_not_ours_are_reported_and_left_alone() -> None:
+    api = Objects()
+    theirs = {"metadata": {"name": "nb-session-svc", "uid": "theirs", "ownerReferences": []}, "subsets": []}
+    api.objects["nb-session-svc"] = theirs
+    with pytest.raises(kubemod.NotOwned):
+        await sync(EndpointsWriter(), api, [driver()])
+    assert api.calls == ["get"] and api.objects["nb-session-svc"] is theirs
