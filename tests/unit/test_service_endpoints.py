@@ -113,8 +113,9 @@ class Objects:
         assert obj["metadata"]["uid"] == existing["metadata"]["uid"]  # never a same-named successor
         return self._store(obj)
 
-    async def delete_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> bool:
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
         self.calls.append("delete")
+        assert uid == self.objects[name]["metadata"]["uid"]
         return self.objects.pop(name, None) is not None
 
 
@@ -163,7 +164,7 @@ async def test_endpoints_deleted_behind_our_back_are_made_again_and_ones_we_dele
     assert await sync(writer, api, [driver(ip="10.244.1.8")]) == ["replace", "create"]
     api.calls.clear()
     await writer.delete(api, "uid-nb", "team-a", "nb-session-svc")  # type: ignore[arg-type]
-    assert api.calls == ["delete"] and not api.objects
+    assert api.calls == ["get", "delete"] and not api.objects
     assert await sync(writer, api, [driver()]) == ["get", "create"]
 
 
@@ -174,3 +175,28 @@ async def test_same_named_endpoints_that_are_not_ours_are_reported_and_left_alon
     with pytest.raises(kubemod.NotOwned):
         await sync(EndpointsWriter(), api, [driver()])
     assert api.calls == ["get"] and api.objects["nb-session-svc"] is theirs
+
+
+async def test_endpoints_kubernetes_keeps_for_an_older_services_selector_are_left_to_it() -> None:
+    """A Service an older operator made keeps its selector: Kubernetes' endpoint controller writes
+    its Endpoints (no owner, its managed-by label); the writer neither errs nor touches them."""
+    api = Objects()
+    theirs = {"metadata": {"name": "nb-session-svc", "uid": "k8s",
+                           "labels": {"endpoints.kubernetes.io/managed-by": "endpoint-controller"}},
+              "subsets": [{"addresses": [{"ip": "10.244.1.7"}]}]}
+    api.objects["nb-session-svc"] = theirs
+    writer = EndpointsWriter()
+    assert await sync(writer, api, [driver()]) == ["get"]
+    assert await sync(writer, api, [driver(ip="10.244.1.8")]) == []  # remembered: not even a read
+    api.calls.clear()
+    await writer.delete(api, "uid-nb", "team-a", "nb-session-svc")  # type: ignore[arg-type]
+    assert api.calls == ["get"] and api.objects["nb-session-svc"] is theirs  # they go with the Service
+
+
+async def test_deleting_someone_elses_same_named_endpoints_is_refused() -> None:
+    api = Objects()
+    api.objects["nb-session-svc"] = {"metadata": {"name": "nb-session-svc", "uid": "x",
+                                                  "ownerReferences": [{"controller": True, "uid": "other"}]}}
+    with pytest.raises(kubemod.NotOwned):
+        await EndpointsWriter().delete(api, "uid-nb", "team-a", "nb-session-svc")  # type: ignore[arg-type]
+    assert "nb-session-svc" in api.objects

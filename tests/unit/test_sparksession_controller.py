@@ -63,6 +63,15 @@ class Deletions:
         self.deleted.append((kind, name))
         return True
 
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        assert kind == "Endpoints"  # the Service's, which the operator wrote
+        return {"metadata": {"name": name, "uid": "eps-1", "ownerReferences": [{"controller": True, "uid": "uid-1"}]}}
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
+        assert (namespace, uid) == ("team-a", "eps-1")
+        self.deleted.append((kind, name))
+        return True
+
 
 async def test_a_session_that_ended_deletes_its_objects_and_the_failed_drivers_of_earlier_attempts() -> None:
     kube = Deletions()

@@ -7,7 +7,10 @@ Service. The writer remembers per CR the digest of what it wrote, so a pass whos
 change the Endpoints costs nothing, and one that did costs one write (create, or a PUT carrying the
 object's uid, which the apiserver refuses for a same-named successor). After a restart (nothing
 remembered) the first pass reads them back when they may exist. Endpoints of that name that are not
-the CR's are reported (NotOwned), never replaced; ours go with the CR (ownerReference).
+the CR's are reported (NotOwned), never replaced; ours go with the CR (ownerReference). One
+exception, and not an error: a Service made by an operator before this one still has its selector
+(children are created if absent, never rewritten), so Kubernetes' endpoint controller keeps its
+Endpoints, and the writer leaves them to it, for that CR's life, and to its deletion with the Service.
 """
 from __future__ import annotations
 
@@ -17,7 +20,16 @@ from lakejob import kube as kubemod
 from lakejob.render import endpoints as render
 
 ABSENT = ""  # the uid remembered for Endpoints known not to exist
+KUBERNETES = "-"  # ... for Endpoints Kubernetes' endpoint controller keeps (a Service with a selector)
 NONE_YET = render.digest({})  # what Endpoints without members hold
+
+
+def kept_by_kubernetes(existing: dict[str, Any]) -> bool:
+    """Endpoints Kubernetes' endpoint controller keeps for a Service with a selector (its labels)."""
+    labels = existing["metadata"].get("labels") or {}
+    return kubemod.controller_uid(existing) is None and (
+        labels.get("endpoints.kubernetes.io/managed-by") == "endpoint-controller"
+        or labels.get("endpointslice.kubernetes.io/skip-mirror") == "true")
 
 
 class EndpointsWriter:
@@ -35,7 +47,7 @@ class EndpointsWriter:
         brand-new CR's are not, so its passes before its pod has an IP cost no request at all."""
         digest = render.digest(wanted)
         known = self._written.get(owner_uid)
-        if known is not None and known[1] == digest:
+        if known is not None and (known[1] == digest or known[0] == KUBERNETES):
             return
         meta = wanted["metadata"]
         if known is None:
@@ -43,6 +55,9 @@ class EndpointsWriter:
                 if may_exist else None
             if existing is None:
                 known = (ABSENT, NONE_YET)
+            elif kept_by_kubernetes(existing):
+                self._written[owner_uid] = (KUBERNETES, NONE_YET)
+                return
             elif not kubemod.owned_by(existing, wanted):
                 raise kubemod.NotOwned(render.KIND, meta["namespace"], meta["name"], kubemod.describe_owner(existing))
             else:
@@ -58,6 +73,12 @@ class EndpointsWriter:
         self._written[owner_uid] = (stored["metadata"]["uid"], digest)
 
     async def delete(self, kube: kubemod.Kube, owner_uid: str, namespace: str, name: str) -> None:
-        """Delete the CR's Endpoints with its Service (if they are ours); a later sync starts afresh."""
+        """Delete the CR's Endpoints with its Service; a later sync starts afresh. Kubernetes' own
+        (an older Service's) go with the Service; anyone else's are reported (NotOwned)."""
         self._written.pop(owner_uid, None)
-        await kube.delete_child(render.API_VERSION, render.KIND, namespace, name, owner_uid)
+        existing = await kube.get(render.API_VERSION, render.KIND, namespace, name)
+        if existing is None or kept_by_kubernetes(existing):
+            return
+        if kubemod.controller_uid(existing) != owner_uid:
+            raise kubemod.NotOwned(render.KIND, namespace, name, kubemod.describe_owner(existing))
+        await kube.delete(render.API_VERSION, render.KIND, namespace, name, uid=existing["metadata"]["uid"])
