@@ -11,9 +11,11 @@ from lakejob.controllers.dagjob_decide import (
     Decision,
     JobObs,
     Meta,
+    Note,
     Observed,
     decide,
     iso,
+    kube_events,
 )
 from lakejob.models.dagjob import DagJobSpec, DagJobStatus, parse_indexes
 from lakejob.settings import Settings
@@ -372,3 +374,20 @@ def test_pods_kubernetes_refuses_show_in_the_task_and_an_event_once_per_reason()
     r.jobs[job] = replace(r.jobs[job], create_error=None, active=1)
     task = r.step().status.Tasks["A"]  # type: ignore[index]
     assert task.InstanceMetrics.RunningCount == 1 and task.Message is None
+
+
+def test_plain_task_events_of_one_kind_fold_into_one_kubernetes_event_and_the_rest_stay_as_they_are() -> None:
+    notes = [Note("OnTaskFinished", "task root Finished", "root"),
+             *(Note("OnTaskRunning", f"task {t} Running", t) for t in ("a", "b", "c")),
+             Note("OnTaskFailed", "task d Failed: exit code 3", "d"),
+             Note("OnTaskFailed", "task e Failed", "e"),
+             Note("OnInstanceFinished", "task root instance 0 Finished", "root", (0,)),
+             Note("OnJobRunning", "job Running")]
+    assert kube_events(notes, frozenset()) == [
+        ("Normal", "TaskFinished", "task root Finished"),
+        ("Normal", "TaskRunning", "tasks a, b, c Running"),
+        ("Warning", "TaskFailed", "task d Failed: exit code 3"),  # a message of its own: never folded
+        ("Warning", "TaskFailed", "task e Failed"),
+        ("Normal", "JobRunning", "job Running")]  # instance events only when the Topic lists them
+    assert ("Normal", "InstanceFinished", "task root instance 0 Finished") in \
+        kube_events(notes, frozenset({"OnInstanceFinished"}))

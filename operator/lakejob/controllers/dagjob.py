@@ -30,7 +30,7 @@ from lakejob.controllers.dagjob_decide import (
     Note,
     Observed,
     decide,
-    is_instance_event,
+    kube_events,
     listed,
 )
 from lakejob.crds import GROUP, VERSION
@@ -271,8 +271,7 @@ class DagJobReconciler(base.Reconciler):
         await asyncio.gather(self.write_status(body, new_status), self._children(key, spec, owner, decision))
         if decision.status.State != "Running":
             self._release(uid)
-        await self.post_events(body, [("Warning" if n.event.endswith("Failed") else "Normal", n.event[2:], n.message)
-                                      for n in decision.notes if not is_instance_event(n.event) or n.event in events])
+        await self.post_events(body, kube_events(decision.notes, events))
         if any(a.verb == "delete_self" for a in decision.actions):
             if new_status.get("outbox"):  # AutoRelease waits for the notifications of the job's end
                 self.requeue(key, uid, 1.0)

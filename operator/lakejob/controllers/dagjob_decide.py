@@ -598,3 +598,29 @@ def listed(spec: DagJobSpec | None) -> frozenset[str]:
 def is_instance_event(event: str) -> bool:
     return event.startswith("OnInstance")
 
+
+def kube_events(notes: list[Note], listed_: frozenset[str]) -> list[tuple[str, str, str]]:
+    """A pass's notes as Kubernetes Events (type, reason, message): instance events only when the
+    Topic lists them, and the plain task events of one kind ("task X Running", nothing more to say)
+    folded into one, "tasks a, b, c Running", where the first of them was. A fan-out's root that
+    finishes starts 15 tasks in one pass: one Event instead of 15, which on a busy apiserver are
+    writes in the way of the tasks' own (as client-go's event aggregation would have them)."""
+    out: list[tuple[str, str, str]] = []
+    folded: dict[str, tuple[int, list[str]]] = {}  # event → (its place in out, the tasks)
+    for n in notes:
+        if is_instance_event(n.event) and n.event not in listed_:
+            continue
+        kind = "Warning" if n.event.endswith("Failed") else "Normal"
+        state = n.event.removeprefix("OnTask")
+        if n.task is not None and n.event.startswith("OnTask") and n.message == f"task {n.task} {state}":
+            if n.event in folded:
+                folded[n.event][1].append(n.task)
+                continue
+            folded[n.event] = (len(out), [n.task])
+        out.append((kind, n.event[2:], n.message))
+    for event, (at, tasks) in folded.items():
+        if len(tasks) > 1:
+            kind, reason, _ = out[at]
+            out[at] = (kind, reason, f"tasks {', '.join(tasks)} {event.removeprefix('OnTask')}")
+    return out
+
