@@ -96,7 +96,7 @@ KINDS: list[Kind] = [
         selectable=[".status.status_name", ".spec.name", ".spec.queue_name"],
         status=FlinkJarJobStatus,
         description="A Flink JAR job (DLI Flink JAR job API) as a standalone application cluster: one "
-                    "JobManager pod, a TaskManager Deployment, sized in CUs.",
+                    "JobManager pod, a TaskManager ReplicaSet, sized in CUs.",
         columns=[
             {"name": "Status", "type": "string", "jsonPath": ".status.status_name"},
             {"name": "Parallelism", "type": "integer", "jsonPath": ".status.resources.parallelism"},

@@ -46,7 +46,7 @@ rules:
   resources:
   - {group: "", resources: ["pods", "services", "configmaps", "serviceaccounts", "secrets"]}
   - {group: "batch", resources: ["jobs"]}
-  - {group: "apps", resources: ["deployments"]}
+  - {group: "apps", resources: ["replicasets"]}
   - {group: "rbac.authorization.k8s.io", resources: ["roles", "rolebindings"]}
   - {group: "lakejob.io"}
 - level: Metadata
@@ -345,7 +345,7 @@ KINDS = {
         ("pods", "lakejob.io/kind=FlinkJarJob,lakejob.io/role=jobmanager"),
         lambda delay: {"name": "fault", "main_class": "com.example.Main",
                        "entrypoint": "local:///opt/flink/usrlib/job.jar", "jobManager": _sim("succeed", delay)},
-        lambda name, st: {("pods", st["jobManagerPod"]), ("deployments", f"{name}-taskmanager")},
+        lambda name, st: {("pods", st["jobManagerPod"]), ("replicasets", f"{name}-taskmanager")},
         lambda st: int(st.get("attempt") or 0)),
     "DagJob": Kind(
         "DagJob", "dagjobs", "dag", "State", "Finished", frozenset({"Finished", "Failed"}),
@@ -356,9 +356,9 @@ KINDS = {
 }
 # What the operator creates of each resource: only these count as children (pods of Jobs and
 # ReplicaSets are the controllers' own).
-CHILD_RESOURCES = {"pods", "jobs", "deployments", "services", "configmaps", "serviceaccounts", "secrets", "roles",
+CHILD_RESOURCES = {"pods", "jobs", "replicasets", "services", "configmaps", "serviceaccounts", "secrets", "roles",
                    "rolebindings"}
-PRIMARY = {"pods", "jobs", "deployments"}  # where an extra object means work started twice
+PRIMARY = {"pods", "jobs", "replicasets"}  # where an extra object means work started twice
 
 
 def create_many(kubectl: Kubectl, namespace: str, manifests: list[dict[str, Any]], chunk: int = 125) -> None:
@@ -501,7 +501,7 @@ def check_children(audit: list[dict[str, Any]], namespace: str, kind: Kind,
         made = by_cr.get(name, Counter())
         want = kind.expected(name, status)
         for child in sorted(want):
-            if child[0] == "deployments":
+            if child[0] == "replicasets":
                 continue  # a Flink job may finish before its TaskManagers were needed
             if child not in tried:
                 result.lost.append(f"{name}: {child[0]}/{child[1]} never created")

@@ -1,5 +1,5 @@
 """FlinkJarJob end to end on the real control plane: kubectl apply → JobManager pod, TaskManager
-Deployment, Service, ConfigMap → DLI statuses → cleanup.
+ReplicaSet, Service, ConfigMap → DLI statuses → cleanup.
 
 KWOK plays the pods (docs/testing.md): the sim.lakejob.io/* labels in a manifest's jobManager:
 block decide whether the fake JobManager keeps running, finishes or fails. The JobManager's REST
@@ -112,7 +112,7 @@ def test_a_finished_job_is_job_finish_and_its_taskmanagers_go(kubectl: Kubectl, 
     kubectl.apply(job("done", "succeed", cu_number=3), namespace)
     st = wait_status(kubectl, "done", namespace, "job_finish")
     assert st["state"] == "Succeeded" and st["resources"]["taskManager"]["replicas"] == 2
-    kubectl.wait_for(lambda: kubectl.get("deployment", "done-taskmanager", namespace) is None and
+    kubectl.wait_for(lambda: kubectl.get("replicaset", "done-taskmanager", namespace) is None and
                      not pods(kubectl, namespace, "done", "taskmanager"), "the TaskManagers to be removed",
                      namespace=namespace)
     assert kubectl.get("pod", "done-jm-1", namespace) is not None  # kept, for its logs
@@ -137,7 +137,7 @@ def test_stop_cancels_and_removes_every_pod_and_run_starts_it_again(kubectl: Kub
     st = wait_status(kubectl, "forever", namespace, "job_cancel_success")
     assert st["state"] == "Cancelled"
     assert not kubectl.list("pods", namespace, "lakejob.io/name=forever")
-    for kind, name in (("deployment", "forever-taskmanager"), ("service", "forever-jobmanager"),
+    for kind, name in (("replicaset", "forever-taskmanager"), ("service", "forever-jobmanager"),
                        ("configmap", "forever-flink-config")):
         assert kubectl.get(kind, name, namespace) is None, f"{kind}/{name} left behind"
     messages = [e["message"] for e in kubectl.list("events", namespace) if e["involvedObject"]["name"] == "forever"]
@@ -147,7 +147,7 @@ def test_stop_cancels_and_removes_every_pod_and_run_starts_it_again(kubectl: Kub
     kubectl.run("patch", "fjj", "forever", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
     st = wait_status(kubectl, "forever", namespace, "job_running")
     assert (st["attempt"], st["jobManagerPod"], st["runGeneration"]) == (2, "forever-jm-2", 3)
-    assert kubectl.get("deployment", "forever-taskmanager", namespace) is not None
+    assert kubectl.get("replicaset", "forever-taskmanager", namespace) is not None
     messages = [e["message"] for e in kubectl.list("events", namespace) if e["involvedObject"]["name"] == "forever"]
     assert any(m.startswith("job_init: new run of the spec's generation 3") for m in messages), messages
 
@@ -178,7 +178,7 @@ def test_deleting_the_job_removes_every_child(kubectl: Kubectl, namespace: str, 
     kubectl.wait_for(lambda: len(pods(kubectl, namespace, "tidy", "taskmanager")) == 2, "2 TaskManagers",
                      namespace=namespace)
     children = [("pod", "tidy-jm-1"), ("service", "tidy-jobmanager"), ("configmap", "tidy-flink-config"),
-                ("deployment", "tidy-taskmanager")]
+                ("replicaset", "tidy-taskmanager")]
     for kind, name in children:
         obj = kubectl.get(kind, name, namespace)
         assert obj is not None and obj["metadata"]["ownerReferences"][0]["name"] == "tidy", f"{kind}/{name}"

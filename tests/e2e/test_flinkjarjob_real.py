@@ -145,11 +145,11 @@ def test_real_flink_runs_the_rendered_cluster_and_the_operator_follows_it_throug
                                                   "heartbeat.interval: 1000\nheartbeat.timeout: 4000\n"}}, ns)
         pod1 = kubectl.wait_for(lambda: kubectl.get("pod", "tiny-jm-1", ns), "the JobManager pod", namespace=ns)
         cm = kubectl.wait_for(lambda: kubectl.get("configmap", "tiny-flink-config", ns), "the ConfigMap", namespace=ns)
-        deployment = kubectl.wait_for(lambda: kubectl.get("deployment", "tiny-taskmanager", ns), "the TaskManagers",
+        taskmanagers = kubectl.wait_for(lambda: kubectl.get("replicaset", "tiny-taskmanager", ns), "the TaskManagers",
                                       namespace=ns)
         local_flink.configure(cm["data"]["config.yaml"], cm["data"]["log4j-console.properties"])
         local_flink.start("jm-1", pod1["spec"]["containers"][0]["args"])
-        local_flink.start("tm-1", deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+        local_flink.start("tm-1", taskmanagers["spec"]["template"]["spec"]["containers"][0]["args"])
 
         def reported(state: str, job: str) -> dict[str, Any] | None:
             st = status(kubectl, "tiny", ns)
@@ -189,7 +189,7 @@ def test_real_flink_runs_the_rendered_cluster_and_the_operator_follows_it_throug
         attempt, args = 2, args2
         while True:
             local_flink.start(f"jm-{attempt}", args)
-            local_flink.start(f"tm-{attempt}", deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+            local_flink.start(f"tm-{attempt}", taskmanagers["spec"]["template"]["spec"]["containers"][0]["args"])
             job2 = args[2]
             st = kubectl.wait_for(lambda: reported("RUNNING", job2) or (
                                       (s := status(kubectl, "tiny", ns)).get("attempt", 0) > attempt and s),

@@ -298,7 +298,7 @@ def test_stopping_a_running_job_cancels_it_in_flink_and_removes_its_pods(
     assert re.search(r"stopping: (Flink reports the job CANCELED|its JobManager ended with exit code 0);", events), \
         events
     assert not job_pods(kubectl, ns, name)
-    for kind, child in (("deployment", f"{name}-taskmanager"), ("service", f"{name}-jobmanager"),
+    for kind, child in (("replicaset", f"{name}-taskmanager"), ("service", f"{name}-jobmanager"),
                         ("endpoints", f"{name}-jobmanager"), ("configmap", f"{name}-flink-config")):
         assert kubectl.get(kind, child, ns) is None, (kind, child)
     print(f"stopped in {time.monotonic() - t0:.1f}s", end=" ")

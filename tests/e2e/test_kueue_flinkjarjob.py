@@ -71,7 +71,7 @@ def test_a_flinkjarjob_is_admitted_whole_and_a_second_waits_in_a_full_queue_with
     assert st["workload"] == {"name": "second-flinkjarjob", "localQueue": "dli-queue"}, st["workload"]
     assert queue.pending("second-flinkjarjob")
     assert not kubectl.list("pods", ns, "lakejob.io/name=second")
-    for kind in ("configmaps", "services", "deployments"):
+    for kind in ("configmaps", "services", "replicasets"):
         assert not kubectl.list(kind, ns, "lakejob.io/name=second"), kind
     assert ("Normal", "Queued") in events(kubectl, ns, "second")
 

@@ -1,5 +1,5 @@
 """render.flink: configuration (ours, then runtime_config), the JobManager's command, pod sizing,
-the TaskManager Deployment, the job's files (fetched from the package store into usrlib, or read
+the TaskManager ReplicaSet, the job's files (fetched from the package store into usrlib, or read
 where they are), refusals, placement, names, labels, the REST URL setting."""
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_jars_read_where_they_are_go_on_the_classpath_and_fetched_ones_do_not() 
 
 
 def tm_pod(sp: FlinkJarJobSpec, settings: Settings = SETTINGS) -> dict[str, Any]:
-    tpl: dict[str, Any] = render.taskmanager_deployment(sp, OWNER, render.resolve_sizing(sp, settings),
+    tpl: dict[str, Any] = render.taskmanager_replicaset(sp, OWNER, render.resolve_sizing(sp, settings),
                                                         settings)["spec"]["template"]
     return tpl
 
@@ -231,11 +231,11 @@ def test_log_bucket_annotation_only_when_logging() -> None:
     assert "lakejob.io/log-bucket" not in jm_pod(spec(obs_bucket="logs"))["metadata"]["annotations"]
 
 
-def test_taskmanager_deployment() -> None:
+def test_taskmanager_replicaset() -> None:
     sp = spec(cu_number=7, tm_cus=2, parallel_number=6, taskManager={"tolerations": [{"operator": "Exists"}]},
               queue_name="q")
-    d = render.taskmanager_deployment(sp, OWNER, render.resolve_sizing(sp, SETTINGS), SETTINGS)
-    assert d["kind"] == "Deployment" and d["metadata"]["name"] == "wc-taskmanager"
+    d = render.taskmanager_replicaset(sp, OWNER, render.resolve_sizing(sp, SETTINGS), SETTINGS)
+    assert d["kind"] == "ReplicaSet" and d["metadata"]["name"] == "wc-taskmanager"
     assert d["spec"]["replicas"] == 3
     assert d["spec"]["selector"]["matchLabels"] == {"lakejob.io/kind": "FlinkJarJob", "lakejob.io/name": "wc",
                                                     "lakejob.io/role": "taskmanager"}
@@ -245,7 +245,7 @@ def test_taskmanager_deployment() -> None:
     assert c["args"] == ["taskmanager", "-Dtaskmanager.host=$(POD_IP)"]
     assert c["resources"]["requests"] == {"cpu": "2", "memory": "8192Mi"}
     assert tpl["spec"]["tolerations"] == [{"operator": "Exists"}]
-    assert "restartPolicy" not in tpl["spec"]  # a Deployment's pods restart
+    assert "restartPolicy" not in tpl["spec"]  # a ReplicaSet's pods restart
 
 
 def test_service() -> None:
@@ -287,7 +287,7 @@ def test_both_roles_tell_the_image_entrypoint_the_jobmanager_address() -> None:
     """flink-docker's entrypoint overwrites jobmanager.rpc.address with $JOB_MANAGER_RPC_ADDRESS or,
     unset, the container's own hostname: a TaskManager would then look for itself."""
     sp = spec()
-    tm = render.taskmanager_deployment(sp, OWNER, render.resolve_sizing(sp, SETTINGS), SETTINGS)
+    tm = render.taskmanager_replicaset(sp, OWNER, render.resolve_sizing(sp, SETTINGS), SETTINGS)
     for container in (jm_pod(sp)["spec"]["containers"][0], tm["spec"]["template"]["spec"]["containers"][0]):
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["JOB_MANAGER_RPC_ADDRESS"] == "wc-jobmanager" == conf(sp)["jobmanager.rpc.address"]

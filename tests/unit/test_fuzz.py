@@ -481,7 +481,7 @@ def render_flink_actions(spec: FlinkJarJobSpec | None, owner: Owner, actions: li
         if a.verb == "ensure_children":
             rendered(lambda: render_flink.configmap(spec, owner, sz, SETTINGS))
             rendered(lambda: render_flink.service(spec, owner))
-            rendered(lambda: render_flink.taskmanager_deployment(spec, owner, sz, SETTINGS))
+            rendered(lambda: render_flink.taskmanager_replicaset(spec, owner, sz, SETTINGS))
         elif a.verb == "create_jobmanager":
             rendered(lambda: render_flink.jobmanager_pod(spec, owner, sz, a.attempt, a.savepoint, SETTINGS))
 

@@ -42,7 +42,7 @@ def children(kind: str, name: str, tasks: list[str]) -> Iterator[tuple[str, str]
             yield "pods", f.jobmanager(attempt)
         yield "services", f.service
         yield "configmaps", f.configmap
-        yield "deployments", f.taskmanagers
+        yield "replicasets", f.taskmanagers
     else:
         for task in tasks:
             for run in (1, 2, 12):

@@ -365,7 +365,7 @@ def flink_pods(**fields: Any) -> list[dict[str, Any]]:
     spec = FlinkJarJobSpec.model_validate({"name": "wc", "entrypoint": "local:///a.jar", **fields})
     sz = render_flink.resolve_sizing(spec, SETTINGS)
     return [render_flink.jobmanager_pod(spec, FLINK_OWNER, sz, 1, None, SETTINGS),
-            render_flink.taskmanager_deployment(spec, FLINK_OWNER, sz, SETTINGS)["spec"]["template"]]
+            render_flink.taskmanager_replicaset(spec, FLINK_OWNER, sz, SETTINGS)["spec"]["template"]]
 
 
 def test_flink_pods_are_read_only_with_tmp_and_log_dirs() -> None:

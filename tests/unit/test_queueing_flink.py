@@ -76,7 +76,7 @@ def test_a_flinkjarjobs_workload_is_its_jobmanager_and_its_taskmanagers_as_the_p
     (j, t) = w["spec"]["podSets"]
     assert (j["name"], j["count"], t["name"], t["count"]) == ("jobmanager", 1, "taskmanager", 2)  # cu_number 3
     pod = render.jobmanager_pod(SPEC, owner, sz, 1, None, SETTINGS)
-    deployment = render.taskmanager_deployment(SPEC, owner, sz, SETTINGS)
+    deployment = render.taskmanager_replicaset(SPEC, owner, sz, SETTINGS)
     assert j["template"]["spec"]["containers"][0]["resources"] == pod["spec"]["containers"][0]["resources"] == {
         "requests": {"cpu": "1", "memory": "4096Mi"}, "limits": {"memory": "4096Mi"}}
     assert t["template"]["spec"] == deployment["spec"]["template"]["spec"]

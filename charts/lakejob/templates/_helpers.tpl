@@ -97,8 +97,12 @@ tolerations: {{- toYaml . | nindent 2 }}
   verbs: [create, get, delete]
 # FlinkJarJob TaskManagers.
 - apiGroups: [apps]
-  resources: [deployments]
+  resources: [replicasets]
   verbs: [create, get, delete]
+# ... and those of runs an earlier operator began as Deployments: read, and deleted when they end.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, delete]
 # DagJob command tasks (Indexed Jobs), suspended and resumed through spec.suspend.
 - apiGroups: [batch]
   resources: [jobs]

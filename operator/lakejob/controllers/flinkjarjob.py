@@ -17,7 +17,7 @@ The loop is controllers.base's; decide is controllers.flinkjarjob_decide (pure).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 
@@ -45,12 +45,15 @@ from lakejob.render import packages
 from lakejob.render import workload as render_workload
 from lakejob.render.common import Owner
 from lakejob.render.endpoints import build_endpoints
+from lakejob.sizing import FlinkSizing
 
 KIND = "FlinkJarJob"
 PODS = "flinkjarjob_pods"  # the kopf index of this kind's pods (named after its handler)
 WORKLOADS = "flinkjarjob_workloads"  # and of its Kueue Workloads
 
-kubemod.register_kind("apps/v1", "Deployment", "deployments")  # the TaskManagers
+kubemod.register_kind("apps/v1", "ReplicaSet", "replicasets")  # the TaskManagers
+# ... as an operator before 2026-12-05 made them: a job's run that began then keeps them to its end.
+kubemod.register_kind("apps/v1", "Deployment", "deployments")
 
 
 def parse_spec(body: Mapping[str, Any]) -> tuple[FlinkJarJobSpec | None, str | None]:
@@ -59,7 +62,7 @@ def parse_spec(body: Mapping[str, Any]) -> tuple[FlinkJarJobSpec | None, str | N
 
 def summarize_flink_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     """summarize_pod, plus `fetch_failed`: the termination message of a `fetch` init container that
-    failed and has not succeeded since. A TaskManager's pod belongs to a Deployment, whose kubelet
+    failed and has not succeeded since. A TaskManager's pod belongs to a ReplicaSet, whose kubelet
     retries a failed init container with a back-off: the failure is then in its lastState, which
     summarize_pod (for pods that never restart) does not read. A JobManager's carries its IP and
     readiness, for the Service's Endpoints."""
@@ -93,7 +96,7 @@ def _checkpoint_key(path: str | None) -> str | None:
     return path.rstrip("/") if path else None
 
 
-def checkpoint_conflict(body: Mapping[str, Any], others: list[Mapping[str, Any]]) -> str | None:
+def checkpoint_conflict(body: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> str | None:
     """The name of an older FlinkJarJob in the same namespace with the same checkpoint_path, if any.
 
     Older = earlier creationTimestamp (then name), so of two jobs created together the same one
@@ -154,7 +157,9 @@ class FlinkJarJobReconciler(base.Reconciler):
             rest = await self._poll(owner, status, spec)
         conflict = None
         if status.status_name is None:
-            conflict = checkpoint_conflict(body, [b for b in list(self.bodies.values()) if b is not body])
+            # Lazily (read at once, no await): most jobs have no checkpoint_path, and theirs must not
+            # cost a look at every body.
+            conflict = checkpoint_conflict(body, (b for b in self.bodies.values() if b is not body))
         now = self.now_ms()
         # Only pods the watch has shown count as left: a create noted but never seen cannot block a cancel.
         left = len(self.indexed(PODS, key))
@@ -240,13 +245,21 @@ class FlinkJarJobReconciler(base.Reconciler):
             self.requeue(key, meta["uid"], decision.requeue_after_s)
 
     async def _ensure_children(self, spec: FlinkJarJobSpec, owner: Owner) -> None:
-        """ConfigMap, Service, TaskManager Deployment: created if absent, in parallel. None of them
+        """ConfigMap, Service, TaskManager ReplicaSet: created if absent, in parallel. None of them
         changes between the attempts of a run (the savepoint is the JobManager's argument); a new run
         (a changed spec) finds them deleted by the old run's cancellation, so it makes them anew."""
         sz = render.resolve_sizing(spec, self.settings)
         await asyncio.gather(self.kube.create(render.configmap(spec, owner, sz, self.settings)),
                              self.kube.create(render.service(spec, owner)),
-                             self.kube.create(render.taskmanager_deployment(spec, owner, sz, self.settings)))
+                             self._ensure_taskmanagers(spec, owner, sz))
+
+    async def _ensure_taskmanagers(self, spec: FlinkJarJobSpec, owner: Owner, sz: FlinkSizing) -> None:
+        """The TaskManager ReplicaSet, unless the run began under an operator that made them a
+        Deployment (then that one serves to the run's end: two sets would double the TaskManagers)."""
+        names = render.Names.of(owner.name)
+        legacy = await self.kube.get("apps/v1", "Deployment", owner.namespace, names.taskmanagers)
+        if legacy is None or kubemod.controller_uid(legacy) != owner.uid:
+            await self.kube.create(render.taskmanager_replicaset(spec, owner, sz, self.settings))
 
     async def render_workload(self, spec: FlinkJarJobSpec, owner: Owner, local_queue: str, run: int) -> dict[str, Any]:
         """The run's Workload: the JobManager ×1 and the TaskManagers × their replicas, as the pods will
@@ -297,11 +310,12 @@ class FlinkJarJobReconciler(base.Reconciler):
 
     async def _cleanup(self, owner: Owner) -> None:
         """Remove what an ended job no longer needs: TaskManagers (the GC removes their pods with the
-        Deployment), Service and its Endpoints, ConfigMap."""
+        ReplicaSet, or an earlier operator's Deployment), Service and its Endpoints, ConfigMap."""
         names = render.Names.of(owner.name)
         await asyncio.gather(self.endpoints.delete(self.kube, owner.uid, owner.namespace, names.service),
                              *(self.kube.delete_child(api, kind, owner.namespace, name, owner.uid) for api, kind, name in
-                               (("apps/v1", "Deployment", names.taskmanagers), ("v1", "Service", names.service),
+                               (("apps/v1", "ReplicaSet", names.taskmanagers), ("apps/v1", "Deployment", names.taskmanagers),
+                                ("v1", "Service", names.service),
                                 ("v1", "ConfigMap", names.configmap))))
 
 

@@ -532,7 +532,7 @@ def _fetch_failed(step: _Step, spec: FlinkJarJobSpec, pod: str, message: str | N
     if beyond_retry(why):  # a retry would find it missing too
         _submit_fail(step, spec, FETCH_FAILED, f"{desc}. Upload it to the store or correct the name, and re-create "
                      "the job.", keep_ended_jobmanager=True)
-    elif retrying:  # a TaskManager's: its Deployment's kubelet retries the fetch, backing off
+    elif retrying:  # a TaskManager's: its ReplicaSet's kubelet retries the fetch, backing off
         step.transition("job_submitting", FETCH_FAILED, f"{desc}; the TaskManager retries it", warning=True)
         step.d.requeue_after_s = step.settings.flink_poll_interval_s
     elif spec.restart_when_exception:

@@ -183,7 +183,7 @@ Count = Annotated[int, Field(ge=1, le=10000)]
 
 class FlinkJarJobSpec(Model):
     """A Flink JAR job, as DLI's "create a Flink JAR job" API defines it, run as a standalone
-    application cluster (one JobManager pod, a TaskManager Deployment)."""
+    application cluster (one JobManager pod, a TaskManager ReplicaSet)."""
 
     __rules__: ClassVar[tuple[Rule, ...]] = (
         Rule(_cu("{LEFT} >= {T}"),
@@ -322,7 +322,7 @@ class PodResources(Model):
 class TaskManagerResources(PodResources):
     """One TaskManager's size, and how many there are."""
 
-    replicas: int = Field(description="TaskManagers (the Deployment's replicas).")
+    replicas: int = Field(description="TaskManagers (the ReplicaSet's replicas).")
     slots: int = Field(description="Task slots of each TaskManager.")
 
 

@@ -14,9 +14,12 @@ The layout is Flink's own standalone Kubernetes one, with the official image's e
   `standalone-job --job-id <id> [--job-classname C] [--fromSavepoint P] -- <args>`. A bare pod and not a
   Deployment, because the operator owns every restart: it counts them against resume_max_num and
   gives the new JobManager the checkpoint to resume from.
-- TaskManagers: a Deployment `<base>-taskmanager` of `taskmanager` pods. They hold no job state and
-  re-register with whichever JobManager answers at the Service, so a Deployment that replaces a
-  lost one is all they need, and it survives the job's restarts unchanged.
+- TaskManagers: a ReplicaSet `<base>-taskmanager` of `taskmanager` pods. They hold no job state and
+  re-register with whichever JobManager answers at the Service, so a ReplicaSet that replaces a
+  lost one is all they need, and it survives the job's restarts unchanged. Not a Deployment: nothing
+  rolls (a new run replaces the set whole), and Kubernetes' Deployment controller lists every pod
+  of the namespace at each sync of each Deployment (docs/performance.md, "TaskManagers as a
+  ReplicaSet"); the ReplicaSet controller finds its pods by owner.
 
 The job's files (entrypoint, dependency_jars, dependency_files) are named as DLI's users name them:
 package names and obs:// / s3a:// / oss:// paths are fetched from the stores by render.packages'
@@ -418,7 +421,7 @@ def jobmanager_pod(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing, 
     return {"apiVersion": "v1", "kind": "Pod", **pod}
 
 
-def taskmanager_deployment(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing,
+def taskmanager_replicaset(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizing,
                            settings: Settings) -> dict[str, Any]:
     names = Names.of(owner.name)
     # taskmanager.host: the pod's IP, so the JobManager reaches each TaskManager directly.
@@ -429,7 +432,7 @@ def taskmanager_deployment(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.Flink
     selector = {k: v for k, v in labels(spec, owner, "taskmanager").items() if k.startswith("lakejob.io/")
                 and k != "lakejob.io/queue"}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
         "metadata": common.meta(names.taskmanagers, owner, labels(spec, owner, "taskmanager")),
         "spec": {"replicas": sz.taskmanagers, "selector": {"matchLabels": selector}, "template": template},
     }
@@ -441,7 +444,7 @@ def workload_pod_sets(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizin
     as the pods will be (the JobManager's attempt and savepoint change its name and arguments only)."""
     return [render_workload.PodSet("jobmanager", 1, jobmanager_pod(spec, owner, sz, 1, None, settings)),
             render_workload.PodSet("taskmanager", sz.taskmanagers,
-                                   taskmanager_deployment(spec, owner, sz, settings)["spec"]["template"])]
+                                   taskmanager_replicaset(spec, owner, sz, settings)["spec"]["template"])]
 
 
 def service(spec: FlinkJarJobSpec, owner: Owner) -> dict[str, Any]:
