@@ -5,7 +5,8 @@ One operator watches one namespace; CRs of all four kinds arrive in blocks of --
 SparkBatch, 20 % each SparkSession, FlinkJarJob, DagJob), each block created at once and followed
 until every CR of it has its first pod. Per block: the rate (CR/s from the block's first create to
 its last first pod, compared with the first block's: what grows with the number of live objects
-shows here) and the operator's RSS after it. Then, with all of them live (nothing finishes: pods
+shows here), the CPU per CR of the operator and of the cluster's processes (apiserver, etcd,
+controller-manager, scheduler, KWOK: which of them grows), and the operator's RSS after it. Then, with all of them live (nothing finishes: pods
 name a scheduler that does not run, DagJob tasks run on KWOK nodes until deleted), the operator's
 CPU while they sit idle, over --idle seconds, as a share of one core and in CPU-seconds per minute,
 and the reconcile passes it made meanwhile (from its metrics). --resync shortens the operator's
@@ -24,10 +25,11 @@ from typing import Any
 
 import aiohttp
 import burst
-from common import bench_main, cluster, cpu_s, fresh_namespaces, kubectl, rss_mib, start_operator, watch
+from common import bench_main, cluster, component_pid, cpu_s, fresh_namespaces, kubectl, rss_mib, start_operator, watch
 
 from lakejob.kube import Kube, register_kind
 
+CLUSTER_PROCESSES = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok")
 # kind → (name prefix, share of a block)
 MIX: dict[str, tuple[str, float]] = {"SparkBatch": ("sb", 0.4), "SparkSession": ("ss", 0.2),
                                      "FlinkJarJob": ("fj", 0.2), "DagJob": ("dj", 0.2)}
@@ -73,6 +75,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         env["LAKEJOB_RESYNC_INTERVAL_SECONDS"] = str(args.resync)
     result["resync_interval_s"] = args.resync or 300.0
     op = start_operator([ns], env, "bench-live-operator.log")
+    others = {name: component_pid(name) for name in CLUSTER_PROCESSES}
     seen: dict[str, float] = {}
     ready = asyncio.Event()
     watcher = asyncio.create_task(watch_first_pods(kube, ns, seen, ready))
@@ -84,6 +87,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             objs = block_objects(ns, b, args.block)
             names = [o["metadata"]["name"] for o in objs]
             cpu0, t0 = cpu_s(op.pid), time.monotonic()
+            others0 = {name: cpu_s(pid) for name, pid in others.items()}
             await burst.burst(kube, objs, args.concurrency)
             while not all(n in seen for n in names):
                 if watcher.done():
@@ -96,6 +100,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             wall = max(seen[n] for n in names) - t0
             entry = {"block": b, "live_crs": (b + 1) * len(objs), "cr_per_s": round(len(objs) / wall, 1),
                      "operator_cpu_ms_per_cr": round(1000 * (cpu_s(op.pid) - cpu0) / len(objs), 2),
+                     # What else grows with the live objects: the cluster's processes on the same cores.
+                     "cluster_cpu_ms_per_cr": {name: round(1000 * (cpu_s(pid) - others0[name]) / len(objs), 2)
+                                               for name, pid in others.items()},
                      "rss_mib": rss_mib(op.pid)}
             result["blocks"].append(entry)
             print(f"live: {entry}", flush=True)
