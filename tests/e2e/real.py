@@ -77,3 +77,19 @@ def uninstall_chart(kubectl: Any, release: str, namespace: str) -> None:
     # Tolerant: the teardown test may have replaced the cluster under this release.
     incluster.uninstall(kubectl.kubeconfig, release, namespace)
     kubectl.ok("delete", "namespace", namespace, "--wait=false")
+
+
+def wait_endpoints(kubectl: Any, ns: str, service: str, owner_kind: str, ip: str) -> None:
+    """The selectorless Service `service` leads to `ip` alone: the Endpoints the operator writes (owned
+    by its `owner_kind` CR) and the EndpointSlice Kubernetes mirrors from them (what CoreDNS and
+    kube-proxy read)."""
+    def agree() -> bool:
+        eps = kubectl.get("endpoints", service, ns) or {}
+        owners = [r["kind"] for r in eps.get("metadata", {}).get("ownerReferences") or []]
+        mine = [a["ip"] for s in eps.get("subsets") or [] for a in s.get("addresses") or []]
+        mirrored = [a for s in kubectl.list("endpointslices", ns, f"kubernetes.io/service-name={service}")
+                    for e in s.get("endpoints") or [] if e["conditions"].get("ready") for a in e["addresses"]]
+        return owners == [owner_kind] and mine == [ip] and mirrored == [ip]
+
+    kubectl.wait_for(agree, f"the Endpoints of {service} and their mirrored EndpointSlice to hold {ip}",
+                     timeout=30, namespace=ns)

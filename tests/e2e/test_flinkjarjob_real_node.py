@@ -37,7 +37,7 @@ import yaml
 
 from tests.e2e.kubectl import KUBECTL, Kubectl
 from tests.e2e.objectstore import KEY_ID, KEY_SECRET, ObjectStore
-from tests.e2e.real import REAL_NODE, SELECTOR, TOLERATION
+from tests.e2e.real import REAL_NODE, SELECTOR, TOLERATION, wait_endpoints
 from tests.e2e.test_flinkjarjob import ROOT, status, wait_status
 from tests.e2e.test_flinkjarjob_real import DATA, FLINK_HOME, compile_job, store
 
@@ -149,23 +149,6 @@ def flink_rest(kubectl: Kubectl, ns: str, pod: str) -> Iterator[str]:
         forward.wait(timeout=10)
 
 
-def wait_endpoints(kubectl: Kubectl, ns: str, name: str, ip: str) -> None:
-    """The JobManager's Service leads to `ip` alone: the Endpoints the operator writes (owned by the
-    job) and the EndpointSlice Kubernetes mirrors from them (what kube-proxy routes by)."""
-    svc = f"{name}-jobmanager"
-
-    def agree() -> bool:
-        eps = kubectl.get("endpoints", svc, ns) or {}
-        owners = [r["kind"] for r in eps.get("metadata", {}).get("ownerReferences") or []]
-        mine = [a["ip"] for s in eps.get("subsets") or [] for a in s.get("addresses") or []]
-        mirrored = [a for s in kubectl.list("endpointslices", ns, f"kubernetes.io/service-name={svc}")
-                    for e in s.get("endpoints") or [] if e["conditions"].get("ready") for a in e["addresses"]]
-        return owners == ["FlinkJarJob"] and mine == [ip] and mirrored == [ip]
-
-    kubectl.wait_for(agree, f"the Endpoints of {svc} and their mirrored EndpointSlice to hold {ip}", timeout=30,
-                     namespace=ns)
-
-
 def get_json(url: str, path: str) -> Any:
     try:
         with urllib.request.urlopen(url + path, timeout=5) as r:
@@ -205,7 +188,7 @@ def test_a_checkpointing_job_survives_a_killed_jobmanager_from_its_latest_checkp
         # kube-proxy routes by their mirrored EndpointSlice (the TaskManager registered and the
         # operator polled the REST API through the Service's ClusterIP to report job_running).
         assert "selector" not in kubectl.get("service", f"{name}-jobmanager", ns)["spec"]  # type: ignore[index]
-        wait_endpoints(kubectl, ns, name, pod["status"]["podIP"])
+        wait_endpoints(kubectl, ns, f"{name}-jobmanager", "FlinkJarJob", pod["status"]["podIP"])
 
         # Flink's own REST API, reached as a user would, agrees with the DLI status.
         with flink_rest(kubectl, ns, jm1) as url:
@@ -233,7 +216,8 @@ def test_a_checkpointing_job_survives_a_killed_jobmanager_from_its_latest_checkp
         assert st["savepointPath"] == checkpoint, st
         jm2 = kubectl.get("pod", f"{name}-jm-2", ns)
         assert jm2 is not None
-        wait_endpoints(kubectl, ns, name, jm2["status"]["podIP"])  # the new JobManager only
+        # the new JobManager only
+        wait_endpoints(kubectl, ns, f"{name}-jobmanager", "FlinkJarJob", jm2["status"]["podIP"])
         args = jm2["spec"]["containers"][0]["args"]
         assert args[args.index("--fromSavepoint") + 1] == checkpoint
         events = kubectl.run("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")

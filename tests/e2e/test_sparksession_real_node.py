@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from tests.e2e.kubectl import KUBECTL, Kubectl
-from tests.e2e.real import REAL_NODE
+from tests.e2e.real import REAL_NODE, wait_endpoints
 from tests.e2e.test_sparksession import reasons, status, wait_state
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real,
@@ -99,23 +99,6 @@ def port_forward(kubectl: Kubectl, ns: str, name: str, log: Path) -> Iterator[tu
         forward.wait(timeout=10)
 
 
-def wait_endpoints(kubectl: Kubectl, ns: str, name: str, ip: str) -> None:
-    """The session's Service leads to `ip` alone: the Endpoints the operator writes (owned by the
-    session) and the EndpointSlice Kubernetes mirrors from them (what CoreDNS reads)."""
-    svc = f"{name}-session-svc"
-
-    def agree() -> bool:
-        eps = kubectl.get("endpoints", svc, ns) or {}
-        owners = [r["kind"] for r in eps.get("metadata", {}).get("ownerReferences") or []]
-        mine = [a["ip"] for s in eps.get("subsets") or [] for a in s.get("addresses") or []]
-        mirrored = [a for s in kubectl.list("endpointslices", ns, f"kubernetes.io/service-name={svc}")
-                    for e in s.get("endpoints") or [] if e["conditions"].get("ready") for a in e["addresses"]]
-        return owners == ["SparkSession"] and mine == [ip] and mirrored == [ip]
-
-    kubectl.wait_for(agree, f"the Endpoints of {svc} and their mirrored EndpointSlice to hold {ip}", timeout=30,
-                     namespace=ns)
-
-
 def run_client(code_or_script: list[str], timeout: float = CLIENT_TIMEOUT) -> str:
     r = subprocess.run([sys.executable, *code_or_script], capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
@@ -149,7 +132,7 @@ def test_a_connect_client_sums_on_a_real_executor_and_the_session_reads_busy_the
         # The Service has no selector: the operator's Endpoints point at the driver (CoreDNS answered
         # the operator's REST polls from their mirrored EndpointSlice: the session read the REST API).
         assert "selector" not in kubectl.get("service", f"{name}-session-svc", ns)["spec"]  # type: ignore[index]
-        wait_endpoints(kubectl, ns, name, driver["status"]["podIP"])
+        wait_endpoints(kubectl, ns, f"{name}-session-svc", "SparkSession", driver["status"]["podIP"])
 
         with port_forward(kubectl, ns, name, tmp_path / "port-forward.log") as (url, rest):
             t0 = time.monotonic()
@@ -216,7 +199,8 @@ def test_a_killed_driver_recovers_and_serves_again_then_idle_past_its_timeout_th
         assert st["state"] == "idle" and st["driverPod"] == f"{name}-session-2", st
         assert "Recovering" in reasons(kubectl, name, ns)
         (driver,) = [p for p in pods(kubectl, ns, name, "driver") if p["metadata"]["name"] == st["driverPod"]]
-        wait_endpoints(kubectl, ns, name, driver["status"]["podIP"])  # the new driver only
+        # the new driver only
+        wait_endpoints(kubectl, ns, f"{name}-session-svc", "SparkSession", driver["status"]["podIP"])
         # The same Service name, now in front of the new driver: a client reconnects (a new port-forward).
         with port_forward(kubectl, ns, name, tmp_path / "port-forward-2.log") as (url, rest):
             assert "sum 4950" in run_client(["-c", SUM_CLIENT, url])
