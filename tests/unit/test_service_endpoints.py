@@ -200,3 +200,25 @@ async def test_deleting_someone_elses_same_named_endpoints_is_refused() -> None:
     with pytest.raises(kubemod.NotOwned):
         await EndpointsWriter().delete(api, "uid-nb", "team-a", "nb-session-svc")  # type: ignore[arg-type]
     assert "nb-session-svc" in api.objects
+
+
+class LostAnswer(Objects):
+    """A create the apiserver made although its answer was lost: the next create of it is a 409."""
+
+    async def create_object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["metadata"]["name"] not in self.objects:
+            self.calls.append("create")
+            self._store(obj)
+            raise kubemod.KubeError(500, "the answer was lost", "create Endpoints")
+        self.calls.append("create 409")
+        raise kubemod.KubeError(409, "already exists", "create Endpoints")
+
+
+async def test_a_create_whose_answer_was_lost_is_read_back_not_repeated_for_ever() -> None:
+    writer, api = EndpointsWriter(), LostAnswer()
+    with pytest.raises(kubemod.KubeError):
+        await sync(writer, api, [driver()], may_exist=False)
+    # the next pass (the CR still new): the create is refused, the Endpoints are read back and adopted
+    assert await sync(writer, api, [driver(ip="10.244.1.8")], may_exist=False) == ["create 409", "get", "replace"]
+    assert api.objects["nb-session-svc"]["subsets"][0]["addresses"][0]["ip"] == "10.244.1.8"
+    assert await sync(writer, api, [driver(ip="10.244.1.8")], may_exist=False) == []

@@ -50,7 +50,6 @@ def summarize_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-
 def is_ready(body: Mapping[str, Any]) -> bool:
     """The pod's Ready condition (its readiness probes, if any, pass)."""
     conditions = (body.get("status") or {}).get("conditions") or []

@@ -65,11 +65,22 @@ class EndpointsWriter:
             self._written[owner_uid] = known
             if known[1] == digest:
                 return
-        stored = None
-        if known[0] != ABSENT:
-            stored = await kube.replace({**wanted, "metadata": {**meta, "uid": known[0]}})
-        if stored is None:  # none there (or ours were deleted behind our back): make them
-            stored = await kube.create_object(wanted)
+        try:
+            stored = None
+            if known[0] != ABSENT:
+                stored = await kube.replace({**wanted, "metadata": {**meta, "uid": known[0]}})
+            if stored is None:  # none there (or ours were deleted behind our back): make them
+                stored = await kube.create_object(wanted)
+        except kubemod.KubeError as e:
+            if e.status != 409:
+                raise
+            # What we remembered is not what is there (a create whose answer was lost, a same-named
+            # successor): forgotten, so they are read back, never the same refused write for ever.
+            self._written.pop(owner_uid, None)
+            if may_exist:
+                raise  # the next pass reads them back (its CR had pods: may_exist)
+            await self.sync(kube, owner_uid, wanted, may_exist=True)  # a new CR's: read back now, once
+            return
         self._written[owner_uid] = (stored["metadata"]["uid"], digest)
 
     async def delete(self, kube: kubemod.Kube, owner_uid: str, namespace: str, name: str) -> None:
