@@ -232,14 +232,26 @@ class Elector:
         if sent >= self.deadline:
             return  # not ours to give: a standby may hold it already
         self.deadline = float("-inf")
-        body = copy.deepcopy(self._lease)
-        # As client-go releases: no holder, the shortest duration, renewed now.
-        body["spec"].update(holderIdentity="", leaseDurationSeconds=1, renewTime=_micro_time())
-        try:
-            status, payload = await self.api.request("PUT", f"{self.path}/{self.name}", body, timeout=5)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
-            log.warning("could not release lease %s/%s: %r", self.namespace, self.name, e)
-            return
+        lease = self._lease
+        # A second try only after a 409: the Lease changed since our last write read it, most often
+        # by our own renewal, cancelled by this stop after it was sent, so its answer never reached
+        # self._lease. Read it back and give it up if it is still ours.
+        for attempt in (1, 2):
+            body = copy.deepcopy(lease)
+            # As client-go releases: no holder, the shortest duration, renewed now.
+            body["spec"].update(holderIdentity="", leaseDurationSeconds=1, renewTime=_micro_time())
+            try:
+                status, payload = await self.api.request("PUT", f"{self.path}/{self.name}", body, timeout=5)
+                if status != 409 or attempt == 2:
+                    break
+                status, payload = await self.api.request("GET", f"{self.path}/{self.name}", timeout=5)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                log.warning("could not release lease %s/%s: %r", self.namespace, self.name, e)
+                return
+            if status != 200 or _holder(payload) != self.me:
+                log.info("lease %s/%s is no longer ours to release", self.namespace, self.name)
+                return
+            lease = payload
         if status == 200:
             log.info("released lease %s/%s", self.namespace, self.name)
         else:

@@ -305,6 +305,33 @@ async def test_release_frees_the_lease_and_fences_every_later_write() -> None:
     assert await b.try_acquire()  # at once
 
 
+async def test_release_after_a_renewal_whose_answer_was_lost_reads_the_lease_back() -> None:
+    # The stop cancels the renewal loop after its PUT reached the server: self._lease is one
+    # resourceVersion behind, so the first release PUT is refused (409).
+    clock = Clock()
+    api = FakeLeases(clock)
+    a, b = elector(api, clock, "a"), elector(api, clock, "b")
+    await a.acquire()
+    api.lose_answer = True
+    with pytest.raises(asyncio.TimeoutError):
+        await a.renew()
+    api.lose_answer = False
+    await a.release()
+    assert api.holder() == "" and api.writes == ["POST", "PUT", "PUT"]
+    assert await b.try_acquire()  # at once
+
+
+async def test_release_of_a_lease_another_replica_wrote_leaves_it_alone() -> None:
+    clock = Clock()
+    api = FakeLeases(clock)
+    a = elector(api, clock, "a")
+    await a.acquire()
+    api.held_by("b")
+    writes = len(api.writes)
+    await a.release()
+    assert api.holder() == "b" and len(api.writes) == writes
+
+
 async def test_release_after_the_deadline_leaves_the_lease_alone() -> None:
     clock = Clock()
     api = FakeLeases(clock)
