@@ -261,11 +261,13 @@ class Kube:
             self._raise(status, payload, f"delete {kind} {name}")
         return True
 
-    async def delete_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> bool:
+    async def delete_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str, *,
+                           leave: Callable[[dict[str, Any]], bool] | None = None) -> bool:
         """Delete a child by name only if it is ours (its controller is `owner_uid`); an object of
-        that name that is not ours is left alone and raises NotOwned. True if it was deleted."""
+        that name that is not ours is left alone and raises NotOwned, unless `leave` says it is one
+        to leave alone quietly (one Kubernetes keeps for us). True if it was deleted."""
         existing = await self.get(api_version, kind, namespace, name)
-        if existing is None:
+        if existing is None or (leave is not None and leave(existing)):
             return False
         if controller_uid(existing) != owner_uid:
             raise NotOwned(kind, namespace, name, describe_owner(existing))

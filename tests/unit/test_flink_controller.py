@@ -30,7 +30,8 @@ class Children:
         self.created.append((obj["kind"], obj["metadata"]["name"]))
         return True
 
-    async def delete_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> bool:
+    async def delete_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str,
+                           leave: Any = None) -> bool:
         if (kind, name) in self.existing:
             self.deleted.append((kind, name))
         return (kind, name) in self.existing

@@ -118,6 +118,8 @@ class Objects:
         assert uid == self.objects[name]["metadata"]["uid"]
         return self.objects.pop(name, None) is not None
 
+    delete_child = kubemod.Kube.delete_child  # the real ownership check, over this fake's get and delete
+
 
 async def sync(writer: EndpointsWriter, api: Objects, pods: list[dict[str, Any]], may_exist: bool = True) -> list[str]:
     api.calls.clear()
@@ -222,3 +224,11 @@ async def test_a_create_whose_answer_was_lost_is_read_back_not_repeated_for_ever
     assert await sync(writer, api, [driver(ip="10.244.1.8")], may_exist=False) == ["create 409", "get", "replace"]
     assert api.objects["nb-session-svc"]["subsets"][0]["addresses"][0]["ip"] == "10.244.1.8"
     assert await sync(writer, api, [driver(ip="10.244.1.8")], may_exist=False) == []
+
+
+async def test_follow_publishes_only_the_pods_of_the_services_role() -> None:
+    writer, api = EndpointsWriter(), Objects()
+    executor = summarize_session_pod(pod("nb-exec-1", ("spark-role", "executor"), ip="10.244.1.20"))
+    await writer.follow(api, "uid-nb", session_service(), [executor, driver()], "driver",  # type: ignore[arg-type]
+                        may_exist=False)
+    assert addresses(api.objects["nb-session-svc"]) == ["nb-session-1"]

@@ -58,17 +58,9 @@ class Deletions:
     def __init__(self) -> None:
         self.deleted: list[tuple[str, str]] = []
 
-    async def delete_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str) -> bool:
+    async def delete_child(self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str,
+                           leave: Any = None) -> bool:
         assert (namespace, owner_uid) == ("team-a", "uid-1")
-        self.deleted.append((kind, name))
-        return True
-
-    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        assert kind == "Endpoints"  # the Service's, which the operator wrote
-        return {"metadata": {"name": name, "uid": "eps-1", "ownerReferences": [{"controller": True, "uid": "uid-1"}]}}
-
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
-        assert (namespace, uid) == ("team-a", "eps-1")
         self.deleted.append((kind, name))
         return True
 

@@ -44,7 +44,6 @@ from lakejob.render import flink as render
 from lakejob.render import packages
 from lakejob.render import workload as render_workload
 from lakejob.render.common import Owner
-from lakejob.render.endpoints import build_endpoints
 from lakejob.sizing import FlinkSizing
 
 KIND = "FlinkJarJob"
@@ -238,9 +237,8 @@ class FlinkJarJobReconciler(base.Reconciler):
         await asyncio.gather(*then)
         if spec is not None and not any(a.verb == "cleanup" for a in decision.actions):
             # The Service's Endpoints follow the JobManager pods (the Service has no selector).
-            jobmanagers = [p for p in self.children(PODS, key) if p["role"] == "jobmanager"]
-            await self.endpoints.sync(self.kube, owner.uid, build_endpoints(render.service(spec, owner), jobmanagers),
-                                      may_exist=had_pods)
+            await self.endpoints.follow(self.kube, owner.uid, render.service(spec, owner), self.children(PODS, key),
+                                        "jobmanager", may_exist=had_pods)
         if decision.requeue_after_s is not None:
             self.requeue(key, meta["uid"], decision.requeue_after_s)
 

@@ -1,9 +1,8 @@
 """The Endpoints of the operator's selectorless Services, written when what they hold changes.
 
 A SparkSession's driver Service and a FlinkJarJob's JobManager Service have no selector (why:
-render.endpoints); their reconcilers hold one `EndpointsWriter` each and call `sync` at the end of
-every pass with the Endpoints render.endpoints builds from the pod index, and `delete` with the
-Service. The writer remembers per CR the digest of what it wrote, so a pass whose pods did not
+render.endpoints); their reconcilers hold one `EndpointsWriter` each and call `follow` at the end of
+every pass with the Service and the pod index's summaries, and `delete` with the Service. The writer remembers per CR the digest of what it wrote, so a pass whose pods did not
 change the Endpoints costs nothing, and one that did costs one write (create, or a PUT carrying the
 object's uid, which the apiserver refuses for a same-named successor). After a restart (nothing
 remembered) the first pass reads them back when they may exist. Endpoints of that name that are not
@@ -83,13 +82,15 @@ class EndpointsWriter:
             return
         self._written[owner_uid] = (stored["metadata"]["uid"], digest)
 
+    async def follow(self, kube: kubemod.Kube, owner_uid: str, service: dict[str, Any], pods: list[dict[str, Any]],
+                     role: str, may_exist: bool) -> None:
+        """`sync` the Endpoints of the CR's `service` (as rendered) to the pod summaries of `role`
+        among `pods` (the CR's, from the pod index)."""
+        members = [p for p in pods if p["role"] == role]
+        await self.sync(kube, owner_uid, render.build_endpoints(service, members), may_exist)
+
     async def delete(self, kube: kubemod.Kube, owner_uid: str, namespace: str, name: str) -> None:
         """Delete the CR's Endpoints with its Service; a later sync starts afresh. Kubernetes' own
         (an older Service's) go with the Service; anyone else's are reported (NotOwned)."""
         self._written.pop(owner_uid, None)
-        existing = await kube.get(render.API_VERSION, render.KIND, namespace, name)
-        if existing is None or kept_by_kubernetes(existing):
-            return
-        if kubemod.controller_uid(existing) != owner_uid:
-            raise kubemod.NotOwned(render.KIND, namespace, name, kubemod.describe_owner(existing))
-        await kube.delete(render.API_VERSION, render.KIND, namespace, name, uid=existing["metadata"]["uid"])
+        await kube.delete_child(render.API_VERSION, render.KIND, namespace, name, owner_uid, leave=kept_by_kubernetes)

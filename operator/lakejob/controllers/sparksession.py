@@ -37,7 +37,6 @@ from lakejob.models.sparksession import HEARTBEAT_ANNOTATION, TERMINAL_STATES, S
 from lakejob.render import spark as render_spark
 from lakejob.render import sparksession as render
 from lakejob.render.common import Owner
-from lakejob.render.endpoints import build_endpoints
 
 KIND = "SparkSession"
 PODS = "sparksession_pods"  # the kopf index of this kind's pods (named after its handler)
@@ -121,10 +120,8 @@ class SparkSessionReconciler(SparkReconciler):
             return
         meta = body["metadata"]
         owner = Owner(base.API_VERSION, KIND, meta["name"], meta["namespace"], meta["uid"])
-        drivers = [p for p in self.children(PODS, key) if p["role"] == "driver"]
-        service = render.service(cast(SparkSessionSpec, spec), owner)
-        await self.endpoints.sync(self.kube, owner.uid, build_endpoints(service, drivers),
-                               may_exist=had_pods)
+        await self.endpoints.follow(self.kube, owner.uid, render.service(cast(SparkSessionSpec, spec), owner),
+                                    self.children(PODS, key), "driver", may_exist=had_pods)
 
     def other_action(self, action: Any, owner: Owner, spec: SparkSessionSpec | None) -> Awaitable[Any] | None:
         return self._delete_children(owner, spec) if action.verb == "delete_children" else None
