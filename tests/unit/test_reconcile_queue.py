@@ -200,3 +200,17 @@ async def test_a_created_child_is_forgotten_as_pending_once_its_index_holds_it()
     assert [c["name"] for c in r.children("pods", ("ns", "a"))] == ["a-driver"]
     assert not r._created  # no empty entry left behind per live CR
     await r.stop()
+
+
+async def test_a_childs_event_wakes_its_parent_only_when_its_summary_changed() -> None:
+    r = Recording()
+    r.gate.set()
+    r.cr_event("ADDED", cr("1"), {})
+    await settle(r)
+    child = {"metadata": {"namespace": "ns", "uid": "c", "labels": {"lakejob.io/name": "a"}}}
+    for summary in ({"name": "a-1", "phase": "Pending"}, {"name": "a-1", "phase": "Pending"},
+                    {"name": "a-1", "phase": "Running"}, {"name": "a-1", "nested": ["x"]},
+                    {"name": "a-1", "nested": ["x"]}):  # unhashable: never taken as unchanged
+        r.child_event(child, {}, summary)
+        await settle(r)
+    assert len(r.passes) == 1 + 4

@@ -158,7 +158,7 @@ def watch(kind: str, plural: str, children: Mapping[str, tuple[tuple[str, ...], 
         async def child_fn(body: kopf.Body, type: str | None, _summarize: Summarize = summarize,
                            _index: str = index, **kwargs: Any) -> None:
             # type None: the object came from a listing (kopf's start, or a re-list after a failed watch).
-            reconciler().child_event(body, indexes(kwargs), compact(_summarize(body)), deleted=type == "DELETED",
+            reconciler().child_event(body, indexes(kwargs), _summarize(body), deleted=type == "DELETED",
                                      index=_index, listed=type is None)
 
         kopf.index(*resource, labels=labels, id=index)(index_fn)
@@ -231,6 +231,16 @@ def cr_key(body: Mapping[str, Any]) -> Key:
 
 
 INTERN_MAX = 64  # strings up to this long are shared between stored bodies: keys, states, reasons, names
+
+
+def summary_hash(summary: Mapping[str, Any]) -> int | None:
+    """What tells a child's summary from its last one: the hash of its (flat) items. Two different
+    summaries of one child with the same 64-bit hash are not a risk worth a copy of each. None for
+    a summary with an unhashable (nested) value: never taken as unchanged."""
+    try:
+        return hash(tuple(summary.items()))
+    except TypeError:
+        return None
 
 
 def compact(node: Any) -> Any:
@@ -382,7 +392,9 @@ class Reconciler(ABC):
         self._queued: set[Key] = set()  # keys with a pass spawned that has not started yet
         self._slots: asyncio.Semaphore | None = None
         self._first_pod_seen: set[str] = set()  # uids whose first-pod latency was recorded
-        self._child_summaries: dict[str, dict[str, Any]] = {}  # child uid → the summary last acted on
+        # child uid → the hash of the summary last acted on: its index holds the summary itself, and a
+        # second copy per child was megabytes at thousands of live CRs (`summary_hash`)
+        self._child_summaries: dict[str, int | None] = {}
         self._settled: dict[str, Fingerprint] = {}  # CR uid → the inputs of its last pass, if it was settled
         self.resync_skipped = 0  # resync passes skipped: nothing they read had changed
         # CR uid → (failed passes in a row, the error last logged, the error last put in the status)
@@ -444,9 +456,10 @@ class Reconciler(ABC):
             elif index:
                 self._listed_before.add(index)
             if summary is not None:
-                if self._child_summaries.get(uid) == summary:
+                digest = summary_hash(summary)
+                if digest is not None and self._child_summaries.get(uid) == digest:
                     return
-                self._child_summaries[uid] = summary
+                self._child_summaries[uid] = digest
         if key in self.bodies:
             self._spawn(key)
 
