@@ -98,8 +98,12 @@ def test_diamond_runs_in_dependency_order(kubectl: Kubectl, namespace: str, oper
     assert d["template"]["spec"]["priorityClassName"] == "lakejob-priority-low"
     printed = kubectl.run("get", "dag", "diamond", "-n", namespace)
     assert "Finished" in printed and "4/4" in printed and "TASKS" in printed
-    reasons = [e["reason"] for e in kubectl.list("events", namespace) if e["involvedObject"]["name"] == "diamond"]
-    assert {"JobWaiting", "JobRunning", "TaskRunning", "TaskFinished", "JobFinished"} <= set(reasons)
+    events = [e for e in kubectl.list("events", namespace) if e["involvedObject"]["name"] == "diamond"]
+    assert {"JobWaiting", "JobRunning", "TaskRunning", "TaskFinished", "JobFinished"} <= {e["reason"] for e in events}
+    # The four tasks' plain "Waiting" of the first pass are one Event (controllers.dagjob_decide.kube_events).
+    (waiting,) = [e["message"] for e in events if e["reason"] == "TaskWaiting"]
+    assert waiting.startswith("tasks ") and waiting.endswith(" Waiting")
+    assert sorted(waiting.removeprefix("tasks ").removesuffix(" Waiting").split(", ")) == ["A", "B", "C", "D"]
 
 
 def test_retries_per_index_and_failure_skips_only_downstream(
