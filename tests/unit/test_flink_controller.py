@@ -57,10 +57,24 @@ def deployment(owner_uid: str) -> dict[str, Any]:
 ])
 async def test_a_runs_taskmanagers_are_one_set(existing: dict[tuple[str, str], dict[str, Any]], made: bool) -> None:
     kube = Children(existing)
-    await reconciler(kube)._ensure_children(FlinkJarJobSpec.model_validate({"name": "wc"}), OWNER)
+    await reconciler(kube)._ensure_children(FlinkJarJobSpec.model_validate({"name": "wc"}), OWNER,
+                                            earlier_attempts=True)
     assert ("ReplicaSet", "wc-taskmanager") in kube.created if made else \
         ("ReplicaSet", "wc-taskmanager") not in kube.created
     assert {k for k, _ in kube.created} >= {"ConfigMap", "Service"}
+
+
+async def test_a_job_whose_status_never_named_a_jobmanager_does_not_look_for_a_deployment() -> None:
+    kube = Children({})
+    asked: list[str] = []
+
+    async def get(api_version: str, kind: str, namespace: str, name: str) -> None:
+        asked.append(kind)
+
+    kube.get = get  # type: ignore[method-assign]
+    await reconciler(kube)._ensure_children(FlinkJarJobSpec.model_validate({"name": "wc"}), OWNER,
+                                            earlier_attempts=False)
+    assert asked == [] and ("ReplicaSet", "wc-taskmanager") in kube.created
 
 
 async def test_cleanup_deletes_the_replicaset_or_an_earlier_operators_deployment() -> None:

@@ -214,7 +214,7 @@ class FlinkJarJobReconciler(base.Reconciler):
         had_pods = self.status_of(body).get("jobManagerPod") is not None  # read before the write below
         first: list[Awaitable[Any]] = [self.write_status(body, new_status)]
         if spec is not None and any(a.verb == "ensure_children" for a in decision.actions):
-            first.append(self._ensure_children(spec, owner))
+            first.append(self._ensure_children(spec, owner, earlier_attempts=had_pods))
         await asyncio.gather(*first)
         then: list[Awaitable[Any]] = [self.post_events(body, decision.events)]
         workload = decision.status.workload
@@ -242,20 +242,26 @@ class FlinkJarJobReconciler(base.Reconciler):
         if decision.requeue_after_s is not None:
             self.requeue(key, meta["uid"], decision.requeue_after_s)
 
-    async def _ensure_children(self, spec: FlinkJarJobSpec, owner: Owner) -> None:
+    async def _ensure_children(self, spec: FlinkJarJobSpec, owner: Owner, earlier_attempts: bool) -> None:
         """ConfigMap, Service, TaskManager ReplicaSet: created if absent, in parallel. None of them
         changes between the attempts of a run (the savepoint is the JobManager's argument); a new run
-        (a changed spec) finds them deleted by the old run's cancellation, so it makes them anew."""
+        (a changed spec) finds them deleted by the old run's cancellation, so it makes them anew.
+        `earlier_attempts`: the status named a JobManager before this pass, so an earlier operator
+        may have made this run's children."""
         sz = render.resolve_sizing(spec, self.settings)
         await asyncio.gather(self.kube.create(render.configmap(spec, owner, sz, self.settings)),
                              self.kube.create(render.service(spec, owner)),
-                             self._ensure_taskmanagers(spec, owner, sz))
+                             self._ensure_taskmanagers(spec, owner, sz, earlier_attempts))
 
-    async def _ensure_taskmanagers(self, spec: FlinkJarJobSpec, owner: Owner, sz: FlinkSizing) -> None:
+    async def _ensure_taskmanagers(self, spec: FlinkJarJobSpec, owner: Owner, sz: FlinkSizing,
+                                   earlier_attempts: bool) -> None:
         """The TaskManager ReplicaSet, unless the run began under an operator that made them a
-        Deployment (then that one serves to the run's end: two sets would double the TaskManagers)."""
+        Deployment (then that one serves to the run's end: two sets would double the TaskManagers).
+        A job whose status never named a JobManager had no children made by anyone: no GET (a
+        burst of new Flink jobs was one Deployment GET each, a quorum read)."""
         names = render.Names.of(owner.name)
-        legacy = await self.kube.get("apps/v1", "Deployment", owner.namespace, names.taskmanagers)
+        legacy = await self.kube.get("apps/v1", "Deployment", owner.namespace, names.taskmanagers) \
+            if earlier_attempts else None
         if legacy is None or kubemod.controller_uid(legacy) != owner.uid:
             await self.kube.create(render.taskmanager_replicaset(spec, owner, sz, self.settings))
 
