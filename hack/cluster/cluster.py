@@ -406,6 +406,10 @@ def running() -> bool:
 def up(profile: str) -> Path:
     """Start the control plane unless it already runs; return the admin kubeconfig's path."""
     if running():
+        if REAL_NODE:
+            # A node started before the last `make images` would still run the images of then (the
+            # operator's among them): import those that changed since, as a start does.
+            _load_images(NODE.socket)
         return kubeconfig_path()
     if RUN.exists():
         print(f"cluster: cleaning a stale run directory {RUN}", file=sys.stderr)
