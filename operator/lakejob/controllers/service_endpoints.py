@@ -1,9 +1,10 @@
 """The Endpoints of the operator's selectorless Services, written when what they hold changes.
 
 A SparkSession's driver Service and a FlinkJarJob's JobManager Service have no selector (why:
-render.endpoints); their reconcilers hold one `EndpointsWriter` each and call `follow` at the end of
-every pass with the Service and the pod index's summaries, and `delete` with the Service. The writer remembers per CR the digest of what it wrote, so a pass whose pods did not
-change the Endpoints costs nothing, and one that did costs one write (create, or a PUT carrying the
+render.endpoints); their reconcilers hold one `EndpointsWriter` each and call `follow` at the end
+of every pass with the Service and the pod index's summaries, and `delete` with the Service. The
+writer remembers per CR the digest of what it wrote, so a pass whose pods did not change the
+Endpoints costs nothing, and one that did costs one write (create, or a PUT carrying the
 object's uid, which the apiserver refuses for a same-named successor). After a restart (nothing
 remembered) the first pass reads them back when they may exist. Endpoints of that name that are not
 the CR's are reported (NotOwned), never replaced; ours go with the CR (ownerReference). One
