@@ -408,8 +408,13 @@ def up(profile: str) -> Path:
     if running():
         if REAL_NODE:
             # A node started before the last `make images` would still run the images of then (the
-            # operator's among them): import those that changed since, as a start does.
-            _load_images(NODE.socket)
+            # operator's among them): import those that changed since, as a start does. Images not
+            # built for the work tree's inputs (code edited since `make images`) are no reason to
+            # refuse a running cluster: the node keeps what it has, and says so.
+            try:
+                _load_images(NODE.socket)
+            except ClusterError as e:
+                print(f"cluster: the real node keeps the images it has: {e}", file=sys.stderr)
         return kubeconfig_path()
     if RUN.exists():
         print(f"cluster: cleaning a stale run directory {RUN}", file=sys.stderr)
