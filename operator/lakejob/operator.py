@@ -38,6 +38,7 @@ log = logging.getLogger("lakejob")
 kopf_fixes.apply()  # before kopf runs: its bugs that would wedge lakejob (kopf_fixes says which)
 heap.small_tls_buffers()  # before any connection is opened
 heap.acyclic_kopf_views()  # before kopf makes its first body
+heap.lean_kopf_memories(kopf.get_default_registry())  # the kinds' handlers are registered by now
 
 
 class _State:

@@ -177,3 +177,49 @@ def test_a_kopf_without_those_views_is_said_and_left_as_it_is(
     monkeypatch.delattr(bodies, "Status")  # as a kopf that moved or renamed it would be
     heap.acyclic_kopf_views()  # no exception: the operator still starts
     assert "kopf's body views are not where lakejob expects them" in caplog.text
+
+
+async def test_kopfs_memory_of_each_watched_object_is_slotted_and_still_recalled() -> None:
+    from kopf._core.reactor import inventory
+    memories = inventory.ResourceMemories()
+    raw = {"apiVersion": "v1", "kind": "Pod", "metadata": {"namespace": "ns", "name": "p", "uid": "u"}}
+    memory = await memories.recall(raw, noticed_by_listing=True)  # as kopf's processing does per event
+    assert await memories.recall(raw) is memory  # the same object's one memory
+    parts = (memory, memory.error_throttler, memory.indexing_memory, memory.daemons_memory)
+    assert not any(hasattr(part, "__dict__") for part in parts)  # operator's import made them slotted
+    assert memory.noticed_by_listing and not memory.fully_handled_once and memory.remaining_patch is None
+    memory.error_throttler.active_until = 1.0  # what kopf writes still takes
+    memory.indexing_memory.indexing_state = None
+    # No daemon or timer is registered (test_no_handler_needs_a_diff_base): nothing writes these two.
+    assert not memory.daemons_memory.forever_stopped and not memory.daemons_memory.running_daemons
+    assert memory.daemons_memory.forever_stopped is (await memories.recall({**raw, "metadata": {
+        "namespace": "ns", "name": "q", "uid": "v"}})).daemons_memory.forever_stopped  # one shared
+
+
+async def test_a_registered_daemon_keeps_its_own_sets_of_stopped_and_running_daemons(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kopf._core.reactor import inventory
+    monkeypatch.setattr(inventory, "ResourceMemory", inventory.ResourceMemory)  # restored afterwards
+    registry = kopf.OperatorRegistry()
+
+    @kopf.daemon("lakejob.io", "v1alpha1", "sparkbatches", registry=registry)
+    def watch(**_: Any) -> None: ...
+
+    heap.lean_kopf_memories(registry)
+    one, two = inventory.ResourceMemory(), inventory.ResourceMemory()
+    one.daemons_memory.forever_stopped.add("watch")  # as a daemon's end does
+    one.daemons_memory.running_daemons["watch"] = object()
+    assert not two.daemons_memory.forever_stopped and not two.daemons_memory.running_daemons
+    assert not hasattr(one, "__dict__")
+
+
+def test_a_kopf_without_those_memories_is_said_and_left_as_it_is(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from kopf._core.engines import indexing
+    from kopf._core.reactor import inventory
+    monkeypatch.setattr(inventory, "ResourceMemory", inventory.ResourceMemory)
+    before = inventory.ResourceMemory
+    monkeypatch.delattr(indexing, "IndexingMemory")  # as a kopf that moved or renamed it would be
+    heap.lean_kopf_memories(kopf.get_default_registry())  # no exception: the operator still starts
+    assert "kopf's per-object memories are not what lakejob expects" in caplog.text
+    assert inventory.ResourceMemory is before
