@@ -12,14 +12,14 @@ A bad value stops the start with the variable's name and the rule it broke
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lakejob.oss.client import AddressingStyle
 
@@ -84,17 +84,18 @@ class PodPolicy:
                                                      for f in sorted(features))])
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Everything the operator can be told, each field with its LAKEJOB_* variable.
 
     `Settings()` is the defaults (tests, and the operator module before `lakejob run` configures
     it); `Settings.from_env()` reads the environment. Maps are KEY=VALUE,… and lists comma-separated,
     as the chart writes them."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, validate_by_name=True, validate_by_alias=True, extra="ignore",
-        # Maps and lists keep their KEY=VALUE,… syntax: parsed by the validators below, not as JSON.
-        enable_decoding=False)
+    # A plain model, not pydantic-settings' BaseSettings: the one environment source `from_env` reads
+    # is a few lines, and that package held 5 MiB of the operator's memory for it. Defaults are
+    # validated as the environment's values are (a default spelled as its variable would be).
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, extra="ignore",
+                              validate_default=True)
 
     # Spark
     default_spark_version: str = Field(
@@ -386,21 +387,16 @@ class Settings(BaseSettings):
     # ------------------------------------------------------------------ building
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Only what the caller passes: `Settings()` is the defaults wherever it is built (tests, import
-        # time); the environment is read by from_env, once, where a bad value can stop the start.
-        return (init_settings,)
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        """The LAKEJOB_* variables over the defaults; ValueError naming every bad variable and its
-        rule, one per line."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The LAKEJOB_* variables (of `environ`, by default the process's) over the defaults, their
+        names matched in any case; a value is taken as its variable spells it (maps KEY=VALUE,…,
+        lists comma-separated: the validators parse them, never as JSON). ValueError naming every
+        bad variable and its rule, one per line."""
+        given = {name.lower(): value for name, value in (os.environ if environ is None else environ).items()}
+        values = {field: given[variable.lower()] for field, variable in cls.env_names().items()
+                  if variable.lower() in given}
         try:
-            return cls(**EnvSettingsSource(cls)())
+            return cls.model_validate(values)
         except ValidationError as e:
             raise ValueError("\n".join(_describe(error) for error in e.errors())) from None
 
