@@ -69,7 +69,9 @@ def body(name: str, priority: int, created: str, state: str | None = None, suspe
 
 def reconciler(limit: int, *bodies: dict[str, Any]) -> DagJobReconciler:
     r = DagJobReconciler(Settings(dag_max_running=limit), None, lambda: 0, None, None)  # type: ignore[arg-type]
-    r.bodies = {("ns", b["metadata"]["name"]): b for b in bodies}
+    r._spawn = lambda key: None  # type: ignore[method-assign]
+    for b in bodies:
+        r.cr_event("ADDED", b, {})  # as kopf hands each over: stored, and put in the slot queue
     return r
 
 
@@ -110,6 +112,34 @@ def test_with_every_slot_held_a_waiting_job_is_refused_without_ranking_the_queue
         raise AssertionError("the queue was ranked")
     r._queue = ranked  # type: ignore[method-assign]
     assert not r._admitted("waiting", waiting)
+
+
+class _StatusWrites:
+    async def patch_status(self, *args: Any) -> int:
+        return 2  # the resourceVersion after the write: newer than the stored bodies' "1"
+
+
+async def test_the_slot_queue_follows_status_writes_and_deletions_without_reading_every_status() -> None:
+    a = body("a", 0, "2026-01-01T00:00:00Z", "Waiting")
+    b = body("b", 0, "2026-01-01T00:00:01Z", "Waiting")
+    c = body("c", 0, "2026-01-01T00:00:02Z", "Waiting")
+    r = reconciler(1, a, b, c)
+    r.kube = _StatusWrites()  # type: ignore[assignment]
+    woken: list[tuple[str, str]] = []
+    r._spawn = woken.append  # type: ignore[method-assign]
+    real_status_of, read = r.status_of, []
+    r.status_of = lambda body: read.append(body["metadata"]["name"]) or real_status_of(body)  # type: ignore
+    assert r._admitted("a", a) and not r._admitted("b", b)
+    assert read == ["a", "b"]  # each its own status only: the queue is not found by reading the others'
+    r.status_of = real_status_of  # type: ignore[method-assign]
+    await r.write_status(a, {"State": "Running"})  # its pass's write: Running before the watch says so
+    assert r._running == {"a"} and "a" not in r._waiting
+    await r.write_status(a, {"State": "Finished"})
+    r._release("a")
+    assert woken == [("ns", "b")] and not r._running  # the oldest waiting one takes the freed slot
+    r.cr_event("DELETED", b, {})  # deleted before its pass: the slot goes to the next
+    r._release("b")
+    assert set(r._waiting) == {"c"} and r._admitted("c", c)
 
 
 def test_running_jobs_hold_their_slots_after_a_restart() -> None:
