@@ -181,16 +181,15 @@ class DagJobReconciler(base.Reconciler):
     def _track(self, key: Key, uid: str) -> None:
         """Put the DagJob in the slot queue as its stored body and last written status say: Running,
         waiting for a slot (no state yet, Waiting, or Stopped and not suspended), or neither."""
+        self._running.discard(uid)
         body = self.bodies.get(key)
         if body is None or body["metadata"].get("uid") != uid:  # gone (or a namesake's body)
-            state: str | None = "gone"
-        else:
-            state = self._state(body)
+            self._waiting.pop(uid, None)
+            return
+        state = self._state(body)
         if state == "Running":
             self._running.add(uid)
-        else:
-            self._running.discard(uid)
-        if body is not None and state in (None, "Waiting", "Stopped") and not (body.get("spec") or {}).get("suspend"):
+        if state in (None, "Waiting", "Stopped") and not (body.get("spec") or {}).get("suspend"):
             meta = body["metadata"]
             self._waiting[uid] = ((-_priority_of(body), meta.get("creationTimestamp", ""), meta["namespace"],
                                    meta["name"]), key)
