@@ -42,9 +42,10 @@ def install_crds() -> None:
 
 
 def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) process `pid` has used, all its threads."""
+    """CPU seconds (user + system) process `pid` has used, all its threads, and its children that
+    ended (kube-proxy's iptables-restore runs)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:

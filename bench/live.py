@@ -6,7 +6,9 @@ SparkBatch, 20 % each SparkSession, FlinkJarJob, DagJob), each block created at 
 until every CR of it has its first pod. Per block: the rate (CR/s from the block's first create to
 its last first pod, compared with the first block's: what grows with the number of live objects
 shows here), the CPU per CR of the operator and of the cluster's processes (apiserver, etcd,
-controller-manager, scheduler, KWOK: which of them grows), and the operator's RSS after it. Then, with all of them live (nothing finishes: pods
+controller-manager, scheduler, KWOK, the real node's kube-proxy, kubelet and containerd: which of
+them grows; the apiserver's requests per CR by verb and resource: whether a job's requests grow or
+their cost), and the operator's RSS after it. Then, with all of them live (nothing finishes: pods
 name a scheduler that does not run, DagJob tasks run on KWOK nodes until deleted), the operator's
 CPU while they sit idle, over --idle seconds, as a share of one core and in CPU-seconds per minute,
 and the reconcile passes it made meanwhile (from its metrics). --resync shortens the operator's
@@ -21,6 +23,7 @@ import os
 import platform
 import re
 import time
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -29,7 +32,8 @@ from common import bench_main, cluster, component_pid, cpu_s, fresh_namespaces, 
 
 from lakejob.kube import Kube, register_kind
 
-CLUSTER_PROCESSES = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok")
+CLUSTER_PROCESSES = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok", "kube-proxy",
+                     "kubelet", "containerd")
 # kind → (name prefix, share of a block)
 MIX: dict[str, tuple[str, float]] = {"SparkBatch": ("sb", 0.4), "SparkSession": ("ss", 0.2),
                                      "FlinkJarJob": ("fj", 0.2), "DagJob": ("dj", 0.2)}
@@ -60,6 +64,35 @@ async def passes(port: int) -> dict[str, int]:
             re.finditer(r'^lakejob_reconcile_duration_seconds_count\{kind="(\w+)"\} (\S+)$', text, re.M)}
 
 
+APISERVER_REQUESTS = re.compile(r"^apiserver_request_total\{(.*)\} (\S+)$", re.M)
+
+
+async def apiserver_requests(kube: Kube) -> Counter[str]:
+    """The apiserver's requests so far (its /metrics), by verb, resource and subresource, with the
+    code when it is not a success: a block's difference per CR shows whether the requests a job
+    costs grow with the live objects (retries, conflicts, someone's LISTs) or only their cost."""
+    _, text = await kube.request("GET", "/metrics")
+    counts: Counter[str] = Counter()
+    for match in APISERVER_REQUESTS.finditer(text):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        key = f"{labels['verb']} {labels['resource']}" + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+        if not labels.get("code", "2").startswith("2"):
+            key += f" {labels['code']}"
+        counts[key] += float(match.group(2))
+    return counts
+
+
+def per_cr(after: Counter[str], before: Counter[str], crs: int) -> dict[str, float]:
+    """Requests per CR between two readings, those of at least 0.02 per CR, most first."""
+    diff = {key: (after[key] - before[key]) / crs for key in after}
+    return {key: round(n, 2) for key, n in sorted(diff.items(), key=lambda kv: -kv[1]) if n >= 0.02}
+
+
+def cluster_idle(others: dict[str, int], cpu0: dict[str, float], wall: float) -> dict[str, float]:
+    """Each cluster process's CPU since `cpu0`, in % of one core."""
+    return {name: round(100 * (cpu_s(pid) - cpu0[name]) / wall, 2) for name, pid in others.items()}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig_path())
     for kind, (plural, _) in burst.KINDS.items():
@@ -83,11 +116,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(5)  # the operator's watches are up
         await ready.wait()
         result["rss_mib_start"] = rss_mib(op.pid)
+        # The cluster's own idle load before any CR, to compare with its load at the end.
+        others0, t0 = {name: cpu_s(pid) for name, pid in others.items()}, time.monotonic()
+        await asyncio.sleep(args.settle)
+        result["cluster_idle_cpu_pct_empty"] = cluster_idle(others, others0, time.monotonic() - t0)
         for b in range(args.total // args.block):
             objs = block_objects(ns, b, args.block)
             names = [o["metadata"]["name"] for o in objs]
+            print(f"live: block {b}: {len(objs)} CRs created with {b * len(objs)} live …", flush=True)
             cpu0, t0 = cpu_s(op.pid), time.monotonic()
             others0 = {name: cpu_s(pid) for name, pid in others.items()}
+            requests0 = await apiserver_requests(kube)
             await burst.burst(kube, objs, args.concurrency)
             while not all(n in seen for n in names):
                 if watcher.done():
@@ -103,7 +142,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                      # What else grows with the live objects: the cluster's processes on the same cores.
                      "cluster_cpu_ms_per_cr": {name: round(1000 * (cpu_s(pid) - others0[name]) / len(objs), 2)
                                                for name, pid in others.items()},
-                     "rss_mib": rss_mib(op.pid)}
+                     "rss_mib": rss_mib(op.pid),
+                     "apiserver_requests_per_cr": per_cr(await apiserver_requests(kube), requests0, len(objs))}
             result["blocks"].append(entry)
             print(f"live: {entry}", flush=True)
         first, last = result["blocks"][0], result["blocks"][-1]
@@ -113,8 +153,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(args.settle)  # the last events and passes of the burst are over
         passes0 = await passes(args.metrics_port) if args.metrics_port else {}
         cpu0, t0 = cpu_s(op.pid), time.monotonic()
+        others0 = {name: cpu_s(pid) for name, pid in others.items()}
         await asyncio.sleep(args.idle)
         cpu, wall = cpu_s(op.pid) - cpu0, time.monotonic() - t0
+        result["cluster_idle_cpu_pct_live"] = cluster_idle(others, others0, wall)
         result["idle_cpu_pct_of_core"] = round(100 * cpu / wall, 2)
         result["idle_cpu_s_per_min"] = round(60 * cpu / wall, 2)
         if args.metrics_port:
