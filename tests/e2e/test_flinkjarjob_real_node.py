@@ -184,10 +184,12 @@ def test_a_checkpointing_job_survives_a_killed_jobmanager_from_its_latest_checkp
         pod = kubectl.get("pod", jm1, ns)
         assert pod is not None and pod["spec"]["nodeName"] == "lakejob-real"
         assert pod["spec"]["containers"][0]["image"] == "lakejob.local/flink:2.3.0"
-        # The Service has no selector: the operator's Endpoints point at the JobManager, and
-        # kube-proxy routes by their mirrored EndpointSlice (the TaskManager registered and the
-        # operator polled the REST API through the Service's ClusterIP to report job_running).
-        assert "selector" not in kubectl.get("service", f"{name}-jobmanager", ns)["spec"]  # type: ignore[index]
+        # The Service is headless and has no selector: the operator's Endpoints point at the
+        # JobManager, and CoreDNS answers its name with their mirrored EndpointSlice (the
+        # TaskManager registered and the operator polled the REST API by that name to report
+        # job_running).
+        svc_spec = kubectl.get("service", f"{name}-jobmanager", ns)["spec"]  # type: ignore[index]
+        assert "selector" not in svc_spec and svc_spec["clusterIP"] == "None", svc_spec
         wait_endpoints(kubectl, ns, f"{name}-jobmanager", "FlinkJarJob", pod["status"]["podIP"])
 
         # Flink's own REST API, reached as a user would, agrees with the DLI status.

@@ -67,18 +67,18 @@ def test_a_pod_without_an_ip_ended_or_terminating_is_no_member(gone: dict[str, A
     assert build_endpoints(session_service(), [driver("nb-session-1", **gone)])["subsets"] == []
 
 
-def test_a_flink_jobmanager_is_an_address_once_ready_on_the_target_ports() -> None:
+def test_a_flink_jobmanager_is_an_address_before_it_is_ready_on_the_target_ports() -> None:
+    # Headless, as Flink's native mode makes it: TaskManagers starting beside the JobManager
+    # resolve its name as soon as it has an IP, instead of caching "no such host".
     service = render_flink.service(FlinkJarJobSpec.model_validate({"name": "wc"}), FLINK)
+    assert service["spec"]["clusterIP"] == "None" and "selector" not in service["spec"]
     jm = summarize_flink_pod(pod("wc-jm-1", ("lakejob.io/role", "jobmanager"), ready=False))
     tm = summarize_flink_pod(pod("wc-tm-x", ("lakejob.io/role", "taskmanager"), ready=True))
     assert "ip" not in tm  # only what a Service points at carries its IP (memory: thousands of pods)
-    eps = build_endpoints(service, [jm])
-    assert addresses(eps) == [] and addresses(eps, "notReadyAddresses") == ["wc-jm-1"]
-    ready = build_endpoints(service, [summarize_flink_pod(pod("wc-jm-1", ("lakejob.io/role", "jobmanager"),
-                                                              ready=True))])
-    assert addresses(ready) == ["wc-jm-1"]
-    assert [(p["name"], p["port"]) for p in ready["subsets"][0]["ports"]] == [("rpc", 6123), ("blob", 6124),
-                                                                              ("rest", 8081)]
+    eps = build_endpoints(service, [jm, tm])
+    assert addresses(eps) == ["wc-jm-1"] and addresses(eps, "notReadyAddresses") == []
+    assert [(p["name"], p["port"]) for p in eps["subsets"][0]["ports"]] == [("rpc", 6123), ("blob", 6124),
+                                                                            ("rest", 8081)]
 
 
 class Objects:

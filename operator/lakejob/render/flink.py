@@ -9,7 +9,8 @@ The layout is Flink's own standalone Kubernetes one, with the official image's e
   `flink-conf.yaml` before) with the user's runtime_config merged over ours, and a console log4j
   configuration; mounted at /opt/flink/conf as Flink's Kubernetes guide does.
 - Service `<base>-jobmanager`: RPC 6123, blob 6124, REST 8081; jobmanager.rpc.address points at it.
-  It has no selector: the operator writes its Endpoints (render.endpoints).
+  Headless (as Flink's native Kubernetes mode makes its JobManager's), without a selector: the
+  operator writes its Endpoints (render.endpoints).
 - JobManager: one pod per attempt, `<base>-jm-<attempt>`, restartPolicy Never, running
   `standalone-job --job-id <id> [--job-classname C] [--fromSavepoint P] -- <args>`. A bare pod and not a
   Deployment, because the operator owns every restart: it counts them against resume_max_num and
@@ -448,13 +449,22 @@ def workload_pod_sets(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizin
 
 
 def service(spec: FlinkJarJobSpec, owner: Owner) -> dict[str, Any]:
-    """The JobManager's Service (a ClusterIP). No selector: the operator writes its Endpoints,
-    the JobManager pods (render.endpoints says why)."""
+    """The JobManager's Service. No selector: the operator writes its Endpoints, the JobManager
+    pods (render.endpoints says why).
+
+    Headless, resolving to the JobManager before it is Ready, as Flink's native Kubernetes mode
+    makes its JobManager's: every client (TaskManagers, the operator's REST polls, the apiserver's
+    Service proxy) asks for the JobManager by name, so a virtual IP adds nothing but its costs: an
+    IP allocated per job, and kube-proxy rewriting its rules at each job's start and end, work that
+    grows with the number of jobs (docs/performance.md, "Session 20"). A Service made as a ClusterIP
+    by an earlier operator keeps it (the field is immutable; both work)."""
     names = Names.of(owner.name)
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": common.meta(names.service, owner, labels(spec, owner, "jobmanager-service")),
         "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
             "ports": [{"name": "rpc", "port": RPC_PORT, "targetPort": RPC_PORT},
                       {"name": "blob", "port": BLOB_PORT, "targetPort": BLOB_PORT},
                       {"name": "rest", "port": REST_PORT, "targetPort": REST_PORT}],
