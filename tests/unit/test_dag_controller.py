@@ -158,8 +158,14 @@ def test_a_suspended_job_does_not_queue() -> None:
 
 def test_jobs_in_namespace_counts_those_created_up_to_this_one() -> None:
     a, b, c = (body(n, 0, f"2026-01-01T00:00:0{i}Z") for i, n in enumerate("abc"))
-    r = reconciler(10, a, b, c)
-    assert [r._jobs_in_namespace(x) for x in (a, b, c)] == [1, 2, 3]
+    elsewhere = {**body("x", 0, "2026-01-01T00:00:00Z"), "metadata": {
+        **body("x", 0, "2026-01-01T00:00:00Z")["metadata"], "namespace": "other"}}
+    r = reconciler(10, c, a, elsewhere, b, b, c)  # seen in any order, each again on its status writes
+    assert [r._jobs_in_namespace(x) for x in (a, b, c, elsewhere)] == [1, 2, 3, 1]
+    r.cr_event("DELETED", a, {})
+    assert [r._jobs_in_namespace(x) for x in (b, c)] == [1, 2]
+    r.cr_event("DELETED", elsewhere, {})
+    assert "other" not in r._arrivals  # no empty order kept per namespace that had DagJobs
 
 
 def test_summaries_of_children_created_but_not_yet_watched_become_observations() -> None:

@@ -13,6 +13,7 @@ The loop is controllers.base's; decide is controllers.dagjob_decide (pure). Here
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 from collections.abc import Mapping
 from dataclasses import fields
@@ -138,6 +139,10 @@ class DagJobReconciler(base.Reconciler):
         self._running: set[str] = set()  # uids whose status says Running
         self._waiting: dict[str, tuple[tuple[int, str, str, str], Key]] = {}  # uid → (its rank, its key)
         self._specs: dict[str, tuple[int, DagJobSpec | None, str | None]] = {}  # uid → (generation, parsed)
+        # MaxJobCount's count, kept in order of arrival per namespace (creationTimestamp, name) rather
+        # than counted through every DagJob's body at each new one's pass; uid → (namespace, entry).
+        self._arrivals: dict[str, list[tuple[str, str]]] = {}
+        self._arrived: dict[str, tuple[str, tuple[str, str]]] = {}
         # namespace → (when asked, the answer: FailedCreate messages by the Job's uid), shared by every
         # pass in the namespace, including those that ask while the LIST is under way
         self._failed_creates: dict[str, tuple[int, asyncio.Future[dict[str, str]]]] = {}
@@ -207,6 +212,8 @@ class DagJobReconciler(base.Reconciler):
     def cr_event(self, event_type: str | None, body: dict[str, Any],
                  indexes: Mapping[str, Mapping[Key, Any]]) -> None:
         super().cr_event(event_type, body, indexes)
+        if event_type != "DELETED":
+            self._arrive(body)
         self._track(base.cr_key(body), body["metadata"].get("uid", ""))
 
     async def write_status(self, body: Mapping[str, Any], new: dict[str, Any]) -> None:
@@ -241,10 +248,27 @@ class DagJobReconciler(base.Reconciler):
         return {j["name"]: found[j["uid"]] for j in stuck if j["uid"] in found}
 
     def _jobs_in_namespace(self, body: Mapping[str, Any]) -> int:
+        """DagJobs of the namespace created up to this one (it included): O(log n)."""
         meta = body["metadata"]
-        me = (meta.get("creationTimestamp", ""), meta["name"])
-        return sum(1 for b in self.bodies.values() if b["metadata"]["namespace"] == meta["namespace"]
-                   and (b["metadata"].get("creationTimestamp", ""), b["metadata"]["name"]) <= me)
+        return bisect.bisect_right(self._arrivals.get(meta["namespace"], []),
+                                   (meta.get("creationTimestamp", ""), meta["name"]))
+
+    def _arrive(self, body: Mapping[str, Any]) -> None:
+        meta = body["metadata"]
+        uid = meta.get("uid", "")
+        if uid and uid not in self._arrived:
+            entry = (meta.get("creationTimestamp", ""), meta["name"])
+            self._arrived[uid] = (meta["namespace"], entry)
+            bisect.insort(self._arrivals.setdefault(meta["namespace"], []), entry)
+
+    def _depart(self, uid: str) -> None:
+        arrived = self._arrived.pop(uid, None)
+        if arrived is not None:
+            namespace, entry = arrived
+            order = self._arrivals[namespace]
+            del order[bisect.bisect_left(order, entry)]
+            if not order:
+                del self._arrivals[namespace]
 
     async def reconcile_one(self, key: Key, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -395,6 +419,7 @@ class DagJobReconciler(base.Reconciler):
         self._specs.pop(uid, None)
         self._running.discard(uid)
         self._waiting.pop(uid, None)
+        self._depart(uid)
         self._release(uid)
 
 
