@@ -1,5 +1,5 @@
-"""The Endpoints of the selectorless Services: what render.endpoints puts in them (the members and
-readiness Kubernetes' own controller would), and when controllers.service_endpoints writes them
+"""The selectorless Services and their Endpoints: what render.endpoints puts in them (the members
+Kubernetes' own controller would), and when controllers.service_endpoints writes them
 (only on a change; a PUT with the object's uid; reading back after a restart; never over another's)."""
 from __future__ import annotations
 
@@ -45,6 +45,19 @@ def addresses(eps: dict[str, Any], key: str = "addresses") -> list[str]:
     return [a["targetRef"]["name"] for subset in eps["subsets"] for a in subset.get(key, [])]
 
 
+def flink_service() -> dict[str, Any]:
+    return render_flink.service(FlinkJarJobSpec.model_validate({"name": "wc"}), FLINK)
+
+
+@pytest.mark.parametrize("service", [session_service, flink_service])
+def test_the_services_are_headless_without_a_selector_and_publish_pods_not_yet_ready(service: Any) -> None:
+    # No virtual IP (kube-proxy's rules grow with the Services) and no selector (the
+    # controller-manager's endpoint controllers scan the namespace): render.endpoints says why.
+    spec = service()["spec"]
+    assert spec["clusterIP"] == "None" and spec["publishNotReadyAddresses"] is True and "selector" not in spec
+    assert all(p["port"] == p["targetPort"] for p in spec["ports"])
+
+
 def test_a_sessions_endpoints_name_the_service_and_publish_its_driver_before_it_is_ready() -> None:
     eps = build_endpoints(session_service(), [driver()])
     assert (eps["apiVersion"], eps["kind"]) == ("v1", "Endpoints")
@@ -68,10 +81,9 @@ def test_a_pod_without_an_ip_ended_or_terminating_is_no_member(gone: dict[str, A
 
 
 def test_a_flink_jobmanager_is_an_address_before_it_is_ready_on_the_target_ports() -> None:
-    # Headless, as Flink's native mode makes it: TaskManagers starting beside the JobManager
-    # resolve its name as soon as it has an IP, instead of caching "no such host".
-    service = render_flink.service(FlinkJarJobSpec.model_validate({"name": "wc"}), FLINK)
-    assert service["spec"]["clusterIP"] == "None" and "selector" not in service["spec"]
+    # TaskManagers starting beside the JobManager resolve its name as soon as it has an IP,
+    # instead of caching "no such host".
+    service = flink_service()
     jm = summarize_flink_pod(pod("wc-jm-1", ("lakejob.io/role", "jobmanager"), ready=False))
     tm = summarize_flink_pod(pod("wc-tm-x", ("lakejob.io/role", "taskmanager"), ready=True))
     assert "ip" not in tm  # only what a Service points at carries its IP (memory: thousands of pods)

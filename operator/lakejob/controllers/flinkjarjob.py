@@ -63,8 +63,8 @@ def summarize_flink_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     """summarize_pod, plus `fetch_failed`: the termination message of a `fetch` init container that
     failed and has not succeeded since. A TaskManager's pod belongs to a ReplicaSet, whose kubelet
     retries a failed init container with a back-off: the failure is then in its lastState, which
-    summarize_pod (for pods that never restart) does not read. A JobManager's carries its IP and
-    readiness, for the Service's Endpoints."""
+    summarize_pod (for pods that never restart) does not read. A JobManager's carries its IP, for
+    the Service's Endpoints."""
     out = summarize_pod(body)
     if out["role"] == "jobmanager":
         out.update(endpoint_fields(body))

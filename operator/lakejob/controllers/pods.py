@@ -57,6 +57,7 @@ def is_ready(body: Mapping[str, Any]) -> bool:
 
 
 def endpoint_fields(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What Endpoints say of a pod: its IP (once it has one) and whether it is Ready."""
+    """What Endpoints say of a pod: its IP, once it has one (Ready or not: the Services publish
+    their pods before they are, render.endpoints)."""
     ip = (body.get("status") or {}).get("podIP")
-    return {"ready": is_ready(body), **({"ip": ip} if ip else {})}
+    return {"ip": ip} if ip else {}

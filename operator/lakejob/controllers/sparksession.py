@@ -202,10 +202,10 @@ def summarize_session_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     """SparkBatch's pod summary plus the pod's Ready condition: a session's driver is Ready once the
     Connect server listens (its readiness probe), which is when the session may turn idle. A
     driver's also carries its IP, for the Service's Endpoints."""
-    out = summarize_pod(body)
+    out = {**summarize_pod(body), "ready": is_ready(body)}
     if out["role"] == "driver":
-        return {**out, **endpoint_fields(body)}
-    return {**out, "ready": is_ready(body)}
+        out.update(endpoint_fields(body))
+    return out
 
 
 base.watch(KIND, SparkSessionReconciler.plural, {PODS: (("pods",), summarize_session_pod),

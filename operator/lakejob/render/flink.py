@@ -50,6 +50,7 @@ from lakejob.models.common import PodCustomization
 from lakejob.models.flinkjarjob import FlinkJarJobSpec
 from lakejob.render import common, packages
 from lakejob.render import workload as render_workload
+from lakejob.render.endpoints import build_service
 from lakejob.render.common import Owner
 from lakejob.settings import Settings
 
@@ -449,27 +450,13 @@ def workload_pod_sets(spec: FlinkJarJobSpec, owner: Owner, sz: sizing.FlinkSizin
 
 
 def service(spec: FlinkJarJobSpec, owner: Owner) -> dict[str, Any]:
-    """The JobManager's Service. No selector: the operator writes its Endpoints, the JobManager
-    pods (render.endpoints says why).
-
-    Headless, resolving to the JobManager before it is Ready, as Flink's native Kubernetes mode
-    makes its JobManager's: every client (TaskManagers, the operator's REST polls, the apiserver's
-    Service proxy) asks for the JobManager by name, so a virtual IP adds nothing but its costs: an
-    IP allocated per job, and kube-proxy rewriting its rules at each job's start and end, work that
-    grows with the number of jobs (docs/performance.md, "Session 20"). A Service made as a ClusterIP
-    by an earlier operator keeps it (the field is immutable; both work)."""
+    """The JobManager's Service: headless, as Flink's native Kubernetes mode makes its JobManager's,
+    without a selector; the operator writes its Endpoints, the JobManager pods (render.endpoints
+    says why). A Service an earlier operator made as a ClusterIP keeps it (the field is immutable;
+    both work)."""
     names = Names.of(owner.name)
-    return {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": common.meta(names.service, owner, labels(spec, owner, "jobmanager-service")),
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "ports": [{"name": "rpc", "port": RPC_PORT, "targetPort": RPC_PORT},
-                      {"name": "blob", "port": BLOB_PORT, "targetPort": BLOB_PORT},
-                      {"name": "rest", "port": REST_PORT, "targetPort": REST_PORT}],
-        },
-    }
+    return build_service(common.meta(names.service, owner, labels(spec, owner, "jobmanager-service")),
+                         [("rpc", RPC_PORT), ("blob", BLOB_PORT), ("rest", REST_PORT)])
 
 
 def rest_url(owner: Owner, settings: Settings) -> str:

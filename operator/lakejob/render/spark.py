@@ -21,6 +21,7 @@ from lakejob.models.spark import SparkAppSpec
 from lakejob.models.sparkbatch import SparkBatchSpec
 from lakejob.render import common, packages
 from lakejob.render.common import Owner
+from lakejob.render.endpoints import build_service
 from lakejob.settings import Settings
 
 DRIVER_PORT = 7078
@@ -436,17 +437,9 @@ def driver_service(spec: SparkAppSpec, owner: Owner, ports: Sequence[tuple[str, 
     has them (SparkSession's); executors use the driver's pod IP (DRIVER_HOST). No selector: the
     operator writes its Endpoints, the driver pods of any attempt (render.endpoints says why)."""
     names = Names.of_owner(owner)
-    return {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": common.meta(names.service, owner, labels(owner, names, "driver-service", queue_of(spec))),
-        "spec": {
-            "clusterIP": "None",
-            "ports": [{"name": "driver-rpc-port", "port": DRIVER_PORT, "targetPort": DRIVER_PORT},
-                      {"name": "blockmanager", "port": BLOCK_MANAGER_PORT, "targetPort": BLOCK_MANAGER_PORT},
-                      {"name": "spark-ui", "port": UI_PORT, "targetPort": UI_PORT},
-                      *({"name": n, "port": p, "targetPort": p} for n, p in ports)],
-        },
-    }
+    return build_service(common.meta(names.service, owner, labels(owner, names, "driver-service", queue_of(spec))),
+                         [("driver-rpc-port", DRIVER_PORT), ("blockmanager", BLOCK_MANAGER_PORT),
+                          ("spark-ui", UI_PORT), *ports])
 
 
 # What Spark's driver does through the API: executor pods, their ConfigMap, on-demand PVCs, Services.

@@ -124,9 +124,7 @@ def driver_pod(spec: SparkSessionSpec, owner: Owner, sizing_: sizing.SparkSizing
 def service(spec: SparkSessionSpec, owner: Owner) -> dict[str, Any]:
     """The driver's headless Service for the session's clients: Spark's ports (UI/REST 4040), Spark
     Connect's and the statement server's, resolving to the driver before it is Ready."""
-    svc = spark.driver_service(spec, owner, SERVICE_PORTS)
-    svc["spec"]["publishNotReadyAddresses"] = True
-    return svc
+    return spark.driver_service(spec, owner, SERVICE_PORTS)
 
 
 def service_name(name: str) -> str:
