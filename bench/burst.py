@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import profiles
-from common import bench_main, cluster, component_pid, cpu_s, fresh_namespaces, kubectl, pct, start_operator, watch
+from common import apiserver_requests, bench_main, cluster, component_pid, cpu_s, fresh_namespaces, kubectl, pct, start_operator, watch
 
 from lakejob.kube import Kube, register_kind
 
@@ -124,19 +124,11 @@ WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
 
 
 def writes() -> dict[str, float]:
-    """The apiserver's write requests so far, by resource[/subresource] (its /metrics)."""
+    """The apiserver's write requests so far, by resource[/subresource]."""
     out: dict[str, float] = {}
-    for line in kubectl("get", "--raw", "/metrics").splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels_text, _, value = line.rpartition(" ")
-        labels = dict(part.split("=", 1) for part in labels_text[len("apiserver_request_total{"):-1].split(",")
-                      if "=" in part)
-        labels = {k: v.strip('"') for k, v in labels.items()}
-        if labels.get("verb") not in WRITE_VERBS:
-            continue
-        what = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
-        out[what] = out.get(what, 0.0) + float(value)
+    for (verb, what, _), n in apiserver_requests().items():
+        if verb in WRITE_VERBS:
+            out[what] = out.get(what, 0.0) + n
     return out
 
 

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,21 @@ def cpu_s(pid: int) -> float:
     ended (kube-proxy's iptables-restore runs)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def apiserver_requests() -> dict[tuple[str, str, str], float]:
+    """The apiserver's requests so far (its /metrics `apiserver_request_total`), by (verb,
+    resource[/subresource], code)."""
+    out: dict[tuple[str, str, str], float] = {}
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, _, value = line.rpartition(" ")
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
+        what = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+        key = (labels.get("verb", ""), what, labels.get("code", ""))
+        out[key] = out.get(key, 0.0) + float(value)
+    return out
 
 
 def rss_mib(pid: int) -> float:
