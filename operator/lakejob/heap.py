@@ -133,8 +133,9 @@ def _slotted(cls: type, **factories: Callable[[], Any]) -> type:
 def lean_kopf_memories(registry: Any) -> None:
     """kopf's per-object memories made with `__slots__` from now on; `registry` (kopf's, its
     handlers registered) says whether a daemon or timer could ever run: if none can, the set of
-    those stopped and the mapping of those running are one shared, immutable empty pair. kopf without these internals is said in the log and
-    left as it is; tests/unit/test_operator_wiring.py notices."""
+    those stopped and the mapping of those running are one shared, immutable empty pair. kopf
+    without these internals is said in the log and left as it is; tests/unit/test_operator_wiring.py
+    notices."""
     try:
         from kopf._core.actions import throttlers
         from kopf._core.engines import daemons, indexing
